@@ -1,0 +1,503 @@
+//! The task that runs one actor: its life cycle as an explicit state machine.
+//!
+//! ```text
+//!            +-----------+   started Ok    +---------+
+//!  spawn --> | Starting  | --------------> | Running | <-----------+
+//!            +-----------+                 +---------+             |
+//!                 | failure                  |  |  | failure       | Resume
+//!                 v                          |  |  v               |
+//!            +-----------------------------------------------+     |
+//!            | Failed: report to parent, wait for directive  | ----+
+//!            |  (other system messages are kept for later)   |
+//!            +-----------------------------------------------+
+//!              | Restart{delay}              | Stop(reason)   ^ Stop / Restart
+//!              v                             v                |  (system msgs)
+//!     +--------------------+        +-------------------+     |
+//!     | Ending instance:   |        | Ending instance   | <---+
+//!     | timers cancelled,  |        | (same steps), then|
+//!     | children stopped,  |        | Terminated: tell  |
+//!     | `stopped` hook,    |        | parent + watchers |
+//!     | sleep(delay)       |        +-------------------+
+//!     +--------------------+
+//!              | new instance from the factory, same mailbox
+//!              +--> Starting
+//! ```
+//!
+//! System messages (stop, restart, resume, child failures, terminations) are
+//! taken before user messages. The message whose handler failed is dropped;
+//! everything queued behind it stays in the mailbox for the next instance.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use tokio::sync::mpsc;
+
+use crate::actor::{Actor, HandlerResult, Props};
+use crate::actor_ref::{ActorCell, ActorHandle, Terminated};
+use crate::context::Context;
+use crate::mailbox::{Envelope, MailboxReceiver, SystemMsg};
+use crate::metrics::ActorMetrics;
+use crate::supervision::{
+    Failure, FailureCause, RestartDecision, Scope, Stage, StopReason,
+};
+use crate::system::ActorSystem;
+
+enum Item<M> {
+    Sys(SystemMsg),
+    User(Envelope<M>),
+}
+
+/// How an instance ends.
+enum Next {
+    Restart { delay: Duration },
+    Stop(StopReason),
+}
+
+enum AfterFailure {
+    Resume,
+    Next(Next),
+}
+
+/// Tells everyone the actor is gone when the task ends, also when it is
+/// aborted at the shutdown deadline (the future is dropped, this runs).
+pub(crate) struct TerminationGuard {
+    pub(crate) cell: Arc<ActorCell>,
+    pub(crate) system: ActorSystem,
+    pub(crate) reason: Option<StopReason>,
+    pub(crate) metrics_type: &'static str,
+}
+
+impl Drop for TerminationGuard {
+    fn drop(&mut self) {
+        let reason = self.reason.take().unwrap_or(StopReason::Aborted);
+        let me = ActorHandle(self.cell.clone());
+        let id = self.cell.id;
+        self.system.event_stream().unsubscribe_actor(id);
+        let watchers = self.cell.watchers.terminate(reason.clone());
+        let parent_id = self.cell.parent.as_ref().map(ActorHandle::id);
+        if let Some(parent) = &self.cell.parent {
+            parent.0.children.release(self.cell.path.name(), id.0);
+            parent.send_system(SystemMsg::Terminated {
+                actor: me.clone(),
+                reason: reason.clone(),
+            });
+        }
+        for (wid, w) in watchers {
+            if Some(crate::ActorId(wid)) != parent_id {
+                w.send_system(SystemMsg::Terminated {
+                    actor: me.clone(),
+                    reason: reason.clone(),
+                });
+            }
+        }
+        crate::metrics::terminated(self.metrics_type, &reason);
+        tracing::debug!(path = %self.cell.path, %reason, "actor terminated");
+        self.cell.mark_terminated();
+        self.system.deregister_task(id.0);
+    }
+}
+
+pub(crate) struct Runner<A: Actor> {
+    pub(crate) props: Props<A>,
+    pub(crate) ctx: Context<A>,
+    pub(crate) cell: Arc<ActorCell>,
+    pub(crate) sys_rx: mpsc::UnboundedReceiver<SystemMsg>,
+    pub(crate) user_rx: MailboxReceiver<A::Msg>,
+    pub(crate) metrics: ActorMetrics,
+    pub(crate) guard: TerminationGuard,
+    pub(crate) pending_stop: Option<StopReason>,
+    pub(crate) processed: u64,
+}
+
+async fn guarded(stage: Stage, fut: impl Future<Output = HandlerResult>) -> Result<(), Failure> {
+    match AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Failure::error(stage, e)),
+        Err(payload) => Err(Failure::panic(stage, payload)),
+    }
+}
+
+impl<A: Actor> Runner<A> {
+    pub(crate) async fn run(mut self) {
+        let reason = loop {
+            let (next, actor, started) = self.life().await;
+            match next {
+                Next::Restart { delay } => {
+                    self.end_instance(actor, started, false).await;
+                    if let Some(r) = self.pending_stop.take() {
+                        self.close_children_and_wait().await;
+                        break r;
+                    }
+                    self.metrics.restart();
+                    if !delay.is_zero()
+                        && let Some(r) = self.sleep_unless_stopped(delay).await
+                    {
+                        self.close_children_and_wait().await;
+                        break r;
+                    }
+                    self.ctx.restarts = self.ctx.restarts.saturating_add(1);
+                    tracing::debug!(path = %self.cell.path, restarts = self.ctx.restarts, "actor restarted");
+                }
+                Next::Stop(r) => {
+                    self.end_instance(actor, started, true).await;
+                    break r;
+                }
+            }
+        };
+        self.finish(reason);
+    }
+
+    /// One instance, from the factory to the decision that ends it.
+    async fn life(&mut self) -> (Next, Option<A>, bool) {
+        let built = std::panic::catch_unwind(AssertUnwindSafe(|| (self.props.factory)()));
+        let mut actor = match built {
+            Ok(a) => a,
+            Err(p) => {
+                let next = self.start_failed(Failure::panic(Stage::Started, p)).await;
+                return (next, None, false);
+            }
+        };
+        if let Err(f) = guarded(Stage::Started, actor.started(&mut self.ctx)).await {
+            let next = self.start_failed(f).await;
+            return (next, Some(actor), false);
+        }
+        let next = self.running(&mut actor).await;
+        (next, Some(actor), true)
+    }
+
+    async fn start_failed(&mut self, f: Failure) -> Next {
+        match self.fail(f).await {
+            // A failed start has no state to resume; parents turn Resume into
+            // Restart for Stage::Started, this is only a fallback.
+            AfterFailure::Resume => Next::Restart {
+                delay: Duration::ZERO,
+            },
+            AfterFailure::Next(n) => n,
+        }
+    }
+
+    async fn running(&mut self, actor: &mut A) -> Next {
+        loop {
+            if std::mem::take(&mut self.ctx.stop_requested) {
+                return Next::Stop(StopReason::Stopped);
+            }
+            match self.next().await {
+                Item::Sys(msg) => {
+                    if let Some(next) = self.on_system(actor, msg).await {
+                        return next;
+                    }
+                }
+                Item::User(env) => {
+                    let msg = match env {
+                        Envelope::Msg(m) => m,
+                        Envelope::Timer { key, msg } => {
+                            if !self.ctx.timers.accept(key) {
+                                continue;
+                            }
+                            msg
+                        }
+                    };
+                    self.metrics.processed.increment(1);
+                    self.processed = self.processed.wrapping_add(1);
+                    if self.processed & 127 == 0 {
+                        self.metrics.depth.record(self.user_rx.len() as f64);
+                    }
+                    if let Err(f) = guarded(Stage::Handle, actor.handle(msg, &mut self.ctx)).await
+                        && let AfterFailure::Next(n) = self.fail(f).await
+                    {
+                        return n;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_system(&mut self, actor: &mut A, msg: SystemMsg) -> Option<Next> {
+        match msg {
+            SystemMsg::Stop(r) => Some(Next::Stop(r)),
+            SystemMsg::Restart { delay } => Some(Next::Restart { delay }),
+            SystemMsg::Resume => None,
+            SystemMsg::Failed { child, failure } => {
+                let strategy = actor.supervisor_strategy();
+                self.supervise(strategy, child, failure).await
+            }
+            SystemMsg::Terminated { actor: who, reason } => {
+                let is_child = who
+                    .0
+                    .parent
+                    .as_ref()
+                    .is_some_and(|p| p.id() == self.cell.id);
+                let watched = self.ctx.watching.remove(&who.id()).is_some();
+                if is_child {
+                    self.ctx.restart_windows.remove(&who.id().0);
+                    if self.ctx.pending_escalation.as_ref() == Some(&who) {
+                        self.ctx.pending_escalation = None;
+                    }
+                }
+                if !(is_child || watched) {
+                    return None;
+                }
+                let t = Terminated { actor: who, reason };
+                match guarded(Stage::OnTerminated, actor.on_terminated(t, &mut self.ctx)).await {
+                    Ok(()) => None,
+                    Err(f) => match self.fail(f).await {
+                        AfterFailure::Resume => None,
+                        AfterFailure::Next(n) => Some(n),
+                    },
+                }
+            }
+        }
+    }
+
+    /// A child failed: ask this actor's strategy and tell the child.
+    async fn supervise(
+        &mut self,
+        strategy: crate::SupervisorStrategy,
+        child: ActorHandle,
+        failure: Failure,
+    ) -> Option<Next> {
+        if !self.cell.children.contains_id(child.id().0) {
+            // Not (or no longer) our child: a stale report. It waits for a
+            // directive, so release it.
+            child.send_system(SystemMsg::Stop(StopReason::Failed(failure)));
+            return None;
+        }
+        let mut directive = strategy.decide(&failure);
+        if directive == crate::Directive::Resume && failure.stage == Stage::Started {
+            directive = crate::Directive::Restart;
+        }
+        let group = |this: &Self| -> Vec<ActorHandle> {
+            match strategy.scope() {
+                Scope::OneForOne => vec![child.clone()],
+                Scope::AllForOne => {
+                    let mut all: Vec<ActorHandle> = this
+                        .cell
+                        .children
+                        .snapshot()
+                        .into_iter()
+                        .map(|(_, c)| c)
+                        .collect();
+                    if !all.contains(&child) {
+                        all.push(child.clone());
+                    }
+                    all
+                }
+            }
+        };
+        match directive {
+            crate::Directive::Resume => child.send_system(SystemMsg::Resume),
+            crate::Directive::Stop => {
+                for c in group(self) {
+                    let reason = if c == child {
+                        StopReason::Failed(failure.clone())
+                    } else {
+                        StopReason::Stopped
+                    };
+                    c.send_system(SystemMsg::Stop(reason));
+                }
+            }
+            crate::Directive::Restart => {
+                let key = match strategy.scope() {
+                    Scope::OneForOne => child.id().0,
+                    Scope::AllForOne => 0,
+                };
+                let now = tokio::time::Instant::now();
+                let decision = self
+                    .ctx
+                    .restart_windows
+                    .entry(key)
+                    .or_default()
+                    .on_failure(now, strategy.limit());
+                match decision {
+                    RestartDecision::Restart { attempt } => {
+                        let delay = strategy.backoff().delay(attempt, fastrand::f64());
+                        for c in group(self) {
+                            c.send_system(SystemMsg::Restart { delay });
+                        }
+                    }
+                    RestartDecision::LimitExceeded { failures } => {
+                        tracing::warn!(child = %child.path(), failures, "restart limit exceeded; stopping");
+                        let reason = StopReason::RestartLimitExceeded {
+                            failures,
+                            within: strategy.limit().within,
+                            last: failure.clone(),
+                        };
+                        for c in group(self) {
+                            c.send_system(SystemMsg::Stop(reason.clone()));
+                        }
+                    }
+                }
+            }
+            crate::Directive::Escalate => {
+                self.ctx.pending_escalation = Some(child.clone());
+                let escalated = Failure {
+                    stage: Stage::Supervision,
+                    cause: FailureCause::Escalated {
+                        child: child.path().clone(),
+                        cause: Arc::new(failure),
+                    },
+                };
+                return match self.fail(escalated).await {
+                    AfterFailure::Resume => {
+                        if let Some(c) = self.ctx.pending_escalation.take() {
+                            c.send_system(SystemMsg::Resume);
+                        }
+                        None
+                    }
+                    AfterFailure::Next(n) => Some(n),
+                };
+            }
+        }
+        None
+    }
+
+    /// Reports `f` to the parent and waits for its directive. System messages
+    /// that arrive meanwhile are kept, in order, for later.
+    async fn fail(&mut self, f: Failure) -> AfterFailure {
+        self.metrics.failure(f.is_panic());
+        tracing::warn!(path = %self.cell.path, failure = %f, "actor failed");
+        let Some(parent) = self.cell.parent.clone() else {
+            return AfterFailure::Next(Next::Stop(StopReason::Failed(f)));
+        };
+        parent.send_system(SystemMsg::Failed {
+            child: ActorHandle(self.cell.clone()),
+            failure: f.clone(),
+        });
+        loop {
+            let Some(msg) = self.sys_rx.recv().await else {
+                return AfterFailure::Next(Next::Stop(StopReason::Failed(f)));
+            };
+            match msg {
+                SystemMsg::Resume => return AfterFailure::Resume,
+                SystemMsg::Restart { delay } => {
+                    return AfterFailure::Next(Next::Restart { delay });
+                }
+                SystemMsg::Stop(r) => return AfterFailure::Next(Next::Stop(r)),
+                other => self.ctx.backlog.push_back(other),
+            }
+        }
+    }
+
+    #[inline]
+    async fn next(&mut self) -> Item<A::Msg> {
+        if let Some(m) = self.ctx.backlog.pop_front() {
+            return Item::Sys(m);
+        }
+        if let Ok(m) = self.sys_rx.try_recv() {
+            return Item::Sys(m);
+        }
+        if let Some(e) = self.user_rx.try_recv() {
+            // try_recv does not count against tokio's cooperative budget;
+            // this does, so a busy actor still lets its worker run others.
+            tokio::task::consume_budget().await;
+            return Item::User(e);
+        }
+        tokio::select! {
+            biased;
+            Some(m) = self.sys_rx.recv() => Item::Sys(m),
+            Some(e) = self.user_rx.recv() => Item::User(e),
+            // Unreachable: this task holds a sender of both channels.
+            else => Item::Sys(SystemMsg::Stop(StopReason::Stopped)),
+        }
+    }
+
+    /// Ends the current instance: timers, children (closing the registry for
+    /// good when `last`), then the `stopped` hook if `started` succeeded.
+    async fn end_instance(&mut self, actor: Option<A>, started: bool, last: bool) {
+        self.ctx.timers.cancel_all();
+        if last {
+            self.close_children_and_wait().await;
+        } else {
+            let children = self.cell.children.snapshot();
+            self.stop_children_and_wait(children).await;
+        }
+        if started && let Some(mut actor) = actor {
+            let hook = AssertUnwindSafe(actor.stopped(&mut self.ctx)).catch_unwind();
+            if hook.await.is_err() {
+                tracing::warn!(path = %self.cell.path, "`stopped` hook panicked");
+            }
+        }
+    }
+
+    async fn close_children_and_wait(&mut self) {
+        let children = self.cell.children.close();
+        self.stop_children_and_wait(children).await;
+    }
+
+    async fn stop_children_and_wait(&mut self, children: Vec<(u64, ActorHandle)>) {
+        let mut pending: HashSet<u64> = HashSet::with_capacity(children.len());
+        // A child in the registry has not released its name yet, so its
+        // Terminated notification (sent after the release) is still to come.
+        for (id, c) in children {
+            pending.insert(id);
+            c.send_system(SystemMsg::Stop(StopReason::Stopped));
+        }
+        let mut kept = Vec::new();
+        while !pending.is_empty() {
+            let msg = match self.ctx.backlog.pop_front() {
+                Some(m) => m,
+                None => match self.sys_rx.recv().await {
+                    Some(m) => m,
+                    None => break,
+                },
+            };
+            match msg {
+                SystemMsg::Terminated { actor, reason } => {
+                    let id = actor.id().0;
+                    if pending.remove(&id) {
+                        self.ctx.restart_windows.remove(&id);
+                    } else {
+                        kept.push(SystemMsg::Terminated { actor, reason });
+                    }
+                }
+                SystemMsg::Failed { child, .. } => {
+                    child.send_system(SystemMsg::Stop(StopReason::Stopped));
+                }
+                SystemMsg::Stop(r) => {
+                    self.pending_stop.get_or_insert(r);
+                }
+                SystemMsg::Restart { .. } | SystemMsg::Resume => {}
+            }
+        }
+        self.ctx.pending_escalation = None;
+        // Keep watch notifications for the next instance, in order.
+        for m in kept.into_iter().rev() {
+            self.ctx.backlog.push_front(m);
+        }
+    }
+
+    /// Sleeps the restart backoff; a stop request cuts it short.
+    async fn sleep_unless_stopped(&mut self, delay: Duration) -> Option<StopReason> {
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => return None,
+                msg = self.sys_rx.recv() => match msg {
+                    Some(SystemMsg::Stop(r)) => return Some(r),
+                    Some(SystemMsg::Failed { child, .. }) => {
+                        child.send_system(SystemMsg::Stop(StopReason::Stopped));
+                    }
+                    Some(m @ SystemMsg::Terminated { .. }) => self.ctx.backlog.push_back(m),
+                    Some(SystemMsg::Restart { .. } | SystemMsg::Resume) => {}
+                    None => return None,
+                },
+            }
+        }
+    }
+
+    fn finish(mut self, reason: StopReason) {
+        let dropped = self.user_rx.close_and_drain();
+        self.metrics.dead_letters(dropped);
+        let me = self.cell.id.0;
+        for (_, target) in self.ctx.watching.drain() {
+            target.0.watchers.remove(me);
+        }
+        self.guard.reason = Some(reason);
+        // Dropping `self` drops the guard, which notifies parent and watchers.
+    }
+}
