@@ -126,7 +126,12 @@ impl ActorHandle {
 
     /// The handles of the live children.
     pub fn children(&self) -> Vec<ActorHandle> {
-        self.0.children.snapshot().into_iter().map(|(_, c)| c).collect()
+        self.0
+            .children
+            .snapshot()
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect()
     }
 
     pub(crate) fn send_system(&self, msg: SystemMsg) {

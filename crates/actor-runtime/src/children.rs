@@ -73,13 +73,14 @@ impl<C: Clone> ChildRegistry<C> {
         g.by_name.values().cloned().collect()
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn is_closed(&self) -> bool {
         lock(&self.inner).closed
     }
 }
 
 #[cfg(all(test, not(loom)))]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -100,6 +101,7 @@ mod tests {
 }
 
 #[cfg(all(test, loom))]
+#[allow(clippy::unwrap_used)]
 mod loom_tests {
     use super::*;
     use crate::loom::Arc;

@@ -85,12 +85,7 @@ impl<A: Actor> Context<A> {
         &mut self,
         factory: impl FnMut() -> B + Send + 'static,
     ) -> Result<ActorRef<B::Msg>, SpawnError> {
-        crate::system::spawn_child(
-            &self.system,
-            &self.myself.handle,
-            None,
-            Props::new(factory),
-        )
+        crate::system::spawn_child(&self.system, &self.myself.handle, None, Props::new(factory))
     }
 
     /// The live children.

@@ -29,13 +29,14 @@ impl OnceLatch {
         self.0.load(Ordering::Acquire) != IDLE
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, loom))]
     pub(crate) fn is_done(&self) -> bool {
         self.0.load(Ordering::Acquire) == DONE
     }
 }
 
 #[cfg(all(test, loom))]
+#[allow(clippy::unwrap_used)]
 mod loom_tests {
     use super::*;
     use crate::loom::Arc;
@@ -53,7 +54,11 @@ mod loom_tests {
                 })
                 .collect();
             let mine = l.try_begin();
-            let n = ts.into_iter().map(|t| t.join().unwrap()).filter(|b| *b).count()
+            let n = ts
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .filter(|b| *b)
+                .count()
                 + usize::from(mine);
             assert_eq!(n, 1);
             l.finish();

@@ -103,3 +103,9 @@ pub use supervision::{
 };
 pub use system::{ActorSystem, ActorSystemBuilder, Never, ShutdownReport, SpawnError};
 pub use timers::TimerKey;
+
+/// The guide in `docs/actor-runtime.md`, compiled so that its examples run
+/// as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/actor-runtime.md")]
+pub struct ActorRuntimeGuide;

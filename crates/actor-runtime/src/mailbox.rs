@@ -41,7 +41,10 @@ pub(crate) enum SystemMsg {
     /// Go on after a failure.
     Resume,
     /// A child failed and waits for a directive.
-    Failed { child: ActorHandle, failure: Failure },
+    Failed {
+        child: ActorHandle,
+        failure: Failure,
+    },
     /// A watched actor or a child terminated.
     Terminated {
         actor: ActorHandle,

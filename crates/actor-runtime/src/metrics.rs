@@ -58,7 +58,6 @@ impl ActorMetrics {
             counter!(DEAD_LETTERS, "actor_type" => self.actor_type).increment(n as u64);
         }
     }
-
 }
 
 pub(crate) fn terminated(actor_type: &'static str, reason: &crate::StopReason) {

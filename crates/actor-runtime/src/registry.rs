@@ -69,6 +69,7 @@ impl<K: PartialEq + Clone, T: Clone> SubscriptionRegistry<K, T> {
 }
 
 #[cfg(all(test, not(loom)))]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -89,6 +90,7 @@ mod tests {
 }
 
 #[cfg(all(test, loom))]
+#[allow(clippy::unwrap_used)]
 mod loom_tests {
     use super::*;
     use loom::thread;

@@ -41,9 +41,7 @@ use crate::actor_ref::{ActorCell, ActorHandle, Terminated};
 use crate::context::Context;
 use crate::mailbox::{Envelope, MailboxReceiver, SystemMsg};
 use crate::metrics::ActorMetrics;
-use crate::supervision::{
-    Failure, FailureCause, RestartDecision, Scope, Stage, StopReason,
-};
+use crate::supervision::{Failure, FailureCause, RestartDecision, Scope, Stage, StopReason};
 use crate::system::ActorSystem;
 
 enum Item<M> {

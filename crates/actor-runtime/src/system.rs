@@ -105,10 +105,12 @@ impl Actor for Guardian {
     fn supervisor_strategy(&self) -> SupervisorStrategy {
         // A guardian has no parent to escalate to: escalation stops the child.
         let inner = self.strategy.clone();
-        self.strategy.clone().with_decider(move |f| match inner.decide(f) {
-            Directive::Escalate => Directive::Stop,
-            d => d,
-        })
+        self.strategy
+            .clone()
+            .with_decider(move |f| match inner.decide(f) {
+                Directive::Escalate => Directive::Stop,
+                d => d,
+            })
     }
 }
 

@@ -52,8 +52,7 @@ impl Timers {
         let key = self.next_key();
         let period = interval.max(Duration::from_millis(1));
         let task = tokio::spawn(async move {
-            let mut ticker =
-                tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;

@@ -68,6 +68,7 @@ impl<W, R: Clone> WatchList<W, R> {
 }
 
 #[cfg(all(test, not(loom)))]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -86,6 +87,7 @@ mod tests {
 }
 
 #[cfg(all(test, loom))]
+#[allow(clippy::unwrap_used)]
 mod loom_tests {
     use super::*;
     use crate::loom::Arc;

@@ -15,7 +15,7 @@ use kameo_actors::pubsub::PubSub;
 use tokio::runtime::Runtime;
 
 use crate::common::{
-    ASK_N, ASK_TIMEOUT, Ev, FAN_EVENTS, FAN_SUBS, FanProbe, RESTART_N, SPAWN_N, TELL_N,
+    ASK_N, ASK_TIMEOUT, Ev, FAN_EVENTS, FAN_SUBS, FanProbe, RESTART_N, SPAWN_N, TELL_N, drive,
     record_fanout, record_problem,
 };
 
@@ -64,7 +64,7 @@ async fn ask_sum(r: &ActorRef<Summer>) -> Option<u64> {
 /// `mailbox::unbounded()` instead.
 pub fn tell(rt: &Runtime, iters: u64, unbounded: bool) -> Duration {
     let peer = if unbounded { "kameo_unbounded" } else { PEER };
-    rt.block_on(async {
+    drive(rt, async move {
         let r = if unbounded {
             Summer::spawn_with_mailbox(Summer { sum: 0 }, mailbox::unbounded())
         } else {
@@ -91,7 +91,7 @@ pub fn tell(rt: &Runtime, iters: u64, unbounded: bool) -> Duration {
 
 /// Scenario 2.
 pub fn ask(rt: &Runtime, iters: u64) -> Duration {
-    rt.block_on(async {
+    drive(rt, async move {
         let r = Summer::spawn(Summer { sum: 0 });
         let start = Instant::now();
         let mut failures = 0u64;
@@ -150,14 +150,18 @@ pub fn fanout(rt: &Runtime, iters: u64, guaranteed: bool) -> Duration {
     } else {
         ("kameo_pubsub_default", DeliveryStrategy::default())
     };
-    rt.block_on(async {
+    drive(rt, async move {
         let mut total = Duration::ZERO;
         for _ in 0..iters {
             let probe = FanProbe::new(FAN_SUBS, FAN_EVENTS);
             let mut pubsub = PubSub::<Ev>::new(strategy);
             let mut subs = Vec::with_capacity(FAN_SUBS);
             for idx in 0..FAN_SUBS {
-                let r = Sub::spawn(Sub { probe: Arc::clone(&probe), idx, seen: 0 });
+                let r = Sub::spawn(Sub {
+                    probe: Arc::clone(&probe),
+                    idx,
+                    seen: 0,
+                });
                 r.wait_for_startup().await;
                 pubsub.subscribe(r.clone());
                 subs.push(r);
@@ -166,9 +170,8 @@ pub fn fanout(rt: &Runtime, iters: u64, guaranteed: bool) -> Duration {
             for e in 0..FAN_EVENTS {
                 pubsub.publish(Ev(e)).await;
             }
-            let (elapsed, received) = probe.wait(start).await;
-            total += elapsed;
-            record_fanout(peer, probe.expected(), received);
+            let outcome = probe.wait(start).await;
+            total += record_fanout(peer, &probe, &outcome);
             drop(pubsub);
             for r in &subs {
                 let _ = r.stop_gracefully().await;
@@ -198,7 +201,7 @@ impl Actor for Noop {
 /// `stop_gracefully` enqueues a stop signal, `wait_for_shutdown` waits for
 /// the mailbox to close.
 pub fn spawn_stop(rt: &Runtime, iters: u64) -> Duration {
-    rt.block_on(async {
+    drive(rt, async move {
         let start = Instant::now();
         for _ in 0..iters {
             let mut actors = Vec::with_capacity(SPAWN_N);
@@ -230,7 +233,9 @@ impl Actor for Child {
     }
 }
 
+#[derive(Debug)]
 struct Boom;
+#[derive(Debug)]
 struct Ping;
 
 impl Message<Boom> for Child {
@@ -267,7 +272,7 @@ impl Actor for Sup {
 /// old state and carry on: no rebuild, so not a restart.) The default restart
 /// limit is 5 within 5 s; it is raised so 1000s of restarts are allowed.
 pub fn restart(rt: &Runtime, iters: u64) -> Duration {
-    rt.block_on(async {
+    drive(rt, async move {
         let sup = Sup::spawn(Sup);
         let child = Child::supervise(&sup, Child)
             .restart_policy(RestartPolicy::Permanent)
@@ -276,18 +281,28 @@ pub fn restart(rt: &Runtime, iters: u64) -> Duration {
             .await;
         let start = Instant::now();
         let mut failures = 0u64;
+        let mut first_error = None;
         for _ in 0..iters * RESTART_N {
-            if child.tell(Boom).await.is_err() {
+            if let Err(e) = child.tell(Boom).await {
                 failures += 1;
+                first_error.get_or_insert_with(|| format!("tell Boom: {e:?}"));
                 continue;
             }
-            if child.ask(Ping).reply_timeout(ASK_TIMEOUT).await.is_err() {
+            if let Err(e) = child.ask(Ping).reply_timeout(ASK_TIMEOUT).await {
                 failures += 1;
+                first_error.get_or_insert_with(|| format!("ask Ping: {e:?}"));
             }
         }
         let elapsed = start.elapsed();
         if failures > 0 {
-            record_problem(PEER, "restart", &format!("{failures} cycles failed"));
+            record_problem(
+                PEER,
+                "restart",
+                &format!(
+                    "{failures} of {} cycles failed, first: {first_error:?}",
+                    iters * RESTART_N
+                ),
+            );
         }
         let _ = sup.stop_gracefully().await;
         sup.wait_for_shutdown().await;

@@ -15,7 +15,6 @@
 
 mod common;
 mod kameo_peer;
-#[path = "ours_stub.rs"]
 mod ours;
 mod ractor_peer;
 mod raw;
@@ -23,7 +22,9 @@ mod raw;
 use std::time::Duration;
 
 use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use criterion::{
+    BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
 
 use crate::common::{ASK_N, FAN_EVENTS, FAN_SUBS, RESTART_N, SPAWN_N, TELL_N};
 
@@ -41,12 +42,18 @@ fn tell(c: &mut Criterion) {
     let mut g = c.benchmark_group("tell_1M");
     configure(&mut g, TELL_N);
     g.bench_function("ours", |b| b.iter_custom(|iters| ours::tell(&rt, iters)));
-    g.bench_function("ractor", |b| b.iter_custom(|iters| ractor_peer::tell(&rt, iters)));
-    g.bench_function("kameo", |b| b.iter_custom(|iters| kameo_peer::tell(&rt, iters, false)));
+    g.bench_function("ractor", |b| {
+        b.iter_custom(|iters| ractor_peer::tell(&rt, iters))
+    });
+    g.bench_function("kameo", |b| {
+        b.iter_custom(|iters| kameo_peer::tell(&rt, iters, false))
+    });
     g.bench_function("kameo_unbounded", |b| {
         b.iter_custom(|iters| kameo_peer::tell(&rt, iters, true));
     });
-    g.bench_function("raw_tokio", |b| b.iter_custom(|iters| raw::tell(&rt, iters)));
+    g.bench_function("raw_tokio", |b| {
+        b.iter_custom(|iters| raw::tell(&rt, iters))
+    });
     g.finish();
 }
 
@@ -55,8 +62,12 @@ fn ask(c: &mut Criterion) {
     let mut g = c.benchmark_group("ask_100k");
     configure(&mut g, ASK_N);
     g.bench_function("ours", |b| b.iter_custom(|iters| ours::ask(&rt, iters)));
-    g.bench_function("ractor", |b| b.iter_custom(|iters| ractor_peer::ask(&rt, iters)));
-    g.bench_function("kameo", |b| b.iter_custom(|iters| kameo_peer::ask(&rt, iters)));
+    g.bench_function("ractor", |b| {
+        b.iter_custom(|iters| ractor_peer::ask(&rt, iters))
+    });
+    g.bench_function("kameo", |b| {
+        b.iter_custom(|iters| kameo_peer::ask(&rt, iters))
+    });
     g.bench_function("raw_tokio", |b| b.iter_custom(|iters| raw::ask(&rt, iters)));
     g.finish();
 }
@@ -75,7 +86,9 @@ fn fanout(c: &mut Criterion) {
     g.bench_function("kameo_pubsub_guaranteed", |b| {
         b.iter_custom(|iters| kameo_peer::fanout(&rt, iters, true));
     });
-    g.bench_function("raw_tokio", |b| b.iter_custom(|iters| raw::fanout(&rt, iters)));
+    g.bench_function("raw_tokio", |b| {
+        b.iter_custom(|iters| raw::fanout(&rt, iters))
+    });
     g.finish();
     common::report_fanout_losses("fanout_100k_x100");
 }
@@ -84,10 +97,18 @@ fn spawn_stop(c: &mut Criterion) {
     let rt = common::runtime();
     let mut g = c.benchmark_group("spawn_stop_10k");
     configure(&mut g, SPAWN_N as u64);
-    g.bench_function("ours", |b| b.iter_custom(|iters| ours::spawn_stop(&rt, iters)));
-    g.bench_function("ractor", |b| b.iter_custom(|iters| ractor_peer::spawn_stop(&rt, iters)));
-    g.bench_function("kameo", |b| b.iter_custom(|iters| kameo_peer::spawn_stop(&rt, iters)));
-    g.bench_function("raw_tokio", |b| b.iter_custom(|iters| raw::spawn_stop(&rt, iters)));
+    g.bench_function("ours", |b| {
+        b.iter_custom(|iters| ours::spawn_stop(&rt, iters))
+    });
+    g.bench_function("ractor", |b| {
+        b.iter_custom(|iters| ractor_peer::spawn_stop(&rt, iters))
+    });
+    g.bench_function("kameo", |b| {
+        b.iter_custom(|iters| kameo_peer::spawn_stop(&rt, iters))
+    });
+    g.bench_function("raw_tokio", |b| {
+        b.iter_custom(|iters| raw::spawn_stop(&rt, iters))
+    });
     g.finish();
 }
 
@@ -103,7 +124,9 @@ fn restart(c: &mut Criterion) {
     g.bench_function("kameo_supervise", |b| {
         b.iter_custom(|iters| kameo_peer::restart(&rt, iters));
     });
-    g.bench_function("raw_tokio", |b| b.iter_custom(|iters| raw::restart(&rt, iters)));
+    g.bench_function("raw_tokio", |b| {
+        b.iter_custom(|iters| raw::restart(&rt, iters))
+    });
     g.finish();
     drop(quiet);
 }

@@ -10,7 +10,7 @@ use actor_runtime::{
 use tokio::runtime::Runtime;
 
 use crate::common::{
-    ASK_N, ASK_TIMEOUT, Ev, FAN_EVENTS, FAN_SUBS, FanProbe, RESTART_N, SPAWN_N, TELL_N,
+    ASK_N, ASK_TIMEOUT, Ev, FAN_EVENTS, FAN_SUBS, FanProbe, RESTART_N, SPAWN_N, TELL_N, drive,
     record_fanout, record_problem,
 };
 
@@ -47,9 +47,11 @@ async fn ask_sum(r: &ActorRef<SumMsg>) -> Option<u64> {
 
 /// Scenario 1.
 pub fn tell(rt: &Runtime, iters: u64) -> Duration {
-    rt.block_on(async {
+    drive(rt, async move {
         let system = ActorSystem::new("bench");
-        let r = system.spawn("summer", || Summer { sum: 0 }).expect("spawn summer");
+        let r = system
+            .spawn("summer", || Summer { sum: 0 })
+            .expect("spawn summer");
         let start = Instant::now();
         let mut last = None;
         for _ in 0..iters {
@@ -73,9 +75,11 @@ pub fn tell(rt: &Runtime, iters: u64) -> Duration {
 
 /// Scenario 2.
 pub fn ask(rt: &Runtime, iters: u64) -> Duration {
-    rt.block_on(async {
+    drive(rt, async move {
         let system = ActorSystem::new("bench");
-        let r = system.spawn("summer", || Summer { sum: 0 }).expect("spawn summer");
+        let r = system
+            .spawn("summer", || Summer { sum: 0 })
+            .expect("spawn summer");
         let start = Instant::now();
         let mut failures = 0u64;
         for _ in 0..iters * ASK_N {
@@ -121,7 +125,7 @@ impl Actor for Sub {
 
 /// Scenario 3: `system.event_stream()` subscribe/publish.
 pub fn fanout(rt: &Runtime, iters: u64) -> Duration {
-    rt.block_on(async {
+    drive(rt, async move {
         let mut total = Duration::ZERO;
         for _ in 0..iters {
             let system = ActorSystem::new("bench");
@@ -142,9 +146,8 @@ pub fn fanout(rt: &Runtime, iters: u64) -> Duration {
             for e in 0..FAN_EVENTS {
                 stream.publish(Ev(e));
             }
-            let (elapsed, received) = probe.wait(start).await;
-            total += elapsed;
-            record_fanout(PEER, probe.expected(), received);
+            let outcome = probe.wait(start).await;
+            total += record_fanout(PEER, &probe, &outcome);
             system.shutdown().await;
         }
         total
@@ -165,7 +168,7 @@ impl Actor for Noop {
 
 /// Scenario 4.
 pub fn spawn_stop(rt: &Runtime, iters: u64) -> Duration {
-    rt.block_on(async {
+    drive(rt, async move {
         let system = ActorSystem::new("bench");
         let names: Vec<String> = (0..SPAWN_N).map(|i| format!("a{i}")).collect();
         let start = Instant::now();
@@ -213,25 +216,42 @@ impl Actor for Child {
 /// Scenario 5: the user guardian restarts its children without backoff; the
 /// `ActorRef` stays valid and the queued `Ping` survives the restart.
 pub fn restart(rt: &Runtime, iters: u64) -> Duration {
-    rt.block_on(async {
+    drive(rt, async move {
+        // The default limit (10 restarts within 60 s) would stop the child;
+        // like kameo's, it is lifted here.
         let system = ActorSystem::builder("bench")
-            .user_guardian_strategy(SupervisorStrategy::one_for_one().backoff(Backoff::none()))
-            .build();
+            .user_guardian_strategy(
+                SupervisorStrategy::one_for_one()
+                    .with_backoff(Backoff::none())
+                    .with_limit(u32::MAX, Duration::from_secs(1)),
+            )
+            .build()
+            .expect("build system");
         let child = system.spawn("child", || Child).expect("spawn child");
         let start = Instant::now();
         let mut failures = 0u64;
+        let mut first_error = None;
         for _ in 0..iters * RESTART_N {
-            if child.tell(ChildMsg::Boom).is_err() {
+            if let Err(e) = child.tell(ChildMsg::Boom) {
                 failures += 1;
+                first_error.get_or_insert_with(|| format!("tell Boom: {e:?}"));
                 continue;
             }
-            if child.ask(ChildMsg::Ping, ASK_TIMEOUT).await.is_err() {
+            if let Err(e) = child.ask(ChildMsg::Ping, ASK_TIMEOUT).await {
                 failures += 1;
+                first_error.get_or_insert_with(|| format!("ask Ping: {e:?}"));
             }
         }
         let elapsed = start.elapsed();
         if failures > 0 {
-            record_problem(PEER, "restart", &format!("{failures} cycles failed"));
+            record_problem(
+                PEER,
+                "restart",
+                &format!(
+                    "{failures} of {} cycles failed, first: {first_error:?}",
+                    iters * RESTART_N
+                ),
+            );
         }
         system.shutdown().await;
         elapsed

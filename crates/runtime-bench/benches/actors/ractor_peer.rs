@@ -10,7 +10,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, OutputPort, RpcReplyPort, Supe
 use tokio::runtime::Runtime;
 
 use crate::common::{
-    ASK_N, ASK_TIMEOUT, Ev, FAN_EVENTS, FAN_SUBS, FanProbe, RESTART_N, SPAWN_N, TELL_N,
+    ASK_N, ASK_TIMEOUT, Ev, FAN_EVENTS, FAN_SUBS, FanProbe, RESTART_N, SPAWN_N, TELL_N, drive,
     record_fanout, record_problem,
 };
 
@@ -59,7 +59,7 @@ async fn ask_sum(r: &ActorRef<SumMsg>) -> Option<u64> {
 
 /// Scenario 1.
 pub fn tell(rt: &Runtime, iters: u64) -> Duration {
-    rt.block_on(async {
+    drive(rt, async move {
         let (r, handle) = Actor::spawn(None, Summer, ()).await.expect("spawn summer");
         let start = Instant::now();
         let mut last = None;
@@ -82,7 +82,7 @@ pub fn tell(rt: &Runtime, iters: u64) -> Duration {
 
 /// Scenario 2.
 pub fn ask(rt: &Runtime, iters: u64) -> Duration {
-    rt.block_on(async {
+    drive(rt, async move {
         let (r, handle) = Actor::spawn(None, Summer, ()).await.expect("spawn summer");
         let start = Instant::now();
         let mut failures = 0u64;
@@ -121,7 +121,11 @@ impl Actor for Sub {
         _: ActorRef<Ev>,
         (probe, idx): (Arc<FanProbe>, usize),
     ) -> Result<SubState, ActorProcessingErr> {
-        Ok(SubState { probe, idx, seen: 0 })
+        Ok(SubState {
+            probe,
+            idx,
+            seen: 0,
+        })
     }
 
     async fn handle(
@@ -153,7 +157,7 @@ pub fn fanout_label() -> &'static str {
 /// expected when publishing in a tight loop.
 pub fn fanout(rt: &Runtime, iters: u64) -> Duration {
     let label = fanout_label();
-    rt.block_on(async {
+    drive(rt, async move {
         let mut total = Duration::ZERO;
         for _ in 0..iters {
             let probe = FanProbe::new(FAN_SUBS, FAN_EVENTS);
@@ -170,9 +174,8 @@ pub fn fanout(rt: &Runtime, iters: u64) -> Duration {
             for e in 0..FAN_EVENTS {
                 port.send(Ev(e));
             }
-            let (elapsed, received) = probe.wait(start).await;
-            total += elapsed;
-            record_fanout(label, probe.expected(), received);
+            let outcome = probe.wait(start).await;
+            total += record_fanout(label, &probe, &outcome);
             drop(port);
             for (r, _) in &subs {
                 r.stop(None);
@@ -202,7 +205,7 @@ impl Actor for Noop {
 /// Scenario 4: `Actor::spawn` awaits each actor's `pre_start`; `stop` then
 /// awaiting the `JoinHandle`s waits for termination.
 pub fn spawn_stop(rt: &Runtime, iters: u64) -> Duration {
-    rt.block_on(async {
+    drive(rt, async move {
         let start = Instant::now();
         for _ in 0..iters {
             let mut actors = Vec::with_capacity(SPAWN_N);
@@ -285,7 +288,11 @@ impl Actor for Sup {
         (): (),
     ) -> Result<SupState, ActorProcessingErr> {
         let (child, _) = Actor::spawn_linked(None, Child, (), myself.get_cell()).await?;
-        Ok(SupState { child, restarting: false, waiting: Vec::new() })
+        Ok(SupState {
+            child,
+            restarting: false,
+            waiting: Vec::new(),
+        })
     }
 
     async fn handle(
@@ -332,7 +339,7 @@ impl Actor for Sup {
 
 /// Scenario 5.
 pub fn restart(rt: &Runtime, iters: u64) -> Duration {
-    rt.block_on(async {
+    drive(rt, async move {
         let (sup, sup_handle) = Actor::spawn(None, Sup, ()).await.expect("spawn supervisor");
         let start = Instant::now();
         let mut failures = 0u64;

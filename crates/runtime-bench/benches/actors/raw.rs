@@ -8,7 +8,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::common::{
-    ASK_N, ASK_TIMEOUT, Ev, FAN_EVENTS, FAN_SUBS, FanProbe, RESTART_N, SPAWN_N, TELL_N,
+    ASK_N, ASK_TIMEOUT, Ev, FAN_EVENTS, FAN_SUBS, FanProbe, RESTART_N, SPAWN_N, TELL_N, drive,
     record_fanout, record_problem,
 };
 
@@ -43,7 +43,7 @@ async fn ask_sum(tx: &mpsc::UnboundedSender<SumMsg>) -> Option<u64> {
 
 /// Scenario 1.
 pub fn tell(rt: &Runtime, iters: u64) -> Duration {
-    rt.block_on(async {
+    drive(rt, async move {
         let tx = spawn_summer();
         let start = Instant::now();
         let mut last = None;
@@ -64,7 +64,7 @@ pub fn tell(rt: &Runtime, iters: u64) -> Duration {
 
 /// Scenario 2.
 pub fn ask(rt: &Runtime, iters: u64) -> Duration {
-    rt.block_on(async {
+    drive(rt, async move {
         let tx = spawn_summer();
         let start = Instant::now();
         let mut failures = 0u64;
@@ -84,7 +84,7 @@ pub fn ask(rt: &Runtime, iters: u64) -> Duration {
 /// Scenario 3: one unbounded channel per subscriber, the publisher clones
 /// every event into each of them.
 pub fn fanout(rt: &Runtime, iters: u64) -> Duration {
-    rt.block_on(async {
+    drive(rt, async move {
         let mut total = Duration::ZERO;
         for _ in 0..iters {
             let probe = FanProbe::new(FAN_SUBS, FAN_EVENTS);
@@ -109,9 +109,8 @@ pub fn fanout(rt: &Runtime, iters: u64) -> Duration {
                     let _ = tx.send(Ev(e));
                 }
             }
-            let (elapsed, received) = probe.wait(start).await;
-            total += elapsed;
-            record_fanout(PEER, probe.expected(), received);
+            let outcome = probe.wait(start).await;
+            total += record_fanout(PEER, &probe, &outcome);
             drop(txs);
             for h in handles {
                 let _ = h.await;
@@ -126,18 +125,15 @@ pub fn spawn_stop(rt: &Runtime, iters: u64) -> Duration {
     enum Msg {
         Stop,
     }
-    rt.block_on(async {
+    drive(rt, async move {
         let start = Instant::now();
         for _ in 0..iters {
             let mut actors = Vec::with_capacity(SPAWN_N);
             for _ in 0..SPAWN_N {
                 let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
                 let handle = tokio::spawn(async move {
-                    while let Some(msg) = rx.recv().await {
-                        match msg {
-                            Msg::Stop => break,
-                        }
-                    }
+                    // The only message is Stop: the first one ends the task.
+                    if let Some(Msg::Stop) = rx.recv().await {}
                 });
                 actors.push((tx, handle));
             }
@@ -170,14 +166,15 @@ pub fn restart(rt: &Runtime, iters: u64) -> Duration {
             }
         }
     }
-    rt.block_on(async {
+    drive(rt, async move {
         let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
         tokio::spawn(async move {
             let mut generation = 0;
             let mut state = State { generation };
             while let Some(msg) = rx.recv().await {
-                let outcome =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(&mut state, msg)));
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    handle(&mut state, msg)
+                }));
                 if outcome.is_err() {
                     generation += 1;
                     state = State { generation };
