@@ -19,11 +19,10 @@ impl Actor for Flaky {
     }
 }
 
-fn counter(
-    snapshot: &[(String, Vec<(String, String)>, u64)],
-    name: &str,
-    label: (&str, &str),
-) -> u64 {
+/// (name, labels, value) of one counter.
+type Row = (String, Vec<(String, String)>, u64);
+
+fn counter(snapshot: &[Row], name: &str, label: (&str, &str)) -> u64 {
     snapshot
         .iter()
         .filter(|(n, labels, _)| {
