@@ -120,17 +120,13 @@ pub(crate) enum MailboxReceiver<M> {
 
 impl<M> MailboxReceiver<M> {
     #[inline]
-    pub(crate) fn try_recv(&mut self) -> Option<Envelope<M>> {
+    pub(crate) fn poll_recv(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Envelope<M>>> {
         match self {
-            Self::Bounded(r) => r.try_recv().ok(),
-            Self::Unbounded(r) => r.try_recv().ok(),
-        }
-    }
-
-    pub(crate) async fn recv(&mut self) -> Option<Envelope<M>> {
-        match self {
-            Self::Bounded(r) => r.recv().await,
-            Self::Unbounded(r) => r.recv().await,
+            Self::Bounded(r) => r.poll_recv(cx),
+            Self::Unbounded(r) => r.poll_recv(cx),
         }
     }
 

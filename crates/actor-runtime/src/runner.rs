@@ -31,6 +31,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -380,27 +381,41 @@ impl<A: Actor> Runner<A> {
         }
     }
 
+    /// The next item, system messages first. Polls the channels directly
+    /// (no `try_recv`: tokio's `try_recv` parks the thread while a sender is
+    /// mid-write, which costs a lot under a concurrent producer). Each user
+    /// message consumes tokio's cooperative budget, so a busy actor still
+    /// lets its worker run other tasks.
     #[inline]
     async fn next(&mut self) -> Item<A::Msg> {
         if let Some(m) = self.ctx.backlog.pop_front() {
             return Item::Sys(m);
         }
-        if let Ok(m) = self.sys_rx.try_recv() {
-            return Item::Sys(m);
-        }
-        if let Some(e) = self.user_rx.try_recv() {
-            // try_recv does not count against tokio's cooperative budget;
-            // this does, so a busy actor still lets its worker run others.
-            tokio::task::consume_budget().await;
-            return Item::User(e);
-        }
-        tokio::select! {
-            biased;
-            Some(m) = self.sys_rx.recv() => Item::Sys(m),
-            Some(e) = self.user_rx.recv() => Item::User(e),
-            // Unreachable: this task holds a sender of both channels.
-            else => Item::Sys(SystemMsg::Stop(StopReason::Stopped)),
-        }
+        let sys_rx = &mut self.sys_rx;
+        let user_rx = &mut self.user_rx;
+        std::future::poll_fn(|cx| {
+            // `is_empty` is one atomic load; poll only when there is work.
+            if !sys_rx.is_empty()
+                && let Poll::Ready(Some(m)) = sys_rx.poll_recv(cx)
+            {
+                return Poll::Ready(Item::Sys(m));
+            }
+            match user_rx.poll_recv(cx) {
+                Poll::Ready(Some(e)) => return Poll::Ready(Item::User(e)),
+                // Unreachable: this task holds a sender of both channels.
+                Poll::Ready(None) => {
+                    return Poll::Ready(Item::Sys(SystemMsg::Stop(StopReason::Stopped)));
+                }
+                Poll::Pending => {}
+            }
+            // Idle: make sure a system message wakes us too.
+            match sys_rx.poll_recv(cx) {
+                Poll::Ready(Some(m)) => Poll::Ready(Item::Sys(m)),
+                Poll::Ready(None) => Poll::Ready(Item::Sys(SystemMsg::Stop(StopReason::Stopped))),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
     }
 
     /// Ends the current instance: timers, children (closing the registry for
