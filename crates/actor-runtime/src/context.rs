@@ -102,7 +102,12 @@ impl<A: Actor> Context<A> {
         }
         let me = self.myself.handle.clone();
         self.watching.insert(target.id(), target.clone());
-        if let Err(reason) = target.0.watchers.add(me.id().0, me.clone()) {
+        let is_my_child = target.0.parent.as_ref().is_some_and(|p| p.id() == me.id());
+        if let Err(reason) = target.0.watchers.add(me.id().0, me.clone())
+            // A child's termination is always reported to its parent; do not
+            // report it twice.
+            && !is_my_child
+        {
             me.send_system(SystemMsg::Terminated {
                 actor: target.clone(),
                 reason,

@@ -152,6 +152,7 @@ impl<A: Actor> Runner<A> {
 
     /// One instance, from the factory to the decision that ends it.
     async fn life(&mut self) -> (Next, Option<A>, bool) {
+        self.ctx.stop_requested = false;
         let built = std::panic::catch_unwind(AssertUnwindSafe(|| (self.props.factory)()));
         let mut actor = match built {
             Ok(a) => a,
@@ -160,7 +161,8 @@ impl<A: Actor> Runner<A> {
                 return (next, None, false);
             }
         };
-        if let Err(f) = guarded(Stage::Started, actor.started(&mut self.ctx)).await {
+        if let Err(f) = guarded(Stage::Started, async { actor.started(&mut self.ctx).await }).await
+        {
             let next = self.start_failed(f).await;
             return (next, Some(actor), false);
         }
@@ -205,7 +207,10 @@ impl<A: Actor> Runner<A> {
                     if self.processed & 127 == 0 {
                         self.metrics.depth.record(self.user_rx.len() as f64);
                     }
-                    if let Err(f) = guarded(Stage::Handle, actor.handle(msg, &mut self.ctx)).await
+                    if let Err(f) = guarded(Stage::Handle, async {
+                        actor.handle(msg, &mut self.ctx).await
+                    })
+                    .await
                         && let AfterFailure::Next(n) = self.fail(f).await
                     {
                         return n;
@@ -221,7 +226,13 @@ impl<A: Actor> Runner<A> {
             SystemMsg::Restart { delay } => Some(Next::Restart { delay }),
             SystemMsg::Resume => None,
             SystemMsg::Failed { child, failure } => {
-                let strategy = actor.supervisor_strategy();
+                // User code: a panic here must not kill this task.
+                let strategy =
+                    std::panic::catch_unwind(AssertUnwindSafe(|| actor.supervisor_strategy()))
+                        .unwrap_or_else(|_| {
+                            tracing::error!(path = %self.cell.path, "supervisor_strategy() panicked; stopping the child");
+                            crate::SupervisorStrategy::stopping()
+                        });
                 self.supervise(strategy, child, failure).await
             }
             SystemMsg::Terminated { actor: who, reason } => {
@@ -241,7 +252,11 @@ impl<A: Actor> Runner<A> {
                     return None;
                 }
                 let t = Terminated { actor: who, reason };
-                match guarded(Stage::OnTerminated, actor.on_terminated(t, &mut self.ctx)).await {
+                match guarded(Stage::OnTerminated, async {
+                    actor.on_terminated(t, &mut self.ctx).await
+                })
+                .await
+                {
                     Ok(()) => None,
                     Err(f) => match self.fail(f).await {
                         AfterFailure::Resume => None,
@@ -265,7 +280,11 @@ impl<A: Actor> Runner<A> {
             child.send_system(SystemMsg::Stop(StopReason::Failed(failure)));
             return None;
         }
-        let mut directive = strategy.decide(&failure);
+        let mut directive = std::panic::catch_unwind(AssertUnwindSafe(|| strategy.decide(&failure)))
+            .unwrap_or_else(|_| {
+                tracing::error!(path = %self.cell.path, "supervisor decider panicked; stopping the child");
+                crate::Directive::Stop
+            });
         if directive == crate::Directive::Resume && failure.stage == Stage::Started {
             directive = crate::Directive::Restart;
         }
@@ -429,7 +448,8 @@ impl<A: Actor> Runner<A> {
             self.stop_children_and_wait(children).await;
         }
         if started && let Some(mut actor) = actor {
-            let hook = AssertUnwindSafe(actor.stopped(&mut self.ctx)).catch_unwind();
+            let hook =
+                AssertUnwindSafe(async { actor.stopped(&mut self.ctx).await }).catch_unwind();
             if hook.await.is_err() {
                 tracing::warn!(path = %self.cell.path, "`stopped` hook panicked");
             }
@@ -463,6 +483,7 @@ impl<A: Actor> Runner<A> {
                     let id = actor.id().0;
                     if pending.remove(&id) {
                         self.ctx.restart_windows.remove(&id);
+                        self.ctx.watching.remove(&actor.id());
                     } else {
                         kept.push(SystemMsg::Terminated { actor, reason });
                     }

@@ -255,11 +255,7 @@ impl Backoff {
         let r = rand01.clamp(0.0, 1.0);
         let spread = base * (1.0 - jitter + 2.0 * jitter * r);
         let secs = spread.clamp(0.0, max);
-        if secs.is_finite() {
-            Duration::from_secs_f64(secs)
-        } else {
-            self.max
-        }
+        Duration::try_from_secs_f64(secs).unwrap_or(self.max)
     }
 }
 
@@ -467,6 +463,9 @@ mod tests {
         let d: Vec<_> = (0..6).map(|n| b.delay(n, 0.5).as_millis()).collect();
         assert_eq!(d, vec![10, 20, 40, 80, 100, 100]);
         assert_eq!(Backoff::none().delay(7, 0.9), Duration::ZERO);
+        // Regression: a cap of Duration::MAX used to panic in from_secs_f64.
+        let huge = Backoff::exponential(Duration::from_secs(1), Duration::MAX);
+        assert!(huge.delay(200, 0.5) > Duration::from_secs(1));
     }
 
     #[test]

@@ -277,6 +277,7 @@ impl ActorSystem {
         props: Props<A>,
     ) -> Result<ActorRef<A::Msg>, SpawnError> {
         let parent = self.user_guardian().ok_or(SpawnError::NoRuntime)?;
+        self.refuse_after_shutdown(parent)?;
         spawn_child(self, parent, Some(name), props)
     }
 
@@ -297,6 +298,7 @@ impl ActorSystem {
         props: Props<A>,
     ) -> Result<ActorRef<A::Msg>, SpawnError> {
         let parent = self.system_guardian().ok_or(SpawnError::NoRuntime)?;
+        self.refuse_after_shutdown(parent)?;
         spawn_child(self, parent, Some(name), props)
     }
 
@@ -319,14 +321,36 @@ impl ActorSystem {
 
     /// [`shutdown`](Self::shutdown) with an explicit deadline (the first
     /// caller's deadline wins).
+    ///
+    /// The shutdown runs in a task of its own: dropping the future that
+    /// started it (a `select!`, a timeout) does not stop it, and an actor may
+    /// call this from a handler (it must not await it there, since its own
+    /// stop waits for the handler to return).
     pub async fn shutdown_within(&self, timeout: Duration) -> ShutdownReport {
         if self.inner.shutdown.try_begin() {
-            let report = self.run_shutdown(timeout).await;
-            self.inner.report.send_replace(Some(report));
-            self.inner.shutdown.finish();
-            return report;
+            let system = self.clone();
+            let run = async move {
+                let report = system.run_shutdown(timeout).await;
+                system.inner.report.send_replace(Some(report));
+                system.inner.shutdown.finish();
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(run);
+                }
+                Err(_) => run.await,
+            }
         }
         self.terminated().await
+    }
+
+    fn refuse_after_shutdown(&self, parent: &ActorHandle) -> Result<(), SpawnError> {
+        if self.is_shutting_down() {
+            return Err(SpawnError::ParentStopping {
+                parent: parent.path().clone(),
+            });
+        }
+        Ok(())
     }
 
     /// Waits until a shutdown has completed and returns its report.

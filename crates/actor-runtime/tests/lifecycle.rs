@@ -394,3 +394,44 @@ fn a1_system_outside_runtime_is_an_error() {
     let e = ActorSystem::builder("t").build().unwrap_err();
     assert_eq!(e.code(), "actor.no_runtime");
 }
+
+/// Regression (review of issue 2): a child that already terminated when its
+/// parent watches it is reported once, not twice.
+#[tokio::test]
+async fn a1_watching_a_dead_child_reports_once() {
+    let system = ActorSystem::new("t");
+    let j = Journal::default();
+    let parent = system.spawn("p", Knobs::new("p", &j).factory()).unwrap();
+    let child = parent.ask(|r| Cmd::Spawn("c".into(), r), T).await.unwrap();
+    child.tell(Cmd::StopSelf).unwrap();
+    child.stopped().await;
+    parent.tell(Cmd::Watch(child.handle().clone())).unwrap();
+    let _ = state(&parent).await;
+    settle().await;
+    let _ = state(&parent).await;
+    assert_eq!(j.count("terminated p saw c"), 1, "{:?}", j.entries());
+    system.shutdown().await;
+}
+
+/// Regression (review of issue 2): cancelling the first shutdown call does
+/// not cancel the shutdown; later calls get its report.
+#[tokio::test(start_paused = true)]
+async fn a1_cancelled_shutdown_call_still_completes() {
+    let system = ActorSystem::new("t");
+    let j = Journal::default();
+    let mut k = Knobs::new("slow", &j);
+    k.hang_in_stopped = true;
+    system.spawn("slow", k.factory()).unwrap();
+    let first = tokio::time::timeout(
+        Duration::from_millis(1),
+        system.shutdown_within(Duration::from_secs(2)),
+    )
+    .await;
+    assert!(first.is_err(), "the first caller gave up");
+    let report = tokio::time::timeout(Duration::from_secs(10), system.shutdown()).await;
+    let report = report.expect("shutdown finished");
+    assert!(!report.clean);
+    assert_eq!(report.aborted, 3, "the stuck actor and both guardians");
+    let late = system.spawn_system("late", Knobs::new("late", &j).factory());
+    assert!(matches!(late, Err(SpawnError::ParentStopping { .. })));
+}

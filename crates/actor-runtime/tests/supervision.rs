@@ -390,3 +390,71 @@ async fn a1_panicking_stopped_hook_does_not_stop_shutdown() {
     assert!(a.handle().stop_reason().is_some_and(|r| r.is_normal()));
     assert!(system.shutdown().await.clean);
 }
+
+/// Regression (review of issue 2): a supervisor decider that panics must not
+/// kill the parent's task (which would orphan its children); the failing
+/// child is stopped instead and the parent goes on.
+#[tokio::test]
+async fn a1_panicking_decider_stops_the_child_not_the_parent() {
+    let system = system_with(restart_now());
+    let j = Journal::default();
+    let bad = restart_now().with_decider(|_| panic!("decider bug"));
+    let parent = system
+        .spawn("parent", Knobs::new("parent", &j).strategy(bad).factory())
+        .unwrap();
+    let child = spawn_child(&parent, "child").await;
+    let sibling = spawn_child(&parent, "sibling").await;
+    child.tell(Cmd::Panic).unwrap();
+    child.stopped().await;
+    assert_eq!(
+        state(&parent).await.0,
+        1,
+        "parent not restarted, still alive"
+    );
+    assert_eq!(state(&sibling).await.0, 1);
+    system.shutdown().await;
+    assert!(sibling.handle().is_terminated());
+}
+
+/// Regression (review of issue 2): a hook whose synchronous part panics
+/// (before its future is first polled) is caught like any other failure.
+#[tokio::test]
+async fn a1_panic_before_the_first_await_is_caught() {
+    struct Eager;
+    impl actor_runtime::Actor for Eager {
+        type Msg = u8;
+        #[allow(unreachable_code, clippy::manual_async_fn)]
+        fn handle(
+            &mut self,
+            msg: u8,
+            _: &mut actor_runtime::Context<Self>,
+        ) -> impl std::future::Future<Output = actor_runtime::HandlerResult> + Send {
+            if msg == 0 {
+                panic!("synchronous panic in handle");
+            }
+            async { Ok(()) }
+        }
+    }
+    let system = system_with(restart_now());
+    let mut instances = 0;
+    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let c = counter.clone();
+    let a = system
+        .spawn("eager", move || {
+            instances += 1;
+            c.store(instances, Ordering::SeqCst);
+            Eager
+        })
+        .unwrap();
+    a.tell(0).unwrap();
+    a.tell(1).unwrap();
+    for _ in 0..100 {
+        if counter.load(Ordering::SeqCst) == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(counter.load(Ordering::SeqCst), 2, "restarted once");
+    assert!(!a.handle().is_terminated());
+    system.shutdown().await;
+}
