@@ -1,0 +1,349 @@
+//! Topologies, their stable hash and their diff.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::node::{Member, NodeId};
+use crate::provider::ProviderId;
+
+/// A stable 64-bit digest of a canonical (sorted by node id) member list:
+/// XXH3-64 with seed 0 over a length-prefixed encoding of every field. The
+/// same members give the same hash in every process, build and platform (no
+/// randomly keyed hasher); any change to any member changes it (up to 64-bit
+/// collisions).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+pub struct TopologyHash(pub u64);
+
+impl fmt::Debug for TopologyHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TopologyHash({:016x})", self.0)
+    }
+}
+
+impl fmt::Display for TopologyHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+fn put_str(h: &mut Xxh3, s: &str) {
+    h.update(&(s.len() as u64).to_le_bytes());
+    h.update(s.as_bytes());
+}
+
+impl TopologyHash {
+    /// The hash of `members`, which must be sorted by node id (see
+    /// [`canonicalize`]).
+    pub fn of_sorted(members: &[Member]) -> Self {
+        let mut h = Xxh3::new();
+        h.update(b"topology/v1");
+        h.update(&(members.len() as u64).to_le_bytes());
+        for m in members {
+            put_str(&mut h, m.node_id.as_str());
+            put_str(&mut h, &m.address.host);
+            h.update(&m.address.port.to_le_bytes());
+            h.update(&m.incarnation.to_le_bytes());
+            h.update(&(m.roles.len() as u64).to_le_bytes());
+            for r in &m.roles {
+                put_str(&mut h, r);
+            }
+            h.update(&(m.labels.len() as u64).to_le_bytes());
+            for (k, v) in &m.labels {
+                put_str(&mut h, k);
+                put_str(&mut h, v);
+            }
+        }
+        Self(h.digest())
+    }
+
+    /// The hash of `members` in any order.
+    pub fn of(members: &[Member]) -> Self {
+        let mut sorted = members.to_vec();
+        canonicalize(&mut sorted);
+        Self::of_sorted(&sorted)
+    }
+}
+
+/// Sorts members by node id and keeps one per node id (the one with the
+/// highest incarnation; among equal incarnations, the greatest by the
+/// member's total order, so the result never depends on arrival order): the
+/// canonical form every hash and diff uses.
+pub fn canonicalize(members: &mut Vec<Member>) {
+    members.sort_by(|a, b| {
+        a.node_id
+            .cmp(&b.node_id)
+            .then(b.incarnation.cmp(&a.incarnation))
+            .then_with(|| b.cmp(a))
+    });
+    members.dedup_by(|later, first| later.node_id == first.node_id);
+}
+
+/// The subsystem's status, as consumers see it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub enum ProvisioningStatus {
+    /// No provider has delivered a snapshot yet.
+    Starting,
+    /// A healthy provider is active and the topology has members.
+    Active,
+    /// The active provider reports zero members: consumers pause placement
+    /// (R2.4).
+    Empty,
+    /// The active provider is degraded (errors, silence); the last topology
+    /// is kept, no new remote association should be opened on it (R4.3).
+    Degraded,
+    /// Every provider is down: placement stops (R5.3).
+    Unavailable,
+    /// Graceful shutdown: new snapshots are refused, the last is kept (R3.5).
+    Draining,
+}
+
+impl ProvisioningStatus {
+    /// Whether placement may proceed.
+    pub fn allows_placement(self) -> bool {
+        matches!(self, Self::Active | Self::Degraded)
+    }
+
+    /// A stable lower-case name (metrics labels, logs).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Active => "active",
+            Self::Empty => "empty",
+            Self::Degraded => "degraded",
+            Self::Unavailable => "unavailable",
+            Self::Draining => "draining",
+        }
+    }
+}
+
+/// A quarantined incarnation of a node, removed from the members.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
+pub struct BlockedMember {
+    /// The node.
+    pub node_id: NodeId,
+    /// The quarantined incarnation (a newer one is not blocked).
+    pub incarnation: u64,
+}
+
+/// The merged view of the cluster that the ProvisioningSupervisor publishes.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Topology {
+    /// Members, sorted by node id, quarantined incarnations removed.
+    pub members: Arc<[Member]>,
+    /// Quarantined incarnations, sorted.
+    pub blocked: Arc<[BlockedMember]>,
+    /// Status.
+    pub status: ProvisioningStatus,
+    /// Hash of `members`.
+    pub hash: TopologyHash,
+    /// Monotonic per supervisor; consumers drop anything older than what they
+    /// applied.
+    pub seq_no: u64,
+    /// The provider whose snapshot this is (or that leads a union).
+    pub active_provider: Option<ProviderId>,
+    /// Restored from the store and not yet confirmed by a provider.
+    pub stale: bool,
+}
+
+impl Topology {
+    /// An empty topology in `Starting` status.
+    pub fn starting() -> Self {
+        Self {
+            members: Arc::from(Vec::new()),
+            blocked: Arc::from(Vec::new()),
+            status: ProvisioningStatus::Starting,
+            hash: TopologyHash::of_sorted(&[]),
+            seq_no: 0,
+            active_provider: None,
+            stale: false,
+        }
+    }
+
+    /// The member with `node_id`, if present.
+    pub fn member(&self, node_id: &NodeId) -> Option<&Member> {
+        self.members
+            .binary_search_by(|m| m.node_id.cmp(node_id))
+            .ok()
+            .map(|i| &self.members[i])
+    }
+
+    /// Whether this incarnation of `node_id` is quarantined.
+    pub fn is_blocked(&self, node_id: &NodeId, incarnation: u64) -> bool {
+        self.blocked
+            .iter()
+            .any(|b| &b.node_id == node_id && b.incarnation == incarnation)
+    }
+}
+
+/// What changed between two topologies.
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct TopologyDiff {
+    /// Members present now and not before.
+    pub joined: Vec<Member>,
+    /// Members present before and not now.
+    pub left: Vec<Member>,
+    /// Members present in both whose address, incarnation, roles or labels
+    /// changed (the new version).
+    pub changed: Vec<Member>,
+    /// Incarnations quarantined since.
+    pub blocked: Vec<BlockedMember>,
+    /// Incarnations no longer quarantined.
+    pub unblocked: Vec<BlockedMember>,
+}
+
+impl TopologyDiff {
+    /// The diff from `before` to `after` (both sorted by node id).
+    pub fn between(
+        before: &[Member],
+        after: &[Member],
+        blocked_before: &[BlockedMember],
+        blocked_after: &[BlockedMember],
+    ) -> Self {
+        let mut diff = Self::default();
+        let old: BTreeMap<&NodeId, &Member> = before.iter().map(|m| (&m.node_id, m)).collect();
+        let new: BTreeMap<&NodeId, &Member> = after.iter().map(|m| (&m.node_id, m)).collect();
+        for (id, m) in &new {
+            match old.get(id) {
+                None => diff.joined.push((*m).clone()),
+                Some(o) if o != m => diff.changed.push((*m).clone()),
+                Some(_) => {}
+            }
+        }
+        for (id, m) in &old {
+            if !new.contains_key(id) {
+                diff.left.push((*m).clone());
+            }
+        }
+        diff.blocked = blocked_after
+            .iter()
+            .filter(|b| !blocked_before.contains(b))
+            .cloned()
+            .collect();
+        diff.unblocked = blocked_before
+            .iter()
+            .filter(|b| !blocked_after.contains(b))
+            .cloned()
+            .collect();
+        diff
+    }
+
+    /// Nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.joined.is_empty()
+            && self.left.is_empty()
+            && self.changed.is_empty()
+            && self.blocked.is_empty()
+            && self.unblocked.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::MemberAddress;
+    use proptest::prelude::*;
+
+    fn member(id: &str, port: u16, inc: u64) -> Member {
+        Member::new(
+            NodeId::new(id).unwrap(),
+            MemberAddress::new("10.0.0.1", port).unwrap(),
+            inc,
+        )
+    }
+
+    /// Pinned value: the hash must be the same in every build and process.
+    /// If this changes, every running node disagrees with the new build.
+    #[test]
+    fn hash_is_pinned_across_builds() {
+        let ms = vec![
+            member("a", 1, 1).with_role("frontend"),
+            member("b", 2, 7).with_label("zone", "eu-1"),
+        ];
+        assert_eq!(TopologyHash::of(&ms), TopologyHash(PINNED));
+        assert_eq!(
+            TopologyHash::of_sorted(&[]),
+            TopologyHash::of(&[]),
+            "empty is stable too"
+        );
+    }
+    const PINNED: u64 = 0xa75b_db2c_d740_e619;
+
+    #[test]
+    fn canonicalize_keeps_highest_incarnation_per_node() {
+        let mut ms = vec![member("b", 1, 1), member("a", 1, 1), member("b", 1, 3)];
+        canonicalize(&mut ms);
+        assert_eq!(ms.len(), 2);
+        assert_eq!(ms[1].incarnation, 3);
+    }
+
+    #[test]
+    fn diff_reports_joined_left_changed_blocked() {
+        let before = vec![member("a", 1, 1), member("b", 1, 1)];
+        let after = vec![member("b", 1, 2), member("c", 1, 1)];
+        let blk = BlockedMember {
+            node_id: NodeId::new("x").unwrap(),
+            incarnation: 1,
+        };
+        let d = TopologyDiff::between(&before, &after, &[], std::slice::from_ref(&blk));
+        assert_eq!(d.joined, vec![member("c", 1, 1)]);
+        assert_eq!(d.left, vec![member("a", 1, 1)]);
+        assert_eq!(d.changed, vec![member("b", 1, 2)]);
+        assert_eq!(d.blocked, vec![blk.clone()]);
+        let back = TopologyDiff::between(&after, &after, &[blk.clone()], &[]);
+        assert_eq!(back.unblocked, vec![blk]);
+        assert!(TopologyDiff::between(&after, &after, &[], &[]).is_empty());
+    }
+
+    fn arb_member() -> impl Strategy<Value = Member> {
+        (
+            "[a-f]{1,3}",
+            1u16..5,
+            0u64..4,
+            proptest::collection::btree_set("[xy]", 0..2),
+        )
+            .prop_map(|(id, port, inc, roles)| {
+                let mut m = member(&id, port, inc);
+                m.roles = roles;
+                m
+            })
+    }
+
+    proptest! {
+        /// The hash does not depend on the order members arrive in.
+        #[test]
+        fn hash_is_order_independent(mut ms in proptest::collection::vec(arb_member(), 0..12), seed in any::<u64>()) {
+            let h1 = TopologyHash::of(&ms);
+            // A deterministic shuffle.
+            let n = ms.len();
+            if n > 1 {
+                for i in 0..n {
+                    let j = (seed.wrapping_mul(i as u64 + 1) % n as u64) as usize;
+                    ms.swap(i, j);
+                }
+            }
+            prop_assert_eq!(h1, TopologyHash::of(&ms));
+        }
+
+        /// Any change to any field of a member changes the hash.
+        #[test]
+        fn any_member_change_changes_the_hash(ms in proptest::collection::vec(arb_member(), 1..8), which in 0usize..8, field in 0u8..5) {
+            let mut ms = ms;
+            canonicalize(&mut ms);
+            let before = TopologyHash::of_sorted(&ms);
+            let i = which % ms.len();
+            let m = &mut ms[i];
+            match field {
+                0 => m.address.port += 100,
+                1 => m.incarnation += 1,
+                2 => { m.roles.insert("zz".into()); }
+                3 => { m.labels.insert("k".into(), "v".into()); }
+                _ => m.address.host.push('x'),
+            }
+            prop_assert_ne!(before, TopologyHash::of_sorted(&ms));
+        }
+    }
+}

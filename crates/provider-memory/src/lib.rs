@@ -1,0 +1,1 @@
+//! In-memory provider (in progress).

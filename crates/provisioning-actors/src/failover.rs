@@ -1,0 +1,1 @@
+//! failover (in progress)
