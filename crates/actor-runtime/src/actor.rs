@@ -2,10 +2,10 @@
 
 use std::future::Future;
 
-use crate::actor_ref::Terminated;
+use crate::actor_ref::{ActorHandle, Terminated};
 use crate::context::Context;
 use crate::mailbox::Mailbox;
-use crate::supervision::SupervisorStrategy;
+use crate::supervision::{Directive, Failure, SupervisorStrategy};
 
 /// The error type handlers return: any error converts with `?`.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -71,6 +71,21 @@ pub trait Actor: Send + Sized + 'static {
     ) -> impl Future<Output = HandlerResult> + Send {
         let _ = (terminated, ctx);
         async { Ok(()) }
+    }
+
+    /// A child failed and this actor's strategy decided `directive` (already
+    /// sent to the child). For bookkeeping: a supervisor that tracks its
+    /// children's health learns here that one is restarting or stopping.
+    /// Not called for `Escalate` (this actor fails instead).
+    fn on_child_failed(
+        &mut self,
+        child: ActorHandle,
+        failure: Failure,
+        directive: Directive,
+        ctx: &mut Context<Self>,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (child, failure, directive, ctx);
+        async {}
     }
 
     /// Runs when this instance ends, after its children stopped.

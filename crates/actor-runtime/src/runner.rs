@@ -110,6 +110,7 @@ pub(crate) struct Runner<A: Actor> {
     pub(crate) guard: TerminationGuard,
     pub(crate) pending_stop: Option<StopReason>,
     pub(crate) processed: u64,
+    pub(crate) last_directive: Option<crate::Directive>,
 }
 
 async fn guarded(stage: Stage, fut: impl Future<Output = HandlerResult>) -> Result<(), Failure> {
@@ -233,7 +234,20 @@ impl<A: Actor> Runner<A> {
                             tracing::error!(path = %self.cell.path, "supervisor_strategy() panicked; stopping the child");
                             crate::SupervisorStrategy::stopping()
                         });
-                self.supervise(strategy, child, failure).await
+                let report = (child.clone(), failure.clone());
+                let next = self.supervise(strategy, child, failure).await;
+                if let Some(directive) = self.last_directive.take() {
+                    let (child, failure) = report;
+                    let hook = AssertUnwindSafe(async {
+                        actor
+                            .on_child_failed(child, failure, directive, &mut self.ctx)
+                            .await;
+                    });
+                    if hook.catch_unwind().await.is_err() {
+                        tracing::warn!(path = %self.cell.path, "`on_child_failed` hook panicked");
+                    }
+                }
+                next
             }
             SystemMsg::Terminated { actor: who, reason } => {
                 let is_child = who
@@ -306,6 +320,9 @@ impl<A: Actor> Runner<A> {
                 }
             }
         };
+        if directive != crate::Directive::Escalate {
+            self.last_directive = Some(directive);
+        }
         match directive {
             crate::Directive::Resume => child.send_system(SystemMsg::Resume),
             crate::Directive::Stop => {

@@ -489,6 +489,7 @@ fn spawn_actor<A: Actor>(
         },
         pending_stop: None,
         processed: 0,
+        last_directive: None,
     };
     let task = rt.spawn(runner.run().instrument(span));
     {

@@ -458,3 +458,26 @@ async fn a1_panic_before_the_first_await_is_caught() {
     assert!(!a.handle().is_terminated());
     system.shutdown().await;
 }
+
+/// A1: the parent actor learns of each child failure and the directive it
+/// got (`on_child_failed`), so a supervisor can track its children's health.
+#[tokio::test]
+async fn a1_parent_is_told_of_child_failures_and_directives() {
+    let system = system_with(restart_now());
+    let j = Journal::default();
+    let parent = system
+        .spawn("parent", Knobs::new("parent", &j).factory())
+        .unwrap();
+    let child = spawn_child(&parent, "child").await;
+    child.tell(Cmd::Panic).unwrap();
+    child.tell(Cmd::Fail).unwrap();
+    assert_eq!(state(&child).await.0, 3);
+    let _ = state(&parent).await;
+    assert_eq!(
+        j.count("child-failed parent saw child Restart"),
+        2,
+        "{:?}",
+        j.entries()
+    );
+    system.shutdown().await;
+}

@@ -181,6 +181,20 @@ impl Actor for Probe {
         Ok(())
     }
 
+    async fn on_child_failed(
+        &mut self,
+        child: ActorHandle,
+        _failure: actor_runtime::Failure,
+        directive: Directive,
+        _ctx: &mut Context<Self>,
+    ) {
+        self.knobs.journal.push(format!(
+            "child-failed {} saw {} {directive:?}",
+            self.knobs.name,
+            child.path().name()
+        ));
+    }
+
     async fn stopped(&mut self, _ctx: &mut Context<Self>) {
         if self.knobs.hang_in_stopped {
             std::future::pending::<()>().await;
