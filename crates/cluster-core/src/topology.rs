@@ -293,7 +293,7 @@ mod tests {
         assert_eq!(d.left, vec![member("a", 1, 1)]);
         assert_eq!(d.changed, vec![member("b", 1, 2)]);
         assert_eq!(d.blocked, vec![blk.clone()]);
-        let back = TopologyDiff::between(&after, &after, &[blk.clone()], &[]);
+        let back = TopologyDiff::between(&after, &after, std::slice::from_ref(&blk), &[]);
         assert_eq!(back.unblocked, vec![blk]);
         assert!(TopologyDiff::between(&after, &after, &[], &[]).is_empty());
     }

@@ -456,27 +456,17 @@ impl FailoverPolicy {
             Some(ProviderHealth::Healthy) => Availability::Active,
             Some(ProviderHealth::Degraded) => Availability::Degraded,
             _ => {
-                let any_alive = self.providers.values().any(|p| {
-                    matches!(
-                        p.health,
-                        ProviderHealth::Starting
-                            | ProviderHealth::Healthy
-                            | ProviderHealth::Degraded
-                    )
-                });
-                let ever_failed = self
+                // Nobody to serve from. Still starting while no provider has
+                // gone down yet; otherwise unavailable (R5.3).
+                let any_down = self
                     .providers
                     .values()
                     .any(|p| matches!(p.health, ProviderHealth::Down | ProviderHealth::Failed));
-                if any_alive && !ever_failed {
-                    Availability::Starting
-                } else if self
+                let any_starting = self
                     .providers
                     .values()
-                    .any(|p| p.health == ProviderHealth::Starting)
-                    && self.active.is_none()
-                    && !ever_failed
-                {
+                    .any(|p| p.health == ProviderHealth::Starting);
+                if any_starting && !any_down {
                     Availability::Starting
                 } else {
                     Availability::Unavailable

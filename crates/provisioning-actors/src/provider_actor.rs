@@ -1,0 +1,153 @@
+//! `ProviderActor`: hosts one [`ClusterProvider`] as a supervised child of
+//! the ProvisioningSupervisor (A3).
+//!
+//! On start it registers the local member (when the provider can), then pumps
+//! the provider's watch stream into the supervisor as [`ProviderEvent`]s. The
+//! stream ending is a failure of this actor: it tells the supervisor
+//! (`StreamEnded`) and returns `Err`, so supervision restarts it with backoff
+//! (A4 "failover by restart"); a panic anywhere in it is handled the same
+//! way. Every message carries the provider id and the actor's instance
+//! number so the supervisor can ignore reports from an instance that has
+//! since been replaced.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actor_runtime::{Actor, ActorRef, Context, HandlerResult, ReplyTo};
+use cluster_core::{ClusterProvider, Member, ProviderError, ProviderId, Snapshot};
+use futures::StreamExt;
+use tokio::task::JoinHandle;
+
+use crate::supervisor::SupervisorMsg;
+
+/// What a provider actor reports to its supervisor.
+#[derive(Debug)]
+pub enum ProviderEvent {
+    /// The actor (re)started and is watching.
+    Started,
+    /// A snapshot.
+    Snapshot(Snapshot),
+    /// The stream reported an error and goes on.
+    Error(ProviderError),
+    /// Registering the local member failed (counted towards R5.2).
+    RegistrationFailed(ProviderError),
+    /// The stream ended.
+    StreamEnded,
+}
+
+/// Messages of a [`ProviderActor`].
+pub enum ProviderMsg {
+    /// From the pump task.
+    Item(Result<Snapshot, ProviderError>),
+    /// From the pump task: the stream ended.
+    Ended,
+    /// Deregister the local member (graceful drain); replies with the result.
+    Deregister(ReplyTo<Result<(), ProviderError>>),
+}
+
+/// The stream ended: a failure, so that supervision restarts the actor.
+#[derive(Debug, thiserror::Error)]
+#[error("provider {0} stream ended")]
+pub struct StreamEnded(pub ProviderId);
+
+/// Hosts one provider.
+pub struct ProviderActor {
+    pub(crate) id: ProviderId,
+    pub(crate) provider: Arc<dyn ClusterProvider>,
+    pub(crate) local: Option<Member>,
+    pub(crate) supervisor: ActorRef<SupervisorMsg>,
+    pub(crate) instance: u64,
+    pub(crate) register_timeout: Duration,
+    pub(crate) pump: Option<JoinHandle<()>>,
+}
+
+impl ProviderActor {
+    fn report(&self, event: ProviderEvent) {
+        let _ = self.supervisor.tell(SupervisorMsg::Provider {
+            id: self.id.clone(),
+            instance: self.instance,
+            event,
+        });
+    }
+}
+
+impl Actor for ProviderActor {
+    type Msg = ProviderMsg;
+
+    async fn started(&mut self, ctx: &mut Context<Self>) -> HandlerResult {
+        self.report(ProviderEvent::Started);
+        if let Some(local) = &self.local
+            && self.provider.capabilities().register
+        {
+            let reg = tokio::time::timeout(self.register_timeout, self.provider.register(local));
+            match reg.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => self.report(ProviderEvent::RegistrationFailed(e)),
+                Err(_) => self.report(ProviderEvent::RegistrationFailed(
+                    ProviderError::Registration(format!(
+                        "no answer within {:?}",
+                        self.register_timeout
+                    )),
+                )),
+            }
+        }
+        let mut stream = self.provider.watch();
+        let me = ctx.myself().clone();
+        self.pump = Some(tokio::spawn(async move {
+            while let Some(item) = stream.next().await {
+                if me.tell(ProviderMsg::Item(item)).is_err() {
+                    return;
+                }
+            }
+            let _ = me.tell(ProviderMsg::Ended);
+        }));
+        Ok(())
+    }
+
+    async fn handle(&mut self, msg: ProviderMsg, _ctx: &mut Context<Self>) -> HandlerResult {
+        match msg {
+            ProviderMsg::Item(Ok(s)) => self.report(ProviderEvent::Snapshot(s)),
+            ProviderMsg::Item(Err(e)) => self.report(ProviderEvent::Error(e)),
+            ProviderMsg::Ended => {
+                self.report(ProviderEvent::StreamEnded);
+                return Err(Box::new(StreamEnded(self.id.clone())));
+            }
+            ProviderMsg::Deregister(reply) => {
+                let result = match &self.local {
+                    Some(local) if self.provider.capabilities().register => {
+                        match tokio::time::timeout(
+                            self.register_timeout,
+                            self.provider.deregister(local),
+                        )
+                        .await
+                        {
+                            Ok(r) => r,
+                            Err(_) => Err(ProviderError::Registration(
+                                "deregistration timed out".into(),
+                            )),
+                        }
+                    }
+                    _ => Ok(()),
+                };
+                let _ = reply.send(result);
+            }
+        }
+        Ok(())
+    }
+
+    async fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        if let Some(pump) = self.pump.take() {
+            pump.abort();
+        }
+    }
+}
+
+impl Drop for ProviderActor {
+    fn drop(&mut self) {
+        // Also when the instance ends without its `stopped` hook (a failed
+        // start, an abort at the shutdown deadline).
+        if let Some(pump) = self.pump.take() {
+            pump.abort();
+        }
+    }
+}

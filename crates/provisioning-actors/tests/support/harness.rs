@@ -1,0 +1,251 @@
+//! Test harness: a node (ActorSystem + ProvisioningSupervisor over in-memory
+//! providers) and a recorder of every provisioning event.
+#![allow(dead_code, missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actor_runtime::{ActorSystem, Backoff};
+use cluster_core::events::*;
+use cluster_core::{
+    Member, MemberAddress, NodeId, ProviderDescriptor, ProviderId, ProvisioningStatus, Topology,
+};
+use provider_memory::{FaultHandle, MembershipTable};
+use provisioning_actors::failover::FailoverConfig;
+use provisioning_actors::{
+    MemoryKind, ProviderKinds, ProvisioningConfig, ProvisioningHandle, ProvisioningSupervisor,
+};
+
+#[derive(Clone, Debug)]
+pub enum Ev {
+    Topology(TopologyUpdated),
+    Changed(ProviderChanged),
+    Health(ProviderHealthChanged),
+    StreamTerminated(ProviderStreamTerminated),
+    Status(ProvisioningStatusChanged),
+    Quarantined(RemoteNodeQuarantined),
+    Suppressed(ActivationSuppressed),
+}
+
+#[derive(Clone, Default)]
+pub struct Events(pub Arc<Mutex<Vec<Ev>>>);
+
+impl Events {
+    pub fn record(system: &ActorSystem) -> Self {
+        let ev = Self::default();
+        let es = system.event_stream();
+        macro_rules! sub {
+            ($t:ty, $v:ident) => {{
+                let e = ev.clone();
+                let _ = es.subscribe_fn(move |x: &$t| e.0.lock().unwrap().push(Ev::$v(x.clone())));
+            }};
+        }
+        sub!(TopologyUpdated, Topology);
+        sub!(ProviderChanged, Changed);
+        sub!(ProviderHealthChanged, Health);
+        sub!(ProviderStreamTerminated, StreamTerminated);
+        sub!(ProvisioningStatusChanged, Status);
+        sub!(RemoteNodeQuarantined, Quarantined);
+        sub!(ActivationSuppressed, Suppressed);
+        ev
+    }
+    pub fn all(&self) -> Vec<Ev> {
+        self.0.lock().unwrap().clone()
+    }
+    pub fn clear(&self) {
+        self.0.lock().unwrap().clear();
+    }
+    pub fn topologies(&self) -> Vec<Arc<Topology>> {
+        self.all()
+            .into_iter()
+            .filter_map(|e| match e {
+                Ev::Topology(t) => Some(t.topology),
+                _ => None,
+            })
+            .collect()
+    }
+    pub fn updates(&self) -> Vec<TopologyUpdated> {
+        self.all()
+            .into_iter()
+            .filter_map(|e| match e {
+                Ev::Topology(t) => Some(t),
+                _ => None,
+            })
+            .collect()
+    }
+    pub fn changes(&self) -> Vec<ProviderChanged> {
+        self.all()
+            .into_iter()
+            .filter_map(|e| match e {
+                Ev::Changed(c) => Some(c),
+                _ => None,
+            })
+            .collect()
+    }
+    pub fn statuses(&self) -> Vec<ProvisioningStatus> {
+        self.all()
+            .into_iter()
+            .filter_map(|e| match e {
+                Ev::Status(s) => Some(s.status),
+                _ => None,
+            })
+            .collect()
+    }
+    pub fn terminations(&self) -> Vec<ProviderStreamTerminated> {
+        self.all()
+            .into_iter()
+            .filter_map(|e| match e {
+                Ev::StreamTerminated(t) => Some(t),
+                _ => None,
+            })
+            .collect()
+    }
+    pub fn quarantines(&self) -> Vec<RemoteNodeQuarantined> {
+        self.all()
+            .into_iter()
+            .filter_map(|e| match e {
+                Ev::Quarantined(q) => Some(q),
+                _ => None,
+            })
+            .collect()
+    }
+    pub fn suppressed(&self) -> Vec<ActivationSuppressed> {
+        self.all()
+            .into_iter()
+            .filter_map(|e| match e {
+                Ev::Suppressed(s) => Some(s),
+                _ => None,
+            })
+            .collect()
+    }
+    pub fn last_topology(&self) -> Option<Arc<Topology>> {
+        self.topologies().last().cloned()
+    }
+}
+
+pub fn nid(s: &str) -> NodeId {
+    NodeId::new(s).unwrap()
+}
+
+pub fn pid(s: &str) -> ProviderId {
+    ProviderId::new(s).unwrap()
+}
+
+pub fn member(id: &str, incarnation: u64) -> Member {
+    Member::new(
+        nid(id),
+        MemberAddress::new("127.0.0.1", 4000).unwrap(),
+        incarnation,
+    )
+}
+
+pub fn memory(id: &str, priority: u32, table: &str) -> ProviderDescriptor {
+    ProviderDescriptor::new(pid(id), "memory", priority).with_setting("table", table)
+}
+
+/// Fast timings for tests on tokio's paused clock.
+pub fn test_config(local: Option<Member>) -> ProvisioningConfig {
+    ProvisioningConfig {
+        local,
+        failover: FailoverConfig {
+            silence_timeout: Duration::from_secs(15),
+            error_threshold: 3,
+            stability_window: Duration::from_secs(10),
+            max_snapshot_lag: Duration::from_secs(30),
+        },
+        provider_backoff: Backoff::exponential(Duration::from_millis(100), Duration::from_secs(1)),
+        provider_max_restarts: 10,
+        provider_restart_window: Duration::from_secs(60),
+        ..ProvisioningConfig::default()
+    }
+}
+
+pub struct Node {
+    pub system: ActorSystem,
+    pub handle: ProvisioningHandle,
+    pub events: Events,
+    pub kind: MemoryKind,
+}
+
+impl Node {
+    pub fn faults(&self, provider: &str) -> FaultHandle {
+        self.kind.faults(provider).expect("provider built")
+    }
+
+    pub async fn topology(&self) -> Arc<Topology> {
+        self.handle.topology().await.unwrap()
+    }
+
+    /// Waits (virtual time on a paused clock) until the published topology
+    /// satisfies `f`; panics after 120 s of virtual time.
+    pub async fn wait_topology(&self, what: &str, f: impl Fn(&Topology) -> bool) -> Arc<Topology> {
+        for _ in 0..12_000 {
+            let t = self.topology().await;
+            if f(&t) {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "timed out waiting for: {what}; last: {:?}",
+            self.topology().await
+        );
+    }
+
+    pub async fn wait_events(&self, what: &str, f: impl Fn(&Events) -> bool) {
+        for _ in 0..12_000 {
+            if f(&self.events) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "timed out waiting for: {what}; events: {:#?}",
+            self.events.all()
+        );
+    }
+
+    pub async fn shutdown(self) {
+        self.system.shutdown().await;
+    }
+}
+
+/// A node over the named tables.
+pub async fn node_with(
+    name: &str,
+    tables: &[(&str, MembershipTable)],
+    config: ProvisioningConfig,
+    defs: Vec<ProviderDescriptor>,
+) -> cluster_core::Result<Node> {
+    let system = ActorSystem::new(name);
+    let events = Events::record(&system);
+    let mut kind = MemoryKind::new();
+    for (n, t) in tables {
+        kind = kind.with_table(n, t.clone());
+    }
+    let kinds = ProviderKinds::new().with(kind.clone());
+    let handle = ProvisioningSupervisor::spawn(&system, config, kinds, defs).await?;
+    Ok(Node {
+        system,
+        handle,
+        events,
+        kind,
+    })
+}
+
+/// The usual node: two in-memory providers over two tables, primary
+/// (priority 0) and standby (priority 1), the local member registered in
+/// both.
+pub async fn two_provider_node(primary: &MembershipTable, standby: &MembershipTable) -> Node {
+    node_with(
+        "node",
+        &[("primary", primary.clone()), ("standby", standby.clone())],
+        test_config(Some(member("local", 1))),
+        vec![
+            memory("primary", 0, "primary"),
+            memory("standby", 1, "standby"),
+        ],
+    )
+    .await
+    .unwrap()
+}
