@@ -12,8 +12,9 @@
 //! child process and reports (a) the bytes of every distinct allocation
 //! reachable from the merger's state (shared allocations counted once,
 //! glibc chunk rounding included) and (b) the resident-set growth of the
-//! process while building that state, an upper bound that also counts
-//! allocator fragmentation and freed temporaries.
+//! process while building that state (glibc thresholds fixed so freed large
+//! buffers are returned), an upper bound that still counts fragmentation
+//! and freed small temporaries (the first merge's diff, dropped snapshots).
 //!
 //! ```sh
 //! cargo bench -p provisioning-actors --bench merge -- --warm-up-time 1 --measurement-time 2
@@ -201,6 +202,12 @@ fn memory_report(sizes: &[usize]) {
         for &n in sizes {
             let out = Command::new(&exe)
                 .env(CHILD_ENV, format!("{scenario}:{n}"))
+                // Fixed thresholds: large freed buffers go back to the
+                // system instead of staying resident in the heap.
+                .env(
+                    "GLIBC_TUNABLES",
+                    "glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072",
+                )
                 .output();
             let text = out
                 .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())

@@ -355,38 +355,43 @@ impl TopologyMerger {
     /// Records a refresh from `provider` (rule 1). `members` may be in any
     /// order and contain duplicates.
     pub fn on_refresh(&mut self, provider: &ProviderId, mut members: Vec<Member>) -> RefreshInfo {
-        canonicalize(&mut members);
+        // Strictly sorted input is already canonical: skip the sort.
+        if !members.windows(2).all(|w| w[0].node_id < w[1].node_id) {
+            canonicalize(&mut members);
+        }
         self.refreshes += 1;
         let refresh = self.refreshes;
         let count = members.len();
-        if let Some(slot) = self.slots.get_mut(provider)
-            && *slot.members == *members
-        {
-            slot.refresh = refresh;
-            return RefreshInfo {
-                hash: slot.hash,
-                previous_hash: Some(slot.hash),
-                members: count,
-            };
-        }
-        let previous = self.slots.get(provider);
-        let previous_hash = previous.map(|s| s.hash);
-        let reference = if self.base.is_empty() {
-            previous.map(|s| &s.members[..]).unwrap_or(&[])
-        } else {
-            &self.base[..]
+        let previous_hash = self.slots.get(provider).map(|s| s.hash);
+        // Node ids are interned against the provider's previous snapshot,
+        // else the published set, else another provider's snapshot; the
+        // same walk tells whether the snapshot equals that reference.
+        let reference: (Arc<[Member]>, Option<TopologyHash>) = match self.slots.get(provider) {
+            Some(p) => (p.members.clone(), Some(p.hash)),
+            None if !self.base.is_empty() => (self.base.clone(), self.base_hash),
+            None => match self.slots.values().next() {
+                Some(s) => (s.members.clone(), Some(s.hash)),
+                None => (self.base.clone(), self.base_hash),
+            },
         };
-        intern_ids(&mut members, reference);
-        let hash = TopologyHash::of_sorted(&members);
-        let shared = self
-            .slots
-            .values()
-            .filter(|s| s.hash == hash)
-            .map(|s| &s.members)
-            .chain(std::iter::once(&self.base).filter(|_| self.base_hash == Some(hash)))
-            .find(|m| ***m == *members)
-            .cloned();
-        let members = shared.unwrap_or_else(|| Arc::from(members));
+        let (members, hash) = if intern_ids(&mut members, &reference.0) {
+            let hash = reference
+                .1
+                .unwrap_or_else(|| TopologyHash::of_sorted(&members));
+            (reference.0, hash)
+        } else {
+            drop(reference);
+            let hash = TopologyHash::of_sorted(&members);
+            let shared = self
+                .slots
+                .values()
+                .filter(|s| s.hash == hash)
+                .map(|s| &s.members)
+                .chain(std::iter::once(&self.base).filter(|_| self.base_hash == Some(hash)))
+                .find(|m| ***m == *members)
+                .cloned();
+            (shared.unwrap_or_else(|| Arc::from(members)), hash)
+        };
         self.slots.insert(
             provider.clone(),
             ProviderSnapshot {
@@ -735,10 +740,23 @@ impl TopologyMerger {
         let lists: Vec<&[Member]> = sources.iter().map(|s| &s.members[..]).collect();
         let picks = union_picks(&lists);
         let picked = |&(s, i): &(u32, u32)| &lists[s as usize][i as usize];
+        // Every pick from one source, covering it: the union is that source
+        // (decided from the indices, without comparing members).
+        let single = picks
+            .first()
+            .map(|p| p.0)
+            .filter(|&s| picks.len() == lists[s as usize].len() && picks.iter().all(|p| p.0 == s));
         let same_as = |other: &[Member]| {
-            picks.len() == other.len() && picks.iter().map(picked).eq(other.iter())
+            picks.len() == other.len()
+                && picks
+                    .iter()
+                    .map(picked)
+                    .zip(other)
+                    .all(|(a, b)| std::ptr::eq(a, b) || a == b)
         };
-        let candidate = if let Some(s) = sources.iter().find(|s| same_as(&s.members)) {
+        let candidate = if let Some(s) = single {
+            from_slot(sources[s as usize])
+        } else if let Some(s) = sources.iter().find(|s| same_as(&s.members)) {
             from_slot(s)
         } else if same_as(&self.base) {
             Candidate {
@@ -857,19 +875,25 @@ fn normalize(providers: &[ProviderInput]) -> Vec<&ProviderInput> {
 }
 
 /// Replaces node ids in `members` by the equal ones of `reference` (both
-/// sorted), so copies share one allocation and compare by pointer.
-fn intern_ids(members: &mut [Member], reference: &[Member]) {
+/// sorted), so copies share one allocation and compare by pointer. Returns
+/// whether `members` equals `reference`.
+fn intern_ids(members: &mut [Member], reference: &[Member]) -> bool {
+    let mut equal = members.len() == reference.len();
     let mut j = 0;
     for m in members.iter_mut() {
         while j < reference.len() && id_cmp(&reference[j].node_id, &m.node_id) == Ordering::Less {
             j += 1;
         }
         match reference.get(j) {
-            Some(r) if r.node_id == m.node_id => m.node_id = r.node_id.clone(),
-            Some(_) => {}
-            None => break,
+            Some(r) if id_cmp(&r.node_id, &m.node_id) == Ordering::Equal => {
+                m.node_id = r.node_id.clone();
+                equal = equal && *m == *r;
+            }
+            Some(_) => equal = false,
+            None => return false,
         }
     }
+    equal
 }
 
 /// Node ids of `before` missing from `after` (both sorted).

@@ -201,6 +201,11 @@ pub struct ProvisioningSupervisor {
     pending_change: Option<(Option<ProviderId>, Option<ProviderId>, ChangeReason)>,
     pending_quarantine: Vec<RemoteNodeQuarantined>,
     shared: Arc<std::sync::Mutex<Shared>>,
+    /// A reload is in progress: the next change of the active provider is
+    /// reported with reason `Reload`.
+    reloading: bool,
+    /// The last topology save in flight.
+    saving: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// A handle to a running supervisor: the API that Remoting, placement and
@@ -320,6 +325,8 @@ impl ProvisioningSupervisor {
             pending_change: None,
             pending_quarantine: Vec::new(),
             shared,
+            reloading: false,
+            saving: None,
         }
     }
 }
@@ -585,7 +592,15 @@ impl ProvisioningSupervisor {
                 Some((from, _, _)) => from,
                 None => c.from,
             };
-            self.pending_change = Some((from, c.to, c.reason));
+            let reason = if self.reloading {
+                ChangeReason::Reload
+            } else {
+                c.reason
+            };
+            if c.to.is_some() {
+                self.reloading = false;
+            }
+            self.pending_change = Some((from, c.to, reason));
         }
         self.schedule(d.next_deadline, ctx);
         self.recompute(ctx);
@@ -623,6 +638,11 @@ impl ProvisioningSupervisor {
             return;
         }
         let availability = self.policy.availability();
+        if availability == Availability::Starting && self.status != ProvisioningStatus::Starting {
+            // New providers (after a reload) have not reported yet: keep the
+            // last topology rather than publish a gap.
+            return;
+        }
         let active = self.policy.active().cloned();
         let inputs: Vec<ProviderInput> = self
             .entries
@@ -730,13 +750,18 @@ impl ProvisioningSupervisor {
             && let Some(store) = self.store.clone()
         {
             let t = (*self.published).clone();
-            // Persisting must not delay publication; saves are serialized by
-            // the store, and a later save always carries a later topology.
-            tokio::spawn(async move {
+            // Persisting must not delay publication: the save runs in a task,
+            // after the previous one (so the file never goes back in time),
+            // and `stopped` waits for the last one.
+            let previous = self.saving.take();
+            self.saving = Some(tokio::spawn(async move {
+                if let Some(p) = previous {
+                    let _ = p.await;
+                }
                 if let Err(e) = store.save_topology(&t).await {
                     tracing::warn!(error = %e, code = e.code(), "could not persist the topology");
                 }
-            });
+            }));
         }
     }
 
@@ -799,6 +824,7 @@ impl ProvisioningSupervisor {
             }
         }
         // Accepted as a whole: apply.
+        self.reloading = true;
         let keep: std::collections::BTreeSet<ProviderId> =
             prepared.iter().map(|(id, _)| id.clone()).collect();
         let gone: Vec<ProviderId> = self
@@ -816,10 +842,10 @@ impl ProvisioningSupervisor {
                 self.install(a, ctx)?;
             }
         }
-        if let Some((from, to, _)) = self.pending_change.take() {
-            self.pending_change = Some((from, to, ChangeReason::Reload));
-            self.recompute(ctx);
+        if self.policy.active().is_some() {
+            self.reloading = false;
         }
+        self.recompute(ctx);
         self.persist_definitions().await
     }
 
@@ -1027,6 +1053,12 @@ impl Actor for ProvisioningSupervisor {
             self.apply(d, ctx);
         }
         Ok(())
+    }
+
+    async fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        if let Some(save) = self.saving.take() {
+            let _ = save.await;
+        }
     }
 
     fn supervisor_strategy(&self) -> SupervisorStrategy {
