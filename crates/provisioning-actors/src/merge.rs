@@ -41,8 +41,12 @@
 //!    is exactly the glitch rule's "nobody disagrees" condition.
 //! 4. **No input.** Without an active provider (Priority), when the active
 //!    provider has no snapshot yet, or when no healthy provider has one
-//!    (Union), the previous candidate set and status are kept
-//!    ([`MergeDecision::NoInput`]); the supervisor reports the status.
+//!    (Union), the previous candidate set is kept
+//!    ([`MergeDecision::NoInput`]), and so is the status unless it is
+//!    Active or Empty (then recomputed, the overlay may still change); the
+//!    supervisor reports the status. A topology restored with
+//!    [`TopologyMerger::with_published`] stays `stale` until a merge with
+//!    input.
 //! 5. **Quarantine overlay (R4.2).** [`TopologyMerger::quarantine`] blocks
 //!    one `(node, incarnation)`: from the next merge on it is removed from
 //!    the published members and listed in `blocked` (sorted), even while no
@@ -577,7 +581,11 @@ impl TopologyMerger {
         } else {
             self.quarantine.keys().cloned().collect()
         };
-        let status = if no_input {
+        let keep_status = !matches!(
+            prev.status,
+            ProvisioningStatus::Active | ProvisioningStatus::Empty
+        );
+        let status = if no_input && keep_status {
             prev.status
         } else if members.is_empty() {
             ProvisioningStatus::Empty
@@ -596,7 +604,7 @@ impl TopologyMerger {
                 hash,
                 seq_no,
                 active_provider: active.cloned(),
-                stale: false,
+                stale,
             };
             (Arc::new(topology), diff)
         } else if prev.active_provider.as_ref() != active || prev.stale != stale {
@@ -1494,6 +1502,11 @@ mod tests {
         assert!(!out.changed);
         assert_eq!(names(&out.topology), ["a@1"]);
         assert_eq!(out.topology.active_provider, None);
+        lab.merger.quarantine(nid("a"), 1, None);
+        let out = lab.merge();
+        assert_eq!(out.decision, MergeDecision::NoInput);
+        assert!(out.changed, "the overlay still applies");
+        assert_eq!(out.topology.status, ProvisioningStatus::Empty);
         lab.active = Some(pid("b"));
         assert_eq!(lab.merge().decision, MergeDecision::NoInput);
         lab.merger.remove_provider(&pid("a"));
@@ -1520,11 +1533,21 @@ mod tests {
             stale: true,
         };
         let mut merger = TopologyMerger::with_published(MergeConfig::default(), restored);
-        merger.on_refresh(&pid("a"), list(&["b", "c", "a"]));
         let inputs = [ProviderInput::new(pid("a"), 0, true)];
+        merger.quarantine(nid("b"), 1, None);
         let out = merger.merge(&inputs, Some(&pid("a")), 42);
+        assert_eq!(out.decision, MergeDecision::NoInput);
+        assert!(
+            out.changed && out.topology.stale,
+            "unconfirmed: still stale"
+        );
+        assert_eq!(names(&out.topology), ["a@1"]);
+        assert!(merger.clear(&nid("b"), 1));
+        merger.merge(&inputs, Some(&pid("a")), 43);
+        merger.on_refresh(&pid("a"), list(&["b", "c", "a"]));
+        let out = merger.merge(&inputs, Some(&pid("a")), 44);
         assert!(!out.changed);
-        assert_eq!(out.topology.seq_no, 41);
+        assert_eq!(out.topology.seq_no, 43);
         assert!(!out.topology.stale);
         assert_eq!(names(&out.topology), ["a@1", "b@1"]);
     }

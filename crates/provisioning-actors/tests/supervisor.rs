@@ -450,3 +450,41 @@ async fn a4_flapping_every_second_for_a_minute_never_flaps_the_topology() {
     .await;
     node.shutdown().await;
 }
+
+/// A5, R4.5: provider health changes are published with the last update
+/// time and the last error code.
+#[tokio::test(start_paused = true)]
+async fn a5_provider_health_changes_are_published() {
+    let (p, s) = (MembershipTable::new(), MembershipTable::new());
+    let node = two_provider_node(&p, &s).await;
+    node.wait_topology("active", |t| t.status == ProvisioningStatus::Active)
+        .await;
+    node.faults("primary")
+        .fail_next(3, ProviderError::Stream("reset by peer".into()));
+    node.wait_events("primary degraded", |e| {
+        e.all().iter().any(|x| matches!(x, Ev::Health(h) if h.provider == pid("primary") && h.health == ProviderHealth::Degraded))
+    })
+    .await;
+    let h = node
+        .events
+        .all()
+        .into_iter()
+        .find_map(|x| match x {
+            Ev::Health(h)
+                if h.provider == pid("primary") && h.health == ProviderHealth::Degraded =>
+            {
+                Some(h)
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(h.previous, ProviderHealth::Healthy);
+    assert_eq!(h.last_error, Some("provider.stream"));
+    assert!(h.last_update.is_some());
+    // It recovers with its next snapshot.
+    node.wait_events("primary healthy again", |e| {
+        e.all().iter().filter(|x| matches!(x, Ev::Health(h) if h.provider == pid("primary") && h.health == ProviderHealth::Healthy)).count() >= 2
+    })
+    .await;
+    node.shutdown().await;
+}

@@ -1,0 +1,100 @@
+//! R5.1, R4.5: snapshot latency, failovers by reason, stream interruptions by
+//! provider, provider health and last-update time, member count. One global
+//! recorder per process, so this file holds one test.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use cluster_core::ProviderHealth;
+use harness::*;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use provider_memory::MembershipTable;
+use provisioning_actors::metrics as m;
+
+type Snap = Vec<(
+    metrics_util::CompositeKey,
+    Option<metrics::Unit>,
+    Option<metrics::SharedString>,
+    DebugValue,
+)>;
+
+/// Reads one value from a snapshot (taking a snapshot drains histograms, so
+/// the test takes one and reads everything from it).
+fn value(s: &Snap, name: &str, label: Option<(&str, &str)>) -> Option<f64> {
+    s.iter().find_map(|(key, _, _, v)| {
+        let k = key.key();
+        let labels_ok =
+            label.is_none_or(|(lk, lv)| k.labels().any(|l| l.key() == lk && l.value() == lv));
+        if k.name() != name || !labels_ok {
+            return None;
+        }
+        match v {
+            DebugValue::Counter(c) => Some(*c as f64),
+            DebugValue::Gauge(g) => Some(g.into_inner()),
+            DebugValue::Histogram(h) => Some(h.len() as f64),
+        }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn r5_1_r4_5_provisioning_metrics_are_recorded() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    recorder.install().unwrap();
+
+    let (p, s) = (MembershipTable::new(), MembershipTable::new());
+    p.upsert(member("b", 1));
+    let node = two_provider_node(&p, &s).await;
+    node.wait_topology("two members", |t| t.members.len() == 2)
+        .await;
+    node.faults("primary").end_all_streams_forever(true);
+    node.faults("primary").end_stream();
+    node.wait_topology("standby", |t| t.active_provider == Some(pid("standby")))
+        .await;
+
+    let snap: Snap = snapshotter.snapshot().into_vec();
+    assert!(value(&snap, m::SNAPSHOT_LATENCY, Some(("provider", "primary"))).unwrap() >= 1.0);
+    assert_eq!(
+        value(&snap, m::FAILOVERS, Some(("reason", "initial"))),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&snap, m::FAILOVERS, Some(("reason", "stream_ended"))),
+        Some(1.0)
+    );
+    assert!(
+        value(
+            &snap,
+            m::STREAM_INTERRUPTIONS,
+            Some(("provider", "primary"))
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert_eq!(
+        value(&snap, m::PROVIDER_HEALTH, Some(("provider", "standby"))),
+        Some(ProviderHealth::Healthy.gauge())
+    );
+    assert!(value(&snap, m::PROVIDER_HEALTH, Some(("provider", "primary"))).unwrap() < 2.0);
+    assert!(
+        value(
+            &snap,
+            m::PROVIDER_LAST_UPDATE,
+            Some(("provider", "standby"))
+        )
+        .unwrap()
+            > 1.0e9
+    );
+    assert_eq!(
+        value(&snap, m::MEMBERS, None),
+        Some(1.0),
+        "standby lists only local"
+    );
+    assert_eq!(
+        value(&snap, m::STATUS, Some(("status", "active"))),
+        Some(1.0)
+    );
+    assert!(value(&snap, m::TOPOLOGY_UPDATES, None).unwrap() >= 2.0);
+    node.shutdown().await;
+}
