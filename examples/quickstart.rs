@@ -1,195 +1,46 @@
-//! Quickstart: the actor kernel that the provisioning subsystem runs on.
+//! Quickstart: an in-process cluster of three nodes on the in-memory
+//! provider, showing topology, failover and quarantine.
 //!
 //! `cargo run --release --example quickstart`
 //!
-//! A `provisioning` system actor supervises two provider actors that publish
-//! heartbeats on the EventStream; an `observer` user actor subscribes and
-//! watches them. The run shows, in order: both providers publishing; the
-//! primary crashing and being restarted with backoff while its ActorRef and
-//! queued messages survive; the standby crashing past its restart limit and
-//! being stopped, which its supervisor and the observer's death watch see;
-//! and an ordered shutdown (user actors, then system actors).
+//! Each node is its own `ActorSystem` with a `ProvisioningSupervisor` (a
+//! system actor) running two in-memory providers: `primary` (priority 0) and
+//! `standby` (priority 1), each over a table shared by the three nodes, as a
+//! real deployment would share a Kubernetes API and a Consul catalog. The
+//! timeline shows, as node `a` sees it:
 //!
-//! The real cluster (topology merge, failover between providers, quarantine
-//! over TCP) builds on this kernel in later milestones; see the README.
-//! The program exits non-zero if any step does not happen within its time.
+//! 1. the topology forming as the nodes register themselves;
+//! 2. the primary backend failing and every node's standby taking over,
+//!    without a gap in the topology (hot standby: no backend round trip);
+//! 3. node `c` crashing (no deregistration), a failure report quarantining
+//!    it (`RemoteNodeQuarantined`, then `TopologyUpdated` without it);
+//! 4. the primary backend recovering and the nodes failing back after the
+//!    stability window;
+//! 5. a graceful shutdown: drain, deregister, stop.
+//!
+//! Remoting's failure detector (TCP heartbeats) lands with the `cluster`
+//! crate; until then step 3's report is made through the same
+//! `ProvisioningHandle::quarantine` call Remoting will use. The program ends
+//! by itself and exits non-zero if any step does not happen in time.
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actor_runtime::{
-    Actor, ActorRef, ActorSystem, Backoff, Context, HandlerResult, ReplyTo, SupervisorStrategy,
-    Terminated,
+use actor_runtime::{ActorSystem, Backoff};
+use cluster_core::events::{
+    ProviderChanged, ProvisioningStatusChanged, RemoteNodeQuarantined, TopologyUpdated,
+};
+use cluster_core::{
+    Member, MemberAddress, NodeId, ProviderDescriptor, ProviderId, ProvisioningStatus, Topology,
+};
+use provider_memory::MembershipTable;
+use provisioning_actors::failover::FailoverConfig;
+use provisioning_actors::{
+    MemoryKind, ProviderKinds, ProvisioningConfig, ProvisioningHandle, ProvisioningSupervisor,
 };
 
-/// Published by providers on the EventStream.
-#[derive(Clone, Debug)]
-struct Heartbeat {
-    provider: &'static str,
-    instance: u32,
-}
-
-enum ProviderMsg {
-    Tick,
-    Crash,
-}
-
-impl Clone for ProviderMsg {
-    fn clone(&self) -> Self {
-        match self {
-            ProviderMsg::Tick => ProviderMsg::Tick,
-            ProviderMsg::Crash => ProviderMsg::Crash,
-        }
-    }
-}
-
-struct Provider {
-    name: &'static str,
-    instance: u32,
-}
-
-impl Actor for Provider {
-    type Msg = ProviderMsg;
-
-    async fn started(&mut self, ctx: &mut Context<Self>) -> HandlerResult {
-        ctx.schedule_repeated(Duration::from_millis(50), ProviderMsg::Tick);
-        Ok(())
-    }
-
-    async fn handle(&mut self, msg: ProviderMsg, ctx: &mut Context<Self>) -> HandlerResult {
-        match msg {
-            ProviderMsg::Tick => {
-                ctx.system().event_stream().publish(Heartbeat {
-                    provider: self.name,
-                    instance: self.instance,
-                });
-                Ok(())
-            }
-            ProviderMsg::Crash => Err(format!("{} lost its backend", self.name).into()),
-        }
-    }
-}
-
-enum SupervisorMsg {
-    Providers(ReplyTo<(ActorRef<ProviderMsg>, ActorRef<ProviderMsg>)>),
-}
-
-/// Restarts a failing provider after 100 ms, 200 ms, ...; three restarts in
-/// ten seconds at most.
-struct Provisioning {
-    timeline: Timeline,
-    providers: Option<(ActorRef<ProviderMsg>, ActorRef<ProviderMsg>)>,
-}
-
-fn provider_factory(name: &'static str) -> impl FnMut() -> Provider + Send + 'static {
-    let mut instance = 0;
-    move || {
-        instance += 1;
-        Provider { name, instance }
-    }
-}
-
-impl Actor for Provisioning {
-    type Msg = SupervisorMsg;
-
-    async fn started(&mut self, ctx: &mut Context<Self>) -> HandlerResult {
-        let primary = ctx.spawn("primary", provider_factory("primary"))?;
-        let standby = ctx.spawn("standby", provider_factory("standby"))?;
-        self.providers = Some((primary, standby));
-        Ok(())
-    }
-
-    async fn handle(&mut self, msg: SupervisorMsg, _: &mut Context<Self>) -> HandlerResult {
-        let SupervisorMsg::Providers(reply) = msg;
-        if let Some(p) = self.providers.clone() {
-            let _ = reply.send(p);
-        }
-        Ok(())
-    }
-
-    async fn on_terminated(&mut self, t: Terminated, _: &mut Context<Self>) -> HandlerResult {
-        self.timeline.log(format!(
-            "supervisor: child {} terminated: {}",
-            t.actor.path(),
-            t.reason
-        ));
-        Ok(())
-    }
-
-    async fn stopped(&mut self, _: &mut Context<Self>) {
-        self.timeline
-            .log("supervisor: stopped (system actor, after the user actors)");
-    }
-
-    fn supervisor_strategy(&self) -> SupervisorStrategy {
-        SupervisorStrategy::one_for_one()
-            .with_backoff(Backoff::exponential(
-                Duration::from_millis(100),
-                Duration::from_secs(1),
-            ))
-            .with_limit(3, Duration::from_secs(10))
-    }
-}
-
-enum ObserverMsg {
-    Beat(Heartbeat),
-    Watch(actor_runtime::ActorHandle),
-}
-
-impl From<Heartbeat> for ObserverMsg {
-    fn from(h: Heartbeat) -> Self {
-        ObserverMsg::Beat(h)
-    }
-}
-
-#[derive(Default)]
-struct Seen {
-    beats: Vec<(&'static str, u32)>,
-    terminated: Vec<String>,
-}
-
-struct Observer {
-    seen: Arc<Mutex<Seen>>,
-    timeline: Timeline,
-}
-
-impl Actor for Observer {
-    type Msg = ObserverMsg;
-
-    async fn handle(&mut self, msg: ObserverMsg, ctx: &mut Context<Self>) -> HandlerResult {
-        match msg {
-            ObserverMsg::Beat(h) => {
-                let mut seen = self.seen.lock().map_err(|_| "poisoned")?;
-                if !seen.beats.contains(&(h.provider, h.instance)) {
-                    self.timeline.log(format!(
-                        "observer: first heartbeat from {} (instance #{})",
-                        h.provider, h.instance
-                    ));
-                }
-                seen.beats.push((h.provider, h.instance));
-            }
-            ObserverMsg::Watch(h) => ctx.watch(&h),
-        }
-        Ok(())
-    }
-
-    async fn on_terminated(&mut self, t: Terminated, _: &mut Context<Self>) -> HandlerResult {
-        self.timeline.log(format!(
-            "observer: death watch says {} ended: {}",
-            t.actor.path(),
-            t.reason
-        ));
-        if let Ok(mut seen) = self.seen.lock() {
-            seen.terminated.push(t.actor.path().to_string());
-        }
-        Ok(())
-    }
-
-    async fn stopped(&mut self, _: &mut Context<Self>) {
-        self.timeline.log("observer: stopped (user actor, first)");
-    }
-}
+type Error = Box<dyn std::error::Error>;
 
 #[derive(Clone)]
 struct Timeline(Instant);
@@ -204,115 +55,268 @@ impl Timeline {
     }
 }
 
-async fn step(
-    timeline: &Timeline,
-    what: &str,
-    limit: Duration,
-    mut done: impl FnMut() -> bool,
-) -> Result<(), String> {
+struct Node {
+    name: &'static str,
+    system: ActorSystem,
+    provisioning: ProvisioningHandle,
+    kind: MemoryKind,
+}
+
+fn names(t: &Topology) -> String {
+    let n: Vec<&str> = t.members.iter().map(|m| m.node_id.as_str()).collect();
+    format!("[{}]", n.join(", "))
+}
+
+async fn start_node(
+    name: &'static str,
+    port: u16,
+    primary: &MembershipTable,
+    standby: &MembershipTable,
+) -> Result<Node, Error> {
+    let system = ActorSystem::new(name);
+    let kind = MemoryKind::new()
+        .with_table("primary", primary.clone())
+        .with_table("standby", standby.clone());
+    let local = Member::new(
+        NodeId::new(name)?,
+        MemberAddress::new("127.0.0.1", port)?,
+        1,
+    );
+    let config = ProvisioningConfig {
+        local: Some(local),
+        failover: FailoverConfig {
+            silence_timeout: Duration::from_secs(3),
+            error_threshold: 3,
+            stability_window: Duration::from_secs(2),
+            max_snapshot_lag: Duration::from_secs(10),
+            startup_grace: Duration::from_secs(1),
+        },
+        provider_backoff: Backoff::exponential(Duration::from_millis(100), Duration::from_secs(1)),
+        provider_max_restarts: 1_000,
+        ..ProvisioningConfig::default()
+    };
+    let defs = vec![
+        ProviderDescriptor::new(ProviderId::new("primary")?, "memory", 0)
+            .with_setting("table", "primary")
+            .with_setting("keepalive_ms", "500"),
+        ProviderDescriptor::new(ProviderId::new("standby")?, "memory", 1)
+            .with_setting("table", "standby")
+            .with_setting("keepalive_ms", "500"),
+    ];
+    let kinds = ProviderKinds::new().with(kind.clone());
+    let provisioning = ProvisioningSupervisor::spawn(&system, config, kinds, defs).await?;
+    Ok(Node {
+        name,
+        system,
+        provisioning,
+        kind,
+    })
+}
+
+async fn step<F>(timeline: &Timeline, what: &str, limit: Duration, mut done: F) -> Result<(), Error>
+where
+    F: AsyncFnMut() -> bool,
+{
     let start = Instant::now();
-    while !done() {
+    while !done().await {
         if start.elapsed() > limit {
-            return Err(format!("step did not happen within {limit:?}: {what}"));
+            return Err(format!("step did not happen within {limit:?}: {what}").into());
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     timeline.log(format!("ok: {what}"));
     Ok(())
 }
 
-async fn run() -> Result<(), String> {
-    let timeline = Timeline(Instant::now());
-    let system = ActorSystem::new("quickstart");
-    timeline.log("system started: /user and /system guardians");
-
-    let t = timeline.clone();
-    let provisioning = system
-        .spawn_system("provisioning", move || Provisioning {
-            timeline: t.clone(),
-            providers: None,
-        })
-        .map_err(|e| e.to_string())?;
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let (s, t) = (seen.clone(), timeline.clone());
-    let observer = system
-        .spawn("observer", move || Observer {
-            seen: s.clone(),
-            timeline: t.clone(),
-        })
-        .map_err(|e| e.to_string())?;
-    system.event_stream().subscribe::<Heartbeat, _>(&observer);
-    let (primary, standby) = provisioning
-        .ask(SupervisorMsg::Providers, Duration::from_secs(2))
-        .await
-        .map_err(|e| e.to_string())?;
-    observer
-        .tell(ObserverMsg::Watch(standby.handle().clone()))
-        .map_err(|e| e.to_string())?;
-    let has = |p: &'static str, i: u32| {
-        let seen = seen.clone();
-        move || {
-            seen.lock()
-                .map(|s| s.beats.contains(&(p, i)))
-                .unwrap_or(false)
-        }
-    };
-
-    step(
-        &timeline,
-        "both providers publish on the EventStream",
-        Duration::from_secs(5),
-        {
-            let (a, b) = (has("primary", 1), has("standby", 1));
-            move || a() && b()
-        },
-    )
-    .await?;
-
-    timeline.log("crashing the primary provider (handler returns Err)");
-    primary
-        .tell(ProviderMsg::Crash)
-        .map_err(|e| e.to_string())?;
-    step(
-        &timeline,
-        "primary restarted by its supervisor after backoff; same ActorRef",
-        Duration::from_secs(5),
-        has("primary", 2),
-    )
-    .await?;
-
-    timeline.log("crashing the standby four times (limit: 3 restarts in 10 s)");
-    for _ in 0..4 {
-        standby
-            .tell(ProviderMsg::Crash)
-            .map_err(|e| e.to_string())?;
+async fn topology(n: &Node) -> Arc<Topology> {
+    match n.provisioning.topology().await {
+        Ok(t) => t,
+        Err(_) => Arc::new(Topology::starting()),
     }
-    step(
-        &timeline,
-        "standby stopped at its restart limit; supervisor and observer told",
-        Duration::from_secs(10),
-        {
-            let seen = seen.clone();
-            move || {
-                seen.lock()
-                    .map(|s| s.terminated.iter().any(|p| p.ends_with("/standby")))
-                    .unwrap_or(false)
+}
+
+async fn run() -> Result<(), Error> {
+    let tl = Timeline(Instant::now());
+    let primary = MembershipTable::new();
+    let standby = MembershipTable::new();
+    let a = start_node("a", 7001, &primary, &standby).await?;
+    let b = start_node("b", 7002, &primary, &standby).await?;
+    let c = start_node("c", 7003, &primary, &standby).await?;
+    tl.log("three nodes started, each with providers primary (0) and standby (1)");
+
+    // Node a's view, as a consumer (placement, remoting) sees it.
+    let es = a.system.event_stream();
+    let gaps = Arc::new(Mutex::new(0u32));
+    let t = tl.clone();
+    let g = gaps.clone();
+    let _ = es.subscribe_fn(move |e: &TopologyUpdated| {
+        let topo = &e.topology;
+        if topo.seq_no > 1 && !topo.status.allows_placement() {
+            if let Ok(mut g) = g.lock() {
+                *g += 1;
             }
+        }
+        t.log(format!(
+            "a: TopologyUpdated seq {} {} members {} via {} (joined {}, left {}, blocked {})",
+            topo.seq_no,
+            topo.status.as_str(),
+            names(topo),
+            topo.active_provider.as_ref().map_or("-", |p| p.as_str()),
+            e.diff.joined.len(),
+            e.diff.left.len(),
+            e.diff.blocked.len()
+        ));
+    });
+    let t = tl.clone();
+    let _ = es.subscribe_fn(move |e: &ProviderChanged| {
+        t.log(format!(
+            "a: ProviderChanged {} -> {} ({})",
+            e.from.as_ref().map_or("-", |p| p.as_str()),
+            e.to.as_ref().map_or("-", |p| p.as_str()),
+            e.reason.as_str()
+        ));
+    });
+    let t = tl.clone();
+    let _ = es.subscribe_fn(move |e: &RemoteNodeQuarantined| {
+        t.log(format!(
+            "a: RemoteNodeQuarantined {} incarnation {} ({})",
+            e.node, e.incarnation, e.reason
+        ));
+    });
+    let t = tl.clone();
+    let _ = es.subscribe_fn(move |e: &ProvisioningStatusChanged| {
+        t.log(format!(
+            "a: status {} -> {}",
+            e.previous.as_str(),
+            e.status.as_str()
+        ));
+    });
+
+    let nodes = [&a, &b, &c];
+    step(
+        &tl,
+        "every node sees a, b and c via primary",
+        Duration::from_secs(5),
+        async || {
+            for n in nodes {
+                let t = topology(n).await;
+                if t.members.len() != 3
+                    || t.active_provider.as_ref().map(|p| p.as_str()) != Some("primary")
+                {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await?;
+    *gaps.lock().map_err(|_| "poisoned")? = 0;
+
+    tl.log("the primary backend fails (every node's primary stream ends for good)");
+    for n in nodes {
+        if let Some(f) = n.kind.faults("primary") {
+            f.end_all_streams_forever(true);
+            f.end_stream();
+        }
+    }
+    step(
+        &tl,
+        "every node fails over to standby, still listing a, b and c",
+        Duration::from_secs(5),
+        async || {
+            for n in nodes {
+                let t = topology(n).await;
+                if t.members.len() != 3
+                    || t.active_provider.as_ref().map(|p| p.as_str()) != Some("standby")
+                {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await?;
+    if *gaps.lock().map_err(|_| "poisoned")? > 0 {
+        return Err("placement was paused during failover".into());
+    }
+    tl.log("no gap: placement never paused during the failover");
+
+    tl.log("node c crashes (its registrations stay in both tables)");
+    let c_member = topology(&a).await.member(&NodeId::new("c")?).cloned();
+    c.system.shutdown().await;
+    let inc = c_member.map_or(1, |m| m.incarnation);
+    tl.log("a and b report c unreachable (what Remoting's failure detector will do)");
+    for n in [&a, &b] {
+        n.provisioning
+            .quarantine(NodeId::new("c")?, inc, "heartbeat timeout");
+    }
+    step(
+        &tl,
+        "a and b quarantine c: blocked and out of the members",
+        Duration::from_secs(5),
+        async || {
+            for n in [&a, &b] {
+                let t = topology(n).await;
+                if t.members.len() != 2
+                    || !t.is_blocked(&NodeId::new("c").unwrap_or_else(|_| unreachable!()), inc)
+                {
+                    return false;
+                }
+            }
+            true
         },
     )
     .await?;
 
-    timeline.log("shutting down: user actors first, then system actors");
-    let report = system.shutdown().await;
-    timeline.log(format!(
-        "shutdown {} in {:?} ({} aborted)",
-        if report.clean { "clean" } else { "NOT clean" },
-        report.elapsed,
-        report.aborted
-    ));
-    if !report.clean {
-        return Err("shutdown was not clean".into());
+    tl.log("the primary backend recovers");
+    for n in [&a, &b] {
+        if let Some(f) = n.kind.faults("primary") {
+            f.end_all_streams_forever(false);
+        }
     }
+    step(
+        &tl,
+        "a and b fail back to primary after the 2 s stability window",
+        Duration::from_secs(10),
+        async || {
+            for n in [&a, &b] {
+                let t = topology(n).await;
+                if t.active_provider.as_ref().map(|p| p.as_str()) != Some("primary")
+                    || t.status != ProvisioningStatus::Active
+                {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await?;
+
+    tl.log("graceful shutdown: drain (deregister), then stop");
+    for n in [&a, &b] {
+        let results = n.provisioning.drain().await?;
+        let ok = results.iter().filter(|(_, r)| r.is_ok()).count();
+        tl.log(format!(
+            "{}: drained, deregistered from {ok} of {} providers",
+            n.name,
+            results.len()
+        ));
+    }
+    let left: Vec<String> = primary
+        .members()
+        .iter()
+        .map(|m| m.node_id.to_string())
+        .collect();
+    tl.log(format!(
+        "primary table now lists {left:?} (c crashed without deregistering)"
+    ));
+    for n in [a, b] {
+        let report = n.system.shutdown().await;
+        if !report.clean {
+            return Err(format!("{} did not shut down cleanly", n.name).into());
+        }
+    }
+    tl.log("all nodes stopped");
     Ok(())
 }
 

@@ -58,6 +58,11 @@ pub struct FailoverConfig {
     /// A snapshot observed longer ago than this counts as an error-free but
     /// lagging update and makes the provider `Degraded` (default 30 s).
     pub max_snapshot_lag: Duration,
+    /// At start, how long a healthy provider waits for a better one that is
+    /// still starting before it becomes the first active provider, so a node
+    /// does not start on its standby and fail back a window later (default
+    /// 2 s).
+    pub startup_grace: Duration,
 }
 
 impl Default for FailoverConfig {
@@ -67,6 +72,7 @@ impl Default for FailoverConfig {
             error_threshold: 3,
             stability_window: Duration::from_secs(10),
             max_snapshot_lag: Duration::from_secs(30),
+            startup_grace: Duration::from_secs(2),
         }
     }
 }
@@ -174,6 +180,10 @@ pub struct FailoverPolicy {
     config: FailoverConfig,
     providers: BTreeMap<ProviderId, Tracked>,
     active: Option<ProviderId>,
+    /// When the first provider was added (start of the startup grace).
+    started: Option<Instant>,
+    /// Whether any provider has been active yet.
+    ever_active: bool,
 }
 
 impl FailoverPolicy {
@@ -183,6 +193,8 @@ impl FailoverPolicy {
             config,
             providers: BTreeMap::new(),
             active: None,
+            started: None,
+            ever_active: false,
         }
     }
 
@@ -193,6 +205,7 @@ impl FailoverPolicy {
 
     /// Adds a provider (`Starting`, or `Disabled` when `enabled` is false).
     pub fn add(&mut self, id: ProviderId, priority: u32, enabled: bool, now: Instant) -> Decision {
+        self.started.get_or_insert(now);
         self.providers.insert(
             id,
             Tracked {
@@ -373,6 +386,7 @@ impl FailoverPolicy {
                 }
             }
             _ => match best_healthy {
+                Some(b) if self.in_startup_grace(&b, now) => None,
                 Some(b) => Some(b),
                 // Nobody healthy: keep a degraded active, or take the best
                 // degraded one.
@@ -406,11 +420,32 @@ impl FailoverPolicy {
         if prev == next {
             return None;
         }
+        if next.is_some() {
+            self.ever_active = true;
+        }
         Some(ActiveChange {
             from: prev,
             to: next,
             reason: why,
         })
+    }
+
+    /// Before any provider was active: `candidate` must wait while a better
+    /// provider is still starting and the grace has not passed.
+    fn in_startup_grace(&self, candidate: &ProviderId, now: Instant) -> bool {
+        if self.ever_active {
+            return false;
+        }
+        let Some(started) = self.started else {
+            return false;
+        };
+        if now.saturating_duration_since(started) >= self.config.startup_grace {
+            return false;
+        }
+        let rank = self.rank(candidate);
+        self.providers
+            .iter()
+            .any(|(id, p)| p.health == ProviderHealth::Starting && (p.priority, id.clone()) < rank)
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -424,6 +459,12 @@ impl FailoverPolicy {
             {
                 consider(since + self.config.silence_timeout);
             }
+        }
+        // The end of the startup grace.
+        if !self.ever_active
+            && let Some(started) = self.started
+        {
+            consider(started + self.config.startup_grace);
         }
         // A pending fail-back.
         if let Some(cur) = &self.active {
@@ -526,20 +567,41 @@ mod tests {
         let mut p = policy(t0);
         assert_eq!(p.availability(), Availability::Starting);
         let d = p.on_input(&id("standby"), OK, t0);
+        assert!(
+            d.active.is_none(),
+            "startup grace: primary is still starting"
+        );
+        let d = p.tick(t0 + Duration::from_secs(2));
         assert_eq!(
             d.active.unwrap().to,
             Some(id("standby")),
-            "first healthy wins at once"
+            "after the grace, the healthy one"
         );
-        let d = p.on_input(&id("primary"), OK, t0);
+        let t1 = t0 + Duration::from_secs(3);
+        let d = p.on_input(&id("primary"), OK, t1);
         assert!(
             d.active.is_none(),
             "a better one waits for the stability window"
         );
-        let d = p.tick(t0 + Duration::from_secs(10));
+        let d = p.tick(t1 + Duration::from_secs(10));
         let change = d.active.unwrap();
         assert_eq!(change.to, Some(id("primary")));
         assert_eq!(change.reason, ChangeReason::FailBack);
+    }
+
+    /// At start, a better provider that reports within the grace is the
+    /// first active one: no start on the standby and fail-back later.
+    #[test]
+    fn startup_grace_prefers_the_best_provider_reporting_soon() {
+        let t0 = Instant::now();
+        let mut p = policy(t0);
+        assert!(p.on_input(&id("standby"), OK, t0).active.is_none());
+        let d = p.on_input(&id("primary"), OK, t0 + Duration::from_millis(300));
+        let c = d.active.unwrap();
+        assert_eq!(
+            (c.to, c.reason),
+            (Some(id("primary")), ChangeReason::Initial)
+        );
     }
 
     /// A4/R2.5: when the active provider's stream ends, the standby takes
@@ -649,9 +711,19 @@ mod tests {
     fn next_deadline_covers_silence_and_fail_back() {
         let t0 = Instant::now();
         let mut p = policy(t0);
-        p.on_input(&id("standby"), OK, t0);
-        let d = p.on_input(&id("primary"), OK, t0 + Duration::from_secs(1));
-        assert_eq!(d.next_deadline, Some(t0 + Duration::from_secs(11)));
+        let d = p.on_input(&id("standby"), OK, t0);
+        assert_eq!(
+            d.next_deadline,
+            Some(t0 + Duration::from_secs(2)),
+            "end of the startup grace"
+        );
+        p.tick(t0 + Duration::from_secs(2));
+        let d = p.on_input(&id("primary"), OK, t0 + Duration::from_secs(3));
+        assert_eq!(
+            d.next_deadline,
+            Some(t0 + Duration::from_secs(13)),
+            "fail-back"
+        );
     }
 
     #[derive(Clone, Debug)]
@@ -714,8 +786,11 @@ mod tests {
                 }
                 let any_healthy = p.views().iter().any(|v| v.health == ProviderHealth::Healthy);
                 if any_healthy {
-                    let a = p.active().cloned().unwrap();
-                    prop_assert_eq!(p.health(&a), Some(ProviderHealth::Healthy));
+                    match p.active().cloned() {
+                        Some(a) => prop_assert_eq!(p.health(&a), Some(ProviderHealth::Healthy)),
+                        // Only while a better provider may still report.
+                        None => prop_assert!(now.duration_since(t0) < cfg.startup_grace),
+                    }
                 }
                 let best = p.views().into_iter().find(|v| v.health == ProviderHealth::Healthy);
                 if let (Some(b), Op::Wait(_)) = (best, &o) {

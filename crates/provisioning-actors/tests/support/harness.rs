@@ -152,6 +152,7 @@ pub fn test_config(local: Option<Member>) -> ProvisioningConfig {
             error_threshold: 3,
             stability_window: Duration::from_secs(10),
             max_snapshot_lag: Duration::from_secs(30),
+            startup_grace: Duration::from_secs(2),
         },
         provider_backoff: Backoff::exponential(Duration::from_millis(100), Duration::from_secs(1)),
         provider_max_restarts: 10,
