@@ -151,10 +151,11 @@ async fn run() -> Result<(), Error> {
     let g = gaps.clone();
     let _ = es.subscribe_fn(move |e: &TopologyUpdated| {
         let topo = &e.topology;
-        if topo.seq_no > 1 && !topo.status.allows_placement() {
-            if let Ok(mut g) = g.lock() {
-                *g += 1;
-            }
+        if topo.seq_no > 1
+            && !topo.status.allows_placement()
+            && let Ok(mut g) = g.lock()
+        {
+            *g += 1;
         }
         t.log(format!(
             "a: TopologyUpdated seq {} {} members {} via {} (joined {}, left {}, blocked {})",
