@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::xxh3_64;
 
 use crate::node::{Member, NodeId};
 use crate::provider::ProviderId;
@@ -30,34 +30,36 @@ impl fmt::Display for TopologyHash {
     }
 }
 
-fn put_str(h: &mut Xxh3, s: &str) {
-    h.update(&(s.len() as u64).to_le_bytes());
-    h.update(s.as_bytes());
+fn put_str(buf: &mut Vec<u8>, s: &str) {
+    buf.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    buf.extend_from_slice(s.as_bytes());
 }
 
 impl TopologyHash {
     /// The hash of `members`, which must be sorted by node id (see
-    /// [`canonicalize`]).
+    /// [`canonicalize`]). The canonical encoding is built in one buffer and
+    /// hashed in one call (one XXH3 call is much cheaper than one `update`
+    /// per field; the digest is the same).
     pub fn of_sorted(members: &[Member]) -> Self {
-        let mut h = Xxh3::new();
-        h.update(b"topology/v1");
-        h.update(&(members.len() as u64).to_le_bytes());
+        let mut buf: Vec<u8> = Vec::with_capacity(32 + members.len() * 64);
+        buf.extend_from_slice(b"topology/v1");
+        buf.extend_from_slice(&(members.len() as u64).to_le_bytes());
         for m in members {
-            put_str(&mut h, m.node_id.as_str());
-            put_str(&mut h, &m.address.host);
-            h.update(&m.address.port.to_le_bytes());
-            h.update(&m.incarnation.to_le_bytes());
-            h.update(&(m.roles.len() as u64).to_le_bytes());
+            put_str(&mut buf, m.node_id.as_str());
+            put_str(&mut buf, &m.address.host);
+            buf.extend_from_slice(&m.address.port.to_le_bytes());
+            buf.extend_from_slice(&m.incarnation.to_le_bytes());
+            buf.extend_from_slice(&(m.roles.len() as u64).to_le_bytes());
             for r in &m.roles {
-                put_str(&mut h, r);
+                put_str(&mut buf, r);
             }
-            h.update(&(m.labels.len() as u64).to_le_bytes());
+            buf.extend_from_slice(&(m.labels.len() as u64).to_le_bytes());
             for (k, v) in &m.labels {
-                put_str(&mut h, k);
-                put_str(&mut h, v);
+                put_str(&mut buf, k);
+                put_str(&mut buf, v);
             }
         }
-        Self(h.digest())
+        Self(xxh3_64(&buf))
     }
 
     /// The hash of `members` in any order.

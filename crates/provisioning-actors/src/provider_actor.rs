@@ -37,8 +37,6 @@ pub enum ProviderEvent {
 
 /// Messages of a [`ProviderActor`].
 pub enum ProviderMsg {
-    /// From the pump task.
-    Item(Result<Snapshot, ProviderError>),
     /// From the pump task: the stream ended.
     Ended,
     /// Deregister the local member (graceful drain); replies with the result.
@@ -91,11 +89,25 @@ impl Actor for ProviderActor {
                 )),
             }
         }
+        // Snapshots and errors go straight to the supervisor (one hop less
+        // on the propagation path); the end goes through this actor, which
+        // fails so that supervision restarts it. The supervisor still sees
+        // them in order: the end is reported after the last item was sent.
         let mut stream = self.provider.watch();
         let me = ctx.myself().clone();
+        let (supervisor, id, instance) = (self.supervisor.clone(), self.id.clone(), self.instance);
         self.pump = Some(tokio::spawn(async move {
             while let Some(item) = stream.next().await {
-                if me.tell(ProviderMsg::Item(item)).is_err() {
+                let event = match item {
+                    Ok(s) => ProviderEvent::Snapshot(s),
+                    Err(e) => ProviderEvent::Error(e),
+                };
+                let msg = SupervisorMsg::Provider {
+                    id: id.clone(),
+                    instance,
+                    event,
+                };
+                if supervisor.tell(msg).is_err() {
                     return;
                 }
             }
@@ -106,8 +118,6 @@ impl Actor for ProviderActor {
 
     async fn handle(&mut self, msg: ProviderMsg, _ctx: &mut Context<Self>) -> HandlerResult {
         match msg {
-            ProviderMsg::Item(Ok(s)) => self.report(ProviderEvent::Snapshot(s)),
-            ProviderMsg::Item(Err(e)) => self.report(ProviderEvent::Error(e)),
             ProviderMsg::Ended => {
                 self.report(ProviderEvent::StreamEnded);
                 return Err(Box::new(StreamEnded(self.id.clone())));

@@ -177,7 +177,8 @@ struct Entry {
     disabled: Option<String>,
     actor: Option<ActorRef<ProviderMsg>>,
     instance: u64,
-    last_snapshot: Option<Snapshot>,
+    /// When its last snapshot was observed (the members live in the merger).
+    last_observed: Option<SystemTime>,
     last_hash: Option<TopologyHash>,
     last_update: Option<SystemTime>,
     activation_failures: u32,
@@ -374,7 +375,7 @@ impl ProvisioningSupervisor {
             disabled: a.disabled,
             actor: None,
             instance: 0,
-            last_snapshot: None,
+            last_observed: None,
             last_hash: None,
             last_update: None,
             activation_failures: 0,
@@ -476,9 +477,9 @@ impl ProvisioningSupervisor {
                     .record(lag.as_secs_f64());
                 gauge!(m::PROVIDER_LAST_UPDATE, "provider" => id.to_string())
                     .set(now_unix(received));
-                let info = self.merger.on_refresh(&id, snapshot.members.clone());
+                entry.last_observed = Some(snapshot.observed_at);
+                let info = self.merger.on_refresh(&id, snapshot.members);
                 entry.last_hash = Some(info.hash);
-                entry.last_snapshot = Some(snapshot);
                 entry.last_update = Some(received);
                 entry.activation_failures = 0;
                 self.policy.on_input(&id, Input::Snapshot { lag }, now)
@@ -905,7 +906,7 @@ impl ProvisioningSupervisor {
                     last_error: v.last_error,
                     disabled_reason: e.disabled.clone(),
                     last_hash: e.last_hash,
-                    last_members: e.last_snapshot.as_ref().map_or(0, |s| s.members.len()),
+                    last_members: self.merger.snapshot(&v.id).map_or(0, |s| s.members().len()),
                     id: v.id,
                 })
             })
@@ -1010,7 +1011,14 @@ impl Actor for ProvisioningSupervisor {
                 );
             }
             SupervisorMsg::LastSnapshot(id, reply) => {
-                let _ = reply.send(self.entries.get(&id).and_then(|e| e.last_snapshot.clone()));
+                let snapshot = self.entries.get(&id).and_then(|e| {
+                    let members = self.merger.snapshot(&id)?.members().to_vec();
+                    Some(Snapshot {
+                        members,
+                        observed_at: e.last_observed?,
+                    })
+                });
+                let _ = reply.send(snapshot);
             }
         }
         Ok(())
