@@ -273,13 +273,15 @@ impl ProvisioningSupervisor {
             store.save_definitions(&defs).await?;
         }
         let timeout = config.connectivity_timeout + config.register_timeout;
+        // A restored topology continues its seq_no.
+        let seq_no = restored.as_ref().map_or(0, |t| t.seq_no);
         let shared = Arc::new(std::sync::Mutex::new(Shared {
             config,
             kinds,
             accepted,
             store,
             restored,
-            seq_no: 0,
+            seq_no,
         }));
         let actor = system
             .spawn_system(name, move || {

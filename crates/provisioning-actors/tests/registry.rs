@@ -206,6 +206,18 @@ async fn r1_5_definitions_persist_and_corrupt_store_fails_fast() {
     node.shutdown().await;
 
     let again = stub_node(&t, Some(path.clone())).await.unwrap();
+    // The first answer is the restored topology, marked stale until a
+    // provider confirms it.
+    let restored = again.topology().await;
+    assert!(restored.stale, "restored topology is stale");
+    assert!(restored.seq_no > 0, "restored with its seq_no");
+    assert_eq!(restored.members.len(), 1);
+    let confirmed = again.wait_topology("confirmed", |x| !x.stale).await;
+    assert_eq!(confirmed.members.len(), 1);
+    assert!(
+        confirmed.seq_no > restored.seq_no,
+        "seq_no continues after a restart"
+    );
     let ids: Vec<_> = again
         .handle
         .definitions()
