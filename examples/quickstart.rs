@@ -34,6 +34,7 @@ use cluster_core::events::{
 use cluster_core::{
     Member, MemberAddress, NodeId, ProviderDescriptor, ProviderId, ProvisioningStatus, Topology,
 };
+use examples::Timeline;
 use provider_memory::MembershipTable;
 use provisioning_actors::failover::FailoverConfig;
 use provisioning_actors::{
@@ -41,19 +42,6 @@ use provisioning_actors::{
 };
 
 type Error = Box<dyn std::error::Error>;
-
-#[derive(Clone)]
-struct Timeline(Instant);
-
-impl Timeline {
-    fn log(&self, line: impl AsRef<str>) {
-        println!(
-            "[{:>6.3}s] {}",
-            self.0.elapsed().as_secs_f64(),
-            line.as_ref()
-        );
-    }
-}
 
 struct Node {
     name: &'static str,
@@ -136,7 +124,7 @@ async fn topology(n: &Node) -> Arc<Topology> {
 }
 
 async fn run() -> Result<(), Error> {
-    let tl = Timeline(Instant::now());
+    let tl = Timeline::start();
     let primary = MembershipTable::new();
     let standby = MembershipTable::new();
     let a = start_node("a", 7001, &primary, &standby).await?;
@@ -323,14 +311,5 @@ async fn run() -> Result<(), Error> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => {
-            println!("quickstart: every step happened");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("quickstart FAILED: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    examples::finish("quickstart", run().await)
 }

@@ -23,6 +23,7 @@ use actor_runtime::{
     Actor, ActorRef, ActorSystem, Backoff, Context, HandlerResult, ReplyTo, SupervisorStrategy,
     Terminated,
 };
+use examples::Timeline;
 
 /// Published by providers on the EventStream.
 #[derive(Clone, Debug)]
@@ -192,19 +193,6 @@ impl Actor for Observer {
     }
 }
 
-#[derive(Clone)]
-struct Timeline(Instant);
-
-impl Timeline {
-    fn log(&self, line: impl AsRef<str>) {
-        println!(
-            "[{:>6.3}s] {}",
-            self.0.elapsed().as_secs_f64(),
-            line.as_ref()
-        );
-    }
-}
-
 async fn step(
     timeline: &Timeline,
     what: &str,
@@ -223,7 +211,7 @@ async fn step(
 }
 
 async fn run() -> Result<(), String> {
-    let timeline = Timeline(Instant::now());
+    let timeline = Timeline::start();
     let system = ActorSystem::new("supervision");
     timeline.log("system started: /user and /system guardians");
 
@@ -319,14 +307,5 @@ async fn run() -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => {
-            println!("supervision: every step happened");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("supervision FAILED: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    examples::finish("supervision", run().await)
 }

@@ -235,17 +235,7 @@ async fn a4_provider_actor_crashing_a_thousand_times_is_restarted() {
     config.provider_max_restarts = u32::MAX;
     config.provider_backoff =
         actor_runtime::Backoff::exponential(Duration::from_millis(1), Duration::from_millis(5));
-    let node = node_with(
-        "n",
-        &[("primary", p.clone()), ("standby", s.clone())],
-        config,
-        vec![
-            memory("primary", 0, "primary"),
-            memory("standby", 1, "standby"),
-        ],
-    )
-    .await
-    .unwrap();
+    let node = two_provider_node_with(&p, &s, config).await;
     node.wait_topology("primary active", |t| {
         t.active_provider == Some(pid("primary"))
     })
@@ -411,17 +401,7 @@ async fn a4_flapping_every_second_for_a_minute_never_flaps_the_topology() {
     let (p, s) = (MembershipTable::new(), MembershipTable::new());
     let mut config = test_config(Some(member("local", 1)));
     config.provider_max_restarts = u32::MAX;
-    let node = node_with(
-        "n",
-        &[("primary", p.clone()), ("standby", s.clone())],
-        config,
-        vec![
-            memory("primary", 0, "primary"),
-            memory("standby", 1, "standby"),
-        ],
-    )
-    .await
-    .unwrap();
+    let node = two_provider_node_with(&p, &s, config).await;
     node.wait_topology("primary active", |t| {
         t.active_provider == Some(pid("primary"))
     })

@@ -238,10 +238,19 @@ pub async fn node_with(
 /// (priority 0) and standby (priority 1), the local member registered in
 /// both.
 pub async fn two_provider_node(primary: &MembershipTable, standby: &MembershipTable) -> Node {
+    two_provider_node_with(primary, standby, test_config(Some(member("local", 1)))).await
+}
+
+/// [`two_provider_node`] with another configuration.
+pub async fn two_provider_node_with(
+    primary: &MembershipTable,
+    standby: &MembershipTable,
+    config: ProvisioningConfig,
+) -> Node {
     node_with(
         "node",
         &[("primary", primary.clone()), ("standby", standby.clone())],
-        test_config(Some(member("local", 1))),
+        config,
         vec![
             memory("primary", 0, "primary"),
             memory("standby", 1, "standby"),
