@@ -231,10 +231,15 @@ impl EventStream {
         if subscriber.is_closed() {
             return false;
         }
-        self.add::<E>(
-            SubscriberId::Actor(subscriber.id()),
-            Arc::new(ToActor(subscriber.clone())),
-        )
+        let id = SubscriberId::Actor(subscriber.id());
+        let added = self.add::<E>(id, Arc::new(ToActor(subscriber.clone())));
+        // The actor may have terminated (and been unsubscribed) between the
+        // check and the add: do not keep its reference alive.
+        if added && subscriber.is_closed() {
+            self.remove(TypeId::of::<E>(), id);
+            return false;
+        }
+        added
     }
 
     /// Subscribes a callback, run on the publisher's task for each event of

@@ -355,6 +355,9 @@ impl<A: Actor> Runner<A> {
                         }
                     }
                     RestartDecision::LimitExceeded { failures } => {
+                        // The group (or child) is stopped: a new one starts
+                        // with a fresh window.
+                        self.ctx.restart_windows.remove(&key);
                         tracing::warn!(child = %child.path(), failures, "restart limit exceeded; stopping");
                         let reason = StopReason::RestartLimitExceeded {
                             failures,
