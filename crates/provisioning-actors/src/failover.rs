@@ -457,14 +457,18 @@ impl FailoverPolicy {
             if matches!(p.health, ProviderHealth::Healthy | ProviderHealth::Starting)
                 && let Some(since) = p.last_snapshot.or(p.watching_since)
             {
-                consider(since + self.config.silence_timeout);
+                if let Some(t) = since.checked_add(self.config.silence_timeout) {
+                    consider(t);
+                }
             }
         }
         // The end of the startup grace.
         if !self.ever_active
             && let Some(started) = self.started
         {
-            consider(started + self.config.startup_grace);
+            if let Some(t) = started.checked_add(self.config.startup_grace) {
+                consider(t);
+            }
         }
         // A pending fail-back.
         if let Some(cur) = &self.active {
@@ -474,7 +478,9 @@ impl FailoverPolicy {
                     && (p.priority, id.clone()) < cur_rank
                     && let Some(s) = p.healthy_since
                 {
-                    consider(s + self.config.stability_window);
+                    if let Some(t) = s.checked_add(self.config.stability_window) {
+                        consider(t);
+                    }
                 }
             }
         }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use actor_runtime::{Actor, ActorRef, Context, HandlerResult, ReplyTo};
 use cluster_core::{ClusterProvider, Member, ProviderError, ProviderId, Snapshot};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::task::JoinHandle;
 
 use crate::supervisor::SupervisorMsg;
@@ -96,7 +96,7 @@ impl Actor for ProviderActor {
         let mut stream = self.provider.watch();
         let me = ctx.myself().clone();
         let (supervisor, id, instance) = (self.supervisor.clone(), self.id.clone(), self.instance);
-        self.pump = Some(tokio::spawn(async move {
+        let pump = async move {
             while let Some(item) = stream.next().await {
                 let event = match item {
                     Ok(s) => ProviderEvent::Snapshot(s),
@@ -111,6 +111,11 @@ impl Actor for ProviderActor {
                     return;
                 }
             }
+        };
+        // A panic in the provider's stream ends the pump like an end of the
+        // stream: this actor fails and is restarted either way.
+        self.pump = Some(tokio::spawn(async move {
+            let _ = std::panic::AssertUnwindSafe(pump).catch_unwind().await;
             let _ = me.tell(ProviderMsg::Ended);
         }));
         Ok(())

@@ -176,7 +176,11 @@ struct Entry {
     provider: Arc<dyn ClusterProvider>,
     disabled: Option<String>,
     actor: Option<ActorRef<ProviderMsg>>,
-    instance: u64,
+    /// The oldest actor instance whose events are still applied: instances
+    /// are numbered from `spawn_provider`'s base, one per (re)start, and
+    /// each restart decided for the actor makes the failed instance's
+    /// queued events stale.
+    min_instance: u64,
     /// When its last snapshot was observed (the members live in the merger).
     last_observed: Option<SystemTime>,
     last_hash: Option<TopologyHash>,
@@ -207,6 +211,11 @@ pub struct ProvisioningSupervisor {
     reloading: bool,
     /// The last topology save in flight.
     saving: Option<tokio::task::JoinHandle<()>>,
+    /// The failover policy's next deadline.
+    policy_deadline: Option<Instant>,
+    /// Several changes are being applied as one (reload): publish once, at
+    /// the end.
+    batching: bool,
 }
 
 /// A handle to a running supervisor: the API that Remoting, placement and
@@ -272,7 +281,9 @@ impl ProvisioningSupervisor {
             let defs: Vec<_> = accepted.iter().map(|a| a.descriptor.clone()).collect();
             store.save_definitions(&defs).await?;
         }
-        let timeout = config.connectivity_timeout + config.register_timeout;
+        let timeout = config
+            .connectivity_timeout
+            .saturating_add(config.register_timeout);
         // A restored topology continues its seq_no.
         let seq_no = restored.as_ref().map_or(0, |t| t.seq_no);
         let shared = Arc::new(std::sync::Mutex::new(Shared {
@@ -330,6 +341,8 @@ impl ProvisioningSupervisor {
             shared,
             reloading: false,
             saving: None,
+            policy_deadline: None,
+            batching: false,
         }
     }
 }
@@ -376,21 +389,23 @@ impl ProvisioningSupervisor {
             provider: a.provider,
             disabled: a.disabled,
             actor: None,
-            instance: 0,
+            min_instance: 0,
             last_observed: None,
             last_hash: None,
             last_update: None,
             activation_failures: 0,
         };
+        if enabled {
+            let (actor, base) = self.spawn_provider(&id, &entry.provider, ctx)?;
+            entry.actor = Some(actor);
+            entry.min_instance = base + 1;
+        }
         let d = self.policy.add(
             id.clone(),
             entry.descriptor.priority,
             enabled,
             Instant::now(),
         );
-        if enabled {
-            entry.actor = Some(self.spawn_provider(&id, &entry.provider, ctx)?);
-        }
         gauge!(m::PROVIDER_HEALTH, "provider" => id.to_string())
             .set(self.policy.health(&id).map_or(0.0, ProviderHealth::gauge));
         self.entries.insert(id, entry);
@@ -403,7 +418,7 @@ impl ProvisioningSupervisor {
         id: &ProviderId,
         provider: &Arc<dyn ClusterProvider>,
         ctx: &mut Context<Self>,
-    ) -> Result<ActorRef<ProviderMsg>> {
+    ) -> Result<(ActorRef<ProviderMsg>, u64)> {
         self.next_instance += 1;
         let base = self.next_instance * 1_000_000;
         let mut instance = base;
@@ -414,7 +429,7 @@ impl ProvisioningSupervisor {
             ctx.myself().clone(),
             self.config.register_timeout,
         );
-        ctx.spawn(&format!("provider-{id}"), move || {
+        let factory = move || {
             instance += 1;
             ProviderActor {
                 id: id2.clone(),
@@ -425,8 +440,23 @@ impl ProvisioningSupervisor {
                 register_timeout: timeout,
                 pump: None,
             }
-        })
-        .map_err(|e| ProvisioningError::Supervisor(e.to_string()))
+        };
+        // `provider-<id>`, or a numbered name while a replaced actor of the
+        // same provider is still stopping (reload, remove + register).
+        let name = if ctx
+            .myself()
+            .handle()
+            .child(&format!("provider-{id}"))
+            .is_some()
+        {
+            format!("provider-{id}-{}", self.next_instance)
+        } else {
+            format!("provider-{id}")
+        };
+        let actor = ctx
+            .spawn(&name, factory)
+            .map_err(|e| ProvisioningError::Supervisor(e.to_string()))?;
+        Ok((actor, base))
     }
 
     /// Stops a provider's actor and forgets it.
@@ -461,10 +491,9 @@ impl ProvisioningSupervisor {
         let Some(entry) = self.entries.get_mut(&id) else {
             return;
         };
-        if instance < entry.instance {
-            return; // From an instance that has been replaced.
+        if instance < entry.min_instance {
+            return; // From an instance that has failed or been replaced.
         }
-        entry.instance = instance;
         let decision = match event {
             ProviderEvent::Started => self.policy.on_input(&id, Input::Started, now),
             ProviderEvent::Snapshot(snapshot) => {
@@ -605,13 +634,16 @@ impl ProvisioningSupervisor {
             }
             self.pending_change = Some((from, c.to, reason));
         }
-        self.schedule(d.next_deadline, ctx);
+        self.policy_deadline = d.next_deadline;
+        self.schedule(ctx);
         self.recompute(ctx);
     }
 
-    fn schedule(&mut self, deadline: Option<Instant>, ctx: &mut Context<Self>) {
+    /// Arms the tick timer for the earliest of the policy's deadline and
+    /// the next quarantine expiry.
+    fn schedule(&mut self, ctx: &mut Context<Self>) {
         let expiry = self.merger.next_expiry().map(Instant::from_std);
-        let deadline = match (deadline, expiry) {
+        let deadline = match (self.policy_deadline, expiry) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -637,29 +669,59 @@ impl ProvisioningSupervisor {
     /// then TopologyUpdated, ProvisioningStatusChanged, ProviderChanged, all
     /// with the same seq_no.
     fn recompute(&mut self, ctx: &mut Context<Self>) {
-        if self.draining {
+        if self.draining || self.batching {
             return;
         }
         let availability = self.policy.availability();
-        if availability == Availability::Starting && self.status != ProvisioningStatus::Starting {
-            // New providers (after a reload) have not reported yet: keep the
+        if self.reloading
+            && availability == Availability::Starting
+            && self.status != ProvisioningStatus::Starting
+        {
+            // The new providers of a reload have not reported yet: keep the
             // last topology rather than publish a gap.
             return;
         }
         let active = self.policy.active().cloned();
-        let inputs: Vec<ProviderInput> = self
-            .entries
-            .iter()
-            .map(|(id, e)| {
-                ProviderInput::new(
-                    id.clone(),
-                    e.descriptor.priority,
-                    self.policy.health(id) == Some(ProviderHealth::Healthy),
-                )
-            })
-            .collect();
-        let outcome = self.merger.merge(&inputs, active.as_ref(), self.seq_no + 1);
-        let merged_status = outcome.topology.status;
+        // While nothing can be trusted, keep the last members and change only
+        // the status; the merger is not run, so its next diff is still
+        // against what consumers last saw.
+        let keep_members = matches!(
+            availability,
+            Availability::Starting | Availability::Unavailable
+        );
+        let (members, blocked, hash, diff, changed, merged_status) = if keep_members {
+            let p = &self.published;
+            (
+                p.members.clone(),
+                p.blocked.clone(),
+                p.hash,
+                TopologyDiff::default(),
+                false,
+                p.status,
+            )
+        } else {
+            let inputs: Vec<ProviderInput> = self
+                .entries
+                .iter()
+                .map(|(id, e)| {
+                    ProviderInput::new(
+                        id.clone(),
+                        e.descriptor.priority,
+                        self.policy.health(id) == Some(ProviderHealth::Healthy),
+                    )
+                })
+                .collect();
+            let outcome = self.merger.merge(&inputs, active.as_ref(), self.seq_no + 1);
+            let t = &outcome.topology;
+            (
+                t.members.clone(),
+                t.blocked.clone(),
+                t.hash,
+                outcome.diff,
+                outcome.changed,
+                t.status,
+            )
+        };
         let status = match availability {
             Availability::Starting => ProvisioningStatus::Starting,
             Availability::Unavailable => ProvisioningStatus::Unavailable,
@@ -671,31 +733,6 @@ impl ProvisioningSupervisor {
                 }
             }
             Availability::Active => merged_status,
-        };
-        // While nothing can be trusted, keep the last members and change only
-        // the status.
-        let keep_members = matches!(
-            availability,
-            Availability::Starting | Availability::Unavailable
-        );
-        let (members, blocked, hash, diff, changed) = if keep_members {
-            let p = &self.published;
-            (
-                p.members.clone(),
-                p.blocked.clone(),
-                p.hash,
-                TopologyDiff::default(),
-                false,
-            )
-        } else {
-            let t = &outcome.topology;
-            (
-                t.members.clone(),
-                t.blocked.clone(),
-                t.hash,
-                outcome.diff,
-                outcome.changed,
-            )
         };
         let provider_changed = self.pending_change.is_some();
         if !changed
@@ -817,8 +854,14 @@ impl ProvisioningSupervisor {
         }
         let mut prepared = Vec::new();
         for d in defs {
+            // An unchanged definition is kept running, unless it stopped for
+            // good (Failed, suppressed): reloading it revives it.
+            let alive = |e: &Entry| {
+                e.disabled.is_none() == e.descriptor.enabled
+                    && self.policy.health(&e.descriptor.id) != Some(ProviderHealth::Failed)
+            };
             match self.entries.get(&d.id) {
-                Some(e) if e.descriptor == d => prepared.push((d.id.clone(), None)),
+                Some(e) if e.descriptor == d && alive(e) => prepared.push((d.id.clone(), None)),
                 _ => {
                     let id = d.id.clone();
                     let a = accept(&self.kinds, d, Some(self.config.connectivity_timeout)).await?;
@@ -826,8 +869,9 @@ impl ProvisioningSupervisor {
                 }
             }
         }
-        // Accepted as a whole: apply.
+        // Accepted as a whole: apply, publishing once at the end.
         self.reloading = true;
+        self.batching = true;
         let keep: std::collections::BTreeSet<ProviderId> =
             prepared.iter().map(|(id, _)| id.clone()).collect();
         let gone: Vec<ProviderId> = self
@@ -839,12 +883,18 @@ impl ProvisioningSupervisor {
         for id in gone {
             self.uninstall(&id, ctx);
         }
+        let mut result = Ok(());
         for (id, a) in prepared {
             if let Some(a) = a {
                 self.uninstall(&id, ctx);
-                self.install(a, ctx)?;
+                if let Err(e) = self.install(a, ctx) {
+                    // Only if the supervisor itself is stopping.
+                    result = Err(e);
+                }
             }
         }
+        self.batching = false;
+        result?;
         if self.policy.active().is_some() {
             self.reloading = false;
         }
@@ -879,7 +929,10 @@ impl ProvisioningSupervisor {
             self.sync_shared();
         }
         let mut results = Vec::new();
-        let timeout = self.config.register_timeout + Duration::from_secs(1);
+        let timeout = self
+            .config
+            .register_timeout
+            .saturating_add(Duration::from_secs(1));
         for (id, e) in &self.entries {
             if let Some(a) = &e.actor {
                 let r = match a.ask(ProviderMsg::Deregister, timeout).await {
@@ -889,6 +942,14 @@ impl ProvisioningSupervisor {
                 results.push((id.clone(), r));
             }
         }
+        // Stop the providers: a restarted one would register again.
+        for e in self.entries.values_mut() {
+            if let Some(a) = e.actor.take() {
+                ctx.unwatch(a.handle());
+                a.stop();
+            }
+        }
+        self.pending_quarantine.clear();
         results
     }
 
@@ -968,7 +1029,8 @@ impl Actor for ProvisioningSupervisor {
                 let expires = self
                     .config
                     .quarantine_ttl
-                    .map(|t| (Instant::now() + t).into_std());
+                    .and_then(|t| Instant::now().checked_add(t))
+                    .map(Instant::into_std);
                 if self.merger.quarantine(node.clone(), incarnation, expires) {
                     counter!(m::QUARANTINES).increment(1);
                     tracing::warn!(%node, incarnation, %reason, "node quarantined");
@@ -978,7 +1040,7 @@ impl Actor for ProvisioningSupervisor {
                         reason,
                         seq_no: 0,
                     });
-                    self.schedule(None, ctx);
+                    self.schedule(ctx);
                     self.recompute(ctx);
                 }
             }
@@ -1046,6 +1108,21 @@ impl Actor for ProvisioningSupervisor {
                 Directive::Stop => Input::Failed,
                 _ => return,
             };
+            if let Some(e) = self.entries.get_mut(&id) {
+                // Whatever the failed instance still had queued is stale.
+                e.min_instance += 1;
+                if stream_ended {
+                    counter!(m::STREAM_INTERRUPTIONS, "provider" => id.to_string(), "reason" => "ended")
+                        .increment(1);
+                    ctx.system()
+                        .event_stream()
+                        .publish(ProviderStreamTerminated {
+                            provider: id.clone(),
+                            reason: "ended",
+                            last_hash: e.last_hash,
+                        });
+                }
+            }
             let d = self.policy.on_input(&id, input, Instant::now());
             self.apply(d, ctx);
         }

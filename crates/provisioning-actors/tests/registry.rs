@@ -433,3 +433,108 @@ async fn r4_2_quarantine_expires_after_its_ttl() {
     );
     node.shutdown().await;
 }
+
+/// Regression (review of issue 3), R5.4: reloading a changed definition of
+/// the same id replaces it (its old actor may still be stopping) and the
+/// consumers see one change, not the sets in between.
+#[tokio::test(start_paused = true)]
+async fn r5_4_reload_of_a_changed_definition_publishes_once() {
+    let (p, s) = (MembershipTable::new(), MembershipTable::new());
+    s.upsert(member("only-in-standby", 1));
+    let node = two_provider_node(&p, &s).await;
+    node.wait_topology("primary active", |x| {
+        x.active_provider == Some(pid("primary"))
+    })
+    .await;
+    let before = node.events.updates().len();
+    // Swap the priorities: same ids, changed definitions.
+    node.handle
+        .reload(vec![
+            memory("primary", 5, "primary"),
+            memory("standby", 1, "standby"),
+        ])
+        .await
+        .unwrap();
+    let t = node
+        .wait_topology("standby active", |x| {
+            x.active_provider == Some(pid("standby"))
+        })
+        .await;
+    assert_eq!(t.members.len(), 2);
+    let after: Vec<_> = node.events.updates()[before..].to_vec();
+    assert!(
+        after.iter().all(|u| u.topology.members.len() == 2
+            || u.topology.members.len() == 1 && u.topology.active_provider == Some(pid("primary"))),
+        "no mixed set published: {:?}",
+        after
+            .iter()
+            .map(|u| (u.topology.seq_no, u.topology.members.len()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(node.handle.providers().await.unwrap().len(), 2);
+    node.shutdown().await;
+}
+
+/// Regression (review of issue 3), R5.2 / R5.4: a provider stopped for good
+/// (suppressed) is revived by reloading the same definition.
+#[tokio::test(start_paused = true)]
+async fn r5_4_reloading_the_same_definition_revives_a_failed_provider() {
+    let (p, s) = (MembershipTable::new(), MembershipTable::new());
+    let node = two_provider_node(&p, &s).await;
+    node.wait_topology("active", |x| x.status == ProvisioningStatus::Active)
+        .await;
+    node.faults("primary")
+        .fail_next(5, ProviderError::Auth("403".into()));
+    node.wait_events("suppressed", |e| !e.suppressed().is_empty())
+        .await;
+    node.handle
+        .reload(vec![
+            memory("primary", 0, "primary"),
+            memory("standby", 1, "standby"),
+        ])
+        .await
+        .unwrap();
+    node.wait_topology("primary back", |x| {
+        x.active_provider == Some(pid("primary"))
+    })
+    .await;
+    node.shutdown().await;
+}
+
+/// Regression (review of issue 3): a quarantine must not cancel the
+/// failover timers; silence is still detected afterwards.
+#[tokio::test(start_paused = true)]
+async fn quarantine_keeps_silence_detection_armed() {
+    let (p, s) = (MembershipTable::new(), MembershipTable::new());
+    p.upsert(member("b", 1));
+    s.upsert(member("b", 1));
+    let node = two_provider_node(&p, &s).await;
+    node.wait_topology("b listed", |x| x.member(&nid("b")).is_some())
+        .await;
+    node.handle.quarantine(nid("b"), 1, "unreachable");
+    node.wait_topology("blocked", |x| x.is_blocked(&nid("b"), 1))
+        .await;
+    node.faults("primary").silence(true);
+    node.wait_topology("standby after silence", |x| {
+        x.active_provider == Some(pid("standby"))
+    })
+    .await;
+    node.shutdown().await;
+}
+
+/// Regression (review of issue 3), R3.5: after a drain, a provider whose
+/// stream ends is not restarted and does not register the node again.
+#[tokio::test(start_paused = true)]
+async fn r3_5_drained_node_does_not_register_again() {
+    let (p, s) = (MembershipTable::new(), MembershipTable::new());
+    let node = two_provider_node(&p, &s).await;
+    node.wait_topology("registered", |x| x.members.len() == 1)
+        .await;
+    node.handle.drain().await.unwrap();
+    assert!(p.get(&nid("local")).is_none());
+    node.faults("primary").end_stream();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(p.get(&nid("local")).is_none(), "not registered again");
+    assert!(s.get(&nid("local")).is_none());
+    node.shutdown().await;
+}
