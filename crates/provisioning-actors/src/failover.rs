@@ -456,19 +456,17 @@ impl FailoverPolicy {
         for p in self.providers.values() {
             if matches!(p.health, ProviderHealth::Healthy | ProviderHealth::Starting)
                 && let Some(since) = p.last_snapshot.or(p.watching_since)
+                && let Some(t) = since.checked_add(self.config.silence_timeout)
             {
-                if let Some(t) = since.checked_add(self.config.silence_timeout) {
-                    consider(t);
-                }
+                consider(t);
             }
         }
         // The end of the startup grace.
         if !self.ever_active
             && let Some(started) = self.started
+            && let Some(t) = started.checked_add(self.config.startup_grace)
         {
-            if let Some(t) = started.checked_add(self.config.startup_grace) {
-                consider(t);
-            }
+            consider(t);
         }
         // A pending fail-back.
         if let Some(cur) = &self.active {
@@ -477,10 +475,9 @@ impl FailoverPolicy {
                 if p.health == ProviderHealth::Healthy
                     && (p.priority, id.clone()) < cur_rank
                     && let Some(s) = p.healthy_since
+                    && let Some(t) = s.checked_add(self.config.stability_window)
                 {
-                    if let Some(t) = s.checked_add(self.config.stability_window) {
-                        consider(t);
-                    }
+                    consider(t);
                 }
             }
         }
