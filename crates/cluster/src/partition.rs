@@ -1,0 +1,1 @@
+//! Rendezvous-hashing partition table (in progress).

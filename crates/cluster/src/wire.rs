@@ -1,0 +1,1 @@
+//! Remoting wire format (in progress).
