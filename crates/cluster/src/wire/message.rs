@@ -1,0 +1,211 @@
+//! The messages: [`Frame`] and [`Hello`].
+
+use cluster_core::{Member, NodeId};
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this build speaks. Both sides of a handshake must
+/// speak the same one.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Length of a handshake nonce in bytes.
+pub const NONCE_LEN: usize = 32;
+
+/// A handshake nonce: [`NONCE_LEN`] random bytes.
+pub type Nonce = [u8; NONCE_LEN];
+
+/// Who a node is, sent by both sides at the start of a connection.
+///
+/// Its encoding must stay readable by every protocol version (only then can
+/// a version mismatch be reported as such): future versions may change any
+/// other frame, but not this one.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Hello {
+    /// The protocol version the sender speaks ([`PROTOCOL_VERSION`]).
+    pub protocol_version: u16,
+    /// The cluster the sender belongs to.
+    pub cluster: String,
+    /// The sender's node id.
+    pub node_id: NodeId,
+    /// The sender's process incarnation.
+    pub incarnation: u64,
+    /// Where the sender accepts remoting connections (`host:port`).
+    pub address: String,
+}
+
+impl Hello {
+    /// A Hello speaking this build's [`PROTOCOL_VERSION`].
+    pub fn new(
+        cluster: impl Into<String>,
+        node_id: NodeId,
+        incarnation: u64,
+        address: impl Into<String>,
+    ) -> Self {
+        Self {
+            protocol_version: PROTOCOL_VERSION,
+            cluster: cluster.into(),
+            node_id,
+            incarnation,
+            address: address.into(),
+        }
+    }
+
+    /// The Hello of `member` in `cluster` (its address as `host:port`, an
+    /// IPv6 host in brackets).
+    pub fn for_member(cluster: impl Into<String>, member: &Member) -> Self {
+        Self::new(
+            cluster,
+            member.node_id.clone(),
+            member.incarnation,
+            member.address.to_string(),
+        )
+    }
+}
+
+/// One frame on the wire. The handshake uses the first five variants (see
+/// the [module documentation](super#handshake) for their order), an
+/// established association the others.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Frame {
+    /// The sender's identity (both sides, first thing in the handshake).
+    Hello(Hello),
+    /// The acceptor's challenge: prove the shared secret over this nonce.
+    Challenge {
+        /// Fresh random bytes chosen by the acceptor.
+        #[serde(with = "nonce_bytes")]
+        nonce: Nonce,
+    },
+    /// The connector's answer to a [`Frame::Challenge`], and its own
+    /// challenge to the acceptor.
+    Proof {
+        /// HMAC-SHA256 over the handshake transcript, role `connector`.
+        #[serde(with = "bytes")]
+        mac: Vec<u8>,
+        /// Fresh random bytes chosen by the connector, which the acceptor's
+        /// [`Frame::Welcome`] proof covers.
+        #[serde(with = "nonce_bytes")]
+        nonce: Nonce,
+    },
+    /// The acceptor accepts: the handshake is over.
+    Welcome {
+        /// The acceptor's proof (HMAC-SHA256, role `acceptor`); empty when
+        /// the acceptor has no shared secret.
+        #[serde(with = "bytes")]
+        mac: Vec<u8>,
+    },
+    /// The sender refuses the handshake and closes the connection.
+    Reject {
+        /// A stable error code: a `wire.*` code, or the check's
+        /// [`Refusal`](super::Refusal) code.
+        code: String,
+        /// Human-readable reason.
+        reason: String,
+    },
+    /// A liveness probe; the peer answers with [`Frame::HeartbeatAck`]
+    /// carrying the same `seq`.
+    Heartbeat {
+        /// The sender's sequence number.
+        seq: u64,
+    },
+    /// The answer to [`Frame::Heartbeat`].
+    HeartbeatAck {
+        /// The `seq` of the heartbeat answered.
+        seq: u64,
+    },
+    /// A message for a named actor on the receiving node.
+    Tell {
+        /// The name of the target actor on the receiving node.
+        to: String,
+        /// The registered name of the message type, which selects the
+        /// decoder for `payload`.
+        type_id: String,
+        /// The encoded message.
+        #[serde(with = "bytes")]
+        payload: Vec<u8>,
+    },
+    /// The sender closes the association gracefully.
+    Goodbye,
+}
+
+impl Frame {
+    /// The variant's name, for logs and metrics (`"Hello"`, `"Tell"`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Hello(_) => "Hello",
+            Self::Challenge { .. } => "Challenge",
+            Self::Proof { .. } => "Proof",
+            Self::Welcome { .. } => "Welcome",
+            Self::Reject { .. } => "Reject",
+            Self::Heartbeat { .. } => "Heartbeat",
+            Self::HeartbeatAck { .. } => "HeartbeatAck",
+            Self::Tell { .. } => "Tell",
+            Self::Goodbye => "Goodbye",
+        }
+    }
+}
+
+/// `Vec<u8>` as MessagePack `bin` (serde's default would be an array of
+/// integers, up to twice as large).
+mod bytes {
+    use std::fmt;
+
+    use serde::de::{Error, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_byte_buf(BytesVisitor)
+    }
+
+    struct BytesVisitor;
+
+    impl Visitor<'_> for BytesVisitor {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a byte string")
+        }
+
+        fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+
+        fn visit_byte_buf<E: Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+    }
+}
+
+/// A [`Nonce`] as MessagePack `bin` of exactly [`NONCE_LEN`] bytes.
+mod nonce_bytes {
+    use std::fmt;
+
+    use serde::de::{Error, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    use super::{NONCE_LEN, Nonce};
+
+    pub(super) fn serialize<S: Serializer>(v: &Nonce, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Nonce, D::Error> {
+        d.deserialize_bytes(NonceVisitor)
+    }
+
+    struct NonceVisitor;
+
+    impl Visitor<'_> for NonceVisitor {
+        type Value = Nonce;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a byte string of {NONCE_LEN} bytes")
+        }
+
+        fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<Nonce, E> {
+            Nonce::try_from(v).map_err(|_| E::invalid_length(v.len(), &self))
+        }
+    }
+}
