@@ -6,4 +6,5 @@
 //! actors will drive.
 
 pub mod partition;
+pub mod partition_manager;
 pub mod wire;
