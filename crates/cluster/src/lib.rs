@@ -7,4 +7,5 @@
 
 pub mod partition;
 pub mod partition_manager;
+pub mod remoting;
 pub mod wire;

@@ -1,0 +1,543 @@
+//! Remoting: the TCP associations between cluster nodes (R4.1–R4.5), as
+//! designed in `docs/cluster.md`.
+//!
+//! [`Remoting::spawn`] starts the system actor `/system/remoting`. It
+//! serves one TCP listener, follows the topologies the
+//! ProvisioningSupervisor publishes (`TopologyUpdated`,
+//! `ProvisioningStatusChanged`) and keeps one *association* per remote
+//! member. Frames and the handshake are those of [`crate::wire`].
+//!
+//! # The listener and the local address
+//!
+//! The local [`Member`] (registered with the providers by the
+//! ProvisioningSupervisor, which is started first) must advertise the
+//! address Remoting listens on. With a fixed port, set
+//! [`RemotingConfig::bind`] and call [`Remoting::spawn`], which binds it.
+//! With port 0 (tests), bind a [`TcpListener`] first, build the member from
+//! its [`local_addr`](TcpListener::local_addr), start provisioning, then
+//! hand the listener to [`Remoting::spawn_with_listener`].
+//!
+//! # Associations
+//!
+//! One entry per remote member, keyed by node id and bound to the member's
+//! incarnation. There is one TCP stream per pair of nodes: the node with
+//! the **smaller node id dials**, the other waits for the connection.
+//!
+//! ```text
+//!             dial / accept
+//!  Idle ─────────────────────► Handshaking ──Welcome──► Up ──silent past failure_timeout──► Failed
+//!   ▲   (acceptor: waits)                │               │   (quarantine reported)          │
+//!   │                                    │ Reject /      │ Goodbye, connection lost,        │ blocked: probed
+//!   │                                    │ timeout       │ bad frame                        │ (dialer) or refused
+//!   │                                    ▼               ▼                                  ▼ (acceptor)
+//!   └───── backoff (dialer) ────────── Closed ◄────────── (closing is immediate)     unblocked: Idle
+//! ```
+//!
+//! - **Topology (R4.1).** On each newer topology: every member that is not
+//!   ourselves and not blocked gets an association (a new incarnation
+//!   replaces the old one); an association whose member left is closed with
+//!   a `Goodbye` and removed; one whose incarnation got blocked turns
+//!   `Failed` and its connection is dropped. An `Empty` or `Starting`
+//!   topology closes nothing (its member list says nothing about who left).
+//! - **Degraded (R4.3).** New associations are opened only while the status
+//!   is `Active`: otherwise the member list may be stale, so nothing new is
+//!   opened (outbound or inbound, `remoting.degraded`) and each refusal is
+//!   counted in `remoting_degraded_refusals_total`. Existing associations
+//!   stay, and a dialer keeps re-dialing its existing associations.
+//! - **Accept check (R4.2).** The handshake's check refuses a peer whose
+//!   `(node, incarnation)` is blocked or whose association failed
+//!   (`remoting.quarantined`, reporting it
+//!   [`reachable`](ProvisioningHandle::reachable), R4.4), a peer that is not a
+//!   member at that incarnation (`remoting.not_member`), and a member we
+//!   have no association for because the status is not `Active`
+//!   (`remoting.degraded`). The last inbound connection of an association
+//!   wins (a dialer that reconnects replaces a half-open stream).
+//! - **Heartbeats (R4.2).** Every `heartbeat_interval` both sides send a
+//!   `Heartbeat` on each `Up` association and answer the other's with a
+//!   `HeartbeatAck`. Any frame counts as a sign of life. A peer that was
+//!   `Up` once and has not been heard from for `failure_timeout` (across
+//!   reconnects: a lost connection keeps the clock running) is reported with
+//!   [`quarantine`](ProvisioningHandle::quarantine)`(node, incarnation,
+//!   "heartbeat timeout")` and its association turns `Failed`. A peer that
+//!   said `Goodbye` is not watched until it comes back.
+//! - **Reaching a quarantined node (R4.4).** It connects to us: the check
+//!   reports it reachable and refuses it. We are its dialer: from one
+//!   `failure_timeout` after the quarantine on, we probe it with a
+//!   handshake (with backoff); a handshake that reaches that incarnation,
+//!   or a `remoting.quarantined` refusal from it, is reported reachable and
+//!   the probe closes with a `Goodbye`. The supervisor lifts the block after
+//!   its next healthy refresh that still lists the node; the association
+//!   then starts over from `Idle`.
+//! - **Dialing.** A dial (connect and handshake) is bounded by the
+//!   handshake timeout; after a failure the dialer retries after
+//!   `heartbeat_interval · 2^attempts`, capped at `failure_timeout`.
+//! - **Bad input.** Garbage, an empty or oversized frame, a stalled
+//!   handshake (after `handshake.timeout`) or a handshake frame after the
+//!   handshake closes that connection with a logged reason; the listener
+//!   keeps serving. Memory per connection is bounded by the frame limit.
+//! - **Remote tell.** [`RemotingHandle::tell`] sends a `Tell` frame on the
+//!   association with that node. On the receiving side,
+//!   [`RemotingHandle::register`] maps a `(to, type_id)` pair to a typed
+//!   [`ActorRef`]; the payload is decoded with `rmp-serde`. Delivery is at
+//!   most once: a frame for an unknown pair or with an undecodable payload
+//!   is dropped and counted.
+//!
+//! # Metrics
+//!
+//! | name | kind | labels | meaning |
+//! |---|---|---|---|
+//! | `remoting_associations` | gauge | `state` (`idle`, `handshaking`, `up`, `closed`, `failed`) | associations in each state |
+//! | `remoting_heartbeats_sent_total` | counter | | heartbeats sent |
+//! | `remoting_heartbeats_missed_total` | counter | | heartbeats not acknowledged before the next one was due |
+//! | `remoting_quarantines_reported_total` | counter | | peers reported unreachable to provisioning (R4.2) |
+//! | `remoting_reachable_reported_total` | counter | | quarantined peers reported reachable again (R4.4) |
+//! | `remoting_degraded_refusals_total` | counter | | associations not opened (or inbound ones refused) because the status is not `Active` (R4.3) |
+//! | `remoting_frames_refused_total` | counter | `code` | connections closed by us for a bad or refused frame: the handshake's `wire.*` codes, `remoting.not_member`, `remoting.quarantined`, `remoting.degraded`, `remoting.protocol` (a handshake frame after the handshake) |
+//! | `remoting_frames_dropped_total` | counter | `reason` (`unknown_type`, `undecodable`, `undeliverable`: the actor is stopped or its mailbox full) | received `Tell` frames not delivered |
+
+mod actor;
+mod conn;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use actor_runtime::{ActorRef, ActorSystem, SpawnError};
+use cluster_core::{Member, NodeId, ProvisioningStatus, Topology};
+use provisioning_actors::ProvisioningHandle;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::wire::{Frame, HandshakeConfig, Hello, Refusal, WireError};
+
+use self::actor::{Msg, RemotingActor};
+
+/// Refusal code: the peer is not a member of the current topology (at the
+/// incarnation it claims).
+pub const NOT_MEMBER: &str = "remoting.not_member";
+/// Refusal code: the peer's incarnation is quarantined (blocked).
+pub const QUARANTINED: &str = "remoting.quarantined";
+/// Refusal code: the status is not `Active`, so no new association is
+/// accepted (R4.3).
+pub const DEGRADED: &str = "remoting.degraded";
+/// Close code: a handshake frame arrived after the handshake.
+pub const PROTOCOL: &str = "remoting.protocol";
+
+const M_ASSOCIATIONS: &str = "remoting_associations";
+const M_HEARTBEATS_SENT: &str = "remoting_heartbeats_sent_total";
+const M_HEARTBEATS_MISSED: &str = "remoting_heartbeats_missed_total";
+const M_QUARANTINES: &str = "remoting_quarantines_reported_total";
+const M_REACHABLE: &str = "remoting_reachable_reported_total";
+const M_DEGRADED_REFUSALS: &str = "remoting_degraded_refusals_total";
+const M_FRAMES_REFUSED: &str = "remoting_frames_refused_total";
+const M_FRAMES_DROPPED: &str = "remoting_frames_dropped_total";
+
+/// How Remoting behaves. [`RemotingConfig::new`] gives the defaults.
+#[derive(Clone, Debug)]
+pub struct RemotingConfig {
+    /// Where [`Remoting::spawn`] listens (default `0.0.0.0:4000`).
+    pub bind: SocketAddr,
+    /// Cluster name, shared secret, handshake timeout and frame limit.
+    pub handshake: HandshakeConfig,
+    /// Interval between heartbeats on an association (default 1 s).
+    pub heartbeat_interval: Duration,
+    /// A peer not heard from for this long is reported unreachable
+    /// (default 5 s).
+    pub failure_timeout: Duration,
+    /// Frames queued per association before [`RemotingHandle::tell`]
+    /// answers [`RemotingError::Backpressure`] (default 1024).
+    pub send_queue: usize,
+}
+
+impl RemotingConfig {
+    /// The defaults for `cluster`: no secret, listen on `0.0.0.0:4000`,
+    /// heartbeat 1 s, failure timeout 5 s, the wire defaults for the
+    /// handshake timeout (5 s) and the frame limit (1 MiB).
+    pub fn new(cluster: impl Into<String>) -> Self {
+        Self {
+            bind: SocketAddr::from(([0, 0, 0, 0], 4000)),
+            handshake: HandshakeConfig::new(cluster),
+            heartbeat_interval: Duration::from_secs(1),
+            failure_timeout: Duration::from_secs(5),
+            send_queue: 1024,
+        }
+    }
+
+    /// Sets the listen address of [`Remoting::spawn`].
+    pub fn with_bind(mut self, bind: SocketAddr) -> Self {
+        self.bind = bind;
+        self
+    }
+
+    /// Sets the shared secret of the handshake.
+    pub fn with_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.handshake = self.handshake.with_secret(secret);
+        self
+    }
+
+    /// Sets the heartbeat interval (at least 1 ms).
+    pub fn with_heartbeat_interval(mut self, every: Duration) -> Self {
+        self.heartbeat_interval = every;
+        self
+    }
+
+    /// Sets the failure timeout.
+    pub fn with_failure_timeout(mut self, timeout: Duration) -> Self {
+        self.failure_timeout = timeout;
+        self
+    }
+
+    /// Sets the handshake timeout (it also bounds a dial).
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake = self.handshake.with_timeout(timeout);
+        self
+    }
+
+    /// Sets the frame limit.
+    pub fn with_max_frame(mut self, max_frame: usize) -> Self {
+        self.handshake = self.handshake.with_max_frame(max_frame);
+        self
+    }
+}
+
+impl Default for RemotingConfig {
+    /// [`RemotingConfig::new`] for the cluster `"default"`.
+    fn default() -> Self {
+        Self::new("default")
+    }
+}
+
+/// Where an association stands (see the [module documentation](self)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AssociationState {
+    /// No connection yet: the dialer is about to dial, the acceptor waits.
+    Idle,
+    /// The dialer is connecting or shaking hands.
+    Handshaking,
+    /// The connection is established; heartbeats flow.
+    Up,
+    /// The connection was lost or refused; the dialer retries after a
+    /// backoff, the acceptor waits.
+    Closed,
+    /// The peer was reported unreachable (quarantined); no connection is
+    /// used until the topology unblocks it.
+    Failed,
+}
+
+impl AssociationState {
+    /// Every state, in the order of the lifecycle.
+    pub const ALL: [Self; 5] = [
+        Self::Idle,
+        Self::Handshaking,
+        Self::Up,
+        Self::Closed,
+        Self::Failed,
+    ];
+
+    /// A stable lower-case name (metrics label `state`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Handshaking => "handshaking",
+            Self::Up => "up",
+            Self::Closed => "closed",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// Why a Remoting call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemotingError {
+    /// The listener could not be bound (`remoting.bind`).
+    #[error("could not bind the remoting listener: {0}")]
+    Bind(#[source] io::Error),
+    /// The actor could not be spawned (`remoting.spawn`).
+    #[error("could not spawn the remoting actor: {0}")]
+    Spawn(#[from] SpawnError),
+    /// No association with this node is up (`remoting.not_associated`).
+    #[error("no association with node {0} is up")]
+    NotAssociated(NodeId),
+    /// The association's send queue is full (`remoting.backpressure`).
+    #[error("the send queue to node {0} is full")]
+    Backpressure(NodeId),
+    /// The frame could not be encoded, e.g. it is over the frame limit
+    /// (the wire error's code).
+    #[error(transparent)]
+    Wire(#[from] WireError),
+}
+
+impl RemotingError {
+    /// A stable code for logs and tests.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Bind(_) => "remoting.bind",
+            Self::Spawn(_) => "remoting.spawn",
+            Self::NotAssociated(_) => "remoting.not_associated",
+            Self::Backpressure(_) => "remoting.backpressure",
+            Self::Wire(e) => e.code(),
+        }
+    }
+}
+
+/// Decodes a payload and delivers it; `Err` says why it was dropped.
+type Handler = Arc<dyn Fn(&[u8]) -> Result<(), &'static str> + Send + Sync>;
+
+/// What the accept check needs, kept current by the actor.
+struct View {
+    topology: Arc<Topology>,
+    status: ProvisioningStatus,
+    /// The associations: incarnation, and whether it failed.
+    peers: HashMap<NodeId, (u64, bool)>,
+}
+
+/// State shared between the actor, its connection tasks and the handles.
+struct Shared {
+    config: RemotingConfig,
+    local: Hello,
+    provisioning: ProvisioningHandle,
+    /// Send queues of the `Up` associations (encoded frames).
+    writers: Mutex<HashMap<NodeId, mpsc::Sender<Vec<u8>>>>,
+    registry: RwLock<HashMap<(String, String), Handler>>,
+    view: Mutex<View>,
+    associations: Mutex<Vec<(NodeId, u64, AssociationState)>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    /// The accept side's check on a connector's Hello (R4.2, R4.3, R4.4).
+    fn check(&self, peer: &Hello) -> Result<(), Refusal> {
+        let view = lock(&self.view);
+        let node = &peer.node_id;
+        let known = view.peers.get(node).copied();
+        let failed = known.is_some_and(|(inc, failed)| failed && inc == peer.incarnation);
+        if failed || view.topology.is_blocked(node, peer.incarnation) {
+            self.provisioning.reachable(node.clone(), peer.incarnation);
+            metrics::counter!(M_REACHABLE).increment(1);
+            tracing::info!(%node, incarnation = peer.incarnation, "quarantined node reached again; reported reachable");
+            return Err(Refusal::new(
+                QUARANTINED,
+                format!(
+                    "node {node} incarnation {} is quarantined",
+                    peer.incarnation
+                ),
+            ));
+        }
+        let member = view
+            .topology
+            .member(node)
+            .is_some_and(|m| m.incarnation == peer.incarnation);
+        if !member {
+            return Err(Refusal::new(
+                NOT_MEMBER,
+                format!(
+                    "node {node} incarnation {} is not a member of the topology (seq_no {})",
+                    peer.incarnation, view.topology.seq_no
+                ),
+            ));
+        }
+        if known.is_none_or(|(inc, _)| inc != peer.incarnation) {
+            metrics::counter!(M_DEGRADED_REFUSALS).increment(1);
+            return Err(Refusal::new(
+                DEGRADED,
+                format!(
+                    "provisioning status is {}: no new association",
+                    view.status.as_str()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Delivers a received `Tell`.
+    fn deliver(&self, to: &str, type_id: &str, payload: &[u8]) {
+        let handler = self
+            .registry
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(to.to_owned(), type_id.to_owned()))
+            .cloned();
+        let outcome = match handler {
+            Some(h) => h(payload),
+            None => Err("unknown_type"),
+        };
+        if let Err(reason) = outcome {
+            metrics::counter!(M_FRAMES_DROPPED, "reason" => reason).increment(1);
+            tracing::debug!(to, type_id, reason, "remote tell dropped");
+        }
+    }
+}
+
+/// The Remoting system actor; start it with [`Remoting::spawn`] and use it
+/// through the returned [`RemotingHandle`].
+#[derive(Debug)]
+pub struct Remoting;
+
+impl Remoting {
+    /// Binds [`RemotingConfig::bind`] and spawns Remoting as the system
+    /// actor `/system/remoting`, subscribed to `TopologyUpdated` and
+    /// `ProvisioningStatusChanged`. `local` must advertise the bound
+    /// address (see the [module documentation](self#the-listener-and-the-local-address)).
+    pub async fn spawn(
+        system: &ActorSystem,
+        config: RemotingConfig,
+        local: Member,
+        provisioning: ProvisioningHandle,
+    ) -> Result<RemotingHandle, RemotingError> {
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .map_err(RemotingError::Bind)?;
+        Self::spawn_with_listener(system, config, local, provisioning, listener)
+    }
+
+    /// [`spawn`](Self::spawn) on a listener bound by the caller
+    /// ([`RemotingConfig::bind`] is ignored).
+    pub fn spawn_with_listener(
+        system: &ActorSystem,
+        config: RemotingConfig,
+        local: Member,
+        provisioning: ProvisioningHandle,
+        listener: TcpListener,
+    ) -> Result<RemotingHandle, RemotingError> {
+        let local_addr = listener.local_addr().map_err(RemotingError::Bind)?;
+        let hello = Hello::for_member(config.handshake.cluster.clone(), &local);
+        let shared = Arc::new(Shared {
+            local: hello,
+            provisioning,
+            writers: Mutex::new(HashMap::new()),
+            registry: RwLock::new(HashMap::new()),
+            view: Mutex::new(View {
+                topology: Arc::new(Topology::starting()),
+                status: ProvisioningStatus::Starting,
+                peers: HashMap::new(),
+            }),
+            associations: Mutex::new(Vec::new()),
+            config,
+        });
+        let listener = Arc::new(listener);
+        let for_actor = shared.clone();
+        let actor = system.spawn_system("remoting", move || {
+            RemotingActor::new(for_actor.clone(), listener.clone())
+        })?;
+        let es = system.event_stream();
+        es.subscribe::<cluster_core::events::TopologyUpdated, _>(&actor);
+        es.subscribe::<cluster_core::events::ProvisioningStatusChanged, _>(&actor);
+        Ok(RemotingHandle {
+            actor,
+            shared,
+            local_addr,
+        })
+    }
+}
+
+/// A handle to a running Remoting: remote tell, handler registry, queries.
+#[derive(Clone)]
+pub struct RemotingHandle {
+    actor: ActorRef<Msg>,
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+}
+
+impl fmt::Debug for RemotingHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemotingHandle")
+            .field("node", &self.shared.local.node_id)
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemotingHandle {
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Sends `payload` (a message encoded with `rmp-serde`, e.g.
+    /// `rmp_serde::to_vec(&msg)`) to the actor registered as `(to,
+    /// type_id)` on `node`. At most once: the frame is queued on the `Up`
+    /// association with `node`, or refused at once.
+    pub fn tell(
+        &self,
+        node: &NodeId,
+        to: &str,
+        type_id: &str,
+        payload: Vec<u8>,
+    ) -> Result<(), RemotingError> {
+        let frame = Frame::Tell {
+            to: to.to_owned(),
+            type_id: type_id.to_owned(),
+            payload,
+        };
+        let bytes = crate::wire::encode_frame(&frame, self.shared.config.handshake.max_frame)?;
+        let writer = lock(&self.shared.writers).get(node).cloned();
+        let writer = writer.ok_or_else(|| RemotingError::NotAssociated(node.clone()))?;
+        writer.try_send(bytes).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => RemotingError::Backpressure(node.clone()),
+            mpsc::error::TrySendError::Closed(_) => RemotingError::NotAssociated(node.clone()),
+        })
+    }
+
+    /// Delivers the remote tells addressed to `(to, type_id)` to `actor`,
+    /// each payload decoded as an `M` with `rmp-serde` (replacing an earlier
+    /// registration of the pair). An undecodable payload, or a stopped or
+    /// full actor, drops the message (counted in
+    /// `remoting_frames_dropped_total`).
+    pub fn register<M>(&self, to: &str, type_id: &str, actor: ActorRef<M>)
+    where
+        M: DeserializeOwned + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |payload: &[u8]| {
+            let msg: M = rmp_serde::from_slice(payload).map_err(|_| "undecodable")?;
+            actor.tell(msg).map_err(|_| "undeliverable")
+        });
+        self.shared
+            .registry
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((to.to_owned(), type_id.to_owned()), handler);
+    }
+
+    /// Removes the registration of `(to, type_id)`; whether there was one.
+    pub fn unregister(&self, to: &str, type_id: &str) -> bool {
+        self.shared
+            .registry
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(to.to_owned(), type_id.to_owned()))
+            .is_some()
+    }
+
+    /// Every association: the node, the incarnation it is bound to, and its
+    /// state, sorted by node id.
+    pub fn associations(&self) -> Vec<(NodeId, u64, AssociationState)> {
+        lock(&self.shared.associations).clone()
+    }
+
+    /// The state of the association with `node`, if there is one.
+    pub fn association(&self, node: &NodeId) -> Option<AssociationState> {
+        lock(&self.shared.associations)
+            .iter()
+            .find(|(n, _, _)| n == node)
+            .map(|(_, _, s)| *s)
+    }
+
+    /// Stops Remoting: `Goodbye` on every association, then the listener
+    /// closes.
+    pub fn stop(&self) {
+        self.actor.stop();
+    }
+
+    /// Waits until the Remoting actor has stopped.
+    pub async fn stopped(&self) {
+        self.actor.stopped().await;
+    }
+}

@@ -1,0 +1,639 @@
+//! The Remoting actor: one [`Peer`] entry per remote member, driven by
+//! topologies, its own tick and the reports of the connection tasks. The
+//! rules are in the [module documentation](super).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actor_runtime::{Actor, Context, HandlerResult};
+use cluster_core::events::{ProvisioningStatusChanged, TopologyUpdated};
+use cluster_core::{Member, NodeId, ProvisioningStatus, Topology};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::conn::{self, AbortOnDrop};
+use super::{
+    AssociationState, M_ASSOCIATIONS, M_DEGRADED_REFUSALS, M_FRAMES_REFUSED, M_HEARTBEATS_MISSED,
+    M_HEARTBEATS_SENT, M_QUARANTINES, M_REACHABLE, PROTOCOL, QUARANTINED, Shared, lock,
+};
+use crate::wire::{Frame, Hello, WireError, encode_frame};
+
+/// The actor's messages.
+pub(crate) enum Msg {
+    /// A topology (from the EventStream or the initial query).
+    Topology(Arc<Topology>),
+    /// The provisioning status changed.
+    Status(ProvisioningStatusChanged),
+    /// Heartbeats, failure detection, re-dials.
+    Tick,
+    /// An inbound connection passed the handshake.
+    Accepted { peer: Hello, stream: TcpStream },
+    /// A dial finished.
+    Dialed {
+        node: NodeId,
+        attempt: u64,
+        result: Result<(Hello, TcpStream), WireError>,
+    },
+    /// A frame on an established connection.
+    Frame {
+        node: NodeId,
+        conn: u64,
+        frame: Frame,
+    },
+    /// An established connection ended or sent a bad frame.
+    Lost {
+        node: NodeId,
+        conn: u64,
+        error: WireError,
+    },
+}
+
+impl From<TopologyUpdated> for Msg {
+    fn from(e: TopologyUpdated) -> Self {
+        Self::Topology(e.topology)
+    }
+}
+
+impl From<ProvisioningStatusChanged> for Msg {
+    fn from(e: ProvisioningStatusChanged) -> Self {
+        Self::Status(e)
+    }
+}
+
+/// An established connection.
+struct Conn {
+    id: u64,
+    queue: mpsc::Sender<Vec<u8>>,
+    _reader: AbortOnDrop,
+    /// Taken by [`close`]; aborted if the actor is dropped without closing.
+    writer: Option<JoinHandle<()>>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(w) = &self.writer {
+            w.abort();
+        }
+    }
+}
+
+/// The association with one remote member.
+struct Peer {
+    member: Member,
+    state: AssociationState,
+    conn: Option<Conn>,
+    /// The dial in flight: its attempt number and task.
+    dial: Option<(u64, AbortOnDrop)>,
+    /// It was `Up` once: from then on its silence is watched.
+    ever_up: bool,
+    /// It said `Goodbye`: its silence is not a failure.
+    parted: bool,
+    last_heard: Instant,
+    attempts: u32,
+    retry_at: Instant,
+    /// `Failed` and seen blocked in a topology (so an unblocked one lifts it).
+    seen_blocked: bool,
+    hb_sent: u64,
+    hb_acked: u64,
+}
+
+impl Peer {
+    fn new(member: Member, now: Instant) -> Self {
+        Self {
+            member,
+            state: AssociationState::Idle,
+            conn: None,
+            dial: None,
+            ever_up: false,
+            parted: false,
+            last_heard: now,
+            attempts: 0,
+            retry_at: now,
+            seen_blocked: false,
+            hb_sent: 0,
+            hb_acked: 0,
+        }
+    }
+
+    fn send(&self, frame: &Frame, max_frame: usize) -> bool {
+        let Some(conn) = &self.conn else { return false };
+        match encode_frame(frame, max_frame) {
+            Ok(bytes) => conn.queue.try_send(bytes).is_ok(),
+            Err(_) => false,
+        }
+    }
+}
+
+/// Closes the connection of `peer` (with a `Goodbye` first if asked);
+/// returns its writer, which ends once the queue is flushed.
+fn close(shared: &Shared, node: &NodeId, peer: &mut Peer, goodbye: bool) -> Option<JoinHandle<()>> {
+    let mut conn = peer.conn.take()?;
+    {
+        let mut writers = lock(&shared.writers);
+        if writers
+            .get(node)
+            .is_some_and(|q| q.same_channel(&conn.queue))
+        {
+            writers.remove(node);
+        }
+    }
+    if goodbye && let Ok(bytes) = encode_frame(&Frame::Goodbye, shared.config.handshake.max_frame) {
+        let _ = conn.queue.try_send(bytes);
+    }
+    conn.writer.take()
+}
+
+/// The Remoting actor (`/system/remoting`).
+pub(crate) struct RemotingActor {
+    shared: Arc<Shared>,
+    listener: Arc<TcpListener>,
+    accept: Option<AbortOnDrop>,
+    topology: Arc<Topology>,
+    applied: Option<u64>,
+    status: ProvisioningStatus,
+    peers: BTreeMap<NodeId, Peer>,
+    next_id: u64,
+}
+
+impl RemotingActor {
+    pub(crate) fn new(shared: Arc<Shared>, listener: Arc<TcpListener>) -> Self {
+        Self {
+            shared,
+            listener,
+            accept: None,
+            topology: Arc::new(Topology::starting()),
+            applied: None,
+            status: ProvisioningStatus::Starting,
+            peers: BTreeMap::new(),
+            next_id: 0,
+        }
+    }
+
+    fn tick_every(&self) -> Duration {
+        self.shared
+            .config
+            .heartbeat_interval
+            .max(Duration::from_millis(1))
+    }
+
+    /// Delay before the next dial after `attempts` failures:
+    /// `heartbeat_interval · 2^attempts`, capped at `failure_timeout`.
+    fn backoff(&self, attempts: u32) -> Duration {
+        let c = &self.shared.config;
+        c.heartbeat_interval
+            .saturating_mul(1u32 << attempts.min(16))
+            .min(c.failure_timeout)
+    }
+
+    fn on_topology(&mut self, t: Arc<Topology>, ctx: &mut Context<Self>, now: Instant) {
+        if self.applied.is_some_and(|a| t.seq_no <= a) {
+            return;
+        }
+        self.applied = Some(t.seq_no);
+        self.status = t.status;
+        self.topology = t;
+        self.reconcile(ctx, now);
+    }
+
+    /// Makes the associations follow the topology (R4.1, R4.3).
+    fn reconcile(&mut self, ctx: &mut Context<Self>, now: Instant) {
+        let t = self.topology.clone();
+        let failure_timeout = self.shared.config.failure_timeout;
+        let trust_leaves = !matches!(
+            t.status,
+            ProvisioningStatus::Empty | ProvisioningStatus::Starting
+        );
+        let mut remove = Vec::new();
+        for (node, p) in &mut self.peers {
+            let incarnation = p.member.incarnation;
+            match t.member(node) {
+                Some(m) if m.incarnation == incarnation => {
+                    p.member = m.clone();
+                    if p.state == AssociationState::Failed && p.seen_blocked {
+                        tracing::info!(%node, incarnation, "quarantine lifted: the association starts over");
+                        *p = Peer::new(m.clone(), now);
+                    }
+                }
+                // A new incarnation: the old one is gone.
+                Some(_) => remove.push((node.clone(), false)),
+                None if t.is_blocked(node, incarnation) => {
+                    if p.state != AssociationState::Failed {
+                        tracing::warn!(%node, incarnation, "node blocked by the topology: association closed");
+                        close(&self.shared, node, p, false);
+                        p.dial = None;
+                        p.state = AssociationState::Failed;
+                        p.attempts = 0;
+                        p.retry_at = now + failure_timeout;
+                    }
+                    p.seen_blocked = true;
+                }
+                // An Empty or Starting list says nothing about who left.
+                None if !trust_leaves => {}
+                None => remove.push((node.clone(), true)),
+            }
+        }
+        for (node, left) in remove {
+            if let Some(mut p) = self.peers.remove(&node) {
+                tracing::info!(%node, incarnation = p.member.incarnation, left, "association closed: member left or restarted");
+                close(&self.shared, &node, &mut p, left);
+            }
+        }
+        let open = self.status == ProvisioningStatus::Active;
+        for m in t.members.iter() {
+            if m.node_id == self.shared.local.node_id
+                || self.peers.contains_key(&m.node_id)
+                || t.is_blocked(&m.node_id, m.incarnation)
+            {
+                continue;
+            }
+            if !open {
+                metrics::counter!(M_DEGRADED_REFUSALS).increment(1);
+                tracing::debug!(node = %m.node_id, status = self.status.as_str(), "no new association while the status is not active");
+                continue;
+            }
+            tracing::debug!(node = %m.node_id, incarnation = m.incarnation, "association opened");
+            self.peers
+                .insert(m.node_id.clone(), Peer::new(m.clone(), now));
+        }
+        self.dial_due(ctx, now);
+    }
+
+    /// Starts the dials that are due: this node dials the peers with a
+    /// greater node id; a `Failed` one is probed (R4.4).
+    fn dial_due(&mut self, ctx: &mut Context<Self>, now: Instant) {
+        for (node, p) in &mut self.peers {
+            let due = *node > self.shared.local.node_id
+                && p.dial.is_none()
+                && now >= p.retry_at
+                && matches!(
+                    p.state,
+                    AssociationState::Idle | AssociationState::Closed | AssociationState::Failed
+                );
+            if !due {
+                continue;
+            }
+            self.next_id += 1;
+            let attempt = self.next_id;
+            let shared = self.shared.clone();
+            let myself = ctx.myself().clone();
+            let address = p.member.address.to_string();
+            let target = node.clone();
+            let task = tokio::spawn(async move {
+                let result = conn::dial(address, shared).await;
+                let _ = myself.tell(Msg::Dialed {
+                    node: target,
+                    attempt,
+                    result,
+                });
+            });
+            p.dial = Some((attempt, AbortOnDrop(task)));
+            if p.state != AssociationState::Failed {
+                p.state = AssociationState::Handshaking;
+            }
+        }
+    }
+
+    /// After a failed dial or a lost connection: `Closed` (unless
+    /// `Failed`), next dial after the backoff.
+    fn retry_later(&self, p: &mut Peer, now: Instant) {
+        if p.state != AssociationState::Failed {
+            p.state = AssociationState::Closed;
+        }
+        p.retry_at = now + self.backoff(p.attempts);
+        p.attempts = p.attempts.saturating_add(1);
+    }
+
+    /// Heartbeats and failure detection (R4.2), then the due dials.
+    fn on_tick(&mut self, ctx: &mut Context<Self>, now: Instant) {
+        let max_frame = self.shared.config.handshake.max_frame;
+        let failure_timeout = self.shared.config.failure_timeout;
+        let mut lost = Vec::new();
+        for (node, p) in &mut self.peers {
+            if p.state == AssociationState::Up {
+                if p.hb_sent > p.hb_acked {
+                    metrics::counter!(M_HEARTBEATS_MISSED).increment(1);
+                }
+                p.hb_sent += 1;
+                let queue_open = p.conn.as_ref().is_some_and(|c| !c.queue.is_closed());
+                if !queue_open {
+                    lost.push(node.clone());
+                } else if p.send(&Frame::Heartbeat { seq: p.hb_sent }, max_frame) {
+                    metrics::counter!(M_HEARTBEATS_SENT).increment(1);
+                }
+            }
+            let silent = now.saturating_duration_since(p.last_heard);
+            if p.ever_up
+                && !p.parted
+                && p.state != AssociationState::Failed
+                && silent >= failure_timeout
+            {
+                let incarnation = p.member.incarnation;
+                tracing::warn!(%node, incarnation, ?silent, "peer unreachable: reporting it for quarantine");
+                self.shared
+                    .provisioning
+                    .quarantine(node.clone(), incarnation, "heartbeat timeout");
+                metrics::counter!(M_QUARANTINES).increment(1);
+                close(&self.shared, node, p, false);
+                p.dial = None;
+                p.state = AssociationState::Failed;
+                p.seen_blocked = false;
+                p.attempts = 0;
+                p.retry_at = now + failure_timeout;
+            }
+        }
+        for node in lost {
+            if let Some(mut p) = self.peers.remove(&node) {
+                tracing::info!(%node, "association writer ended: connection lost");
+                close(&self.shared, &node, &mut p, false);
+                p.attempts = 0;
+                self.retry_later(&mut p, now);
+                self.peers.insert(node, p);
+            }
+        }
+        self.dial_due(ctx, now);
+    }
+
+    /// Makes `stream` the connection of the association with `node`.
+    fn install(&mut self, node: &NodeId, stream: TcpStream, ctx: &mut Context<Self>, now: Instant) {
+        self.next_id += 1;
+        let id = self.next_id;
+        let config = &self.shared.config;
+        let (reader, writer) = stream.into_split();
+        let (queue, rx) = mpsc::channel(config.send_queue.max(1));
+        let writer = tokio::spawn(conn::write_loop(writer, rx, config.failure_timeout));
+        let reader = AbortOnDrop(tokio::spawn(conn::read_loop(
+            reader,
+            config.handshake.max_frame,
+            node.clone(),
+            id,
+            ctx.myself().clone(),
+        )));
+        let Some(p) = self.peers.get_mut(node) else {
+            return;
+        };
+        close(&self.shared, node, p, false);
+        lock(&self.shared.writers).insert(node.clone(), queue.clone());
+        p.conn = Some(Conn {
+            id,
+            queue,
+            _reader: reader,
+            writer: Some(writer),
+        });
+        p.dial = None;
+        p.state = AssociationState::Up;
+        p.ever_up = true;
+        p.parted = false;
+        p.attempts = 0;
+        p.last_heard = now;
+        p.hb_sent = 0;
+        p.hb_acked = 0;
+        tracing::info!(%node, incarnation = p.member.incarnation, "association up");
+    }
+
+    fn on_accepted(
+        &mut self,
+        peer: Hello,
+        stream: TcpStream,
+        ctx: &mut Context<Self>,
+        now: Instant,
+    ) {
+        let wanted = self.peers.get(&peer.node_id).is_some_and(|p| {
+            p.member.incarnation == peer.incarnation && p.state != AssociationState::Failed
+        });
+        if wanted {
+            self.install(&peer.node_id, stream, ctx, now);
+        } else {
+            tracing::debug!(node = %peer.node_id, incarnation = peer.incarnation, "inbound connection no longer wanted: dropped");
+        }
+    }
+
+    fn on_dialed(
+        &mut self,
+        node: NodeId,
+        attempt: u64,
+        result: Result<(Hello, TcpStream), WireError>,
+        ctx: &mut Context<Self>,
+        now: Instant,
+    ) {
+        let Some(mut p) = self.peers.remove(&node) else {
+            return;
+        };
+        if p.dial.as_ref().is_none_or(|(a, _)| *a != attempt) {
+            self.peers.insert(node, p);
+            return;
+        }
+        p.dial = None;
+        let incarnation = p.member.incarnation;
+        let failed = p.state == AssociationState::Failed;
+        match result {
+            Ok((hello, stream)) if hello.node_id == node && hello.incarnation == incarnation => {
+                p.last_heard = now;
+                if failed {
+                    self.report_reachable(&node, incarnation);
+                    let c = &self.shared.config;
+                    tokio::spawn(conn::goodbye(
+                        stream,
+                        c.handshake.max_frame,
+                        c.failure_timeout,
+                    ));
+                    self.retry_later(&mut p, now);
+                } else {
+                    self.peers.insert(node.clone(), p);
+                    self.install(&node, stream, ctx, now);
+                    return;
+                }
+            }
+            Ok((hello, _)) => {
+                tracing::warn!(%node, incarnation, answered = %hello.node_id, answered_incarnation = hello.incarnation, "dialed address answered as another node incarnation");
+                self.retry_later(&mut p, now);
+            }
+            Err(e) => {
+                if let WireError::Refused { code, reason } = &e {
+                    // The peer answered: it is alive.
+                    p.last_heard = now;
+                    if failed && code == QUARANTINED {
+                        self.report_reachable(&node, incarnation);
+                    }
+                    tracing::info!(%node, code, reason, "dial refused by the peer");
+                } else {
+                    tracing::debug!(%node, error = %e, "dial failed");
+                }
+                self.retry_later(&mut p, now);
+            }
+        }
+        self.peers.insert(node, p);
+    }
+
+    fn report_reachable(&self, node: &NodeId, incarnation: u64) {
+        tracing::info!(%node, incarnation, "quarantined node answered: reported reachable");
+        self.shared
+            .provisioning
+            .reachable(node.clone(), incarnation);
+        metrics::counter!(M_REACHABLE).increment(1);
+    }
+
+    fn on_frame(&mut self, node: NodeId, conn: u64, frame: Frame, now: Instant) {
+        let max_frame = self.shared.config.handshake.max_frame;
+        let Some(mut p) = self.peers.remove(&node) else {
+            return;
+        };
+        if p.conn.as_ref().is_some_and(|c| c.id == conn) {
+            p.last_heard = now;
+            match frame {
+                Frame::Heartbeat { seq } => {
+                    p.send(&Frame::HeartbeatAck { seq }, max_frame);
+                }
+                Frame::HeartbeatAck { seq } => p.hb_acked = p.hb_acked.max(seq),
+                Frame::Tell {
+                    to,
+                    type_id,
+                    payload,
+                } => self.shared.deliver(&to, &type_id, &payload),
+                Frame::Goodbye => {
+                    tracing::info!(%node, "peer said goodbye");
+                    close(&self.shared, &node, &mut p, false);
+                    p.parted = true;
+                    self.retry_later(&mut p, now);
+                }
+                Frame::Reject { code, reason } => {
+                    tracing::warn!(%node, code, reason, "peer rejected the association");
+                    close(&self.shared, &node, &mut p, false);
+                    self.retry_later(&mut p, now);
+                }
+                other => {
+                    tracing::warn!(%node, frame = other.kind(), "handshake frame after the handshake: connection closed");
+                    metrics::counter!(M_FRAMES_REFUSED, "code" => PROTOCOL).increment(1);
+                    close(&self.shared, &node, &mut p, false);
+                    self.retry_later(&mut p, now);
+                }
+            }
+        }
+        self.peers.insert(node, p);
+    }
+
+    fn on_lost(&mut self, node: NodeId, conn: u64, error: WireError, now: Instant) {
+        let Some(mut p) = self.peers.remove(&node) else {
+            return;
+        };
+        if p.conn.as_ref().is_some_and(|c| c.id == conn) {
+            match conn::refused_code(&error) {
+                Some(code) => {
+                    metrics::counter!(M_FRAMES_REFUSED, "code" => code.clone()).increment(1);
+                    tracing::warn!(%node, code, %error, "bad frame: connection closed");
+                }
+                None => tracing::info!(%node, %error, "association connection lost"),
+            }
+            close(&self.shared, &node, &mut p, false);
+            p.attempts = 0;
+            self.retry_later(&mut p, now);
+        }
+        self.peers.insert(node, p);
+    }
+
+    /// Publishes the associations (query, gauges) and the accept check's
+    /// view.
+    fn publish(&self) {
+        let mut counts = [0u32; AssociationState::ALL.len()];
+        let list: Vec<_> = self
+            .peers
+            .iter()
+            .map(|(n, p)| {
+                if let Some(i) = AssociationState::ALL.iter().position(|s| *s == p.state) {
+                    counts[i] += 1;
+                }
+                (n.clone(), p.member.incarnation, p.state)
+            })
+            .collect();
+        for (state, count) in AssociationState::ALL.iter().zip(counts) {
+            metrics::gauge!(M_ASSOCIATIONS, "state" => state.as_str()).set(f64::from(count));
+        }
+        *lock(&self.shared.associations) = list;
+        let mut view = lock(&self.shared.view);
+        view.topology = self.topology.clone();
+        view.status = self.status;
+        view.peers = self
+            .peers
+            .iter()
+            .map(|(n, p)| {
+                let failed = p.state == AssociationState::Failed;
+                (n.clone(), (p.member.incarnation, failed))
+            })
+            .collect();
+    }
+}
+
+impl Actor for RemotingActor {
+    type Msg = Msg;
+
+    async fn started(&mut self, ctx: &mut Context<Self>) -> HandlerResult {
+        // A restarted instance starts from scratch.
+        lock(&self.shared.writers).clear();
+        let accept = conn::accept_loop(
+            self.listener.clone(),
+            self.shared.clone(),
+            ctx.myself().clone(),
+        );
+        self.accept = Some(AbortOnDrop(tokio::spawn(accept)));
+        ctx.schedule_once(self.tick_every(), Msg::Tick);
+        tracing::info!(
+            node = %self.shared.local.node_id,
+            address = ?self.listener.local_addr().ok(),
+            "remoting listening"
+        );
+        match self.shared.provisioning.topology().await {
+            Ok(t) => self.on_topology(t, ctx, Instant::now()),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the current topology; waiting for the next one");
+            }
+        }
+        self.publish();
+        Ok(())
+    }
+
+    async fn handle(&mut self, msg: Msg, ctx: &mut Context<Self>) -> HandlerResult {
+        let now = Instant::now();
+        match msg {
+            Msg::Topology(t) => self.on_topology(t, ctx, now),
+            Msg::Status(s) => {
+                if self.applied.is_none_or(|a| s.seq_no >= a) && s.status != self.status {
+                    self.status = s.status;
+                    self.reconcile(ctx, now);
+                }
+            }
+            Msg::Tick => {
+                self.on_tick(ctx, now);
+                ctx.schedule_once(self.tick_every(), Msg::Tick);
+            }
+            Msg::Accepted { peer, stream } => self.on_accepted(peer, stream, ctx, now),
+            Msg::Dialed {
+                node,
+                attempt,
+                result,
+            } => self.on_dialed(node, attempt, result, ctx, now),
+            Msg::Frame { node, conn, frame } => self.on_frame(node, conn, frame, now),
+            Msg::Lost { node, conn, error } => self.on_lost(node, conn, error, now),
+        }
+        self.publish();
+        Ok(())
+    }
+
+    async fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.accept = None;
+        let mut writers = Vec::new();
+        for (node, mut p) in std::mem::take(&mut self.peers) {
+            writers.extend(close(&self.shared, &node, &mut p, true));
+        }
+        lock(&self.shared.writers).clear();
+        self.publish();
+        let flush = async {
+            for w in writers {
+                let _ = w.await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), flush).await;
+        tracing::info!(node = %self.shared.local.node_id, "remoting stopped");
+    }
+}

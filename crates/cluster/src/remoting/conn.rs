@@ -1,0 +1,184 @@
+//! The tasks of Remoting's connections: the accept loop and its
+//! handshakes, dials, and the reader and writer of an established
+//! connection. They own no association state: they report to the actor.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actor_runtime::ActorRef;
+use cluster_core::NodeId;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::actor::Msg;
+use super::{M_FRAMES_REFUSED, Shared};
+use crate::wire::{
+    Frame, Hello, WireError, accept_handshake, connect_handshake, read_frame, write_frame,
+};
+
+/// Aborts its task when dropped: ties a task to its owner's lifetime.
+pub(super) struct AbortOnDrop(pub(super) JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The code under which a failed connection is counted in
+/// `remoting_frames_refused_total`; `None` when the peer merely went away.
+pub(super) fn refused_code(e: &WireError) -> Option<String> {
+    match e {
+        WireError::Closed { .. } | WireError::Io(_) | WireError::Encode(_) => None,
+        WireError::Refused { code, .. } => Some(code.clone()),
+        other => Some(other.code().to_owned()),
+    }
+}
+
+/// Accepts connections until aborted; each one shakes hands in a task of
+/// its own (bounded by the handshake timeout), so a stalled or hostile peer
+/// never holds up the others.
+pub(super) async fn accept_loop(
+    listener: Arc<TcpListener>,
+    shared: Arc<Shared>,
+    actor: ActorRef<Msg>,
+) {
+    let mut handshakes = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, addr)) => {
+                    handshakes.spawn(accept_one(stream, addr, shared.clone(), actor.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off a little.
+                    tracing::warn!(error = %e, "remoting listener: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = handshakes.join_next(), if !handshakes.is_empty() => {}
+        }
+    }
+}
+
+async fn accept_one(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    actor: ActorRef<Msg>,
+) {
+    let _ = stream.set_nodelay(true);
+    let config = &shared.config.handshake;
+    let outcome = accept_handshake(&mut stream, config, &shared.local, |peer: &Hello| {
+        shared.check(peer)
+    })
+    .await;
+    match outcome {
+        Ok(peer) => {
+            let _ = actor.tell(Msg::Accepted { peer, stream });
+        }
+        Err(e) => match refused_code(&e) {
+            Some(code) => {
+                metrics::counter!(M_FRAMES_REFUSED, "code" => code.clone()).increment(1);
+                if matches!(e, WireError::Refused { .. }) {
+                    tracing::info!(%addr, code, error = %e, "inbound connection refused");
+                } else {
+                    tracing::warn!(%addr, code, error = %e, "inbound connection closed during the handshake");
+                }
+            }
+            None => {
+                tracing::debug!(%addr, error = %e, "inbound connection ended during the handshake")
+            }
+        },
+    }
+}
+
+/// Connects to `address` and shakes hands, all within the handshake
+/// timeout.
+pub(super) async fn dial(
+    address: String,
+    shared: Arc<Shared>,
+) -> Result<(Hello, TcpStream), WireError> {
+    let config = &shared.config.handshake;
+    let attempt = async {
+        let mut stream = TcpStream::connect(address.as_str())
+            .await
+            .map_err(WireError::Io)?;
+        let _ = stream.set_nodelay(true);
+        let peer = connect_handshake(&mut stream, config, &shared.local).await?;
+        Ok((peer, stream))
+    };
+    tokio::time::timeout(config.timeout, attempt)
+        .await
+        .unwrap_or(Err(WireError::Timeout(config.timeout)))
+}
+
+/// Says `Goodbye` on a connection that is not kept (a probe), then closes.
+pub(super) async fn goodbye(mut stream: TcpStream, max_frame: usize, timeout: Duration) {
+    let _ = tokio::time::timeout(timeout, async {
+        let _ = write_frame(&mut stream, &Frame::Goodbye, max_frame).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+/// Reads frames and hands them to the actor, until the connection ends, a
+/// frame is bad, or the peer says `Goodbye`.
+pub(super) async fn read_loop(
+    mut reader: OwnedReadHalf,
+    max_frame: usize,
+    node: NodeId,
+    conn: u64,
+    actor: ActorRef<Msg>,
+) {
+    loop {
+        match read_frame::<Frame, _>(&mut reader, max_frame).await {
+            Ok(frame) => {
+                let last = matches!(frame, Frame::Goodbye | Frame::Reject { .. });
+                let sent = actor.tell(Msg::Frame {
+                    node: node.clone(),
+                    conn,
+                    frame,
+                });
+                if sent.is_err() || last {
+                    return;
+                }
+            }
+            Err(error) => {
+                let _ = actor.tell(Msg::Lost { node, conn, error });
+                return;
+            }
+        }
+    }
+}
+
+/// Writes the queued (encoded) frames; when the queue closes, shuts the
+/// write half down. A write that stalls past `timeout` ends it.
+pub(super) async fn write_loop(
+    mut writer: OwnedWriteHalf,
+    mut queue: mpsc::Receiver<Vec<u8>>,
+    timeout: Duration,
+) {
+    while let Some(bytes) = queue.recv().await {
+        let write = async {
+            writer.write_all(&bytes).await?;
+            writer.flush().await
+        };
+        match tokio::time::timeout(timeout, write).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "remoting write failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(?timeout, "remoting write stalled");
+                return;
+            }
+        }
+    }
+    let _ = tokio::time::timeout(timeout, writer.shutdown()).await;
+}
