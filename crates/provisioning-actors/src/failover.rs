@@ -42,7 +42,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cluster_core::events::ChangeReason;
-use cluster_core::{ProviderHealth, ProviderId};
+use cluster_core::{ProviderHealth, ProviderId, ProvisioningStatus};
 use tokio::time::Instant;
 
 /// Tunables; the defaults come from the mission's starting points.
@@ -89,6 +89,22 @@ pub enum Availability {
     Degraded,
     /// No provider is healthy or degraded.
     Unavailable,
+}
+
+impl Availability {
+    /// The published status, given the status of the merged member set
+    /// (`Active` or `Empty`): an empty set stays `Empty` (R2.4) whether the
+    /// active provider is healthy or degraded; otherwise the providers'
+    /// health decides (R4.3, R5.3).
+    pub fn status(self, merged: ProvisioningStatus) -> ProvisioningStatus {
+        match self {
+            Self::Starting => ProvisioningStatus::Starting,
+            Self::Unavailable => ProvisioningStatus::Unavailable,
+            Self::Degraded if merged == ProvisioningStatus::Empty => ProvisioningStatus::Empty,
+            Self::Degraded => ProvisioningStatus::Degraded,
+            Self::Active => merged,
+        }
+    }
 }
 
 /// What happened to a provider.
@@ -692,6 +708,19 @@ mod tests {
         p.on_input(&id("on"), OK, t0);
         assert_eq!(p.health(&id("on")), Some(ProviderHealth::Failed));
         assert_eq!(p.availability(), Availability::Unavailable);
+    }
+
+    /// R2.4, R4.3, R5.3: how availability and the merged set make the
+    /// published status.
+    #[test]
+    fn published_status_combines_availability_and_merge() {
+        use ProvisioningStatus::{Active, Degraded, Empty, Starting, Unavailable};
+        assert_eq!(Availability::Active.status(Active), Active);
+        assert_eq!(Availability::Active.status(Empty), Empty);
+        assert_eq!(Availability::Degraded.status(Active), Degraded);
+        assert_eq!(Availability::Degraded.status(Empty), Empty);
+        assert_eq!(Availability::Unavailable.status(Active), Unavailable);
+        assert_eq!(Availability::Starting.status(Active), Starting);
     }
 
     /// Removing the active provider fails over with reason Removed.

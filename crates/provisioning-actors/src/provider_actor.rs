@@ -3,10 +3,11 @@
 //!
 //! On start it registers the local member (when the provider can), then pumps
 //! the provider's watch stream into the supervisor as [`ProviderEvent`]s. The
-//! stream ending is a failure of this actor: it tells the supervisor
-//! (`StreamEnded`) and returns `Err`, so supervision restarts it with backoff
-//! (A4 "failover by restart"); a panic anywhere in it is handled the same
-//! way. Every message carries the provider id and the actor's instance
+//! stream ending is a failure of this actor: it returns the [`StreamEnded`]
+//! error, so supervision restarts it with backoff (A4 "failover by
+//! restart"), and the supervisor learns the cause from the failure report
+//! (`on_child_failed`), its only channel for it; a panic anywhere in it is
+//! handled the same way. Every message carries the provider id and the actor's instance
 //! number so the supervisor can ignore reports from an instance that has
 //! since been replaced.
 
@@ -31,8 +32,6 @@ pub enum ProviderEvent {
     Error(ProviderError),
     /// Registering the local member failed (counted towards R5.2).
     RegistrationFailed(ProviderError),
-    /// The stream ended.
-    StreamEnded,
 }
 
 /// Messages of a [`ProviderActor`].
@@ -123,10 +122,7 @@ impl Actor for ProviderActor {
 
     async fn handle(&mut self, msg: ProviderMsg, _ctx: &mut Context<Self>) -> HandlerResult {
         match msg {
-            ProviderMsg::Ended => {
-                self.report(ProviderEvent::StreamEnded);
-                return Err(Box::new(StreamEnded(self.id.clone())));
-            }
+            ProviderMsg::Ended => return Err(Box::new(StreamEnded(self.id.clone()))),
             ProviderMsg::Deregister(reply) => {
                 let result = match &self.local {
                     Some(local) if self.provider.capabilities().register => {

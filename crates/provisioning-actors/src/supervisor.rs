@@ -544,18 +544,6 @@ impl ProvisioningSupervisor {
                 }
                 Decision::default()
             }
-            ProviderEvent::StreamEnded => {
-                counter!(m::STREAM_INTERRUPTIONS, "provider" => id.to_string(), "reason" => "ended")
-                    .increment(1);
-                ctx.system()
-                    .event_stream()
-                    .publish(ProviderStreamTerminated {
-                        provider: id.clone(),
-                        reason: "ended",
-                        last_hash: entry.last_hash,
-                    });
-                self.policy.on_input(&id, Input::StreamEnded, now)
-            }
         };
         self.apply(decision, ctx);
     }
@@ -722,18 +710,7 @@ impl ProvisioningSupervisor {
                 t.status,
             )
         };
-        let status = match availability {
-            Availability::Starting => ProvisioningStatus::Starting,
-            Availability::Unavailable => ProvisioningStatus::Unavailable,
-            Availability::Degraded => {
-                if merged_status == ProvisioningStatus::Empty {
-                    ProvisioningStatus::Empty
-                } else {
-                    ProvisioningStatus::Degraded
-                }
-            }
-            Availability::Active => merged_status,
-        };
+        let status = availability.status(merged_status);
         let provider_changed = self.pending_change.is_some();
         if !changed
             && status == self.status

@@ -187,7 +187,22 @@ async fn r2_2_r2_5_stream_end_fails_over_and_keeps_last_snapshot() {
         .find(|c| c.to == Some(pid("standby")))
         .unwrap();
     assert_eq!(change.reason, ChangeReason::StreamEnded);
-    assert_eq!(change.seq_no, t.seq_no.min(change.seq_no));
+    // Published with the topology of the same logical tick (A5).
+    let switched = node
+        .events
+        .updates()
+        .into_iter()
+        .find(|u| u.topology.active_provider == Some(pid("standby")))
+        .unwrap();
+    assert_eq!(change.seq_no, switched.topology.seq_no);
+    assert_eq!(change.hash, switched.topology.hash);
+    assert_eq!(
+        term.iter()
+            .filter(|x| x.provider == pid("primary") && x.reason == "ended")
+            .count(),
+        1,
+        "one stream end, one termination event"
+    );
     node.shutdown().await;
 }
 
@@ -241,13 +256,10 @@ async fn a4_provider_actor_crashing_a_thousand_times_is_restarted() {
     })
     .await;
     let faults = node.faults("primary");
-    let mut restarts_seen = 0;
     for _ in 0..1000 {
         faults.end_stream();
         tokio::time::sleep(Duration::from_millis(20)).await;
-        restarts_seen += 1;
     }
-    assert_eq!(restarts_seen, 1000);
     let t = node
         .wait_topology("primary back", |t| {
             t.active_provider == Some(pid("primary"))
@@ -306,6 +318,7 @@ async fn glitch_one_off_empty_snapshot_is_held_when_standby_disagrees() {
     let node = two_provider_node(&p, &s).await;
     node.wait_topology("three members", |t| t.members.len() == 3)
         .await;
+    let before = node.events.topologies().len();
     let faults = node.faults("primary");
     faults.empty_snapshots(true);
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -315,7 +328,8 @@ async fn glitch_one_off_empty_snapshot_is_held_when_standby_disagrees() {
         node.events
             .topologies()
             .iter()
-            .all(|t| t.members.len() == 3 || t.members.len() < 3 && t.seq_no == 0),
+            .skip(before)
+            .all(|t| t.members.len() == 3),
         "never published fewer members: {:?}",
         node.events
             .topologies()
