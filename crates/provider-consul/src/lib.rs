@@ -1,0 +1,3 @@
+//! Consul membership provider (P2) over Consul's HTTP API.
+//!
+//! Work in progress.
