@@ -16,6 +16,7 @@ use std::time::Duration;
 use actor_runtime::{Actor, ActorRef, ActorSystem, Context, HandlerResult, ReplyTo, SpawnError};
 use cluster_core::events::TopologyUpdated;
 use cluster_core::{Member, ProvisioningError, Result};
+use provisioning_actors::ProvisioningHandle;
 
 use crate::partition::{Lease, LedgerOutcome, Moved, OwnershipLedger, PartitionTable};
 
@@ -75,6 +76,7 @@ impl From<OwnershipChanged> for PartitionMsg {
 pub struct PartitionManager {
     table: Option<Arc<PartitionTable>>,
     ledger: OwnershipLedger,
+    provisioning: Option<ProvisioningHandle>,
 }
 
 /// A handle to a running [`PartitionManager`].
@@ -91,7 +93,21 @@ impl PartitionManager {
         system: &ActorSystem,
         name: &str,
     ) -> std::result::Result<PartitionHandle, SpawnError> {
-        let actor = system.spawn_system(name, PartitionManager::default)?;
+        Self::spawn_following(system, name, None)
+    }
+
+    /// [`spawn`](Self::spawn), starting from `provisioning`'s current
+    /// topology (one published before the subscription would otherwise be
+    /// missed until the next change).
+    pub fn spawn_following(
+        system: &ActorSystem,
+        name: &str,
+        provisioning: Option<ProvisioningHandle>,
+    ) -> std::result::Result<PartitionHandle, SpawnError> {
+        let actor = system.spawn_system(name, move || PartitionManager {
+            provisioning: provisioning.clone(),
+            ..PartitionManager::default()
+        })?;
         system
             .event_stream()
             .subscribe::<TopologyUpdated, _>(&actor);
@@ -113,6 +129,17 @@ impl PartitionManager {
 
 impl Actor for PartitionManager {
     type Msg = PartitionMsg;
+
+    async fn started(&mut self, _ctx: &mut Context<Self>) -> HandlerResult {
+        if let Some(p) = self.provisioning.clone()
+            && let Ok(t) = p.topology().await
+            && t.seq_no > 0
+            && self.table.as_ref().is_none_or(|cur| t.seq_no > cur.seq_no())
+        {
+            self.table = Some(Arc::new(PartitionTable::from_topology(&t)));
+        }
+        Ok(())
+    }
 
     async fn handle(&mut self, msg: PartitionMsg, _ctx: &mut Context<Self>) -> HandlerResult {
         match msg {

@@ -102,6 +102,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -112,6 +113,7 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+use crate::netsim::NetSim;
 use crate::wire::{Frame, HandshakeConfig, Hello, Refusal, WireError};
 
 use self::actor::{Msg, RemotingActor};
@@ -151,6 +153,9 @@ pub struct RemotingConfig {
     /// Frames queued per association before [`RemotingHandle::tell`]
     /// answers [`RemotingError::Backpressure`] (default 1024).
     pub send_queue: usize,
+    /// A simulated network to pass every inbound frame through (tests;
+    /// default none).
+    pub netsim: Option<NetSim>,
 }
 
 impl RemotingConfig {
@@ -164,6 +169,7 @@ impl RemotingConfig {
             heartbeat_interval: Duration::from_secs(1),
             failure_timeout: Duration::from_secs(5),
             send_queue: 1024,
+            netsim: None,
         }
     }
 
@@ -194,6 +200,12 @@ impl RemotingConfig {
     /// Sets the handshake timeout (it also bounds a dial).
     pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake = self.handshake.with_timeout(timeout);
+        self
+    }
+
+    /// Passes every inbound frame through `net` (see [`crate::netsim`]).
+    pub fn with_netsim(mut self, net: NetSim) -> Self {
+        self.netsim = Some(net);
         self
     }
 
@@ -306,6 +318,8 @@ struct Shared {
     registry: RwLock<HashMap<(String, String), Handler>>,
     view: Mutex<View>,
     associations: Mutex<Vec<(NodeId, u64, AssociationState)>>,
+    /// Set by [`RemotingHandle::crash`]: stop without `Goodbye`.
+    crashed: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -420,6 +434,7 @@ impl Remoting {
                 peers: HashMap::new(),
             }),
             associations: Mutex::new(Vec::new()),
+            crashed: AtomicBool::new(false),
             config,
         });
         let listener = Arc::new(listener);
@@ -506,6 +521,30 @@ impl RemotingHandle {
             .insert((to.to_owned(), type_id.to_owned()), handler);
     }
 
+    /// Delivers the remote tells addressed to `(to, type_id)` to `deliver`,
+    /// each payload decoded as an `M` with `rmp-serde` (replacing an earlier
+    /// registration of the pair). `deliver` runs on the connection's reader
+    /// and must not block; an `Err(reason)` drops the message and is
+    /// counted in `remoting_frames_dropped_total` under that reason.
+    pub fn register_fn<M>(
+        &self,
+        to: &str,
+        type_id: &str,
+        deliver: impl Fn(M) -> Result<(), &'static str> + Send + Sync + 'static,
+    ) where
+        M: DeserializeOwned + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |payload: &[u8]| {
+            let msg: M = rmp_serde::from_slice(payload).map_err(|_| "undecodable")?;
+            deliver(msg)
+        });
+        self.shared
+            .registry
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((to.to_owned(), type_id.to_owned()), handler);
+    }
+
     /// Removes the registration of `(to, type_id)`; whether there was one.
     pub fn unregister(&self, to: &str, type_id: &str) -> bool {
         self.shared
@@ -533,6 +572,14 @@ impl RemotingHandle {
     /// Stops Remoting: `Goodbye` on every association, then the listener
     /// closes.
     pub fn stop(&self) {
+        self.actor.stop();
+    }
+
+    /// Stops Remoting the way a crash would: connections are dropped
+    /// without a `Goodbye`, so the peers' failure detectors see the node go
+    /// silent (for demonstrations and tests of R4.2).
+    pub fn crash(&self) {
+        self.shared.crashed.store(true, Ordering::SeqCst);
         self.actor.stop();
     }
 

@@ -282,7 +282,7 @@ impl RemotingActor {
             let address = p.member.address.to_string();
             let target = node.clone();
             let task = tokio::spawn(async move {
-                let result = conn::dial(address, shared).await;
+                let result = conn::dial(&target, address, shared).await;
                 let _ = myself.tell(Msg::Dialed {
                     node: target,
                     attempt,
@@ -370,6 +370,10 @@ impl RemotingActor {
             node.clone(),
             id,
             ctx.myself().clone(),
+            config
+                .netsim
+                .clone()
+                .map(|n| (n, self.shared.local.node_id.clone())),
         )));
         let Some(p) = self.peers.get_mut(node) else {
             return;
@@ -623,8 +627,9 @@ impl Actor for RemotingActor {
     async fn stopped(&mut self, _ctx: &mut Context<Self>) {
         self.accept = None;
         let mut writers = Vec::new();
+        let goodbye = !self.shared.crashed.load(std::sync::atomic::Ordering::SeqCst);
         for (node, mut p) in std::mem::take(&mut self.peers) {
-            writers.extend(close(&self.shared, &node, &mut p, true));
+            writers.extend(close(&self.shared, &node, &mut p, goodbye));
         }
         lock(&self.shared.writers).clear();
         self.publish();

@@ -16,6 +16,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::actor::Msg;
 use super::{M_FRAMES_REFUSED, Shared};
+use crate::netsim::NetSim;
 use crate::wire::{
     Frame, Hello, WireError, accept_handshake, connect_handshake, read_frame, write_frame,
 };
@@ -78,6 +79,9 @@ async fn accept_one(
     })
     .await;
     match outcome {
+        Ok(peer) if cut(&shared, &peer.node_id) => {
+            tracing::debug!(node = %peer.node_id, "netsim: link cut, inbound connection dropped");
+        }
         Ok(peer) => {
             let _ = actor.tell(Msg::Accepted { peer, stream });
         }
@@ -100,21 +104,46 @@ async fn accept_one(
 /// Connects to `address` and shakes hands, all within the handshake
 /// timeout.
 pub(super) async fn dial(
+    node: &NodeId,
     address: String,
     shared: Arc<Shared>,
 ) -> Result<(Hello, TcpStream), WireError> {
     let config = &shared.config.handshake;
+    if let Some(net) = &shared.config.netsim {
+        let local = &shared.local.node_id;
+        if net.link(local, node).cut || net.link(node, local).cut {
+            // A partition loses the connection attempt: nothing reaches the
+            // peer, and the dial fails once its timeout has passed.
+            tokio::time::sleep(config.timeout).await;
+            return Err(WireError::Timeout(config.timeout));
+        }
+    }
     let attempt = async {
         let mut stream = TcpStream::connect(address.as_str())
             .await
             .map_err(WireError::Io)?;
         let _ = stream.set_nodelay(true);
         let peer = connect_handshake(&mut stream, config, &shared.local).await?;
+        if cut(&shared, &peer.node_id) {
+            return Err(WireError::Io(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "netsim: link cut",
+            )));
+        }
         Ok((peer, stream))
     };
     tokio::time::timeout(config.timeout, attempt)
         .await
         .unwrap_or(Err(WireError::Timeout(config.timeout)))
+}
+
+/// Whether the simulated network cuts the link from `peer` to us.
+fn cut(shared: &Shared, peer: &NodeId) -> bool {
+    shared
+        .config
+        .netsim
+        .as_ref()
+        .is_some_and(|n| n.link(peer, &shared.local.node_id).cut)
 }
 
 /// Says `Goodbye` on a connection that is not kept (a probe), then closes.
@@ -134,10 +163,21 @@ pub(super) async fn read_loop(
     node: NodeId,
     conn: u64,
     actor: ActorRef<Msg>,
+    net: Option<(NetSim, NodeId)>,
 ) {
     loop {
         match read_frame::<Frame, _>(&mut reader, max_frame).await {
             Ok(frame) => {
+                if let Some((net, local)) = &net {
+                    let link = net.link(&node, local);
+                    if link.cut {
+                        net.count_drop();
+                        continue;
+                    }
+                    if !link.delay.is_zero() {
+                        tokio::time::sleep(link.delay).await;
+                    }
+                }
                 let last = matches!(frame, Frame::Goodbye | Frame::Reject { .. });
                 let sent = actor.tell(Msg::Frame {
                     node: node.clone(),

@@ -78,7 +78,7 @@ pub enum Frame {
     /// challenge to the acceptor.
     Proof {
         /// HMAC-SHA256 over the handshake transcript, role `connector`.
-        #[serde(with = "bytes")]
+        #[serde(with = "serde_bytes")]
         mac: Vec<u8>,
         /// Fresh random bytes chosen by the connector, which the acceptor's
         /// [`Frame::Welcome`] proof covers.
@@ -89,7 +89,7 @@ pub enum Frame {
     Welcome {
         /// The acceptor's proof (HMAC-SHA256, role `acceptor`); empty when
         /// the acceptor has no shared secret.
-        #[serde(with = "bytes")]
+        #[serde(with = "serde_bytes")]
         mac: Vec<u8>,
     },
     /// The sender refuses the handshake and closes the connection.
@@ -119,7 +119,7 @@ pub enum Frame {
         /// decoder for `payload`.
         type_id: String,
         /// The encoded message.
-        #[serde(with = "bytes")]
+        #[serde(with = "serde_bytes")]
         payload: Vec<u8>,
     },
     /// The sender closes the association gracefully.
@@ -139,41 +139,6 @@ impl Frame {
             Self::HeartbeatAck { .. } => "HeartbeatAck",
             Self::Tell { .. } => "Tell",
             Self::Goodbye => "Goodbye",
-        }
-    }
-}
-
-/// `Vec<u8>` as MessagePack `bin` (serde's default would be an array of
-/// integers, up to twice as large).
-mod bytes {
-    use std::fmt;
-
-    use serde::de::{Error, Visitor};
-    use serde::{Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(v)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        d.deserialize_byte_buf(BytesVisitor)
-    }
-
-    struct BytesVisitor;
-
-    impl Visitor<'_> for BytesVisitor {
-        type Value = Vec<u8>;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a byte string")
-        }
-
-        fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-            Ok(v.to_vec())
-        }
-
-        fn visit_byte_buf<E: Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-            Ok(v)
         }
     }
 }

@@ -1,0 +1,465 @@
+//! The `Cluster` bootstrap (A6): one builder that starts provisioning,
+//! remoting, the partition manager and the placement supervisor on an
+//! [`ActorSystem`], and one call that leaves the cluster in reverse order.
+//!
+//! ```text
+//! Cluster::builder(&system, "shop", node_id)
+//!     .bind("127.0.0.1:0")            // where Remoting listens
+//!     .provider(descriptor) ...        // provider definitions (priority order)
+//!     .kinds(provider_kinds)           // the kinds those definitions use
+//!     .grain::<Cart>("cart", factory)  // virtual actors this node hosts
+//!     .start().await?
+//!
+//! start():  bind the listener ─► local Member (advertised address, fresh incarnation)
+//!           ─► /system/provisioning ─► /system/remoting ─► /system/partitions
+//!           ─► /system/placement     (each subscribed to the EventStream)
+//! leave():  placement hands off every activation ─► provisioning drains
+//!           (status Draining, deregistered everywhere) ─► partitions stop
+//!           ─► remoting says Goodbye and closes ─► placement and provisioning stop
+//! ```
+//!
+//! The listener is bound before provisioning starts because the supervisor
+//! registers the local member, and with it the address Remoting listens on,
+//! with every provider.
+//!
+//! The incarnation is fresh at every start: the wall clock in microseconds,
+//! and strictly greater than any incarnation this process handed out
+//! before. A restarted node is therefore never mistaken for its quarantined
+//! predecessor (R4.4).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actor_runtime::{ActorSystem, SpawnError};
+use cluster_core::{
+    Member, MemberAddress, NodeId, ProviderDescriptor, ProvisioningError, Topology,
+};
+use provisioning_actors::{
+    ProviderKinds, ProvisioningConfig, ProvisioningHandle, ProvisioningSupervisor,
+};
+use tokio::net::TcpListener;
+
+use crate::partition_manager::{PartitionHandle, PartitionManager};
+use crate::placement::{
+    Grain, GrainKinds, PlacementConfig, PlacementError, PlacementHandle, PlacementSupervisor,
+};
+use crate::remoting::{Remoting, RemotingConfig, RemotingHandle};
+
+/// Why a cluster node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// The listen address could not be bound (`cluster.bind`).
+    #[error("could not bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A setting is invalid, or provisioning refused its definitions (the
+    /// provisioning error's code).
+    #[error(transparent)]
+    Provisioning(#[from] ProvisioningError),
+    /// A system actor could not be spawned (`cluster.spawn`).
+    #[error("could not spawn a system actor: {0}")]
+    Spawn(String),
+}
+
+impl ClusterError {
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Bind { .. } => "cluster.bind",
+            Self::Provisioning(e) => e.code(),
+            Self::Spawn(_) => "cluster.spawn",
+        }
+    }
+}
+
+impl From<SpawnError> for ClusterError {
+    fn from(e: SpawnError) -> Self {
+        Self::Spawn(e.to_string())
+    }
+}
+
+/// A fresh incarnation: microseconds since the epoch, strictly increasing
+/// within the process.
+pub fn fresh_incarnation() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    let mut prev = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(prev + 1);
+        match LAST.compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(p) => prev = p,
+        }
+    }
+}
+
+/// Builds a [`Cluster`] node; see the [module documentation](self).
+#[must_use]
+pub struct ClusterBuilder {
+    system: ActorSystem,
+    cluster: String,
+    node_id: NodeId,
+    bind: String,
+    advertise_host: Option<String>,
+    roles: Vec<String>,
+    labels: Vec<(String, String)>,
+    incarnation: Option<u64>,
+    providers: Vec<ProviderDescriptor>,
+    kinds: ProviderKinds,
+    provisioning: ProvisioningConfig,
+    remoting: RemotingConfig,
+    placement: PlacementConfig,
+    grains: GrainKinds,
+}
+
+impl std::fmt::Debug for ClusterBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterBuilder")
+            .field("cluster", &self.cluster)
+            .field("node_id", &self.node_id)
+            .field("bind", &self.bind)
+            .field("providers", &self.providers)
+            .field("grains", &self.grains)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClusterBuilder {
+    /// Where Remoting listens (`host:port`; port 0 picks a free one).
+    /// Default `0.0.0.0:4000`.
+    pub fn bind(mut self, addr: impl Into<String>) -> Self {
+        self.bind = addr.into();
+        self
+    }
+
+    /// The host other members dial (default: the bound IP; required when
+    /// binding `0.0.0.0`, which is not dialable).
+    pub fn advertise_host(mut self, host: impl Into<String>) -> Self {
+        self.advertise_host = Some(host.into());
+        self
+    }
+
+    /// Adds a role to the local member.
+    pub fn role(mut self, role: impl Into<String>) -> Self {
+        self.roles.push(role.into());
+        self
+    }
+
+    /// Adds a label to the local member.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.push((key.into(), value.into()));
+        self
+    }
+
+    /// Uses this incarnation instead of a fresh one (tests).
+    pub fn incarnation(mut self, incarnation: u64) -> Self {
+        self.incarnation = Some(incarnation);
+        self
+    }
+
+    /// Adds a provider definition.
+    pub fn provider(mut self, descriptor: ProviderDescriptor) -> Self {
+        self.providers.push(descriptor);
+        self
+    }
+
+    /// The provider kinds the definitions may use.
+    pub fn kinds(mut self, kinds: ProviderKinds) -> Self {
+        self.kinds = kinds;
+        self
+    }
+
+    /// Provisioning settings (failover, merge, store); its `local` is set
+    /// by [`start`](Self::start).
+    pub fn provisioning_config(mut self, config: ProvisioningConfig) -> Self {
+        self.provisioning = config;
+        self
+    }
+
+    /// Remoting settings; the cluster name is the builder's, the listen
+    /// address [`bind`](Self::bind)'s.
+    pub fn remoting_config(mut self, config: RemotingConfig) -> Self {
+        self.remoting = config;
+        self
+    }
+
+    /// Placement settings.
+    pub fn placement_config(mut self, config: PlacementConfig) -> Self {
+        self.placement = config;
+        self
+    }
+
+    /// Hosts the grain kind `kind`, built by `factory(id)`.
+    pub fn grain<G: Grain>(
+        mut self,
+        kind: &str,
+        factory: impl Fn(&str) -> G + Send + Sync + 'static,
+    ) -> Self {
+        self.grains = self.grains.with(kind, factory);
+        self
+    }
+
+    /// Starts the node (see the [module documentation](self)). On an
+    /// error, whatever was already started is stopped again.
+    pub async fn start(self) -> Result<Cluster, ClusterError> {
+        let listener = TcpListener::bind(self.bind.as_str())
+            .await
+            .map_err(|source| ClusterError::Bind {
+                addr: self.bind.clone(),
+                source,
+            })?;
+        let bound: SocketAddr = listener.local_addr().map_err(|source| ClusterError::Bind {
+            addr: self.bind.clone(),
+            source,
+        })?;
+        let host = match &self.advertise_host {
+            Some(h) => h.clone(),
+            None if bound.ip().is_unspecified() => {
+                return Err(ProvisioningError::validation(
+                    "advertise_host",
+                    format!("required when binding the unspecified address {bound}"),
+                )
+                .into());
+            }
+            None => bound.ip().to_string(),
+        };
+        let address = MemberAddress::new(host, bound.port())?;
+        let mut local = Member::new(
+            self.node_id.clone(),
+            address,
+            self.incarnation.unwrap_or_else(fresh_incarnation),
+        );
+        for r in self.roles {
+            local = local.with_role(r);
+        }
+        for (k, v) in self.labels {
+            local.labels.insert(k, v);
+        }
+
+        let mut pconfig = self.provisioning;
+        pconfig.local = Some(local.clone());
+        let provisioning =
+            ProvisioningSupervisor::spawn(&self.system, pconfig, self.kinds, self.providers)
+                .await?;
+
+        let mut rconfig = self.remoting;
+        rconfig.handshake.cluster = self.cluster.clone();
+        rconfig.bind = bound;
+        let remoting = match Remoting::spawn_with_listener(
+            &self.system,
+            rconfig,
+            local.clone(),
+            provisioning.clone(),
+            listener,
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                provisioning.actor().stop();
+                return Err(ClusterError::Spawn(e.to_string()));
+            }
+        };
+        let started = async {
+            let partitions = PartitionManager::spawn_following(
+                &self.system,
+                "partitions",
+                Some(provisioning.clone()),
+            )?;
+            let placement = PlacementSupervisor::spawn(
+                &self.system,
+                &local,
+                self.grains,
+                self.placement,
+                Some(remoting.clone()),
+                Some(provisioning.clone()),
+            )?;
+            Ok::<_, ClusterError>((partitions, placement))
+        };
+        let (partitions, placement) = match started.await {
+            Ok(v) => v,
+            Err(e) => {
+                remoting.stop();
+                provisioning.actor().stop();
+                return Err(e);
+            }
+        };
+        tracing::info!(cluster = %self.cluster, node = %local.node_id, address = %local.address, incarnation = local.incarnation, "cluster node started");
+        Ok(Cluster {
+            inner: Arc::new(Inner {
+                system: self.system,
+                cluster: self.cluster,
+                local,
+                provisioning,
+                remoting,
+                partitions,
+                placement,
+            }),
+        })
+    }
+}
+
+struct Inner {
+    system: ActorSystem,
+    cluster: String,
+    local: Member,
+    provisioning: ProvisioningHandle,
+    remoting: RemotingHandle,
+    partitions: PartitionHandle,
+    placement: PlacementHandle,
+}
+
+/// A running cluster node: the handles of its system actors, grain
+/// requests, and a graceful [`leave`](Self::leave).
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("cluster", &self.inner.cluster)
+            .field("local", &self.inner.local)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Cluster::leave`] did.
+#[derive(Debug)]
+pub struct LeaveReport {
+    /// Activations handed off (stopped).
+    pub handed_off: usize,
+    /// Providers the local member was deregistered from, and how each went
+    /// (an error does not stop the leave).
+    pub deregistered: Vec<(cluster_core::ProviderId, Result<(), cluster_core::ProviderError>)>,
+}
+
+impl Cluster {
+    /// A builder for the node `node_id` of `cluster` on `system`.
+    pub fn builder(system: &ActorSystem, cluster: &str, node_id: NodeId) -> ClusterBuilder {
+        ClusterBuilder {
+            system: system.clone(),
+            cluster: cluster.to_owned(),
+            node_id,
+            bind: "0.0.0.0:4000".to_owned(),
+            advertise_host: None,
+            roles: Vec::new(),
+            labels: Vec::new(),
+            incarnation: None,
+            providers: Vec::new(),
+            kinds: ProviderKinds::new(),
+            provisioning: ProvisioningConfig::default(),
+            remoting: RemotingConfig::new(cluster),
+            placement: PlacementConfig::default(),
+            grains: GrainKinds::new(),
+        }
+    }
+
+    /// The local member, as registered with the providers.
+    pub fn local(&self) -> &Member {
+        &self.inner.local
+    }
+
+    /// The cluster name.
+    pub fn name(&self) -> &str {
+        &self.inner.cluster
+    }
+
+    /// The actor system.
+    pub fn system(&self) -> &ActorSystem {
+        &self.inner.system
+    }
+
+    /// The ProvisioningSupervisor.
+    pub fn provisioning(&self) -> &ProvisioningHandle {
+        &self.inner.provisioning
+    }
+
+    /// Remoting.
+    pub fn remoting(&self) -> &RemotingHandle {
+        &self.inner.remoting
+    }
+
+    /// The PartitionManager.
+    pub fn partitions(&self) -> &PartitionHandle {
+        &self.inner.partitions
+    }
+
+    /// The PlacementSupervisor.
+    pub fn placement(&self) -> &PlacementHandle {
+        &self.inner.placement
+    }
+
+    /// The current topology.
+    pub async fn topology(&self) -> Result<Arc<Topology>, ProvisioningError> {
+        self.inner.provisioning.topology().await
+    }
+
+    /// Sends `request` to the grain `(kind, id)` of type `G`, wherever it
+    /// lives (see [`PlacementHandle::request`]).
+    pub async fn request<G: Grain>(
+        &self,
+        kind: &str,
+        id: &str,
+        request: &G::Request,
+    ) -> Result<G::Response, PlacementError> {
+        self.inner.placement.request::<G>(kind, id, request).await
+    }
+
+    /// Leaves the cluster gracefully, in the reverse order of the start:
+    /// hands off every activation, drains provisioning (status Draining,
+    /// the local member deregistered from every provider, so the others see
+    /// it leave), stops the partition manager, closes every association
+    /// with a `Goodbye`, then stops placement and provisioning. Each step
+    /// is bounded by `timeout`; the actor system keeps running.
+    pub async fn leave(&self, timeout: Duration) -> LeaveReport {
+        let i = &self.inner;
+        let handed_off = tokio::time::timeout(timeout, i.placement.hand_off_all())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(0);
+        let deregistered = tokio::time::timeout(timeout, i.provisioning.drain())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        i.partitions.actor().stop();
+        let _ = tokio::time::timeout(timeout, i.partitions.actor().stopped()).await;
+        i.remoting.stop();
+        let _ = tokio::time::timeout(timeout, i.remoting.stopped()).await;
+        i.placement.stop();
+        let _ = tokio::time::timeout(timeout, i.placement.stopped()).await;
+        i.provisioning.actor().stop();
+        let _ = tokio::time::timeout(timeout, i.provisioning.actor().stopped()).await;
+        tracing::info!(node = %i.local.node_id, handed_off, "left the cluster");
+        LeaveReport {
+            handed_off,
+            deregistered,
+        }
+    }
+
+    /// Stops the node the way a crash would: no hand-off, no
+    /// deregistration, connections dropped without `Goodbye`. The other
+    /// members find out through their failure detectors (R4.2). For
+    /// demonstrations and tests.
+    pub async fn crash(&self) {
+        let i = &self.inner;
+        i.remoting.crash();
+        i.remoting.stopped().await;
+        i.placement.stop();
+        i.partitions.actor().stop();
+        i.provisioning.actor().stop();
+        i.placement.stopped().await;
+        i.provisioning.actor().stopped().await;
+    }
+}

@@ -1,0 +1,893 @@
+//! The `PlacementSupervisor` (A6, R3.1, R3.3–R3.5, R2.4, R5.3): virtual
+//! actors ("grains") by kind and identity, activated on their owner.
+//!
+//! # Grains
+//!
+//! A grain is an actor addressed by `(kind, id)` instead of by reference.
+//! It exists once in the cluster: on the member that owns the identity in
+//! the current topology ([rendezvous hashing](crate::partition)). It is
+//! activated on first use and answers requests one at a time
+//! ([`Grain::handle`]). Kinds are registered with [`GrainKinds`], each with
+//! a factory that builds a fresh instance for an id.
+//!
+//! # A request
+//!
+//! [`PlacementHandle::request`] encodes the request with `rmp-serde` and
+//! asks the local PlacementSupervisor where `(kind, id)` lives:
+//!
+//! - **here**: the supervisor returns the activation (spawning it as its
+//!   child on first use) and the request goes to its mailbox;
+//! - **another member**: the request travels over Remoting as a
+//!   `placement.call` to that member's PlacementSupervisor, which checks
+//!   that it owns the identity in *its* topology, activates the grain and
+//!   sends the answer back as a `placement.reply`;
+//! - **nowhere**: placement is paused (`Starting`, `Empty`, `Unavailable`,
+//!   `Draining`), and the request fails at once with the provisioning error
+//!   that says why (R2.4, R5.3, R3.5).
+//!
+//! While a topology change spreads, two members may briefly disagree on the
+//! owner. An owner that does not own the identity in its own view answers
+//! `placement.not_owner`; the caller asks again (a bounded number of times,
+//! [`PlacementConfig::attempts`]), by when its own view has usually moved
+//! on. A grain is therefore activated only where its host's view says it
+//! belongs.
+//!
+//! # Topology changes (R3.1, R3.3, R3.4)
+//!
+//! `TopologyUpdated` and placement requests share the supervisor's mailbox,
+//! in publication order: a request issued after a topology was published is
+//! placed under that topology or a newer one (R3.1). On each newer
+//! topology the supervisor:
+//!
+//! 1. computes which of its activations now belong to another member
+//!    ([`PartitionTable::moved`]) and stops them (handoff: the next request
+//!    recreates the grain on its new owner; grain state is not migrated);
+//! 2. publishes [`OwnershipChanged`] with the topology's seq_no (even with
+//!    no moves, so the PartitionManager's ledger follows each tick, R3.3);
+//! 3. while the status pauses placement, stops every activation.
+//!
+//! `ProviderChanged` (R3.4) arrives after the `TopologyUpdated` of the same
+//! seq_no (the ProvisioningSupervisor publishes them in that order); should
+//! it ever be ahead, the supervisor fetches the current topology and applies
+//! it before the next request.
+//!
+//! # Failures
+//!
+//! A grain that panics or fails is restarted by the supervisor (its state is
+//! lost; the failed request is answered `placement.activation_failed`). Every
+//! error has a stable code ([`PlacementError::code`]).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use actor_runtime::{
+    Actor, ActorRef, ActorSystem, Context, HandlerResult, ReplyTo, SpawnError, TellError,
+};
+use cluster_core::events::{ProviderChanged, TopologyUpdated};
+use cluster_core::{Member, NodeId, ProvisioningError};
+use provisioning_actors::ProvisioningHandle;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::partition::PartitionTable;
+use crate::partition_manager::OwnershipChanged;
+use crate::remoting::{RemotingError, RemotingHandle};
+
+/// The actor name remote placement messages are addressed to.
+pub const PLACEMENT_ACTOR: &str = "placement";
+/// Type id of a remote grain request.
+pub const CALL_TYPE: &str = "placement.call";
+/// Type id of a remote grain answer.
+pub const REPLY_TYPE: &str = "placement.reply";
+
+const M_REQUESTS: &str = "placement_requests_total";
+const M_ACTIVATIONS: &str = "placement_activations";
+const M_HANDOFFS: &str = "placement_handoffs_total";
+
+/// A virtual actor: one instance per `(kind, id)` in the cluster, on the
+/// identity's owner.
+pub trait Grain: Send + 'static {
+    /// What it is asked.
+    type Request: Serialize + DeserializeOwned + Send + 'static;
+    /// What it answers.
+    type Response: Serialize + DeserializeOwned + Send + 'static;
+
+    /// Handles one request (requests are handled one at a time, in arrival
+    /// order).
+    fn handle(&mut self, request: Self::Request) -> impl Future<Output = Self::Response> + Send;
+}
+
+/// Why a placement request failed. [`code`](Self::code) is stable.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlacementError {
+    /// Placement is paused or stopped (the provisioning status), with the
+    /// provisioning error's code (`provisioning.unavailable`,
+    /// `provisioning.draining`).
+    #[error(transparent)]
+    Provisioning(#[from] ProvisioningError),
+    /// No grain kind with this name is registered on the owner
+    /// (`placement.unknown_kind`).
+    #[error("no grain kind {0:?} is registered")]
+    UnknownKind(String),
+    /// The owner did not own the identity in its view after every attempt
+    /// (`placement.not_owner`).
+    #[error("{0}")]
+    NotOwner(String),
+    /// The request could not be sent to the owner (`placement.remote`).
+    #[error("could not reach the owner {node}: {reason}")]
+    Remote {
+        /// The owner.
+        node: NodeId,
+        /// Remoting's reason (with its code).
+        reason: String,
+    },
+    /// No answer in time (`placement.timeout`).
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The request or the answer could not be encoded or decoded
+    /// (`placement.codec`).
+    #[error("codec: {0}")]
+    Codec(String),
+    /// The activation failed while handling the request, or stopped before
+    /// answering (`placement.activation_failed`).
+    #[error("the activation failed or stopped before answering")]
+    ActivationFailed,
+    /// The PlacementSupervisor is not running (`placement.stopped`).
+    #[error("the placement supervisor is not running")]
+    Stopped,
+    /// An error reported by the owner, with its code.
+    #[error("{code}: {message}")]
+    Reported {
+        /// The owner's error code.
+        code: String,
+        /// The owner's message.
+        message: String,
+    },
+}
+
+impl PlacementError {
+    /// The stable code.
+    pub fn code(&self) -> &str {
+        match self {
+            Self::Provisioning(e) => e.code(),
+            Self::UnknownKind(_) => "placement.unknown_kind",
+            Self::NotOwner(_) => "placement.not_owner",
+            Self::Remote { .. } => "placement.remote",
+            Self::Timeout(_) => "placement.timeout",
+            Self::Codec(_) => "placement.codec",
+            Self::ActivationFailed => "placement.activation_failed",
+            Self::Stopped => "placement.stopped",
+            Self::Reported { code, .. } => code,
+        }
+    }
+
+    fn to_wire(&self) -> WireFailure {
+        WireFailure {
+            code: self.code().to_owned(),
+            message: self.to_string(),
+        }
+    }
+
+    fn from_wire(f: WireFailure) -> Self {
+        match f.code.as_str() {
+            "placement.not_owner" => Self::NotOwner(f.message),
+            "placement.activation_failed" => Self::ActivationFailed,
+            _ => Self::Reported {
+                code: f.code,
+                message: f.message,
+            },
+        }
+    }
+}
+
+/// How placement behaves. [`PlacementConfig::default`] gives the defaults.
+#[derive(Clone, Debug)]
+pub struct PlacementConfig {
+    /// Bound of one request, from locating the owner to the answer
+    /// (default 5 s).
+    pub request_timeout: Duration,
+    /// How many times a request is placed when owners disagree
+    /// (`placement.not_owner`) or an activation stops under it (default 5).
+    pub attempts: u32,
+    /// Pause between two attempts (default 20 ms, doubled each time).
+    pub retry_delay: Duration,
+}
+
+impl Default for PlacementConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(5),
+            attempts: 5,
+            retry_delay: Duration::from_millis(20),
+        }
+    }
+}
+
+type Responder = Result<Vec<u8>, PlacementError>;
+
+/// Where an answer goes.
+enum ReplyTarget {
+    Local(oneshot::Sender<Responder>),
+    Remote {
+        node: NodeId,
+        req_id: u64,
+        remoting: RemotingHandle,
+    },
+}
+
+/// Answers exactly once: dropping it unanswered (the grain failed) answers
+/// `placement.activation_failed`.
+struct Reply(Option<ReplyTarget>);
+
+impl Reply {
+    fn send(mut self, result: Responder) {
+        if let Some(target) = self.0.take() {
+            deliver(target, result);
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if let Some(target) = self.0.take() {
+            deliver(target, Err(PlacementError::ActivationFailed));
+        }
+    }
+}
+
+fn deliver(target: ReplyTarget, result: Responder) {
+    match target {
+        ReplyTarget::Local(tx) => {
+            let _ = tx.send(result);
+        }
+        ReplyTarget::Remote {
+            node,
+            req_id,
+            remoting,
+        } => {
+            let reply = GrainReply {
+                req_id,
+                result: result
+                    .map(serde_bytes::ByteBuf::from)
+                    .map_err(|e| e.to_wire()),
+            };
+            match rmp_serde::to_vec(&reply) {
+                Ok(bytes) => {
+                    if let Err(e) = remoting.tell(&node, PLACEMENT_ACTOR, REPLY_TYPE, bytes) {
+                        tracing::debug!(%node, req_id, error = %e, "grain answer not sent");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "grain answer not encodable"),
+            }
+        }
+    }
+}
+
+/// A request for an activation.
+pub struct Envelope {
+    payload: Vec<u8>,
+    reply: Reply,
+}
+
+impl fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Envelope")
+            .field("bytes", &self.payload.len())
+            .finish()
+    }
+}
+
+/// The actor hosting one grain activation.
+struct GrainActor<G> {
+    grain: G,
+}
+
+impl<G: Grain> Actor for GrainActor<G> {
+    type Msg = Envelope;
+
+    async fn handle(&mut self, msg: Envelope, _ctx: &mut Context<Self>) -> HandlerResult {
+        let Envelope { payload, reply } = msg;
+        let request: G::Request = match rmp_serde::from_slice(&payload) {
+            Ok(r) => r,
+            Err(e) => {
+                reply.send(Err(PlacementError::Codec(format!("request: {e}"))));
+                return Ok(());
+            }
+        };
+        let response = self.grain.handle(request).await;
+        let encoded = rmp_serde::to_vec(&response)
+            .map_err(|e| PlacementError::Codec(format!("response: {e}")));
+        reply.send(encoded);
+        Ok(())
+    }
+}
+
+type Spawner = Arc<
+    dyn Fn(&mut Context<PlacementSupervisor>, &str) -> Result<ActorRef<Envelope>, SpawnError>
+        + Send
+        + Sync,
+>;
+
+/// The grain kinds a node hosts, each with its factory.
+#[derive(Clone, Default)]
+pub struct GrainKinds {
+    kinds: HashMap<String, Spawner>,
+}
+
+impl fmt::Debug for GrainKinds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<_> = self.kinds.keys().collect();
+        names.sort();
+        f.debug_list().entries(names).finish()
+    }
+}
+
+impl GrainKinds {
+    /// No kinds.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `kind`: `factory(id)` builds a fresh grain for `id`, at
+    /// activation and again at each restart after a failure.
+    pub fn with<G: Grain>(
+        mut self,
+        kind: &str,
+        factory: impl Fn(&str) -> G + Send + Sync + 'static,
+    ) -> Self {
+        let factory = Arc::new(factory);
+        let spawner: Spawner = Arc::new(move |ctx, id| {
+            let factory = factory.clone();
+            let id = id.to_owned();
+            ctx.spawn_anonymous(move || GrainActor {
+                grain: factory(&id),
+            })
+        });
+        self.kinds.insert(kind.to_owned(), spawner);
+        self
+    }
+
+    /// Whether `kind` is registered.
+    pub fn contains(&self, kind: &str) -> bool {
+        self.kinds.contains_key(kind)
+    }
+}
+
+/// A remote grain request.
+#[derive(Serialize, Deserialize)]
+struct GrainCall {
+    req_id: u64,
+    from: NodeId,
+    kind: String,
+    id: String,
+    #[serde(with = "serde_bytes")]
+    payload: Vec<u8>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireFailure {
+    code: String,
+    message: String,
+}
+
+/// A remote grain answer.
+#[derive(Serialize, Deserialize)]
+struct GrainReply {
+    req_id: u64,
+    result: Result<serde_bytes::ByteBuf, WireFailure>,
+}
+
+/// Where a request goes.
+enum Target {
+    Local(ActorRef<Envelope>),
+    Remote(NodeId),
+}
+
+/// A message of the [`PlacementSupervisor`] (opaque: use
+/// [`PlacementHandle`]; it is public so that the EventStream can deliver
+/// `TopologyUpdated` and `ProviderChanged` to it).
+pub struct PlacementMsg(Msg);
+
+enum Msg {
+    Topology(TopologyUpdated),
+    ProviderChanged(ProviderChanged),
+    /// Where `(kind, id)` lives (activating it here if it is ours).
+    Locate {
+        kind: String,
+        id: String,
+        reply: ReplyTo<Result<Target, PlacementError>>,
+    },
+    /// A request from another member.
+    Call(Box<GrainCall>),
+    /// The activations on this node, sorted.
+    Activations(ReplyTo<Vec<(String, String)>>),
+    /// Stops every activation (graceful leave); answers how many stopped.
+    HandOffAll(ReplyTo<usize>),
+}
+
+impl fmt::Debug for PlacementMsg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match &self.0 {
+            Msg::Topology(_) => "Topology",
+            Msg::ProviderChanged(_) => "ProviderChanged",
+            Msg::Locate { .. } => "Locate",
+            Msg::Call(_) => "Call",
+            Msg::Activations(_) => "Activations",
+            Msg::HandOffAll(_) => "HandOffAll",
+        };
+        f.write_str(name)
+    }
+}
+
+impl From<TopologyUpdated> for PlacementMsg {
+    fn from(t: TopologyUpdated) -> Self {
+        Self(Msg::Topology(t))
+    }
+}
+
+impl From<ProviderChanged> for PlacementMsg {
+    fn from(c: ProviderChanged) -> Self {
+        Self(Msg::ProviderChanged(c))
+    }
+}
+
+/// Requests waiting for a remote answer, by request id.
+type Pending = Mutex<HashMap<u64, oneshot::Sender<Responder>>>;
+
+struct Shared {
+    local: NodeId,
+    config: PlacementConfig,
+    remoting: Option<RemotingHandle>,
+    pending: Pending,
+    next_req: AtomicU64,
+}
+
+/// The PlacementSupervisor system actor (`/system/placement`).
+pub struct PlacementSupervisor {
+    shared: Arc<Shared>,
+    kinds: GrainKinds,
+    provisioning: Option<ProvisioningHandle>,
+    table: Option<Arc<PartitionTable>>,
+    activations: HashMap<(String, String), ActorRef<Envelope>>,
+}
+
+impl PlacementSupervisor {
+    /// Spawns the PlacementSupervisor for the member `local` as the system
+    /// actor `/system/placement`, subscribed to `TopologyUpdated` and
+    /// `ProviderChanged`. Without `remoting` it places on this node only
+    /// (requests owned elsewhere fail with `placement.remote`).
+    /// `provisioning` lets it catch up when a `ProviderChanged` is ahead of
+    /// the topologies it has seen.
+    pub fn spawn(
+        system: &ActorSystem,
+        local: &Member,
+        kinds: GrainKinds,
+        config: PlacementConfig,
+        remoting: Option<RemotingHandle>,
+        provisioning: Option<ProvisioningHandle>,
+    ) -> Result<PlacementHandle, SpawnError> {
+        let shared = Arc::new(Shared {
+            local: local.node_id.clone(),
+            config,
+            remoting,
+            pending: Mutex::new(HashMap::new()),
+            next_req: AtomicU64::new(1),
+        });
+        let for_actor = shared.clone();
+        let actor = system.spawn_system(PLACEMENT_ACTOR, move || PlacementSupervisor {
+            shared: for_actor.clone(),
+            kinds: kinds.clone(),
+            provisioning: provisioning.clone(),
+            table: None,
+            activations: HashMap::new(),
+        })?;
+        let es = system.event_stream();
+        es.subscribe::<TopologyUpdated, _>(&actor);
+        es.subscribe::<ProviderChanged, _>(&actor);
+        if let Some(remoting) = &shared.remoting {
+            let calls = actor.clone();
+            remoting.register_fn(PLACEMENT_ACTOR, CALL_TYPE, move |call: GrainCall| {
+                calls
+                    .tell(PlacementMsg(Msg::Call(Box::new(call))))
+                    .map_err(|_| "undeliverable")
+            });
+            let replies = shared.clone();
+            remoting.register_fn(PLACEMENT_ACTOR, REPLY_TYPE, move |reply: GrainReply| {
+                let waiter = lock(&replies.pending).remove(&reply.req_id);
+                let waiter = waiter.ok_or("late_reply")?;
+                let result = reply
+                    .result
+                    .map(serde_bytes::ByteBuf::into_vec)
+                    .map_err(PlacementError::from_wire);
+                let _ = waiter.send(result);
+                Ok(())
+            });
+        }
+        Ok(PlacementHandle { actor, shared })
+    }
+
+    fn apply(&mut self, t: &TopologyUpdated, ctx: &mut Context<Self>) {
+        let newer = self
+            .table
+            .as_ref()
+            .is_none_or(|cur| t.topology.seq_no > cur.seq_no());
+        if !newer {
+            return;
+        }
+        let next = Arc::new(PartitionTable::from_topology(&t.topology));
+        let moves = match &self.table {
+            Some(prev) => {
+                let ids: Vec<(&str, &str)> = self
+                    .activations
+                    .keys()
+                    .map(|(k, i)| (k.as_str(), i.as_str()))
+                    .collect();
+                prev.moved(&next, ids)
+            }
+            None => Vec::new(),
+        };
+        for m in &moves {
+            if m.to.as_ref() != Some(&self.shared.local)
+                && let Some(a) = self.activations.remove(&(m.kind.clone(), m.id.clone()))
+            {
+                a.stop();
+                metrics::counter!(M_HANDOFFS).increment(1);
+            }
+        }
+        if next.is_paused() && !self.activations.is_empty() {
+            tracing::info!(
+                status = next.status().as_str(),
+                activations = self.activations.len(),
+                "placement paused: stopping every activation"
+            );
+            self.stop_all();
+        }
+        if !moves.is_empty() {
+            tracing::debug!(
+                seq_no = next.seq_no(),
+                moved = moves.len(),
+                "activations handed off"
+            );
+        }
+        self.table = Some(next);
+        metrics::gauge!(M_ACTIVATIONS).set(self.activations.len() as f64);
+        ctx.system().event_stream().publish(OwnershipChanged {
+            seq_no: t.topology.seq_no,
+            moves: Arc::from(moves),
+        });
+    }
+
+    fn stop_all(&mut self) -> usize {
+        let n = self.activations.len();
+        for (_, a) in self.activations.drain() {
+            a.stop();
+        }
+        metrics::counter!(M_HANDOFFS).increment(n as u64);
+        metrics::gauge!(M_ACTIVATIONS).set(0.0);
+        n
+    }
+
+    /// The owner of `(kind, id)` under the current table, or why there is
+    /// none.
+    fn owner(&self, kind: &str, id: &str) -> Result<NodeId, PlacementError> {
+        let table = self.table.as_ref().ok_or(ProvisioningError::Unavailable(
+            "placement paused: no topology has been published yet",
+        ))?;
+        Ok(table.place(kind, id, None)?.node_id.clone())
+    }
+
+    /// The activation of `(kind, id)`, spawned on first use.
+    fn activation(
+        &mut self,
+        kind: &str,
+        id: &str,
+        ctx: &mut Context<Self>,
+    ) -> Result<ActorRef<Envelope>, PlacementError> {
+        let key = (kind.to_owned(), id.to_owned());
+        if let Some(a) = self.activations.get(&key)
+            && !a.is_closed()
+        {
+            return Ok(a.clone());
+        }
+        let spawner = self
+            .kinds
+            .kinds
+            .get(kind)
+            .cloned()
+            .ok_or_else(|| PlacementError::UnknownKind(kind.to_owned()))?;
+        let a = spawner(ctx, id).map_err(|_| PlacementError::Stopped)?;
+        self.activations.insert(key, a.clone());
+        metrics::gauge!(M_ACTIVATIONS).set(self.activations.len() as f64);
+        Ok(a)
+    }
+
+    fn locate(
+        &mut self,
+        kind: &str,
+        id: &str,
+        ctx: &mut Context<Self>,
+    ) -> Result<Target, PlacementError> {
+        let owner = self.owner(kind, id)?;
+        if owner == self.shared.local {
+            self.activation(kind, id, ctx).map(Target::Local)
+        } else {
+            Ok(Target::Remote(owner))
+        }
+    }
+
+    fn on_call(&mut self, call: GrainCall, ctx: &mut Context<Self>) {
+        let Some(remoting) = self.shared.remoting.clone() else {
+            return;
+        };
+        let reply = Reply(Some(ReplyTarget::Remote {
+            node: call.from.clone(),
+            req_id: call.req_id,
+            remoting,
+        }));
+        let target = match self.owner(&call.kind, &call.id) {
+            Ok(owner) if owner == self.shared.local => self.activation(&call.kind, &call.id, ctx),
+            Ok(owner) => Err(PlacementError::NotOwner(format!(
+                "node {} does not own {}/{} in its topology (seq_no {}): {owner} does",
+                self.shared.local,
+                call.kind,
+                call.id,
+                self.table.as_ref().map_or(0, |t| t.seq_no())
+            ))),
+            Err(e) => Err(e),
+        };
+        match target {
+            Ok(a) => {
+                if let Err(TellError::Closed(env) | TellError::Full(env)) = a.tell(Envelope {
+                    payload: call.payload,
+                    reply,
+                }) {
+                    env.reply.send(Err(PlacementError::ActivationFailed));
+                }
+            }
+            Err(e) => reply.send(Err(e)),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Actor for PlacementSupervisor {
+    type Msg = PlacementMsg;
+
+    async fn started(&mut self, ctx: &mut Context<Self>) -> HandlerResult {
+        // A topology published before this actor subscribed (it starts after
+        // provisioning) would otherwise be missed until the next change.
+        if let Some(p) = self.provisioning.clone()
+            && let Ok(topology) = p.topology().await
+            && topology.seq_no > 0
+        {
+            let t = TopologyUpdated {
+                previous_hash: topology.hash,
+                diff: Arc::default(),
+                topology,
+            };
+            self.apply(&t, ctx);
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, msg: PlacementMsg, ctx: &mut Context<Self>) -> HandlerResult {
+        match msg.0 {
+            Msg::Topology(t) => self.apply(&t, ctx),
+            Msg::ProviderChanged(c) => {
+                tracing::info!(from = ?c.from, to = ?c.to, reason = ?c.reason, seq_no = c.seq_no, "active provider changed");
+                let behind = self.table.as_ref().is_none_or(|t| t.seq_no() < c.seq_no);
+                if behind && let Some(p) = self.provisioning.clone() {
+                    // Not expected (the topology of that seq_no is published
+                    // first), but a consumer must never place on an older
+                    // view than the change it has been told about.
+                    if let Ok(topology) = p.topology().await {
+                        let t = TopologyUpdated {
+                            previous_hash: topology.hash,
+                            diff: Arc::default(),
+                            topology,
+                        };
+                        self.apply(&t, ctx);
+                    }
+                }
+            }
+            Msg::Locate { kind, id, reply } => {
+                metrics::counter!(M_REQUESTS).increment(1);
+                let _ = reply.send(self.locate(&kind, &id, ctx));
+            }
+            Msg::Call(call) => self.on_call(*call, ctx),
+            Msg::Activations(reply) => {
+                let mut v: Vec<_> = self
+                    .activations
+                    .iter()
+                    .filter(|(_, a)| !a.is_closed())
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                v.sort();
+                let _ = reply.send(v);
+            }
+            Msg::HandOffAll(reply) => {
+                let _ = reply.send(self.stop_all());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A handle to a running [`PlacementSupervisor`].
+#[derive(Clone)]
+pub struct PlacementHandle {
+    actor: ActorRef<PlacementMsg>,
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for PlacementHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlacementHandle")
+            .field("node", &self.shared.local)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Removes a pending request when its caller stops waiting.
+struct PendingGuard<'a> {
+    pending: &'a Pending,
+    req_id: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        lock(self.pending).remove(&self.req_id);
+    }
+}
+
+impl PlacementHandle {
+    /// The actor.
+    pub fn actor(&self) -> &ActorRef<PlacementMsg> {
+        &self.actor
+    }
+
+    /// Sends `request` to the grain `(kind, id)` of type `G`, wherever it
+    /// lives, and waits for its answer (see the [module
+    /// documentation](self#a-request)).
+    pub async fn request<G: Grain>(
+        &self,
+        kind: &str,
+        id: &str,
+        request: &G::Request,
+    ) -> Result<G::Response, PlacementError> {
+        let payload =
+            rmp_serde::to_vec(request).map_err(|e| PlacementError::Codec(format!("request: {e}")))?;
+        let timeout = self.shared.config.request_timeout;
+        let bytes = tokio::time::timeout(timeout, self.request_bytes(kind, id, payload))
+            .await
+            .map_err(|_| PlacementError::Timeout(timeout))??;
+        rmp_serde::from_slice(&bytes).map_err(|e| PlacementError::Codec(format!("response: {e}")))
+    }
+
+    /// [`request`](Self::request) with an encoded request and answer.
+    pub async fn request_bytes(
+        &self,
+        kind: &str,
+        id: &str,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, PlacementError> {
+        let cfg = &self.shared.config;
+        let mut delay = cfg.retry_delay;
+        let mut last = PlacementError::Stopped;
+        for attempt in 0..cfg.attempts.max(1) {
+            if attempt > 0 {
+                tokio::time::sleep(delay).await;
+                delay = delay.saturating_mul(2);
+            }
+            let (kind_s, id_s) = (kind.to_owned(), id.to_owned());
+            let target = self
+                .actor
+                .ask(
+                    |reply| {
+                        PlacementMsg(Msg::Locate {
+                            kind: kind_s,
+                            id: id_s,
+                            reply,
+                        })
+                    },
+                    cfg.request_timeout,
+                )
+                .await
+                .map_err(|_| PlacementError::Stopped)??;
+            let outcome = match target {
+                Target::Local(a) => self.call_local(&a, payload.clone()).await,
+                Target::Remote(node) => self.call_remote(node, kind, id, payload.clone()).await,
+            };
+            match outcome {
+                // Owners disagree while a topology spreads, or the
+                // activation was handed off under us: place again.
+                Err(e @ (PlacementError::NotOwner(_) | PlacementError::ActivationFailed)) => {
+                    last = e
+                }
+                other => return other,
+            }
+        }
+        Err(last)
+    }
+
+    async fn call_local(&self, a: &ActorRef<Envelope>, payload: Vec<u8>) -> Responder {
+        let (tx, rx) = oneshot::channel();
+        let env = Envelope {
+            payload,
+            reply: Reply(Some(ReplyTarget::Local(tx))),
+        };
+        if let Err(TellError::Closed(env) | TellError::Full(env)) = a.tell(env) {
+            // Answer through the reply so the error path is the same.
+            env.reply.send(Err(PlacementError::ActivationFailed));
+        }
+        rx.await.unwrap_or(Err(PlacementError::ActivationFailed))
+    }
+
+    async fn call_remote(&self, node: NodeId, kind: &str, id: &str, payload: Vec<u8>) -> Responder {
+        let Some(remoting) = &self.shared.remoting else {
+            return Err(PlacementError::Remote {
+                node,
+                reason: "this node runs without remoting".into(),
+            });
+        };
+        let req_id = self.shared.next_req.fetch_add(1, Ordering::Relaxed);
+        let call = GrainCall {
+            req_id,
+            from: self.shared.local.clone(),
+            kind: kind.to_owned(),
+            id: id.to_owned(),
+            payload,
+        };
+        let bytes =
+            rmp_serde::to_vec(&call).map_err(|e| PlacementError::Codec(format!("call: {e}")))?;
+        let (tx, rx) = oneshot::channel();
+        lock(&self.shared.pending).insert(req_id, tx);
+        let _guard = PendingGuard {
+            pending: &self.shared.pending,
+            req_id,
+        };
+        remoting
+            .tell(&node, PLACEMENT_ACTOR, CALL_TYPE, bytes)
+            .map_err(|e: RemotingError| PlacementError::Remote {
+                node: node.clone(),
+                reason: format!("{} ({})", e, e.code()),
+            })?;
+        rx.await.unwrap_or(Err(PlacementError::Stopped))
+    }
+
+    /// The activations on this node, sorted by `(kind, id)`.
+    pub async fn activations(&self) -> Result<Vec<(String, String)>, PlacementError> {
+        self.actor
+            .ask(|r| PlacementMsg(Msg::Activations(r)), self.shared.config.request_timeout)
+            .await
+            .map_err(|_| PlacementError::Stopped)
+    }
+
+    /// Stops every activation on this node (the first step of a graceful
+    /// leave); answers how many were stopped.
+    pub async fn hand_off_all(&self) -> Result<usize, PlacementError> {
+        self.actor
+            .ask(|r| PlacementMsg(Msg::HandOffAll(r)), self.shared.config.request_timeout)
+            .await
+            .map_err(|_| PlacementError::Stopped)
+    }
+
+    /// Stops the PlacementSupervisor and its activations.
+    pub fn stop(&self) {
+        self.actor.stop();
+    }
+
+    /// Waits until it has stopped.
+    pub async fn stopped(&self) {
+        self.actor.stopped().await;
+    }
+}
