@@ -1,52 +1,69 @@
-//! Quickstart: an in-process cluster of three nodes on the in-memory
-//! provider, showing topology, failover and quarantine.
+//! Quickstart: a cluster of three nodes in one process, connected by real
+//! TCP on 127.0.0.1, on the in-memory provider: topology, grains, failover,
+//! a crash detected by heartbeats, and a clean shutdown.
 //!
 //! `cargo run --release --example quickstart`
 //!
-//! Each node is its own `ActorSystem` with a `ProvisioningSupervisor` (a
-//! system actor) running two in-memory providers: `primary` (priority 0) and
-//! `standby` (priority 1), each over a table shared by the three nodes, as a
-//! real deployment would share a Kubernetes API and a Consul catalog. The
-//! timeline shows, as node `a` sees it:
+//! Each node is its own `ActorSystem` started with [`Cluster::builder`]:
+//! a ProvisioningSupervisor running two in-memory providers, `primary`
+//! (priority 0) and `standby` (priority 1), each over a table shared by the
+//! three nodes (as a real deployment shares a Kubernetes API or a Consul
+//! catalog); Remoting over TCP; a PartitionManager; a PlacementSupervisor
+//! hosting `counter` grains. The timeline shows, as node `a` sees it:
 //!
-//! 1. the topology forming as the nodes register themselves;
-//! 2. the primary backend failing and every node's standby taking over,
-//!    without a gap in the topology (hot standby: no backend round trip);
-//! 3. node `c` crashing (no deregistration), a failure report quarantining
-//!    it (`RemoteNodeQuarantined`, then `TopologyUpdated` without it);
-//! 4. the primary backend recovering and the nodes failing back after the
-//!    stability window;
-//! 5. a graceful shutdown: drain, deregister, stop.
+//! 1. the topology forming and the TCP associations coming up;
+//! 2. grains placed on their owners and answering, from any node;
+//! 3. the primary backend failing and the standby taking over without a gap
+//!    (the grains keep answering, with their state);
+//! 4. node `c` crashing (no deregistration, no goodbye): the heartbeats stop,
+//!    the failure detectors of `a` and `b` report it, it is quarantined
+//!    (`RemoteNodeQuarantined`) and its grains answer again from their new
+//!    owners;
+//! 5. a clean shutdown: `a` and `b` leave (hand off, deregister, goodbye).
 //!
-//! Remoting's failure detector (TCP heartbeats) lands with the `cluster`
-//! crate; until then step 3's report is made through the same
-//! `ProvisioningHandle::quarantine` call Remoting will use. The program ends
-//! by itself and exits non-zero if any step does not happen in time.
+//! It ends by itself in a few seconds and exits non-zero if any step does
+//! not happen in time.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actor_runtime::{ActorSystem, Backoff};
+use cluster::Cluster;
+use cluster::placement::{Grain, PlacementConfig};
+use cluster::remoting::{AssociationState, RemotingConfig};
 use cluster_core::events::{
     ProviderChanged, ProvisioningStatusChanged, RemoteNodeQuarantined, TopologyUpdated,
 };
-use cluster_core::{
-    Member, MemberAddress, NodeId, ProviderDescriptor, ProviderId, ProvisioningStatus, Topology,
-};
+use cluster_core::{NodeId, ProviderDescriptor, ProviderId, Topology};
 use examples::Timeline;
 use provider_memory::MembershipTable;
 use provisioning_actors::failover::FailoverConfig;
-use provisioning_actors::{
-    MemoryKind, ProviderKinds, ProvisioningConfig, ProvisioningHandle, ProvisioningSupervisor,
-};
+use provisioning_actors::{MemoryKind, ProviderKinds, ProvisioningConfig};
 
 type Error = Box<dyn std::error::Error>;
+
+/// A grain: a counter per id that knows which node hosts it.
+struct Counter {
+    node: String,
+    value: u64,
+}
+
+impl Grain for Counter {
+    type Request = u64;
+    type Response = (String, u64);
+
+    async fn handle(&mut self, add: u64) -> (String, u64) {
+        self.value += add;
+        (self.node.clone(), self.value)
+    }
+}
 
 struct Node {
     name: &'static str,
     system: ActorSystem,
-    provisioning: ProvisioningHandle,
+    cluster: Cluster,
     kind: MemoryKind,
 }
 
@@ -57,7 +74,6 @@ fn names(t: &Topology) -> String {
 
 async fn start_node(
     name: &'static str,
-    port: u16,
     primary: &MembershipTable,
     standby: &MembershipTable,
 ) -> Result<Node, Error> {
@@ -65,38 +81,49 @@ async fn start_node(
     let kind = MemoryKind::new()
         .with_table("primary", primary.clone())
         .with_table("standby", standby.clone());
-    let local = Member::new(
-        NodeId::new(name)?,
-        MemberAddress::new("127.0.0.1", port)?,
-        1,
-    );
-    let config = ProvisioningConfig {
-        local: Some(local),
-        failover: FailoverConfig {
-            silence_timeout: Duration::from_secs(3),
-            error_threshold: 3,
-            stability_window: Duration::from_secs(2),
-            max_snapshot_lag: Duration::from_secs(10),
-            startup_grace: Duration::from_secs(1),
-        },
-        provider_backoff: Backoff::exponential(Duration::from_millis(100), Duration::from_secs(1)),
-        provider_max_restarts: 1_000,
-        ..ProvisioningConfig::default()
+    let provider = |id: &str, priority| -> Result<ProviderDescriptor, Error> {
+        Ok(
+            ProviderDescriptor::new(ProviderId::new(id)?, "memory", priority)
+                .with_setting("table", id)
+                .with_setting("keepalive_ms", "500"),
+        )
     };
-    let defs = vec![
-        ProviderDescriptor::new(ProviderId::new("primary")?, "memory", 0)
-            .with_setting("table", "primary")
-            .with_setting("keepalive_ms", "500"),
-        ProviderDescriptor::new(ProviderId::new("standby")?, "memory", 1)
-            .with_setting("table", "standby")
-            .with_setting("keepalive_ms", "500"),
-    ];
-    let kinds = ProviderKinds::new().with(kind.clone());
-    let provisioning = ProvisioningSupervisor::spawn(&system, config, kinds, defs).await?;
+    let cluster = Cluster::builder(&system, "quickstart", NodeId::new(name)?)
+        .bind("127.0.0.1:0")
+        .kinds(ProviderKinds::new().with(kind.clone()))
+        .provider(provider("primary", 0)?)
+        .provider(provider("standby", 1)?)
+        .provisioning_config(ProvisioningConfig {
+            failover: FailoverConfig {
+                silence_timeout: Duration::from_secs(3),
+                error_threshold: 3,
+                stability_window: Duration::from_secs(2),
+                max_snapshot_lag: Duration::from_secs(10),
+                startup_grace: Duration::from_millis(300),
+            },
+            provider_backoff: Backoff::exponential(
+                Duration::from_millis(100),
+                Duration::from_secs(1),
+            ),
+            provider_max_restarts: 1_000,
+            ..ProvisioningConfig::default()
+        })
+        .remoting_config(
+            RemotingConfig::new("quickstart")
+                .with_heartbeat_interval(Duration::from_millis(200))
+                .with_failure_timeout(Duration::from_secs(1)),
+        )
+        .placement_config(PlacementConfig::default())
+        .grain("counter", move |_id| Counter {
+            node: name.to_owned(),
+            value: 0,
+        })
+        .start()
+        .await?;
     Ok(Node {
         name,
         system,
-        provisioning,
+        cluster,
         kind,
     })
 }
@@ -117,26 +144,15 @@ where
 }
 
 async fn topology(n: &Node) -> Arc<Topology> {
-    match n.provisioning.topology().await {
-        Ok(t) => t,
-        Err(_) => Arc::new(Topology::starting()),
-    }
+    n.cluster
+        .topology()
+        .await
+        .unwrap_or_else(|_| Arc::new(Topology::starting()))
 }
 
-async fn run() -> Result<(), Error> {
-    let tl = Timeline::start();
-    let primary = MembershipTable::new();
-    let standby = MembershipTable::new();
-    let a = start_node("a", 7001, &primary, &standby).await?;
-    let b = start_node("b", 7002, &primary, &standby).await?;
-    let c = start_node("c", 7003, &primary, &standby).await?;
-    tl.log("three nodes started, each with providers primary (0) and standby (1)");
-
-    // Node a's view, as a consumer (placement, remoting) sees it.
+fn watch_events(tl: &Timeline, a: &Node, gaps: &Arc<Mutex<u32>>) {
     let es = a.system.event_stream();
-    let gaps = Arc::new(Mutex::new(0u32));
-    let t = tl.clone();
-    let g = gaps.clone();
+    let (t, g) = (tl.clone(), gaps.clone());
     let _ = es.subscribe_fn(move |e: &TopologyUpdated| {
         let topo = &e.topology;
         if topo.seq_no > 1
@@ -180,7 +196,48 @@ async fn run() -> Result<(), Error> {
             e.status.as_str()
         ));
     });
+}
 
+const GRAINS: [&str; 6] = ["alice", "bob", "carol", "dave", "erin", "frank"];
+
+/// Sends `add` to every grain from `from`; returns where each answered and
+/// its value.
+async fn ask_all(from: &Node, add: u64) -> Result<BTreeMap<&'static str, (String, u64)>, Error> {
+    let mut out = BTreeMap::new();
+    for g in GRAINS {
+        let r = from.cluster.request::<Counter>("counter", g, &add).await?;
+        out.insert(g, r);
+    }
+    Ok(out)
+}
+
+fn show(tl: &Timeline, label: &str, answers: &BTreeMap<&'static str, (String, u64)>) {
+    let line: Vec<String> = answers
+        .iter()
+        .map(|(g, (node, v))| format!("{g}@{node}={v}"))
+        .collect();
+    tl.log(format!("{label}: {}", line.join(" ")));
+}
+
+async fn run() -> Result<(), Error> {
+    let tl = Timeline::start();
+    let primary = MembershipTable::new();
+    let standby = MembershipTable::new();
+    let a = start_node("a", &primary, &standby).await?;
+    let gaps = Arc::new(Mutex::new(0u32));
+    watch_events(&tl, &a, &gaps);
+    let b = start_node("b", &primary, &standby).await?;
+    let c = start_node("c", &primary, &standby).await?;
+    for n in [&a, &b, &c] {
+        tl.log(format!(
+            "node {} listening on {} (incarnation {})",
+            n.name,
+            n.cluster.local().address,
+            n.cluster.local().incarnation
+        ));
+    }
+
+    // 1. Topology and associations.
     let nodes = [&a, &b, &c];
     step(
         &tl,
@@ -199,8 +256,42 @@ async fn run() -> Result<(), Error> {
         },
     )
     .await?;
+    step(
+        &tl,
+        "TCP associations up between every pair (handshake, heartbeats)",
+        Duration::from_secs(5),
+        async || {
+            nodes.iter().all(|n| {
+                let up = n.cluster.remoting().associations();
+                up.len() == 2 && up.iter().all(|(_, _, s)| *s == AssociationState::Up)
+            })
+        },
+    )
+    .await?;
     *gaps.lock().map_err(|_| "poisoned")? = 0;
 
+    // 2. Grains.
+    let first = ask_all(&a, 1).await?;
+    show(&tl, "grains asked from a", &first);
+    let second = ask_all(&b, 1).await?;
+    show(&tl, "grains asked from b", &second);
+    for g in GRAINS {
+        if first[g].0 != second[g].0 || second[g].1 != 2 {
+            return Err(format!("grain {g} is not a single activation").into());
+        }
+    }
+    let hosts: std::collections::BTreeSet<&str> =
+        first.values().map(|(n, _)| n.as_str()).collect();
+    tl.log(format!(
+        "ok: one activation per grain, spread over {hosts:?}, reached over TCP from any node"
+    ));
+    let on_c: Vec<&str> = GRAINS
+        .iter()
+        .copied()
+        .filter(|g| first[g].0 == "c")
+        .collect();
+
+    // 3. Failover.
     tl.log("the primary backend fails (every node's primary stream ends for good)");
     for n in nodes {
         if let Some(f) = n.kind.faults("primary") {
@@ -228,51 +319,29 @@ async fn run() -> Result<(), Error> {
     if *gaps.lock().map_err(|_| "poisoned")? > 0 {
         return Err("placement was paused during failover".into());
     }
-    tl.log("no gap: placement never paused during the failover");
-
-    tl.log("node c crashes (its registrations stay in both tables)");
-    let c_member = topology(&a).await.member(&NodeId::new("c")?).cloned();
-    c.system.shutdown().await;
-    let inc = c_member.map_or(1, |m| m.incarnation);
-    tl.log("a and b report c unreachable (what Remoting's failure detector will do)");
-    for n in [&a, &b] {
-        n.provisioning
-            .quarantine(NodeId::new("c")?, inc, "heartbeat timeout");
-    }
-    step(
-        &tl,
-        "a and b quarantine c: blocked and out of the members",
-        Duration::from_secs(5),
-        async || {
-            for n in [&a, &b] {
-                let t = topology(n).await;
-                if t.members.len() != 2
-                    || !t.is_blocked(&NodeId::new("c").unwrap_or_else(|_| unreachable!()), inc)
-                {
-                    return false;
-                }
-            }
-            true
-        },
-    )
-    .await?;
-
-    tl.log("the primary backend recovers");
-    for n in [&a, &b] {
-        if let Some(f) = n.kind.faults("primary") {
-            f.end_all_streams_forever(false);
+    let third = ask_all(&c, 1).await?;
+    show(&tl, "grains asked from c", &third);
+    for g in GRAINS {
+        if third[g] != (first[g].0.clone(), 3) {
+            return Err(format!("grain {g} lost its place or state in the failover").into());
         }
     }
+    tl.log("ok: no gap: placement never paused, every grain kept its owner and state");
+
+    // 4. Crash.
+    tl.log(format!(
+        "node c crashes (no goodbye, no deregistration); its grains: {on_c:?}"
+    ));
+    c.cluster.crash().await;
+    c.system.shutdown().await;
     step(
         &tl,
-        "a and b fail back to primary after the 2 s stability window",
+        "a and b detect c by missing heartbeats and quarantine it",
         Duration::from_secs(10),
         async || {
             for n in [&a, &b] {
                 let t = topology(n).await;
-                if t.active_provider.as_ref().map(|p| p.as_str()) != Some("primary")
-                    || t.status != ProvisioningStatus::Active
-                {
+                if t.members.len() != 2 || !t.blocked.iter().any(|x| x.node_id.as_str() == "c") {
                     return false;
                 }
             }
@@ -280,24 +349,41 @@ async fn run() -> Result<(), Error> {
         },
     )
     .await?;
+    let fourth = ask_all(&a, 1).await?;
+    show(&tl, "grains asked from a", &fourth);
+    for g in GRAINS {
+        let (node, v) = &fourth[g];
+        if on_c.contains(&g) {
+            if node == "c" || *v != 1 {
+                return Err(format!("grain {g} did not move off c").into());
+            }
+        } else if (node, *v) != (&first[g].0, 4) {
+            return Err(format!("grain {g} moved although its owner lives").into());
+        }
+    }
+    tl.log(format!(
+        "ok: c's grains {on_c:?} answer from their new owners (fresh activations); the others kept theirs"
+    ));
 
-    tl.log("graceful shutdown: drain (deregister), then stop");
+    // 5. Shutdown.
+    tl.log("graceful shutdown: a and b leave (hand off, deregister, goodbye)");
     for n in [&a, &b] {
-        let results = n.provisioning.drain().await?;
-        let ok = results.iter().filter(|(_, r)| r.is_ok()).count();
+        let report = n.cluster.leave(Duration::from_secs(5)).await;
+        let ok = report.deregistered.iter().filter(|(_, r)| r.is_ok()).count();
         tl.log(format!(
-            "{}: drained, deregistered from {ok} of {} providers",
+            "{}: left: {} activations handed off, deregistered from {ok} of {} providers",
             n.name,
-            results.len()
+            report.handed_off,
+            report.deregistered.len()
         ));
     }
-    let left: Vec<String> = primary
+    let left: Vec<String> = standby
         .members()
         .iter()
         .map(|m| m.node_id.to_string())
         .collect();
     tl.log(format!(
-        "primary table now lists {left:?} (c crashed without deregistering)"
+        "standby table now lists {left:?} (c crashed without deregistering)"
     ));
     for n in [a, b] {
         let report = n.system.shutdown().await;
