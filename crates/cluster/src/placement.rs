@@ -28,9 +28,11 @@
 //! While a topology change spreads, two members may briefly disagree on the
 //! owner. An owner that does not own the identity in its own view answers
 //! `placement.not_owner`; the caller asks again (a bounded number of times,
-//! [`PlacementConfig::attempts`]), by when its own view has usually moved
-//! on. A grain is therefore activated only where its host's view says it
-//! belongs.
+//! [`PlacementConfig::attempts`], with a doubling pause), by when its own
+//! view has usually moved on. The same holds when the association with a
+//! new owner is not up yet (`placement.remote`) and when an activation was
+//! handed off under the request. A grain is therefore activated only where
+//! its host's view says it belongs.
 //!
 //! # Topology changes (R3.1, R3.3, R3.4)
 //!
@@ -193,7 +195,8 @@ pub struct PlacementConfig {
     /// (default 5 s).
     pub request_timeout: Duration,
     /// How many times a request is placed when owners disagree
-    /// (`placement.not_owner`) or an activation stops under it (default 5).
+    /// (`placement.not_owner`), the owner is not reachable yet
+    /// (`placement.remote`) or an activation stops under it (default 5).
     pub attempts: u32,
     /// Pause between two attempts (default 20 ms, doubled each time).
     pub retry_delay: Duration,
@@ -808,11 +811,14 @@ impl PlacementHandle {
                 Target::Remote(node) => self.call_remote(node, kind, id, payload.clone()).await,
             };
             match outcome {
-                // Owners disagree while a topology spreads, or the
-                // activation was handed off under us: place again.
-                Err(e @ (PlacementError::NotOwner(_) | PlacementError::ActivationFailed)) => {
-                    last = e
-                }
+                // Owners disagree while a topology spreads, the activation
+                // was handed off under us, or the association with a new
+                // owner is still coming up: place again.
+                Err(
+                    e @ (PlacementError::NotOwner(_)
+                    | PlacementError::ActivationFailed
+                    | PlacementError::Remote { .. }),
+                ) => last = e,
                 other => return other,
             }
         }
