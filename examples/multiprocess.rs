@@ -191,11 +191,9 @@ async fn ask_all(tl: &Timeline, p: &mut Proc) -> Result<Vec<(String, String, u64
             .await?;
         let w: Vec<&str> = line.split_whitespace().collect();
         match w.as_slice() {
-            ["answer", g, node, count] => out.push((
-                (*g).to_owned(),
-                (*node).to_owned(),
-                count.parse::<u64>()?,
-            )),
+            ["answer", g, node, count] => {
+                out.push(((*g).to_owned(), (*node).to_owned(), count.parse::<u64>()?))
+            }
             _ => return Err(format!("request failed: {line}").into()),
         }
     }
@@ -216,8 +214,10 @@ async fn launcher() -> Result<(), Error> {
         procs.push(p);
     }
     for p in &mut procs {
-        p.expect(&tl, Duration::from_secs(10), |l| l == "members active a,b,c")
-            .await?;
+        p.expect(&tl, Duration::from_secs(10), |l| {
+            l == "members active a,b,c"
+        })
+        .await?;
     }
     tl.log("ok: three processes see one cluster");
     let [a, b, c] = &mut procs[..] else {
@@ -229,13 +229,17 @@ async fn launcher() -> Result<(), Error> {
         .filter(|(_, n, _)| n == "c")
         .map(|(g, _, _)| g.clone())
         .collect();
-    tl.log(format!("ok: grains answer from their owners; on c: {on_c:?}"));
+    tl.log(format!(
+        "ok: grains answer from their owners; on c: {on_c:?}"
+    ));
 
     tl.log(format!("killing c (pid {:?}) with SIGKILL", c.child.id()));
     c.child.kill().await?;
     for p in [&mut *a, &mut *b] {
-        p.expect(&tl, Duration::from_secs(10), |l| l.starts_with("quarantined c"))
-            .await?;
+        p.expect(&tl, Duration::from_secs(10), |l| {
+            l.starts_with("quarantined c")
+        })
+        .await?;
     }
     tl.log("ok: a and b detected the crash by heartbeats and quarantined c");
     let second = ask_all(&tl, a).await?;

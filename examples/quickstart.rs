@@ -280,8 +280,7 @@ async fn run() -> Result<(), Error> {
             return Err(format!("grain {g} is not a single activation").into());
         }
     }
-    let hosts: std::collections::BTreeSet<&str> =
-        first.values().map(|(n, _)| n.as_str()).collect();
+    let hosts: std::collections::BTreeSet<&str> = first.values().map(|(n, _)| n.as_str()).collect();
     tl.log(format!(
         "ok: one activation per grain, spread over {hosts:?}, reached over TCP from any node"
     ));
@@ -369,7 +368,11 @@ async fn run() -> Result<(), Error> {
     tl.log("graceful shutdown: a and b leave (hand off, deregister, goodbye)");
     for n in [&a, &b] {
         let report = n.cluster.leave(Duration::from_secs(5)).await;
-        let ok = report.deregistered.iter().filter(|(_, r)| r.is_ok()).count();
+        let ok = report
+            .deregistered
+            .iter()
+            .filter(|(_, r)| r.is_ok())
+            .count();
         tl.log(format!(
             "{}: left: {} activations handed off, deregistered from {ok} of {} providers",
             n.name,

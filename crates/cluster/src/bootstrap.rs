@@ -340,7 +340,10 @@ pub struct LeaveReport {
     pub handed_off: usize,
     /// Providers the local member was deregistered from, and how each went
     /// (an error does not stop the leave).
-    pub deregistered: Vec<(cluster_core::ProviderId, Result<(), cluster_core::ProviderError>)>,
+    pub deregistered: Vec<(
+        cluster_core::ProviderId,
+        Result<(), cluster_core::ProviderError>,
+    )>,
 }
 
 impl Cluster {

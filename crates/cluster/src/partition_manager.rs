@@ -134,7 +134,10 @@ impl Actor for PartitionManager {
         if let Some(p) = self.provisioning.clone()
             && let Ok(t) = p.topology().await
             && t.seq_no > 0
-            && self.table.as_ref().is_none_or(|cur| t.seq_no > cur.seq_no())
+            && self
+                .table
+                .as_ref()
+                .is_none_or(|cur| t.seq_no > cur.seq_no())
         {
             self.table = Some(Arc::new(PartitionTable::from_topology(&t)));
         }

@@ -767,8 +767,8 @@ impl PlacementHandle {
         id: &str,
         request: &G::Request,
     ) -> Result<G::Response, PlacementError> {
-        let payload =
-            rmp_serde::to_vec(request).map_err(|e| PlacementError::Codec(format!("request: {e}")))?;
+        let payload = rmp_serde::to_vec(request)
+            .map_err(|e| PlacementError::Codec(format!("request: {e}")))?;
         let timeout = self.shared.config.request_timeout;
         let bytes = tokio::time::timeout(timeout, self.request_bytes(kind, id, payload))
             .await
@@ -873,7 +873,10 @@ impl PlacementHandle {
     /// The activations on this node, sorted by `(kind, id)`.
     pub async fn activations(&self) -> Result<Vec<(String, String)>, PlacementError> {
         self.actor
-            .ask(|r| PlacementMsg(Msg::Activations(r)), self.shared.config.request_timeout)
+            .ask(
+                |r| PlacementMsg(Msg::Activations(r)),
+                self.shared.config.request_timeout,
+            )
             .await
             .map_err(|_| PlacementError::Stopped)
     }
@@ -882,7 +885,10 @@ impl PlacementHandle {
     /// leave); answers how many were stopped.
     pub async fn hand_off_all(&self) -> Result<usize, PlacementError> {
         self.actor
-            .ask(|r| PlacementMsg(Msg::HandOffAll(r)), self.shared.config.request_timeout)
+            .ask(
+                |r| PlacementMsg(Msg::HandOffAll(r)),
+                self.shared.config.request_timeout,
+            )
             .await
             .map_err(|_| PlacementError::Stopped)
     }

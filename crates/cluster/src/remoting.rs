@@ -43,7 +43,9 @@
 //!   is `Active`: otherwise the member list may be stale, so nothing new is
 //!   opened (outbound or inbound, `remoting.degraded`) and each refusal is
 //!   counted in `remoting_degraded_refusals_total`. Existing associations
-//!   stay, and a dialer keeps re-dialing its existing associations.
+//!   stay, and a dialer keeps re-dialing its existing associations. The
+//!   warning is published as [`StaleTopologyWarning`] (and the gauge
+//!   `remoting_new_associations_frozen`) when this starts and ends.
 //! - **Accept check (R4.2).** The handshake's check refuses a peer whose
 //!   `(node, incarnation)` is blocked or whose association failed
 //!   (`remoting.quarantined`, reporting it
@@ -91,6 +93,7 @@
 //! | `remoting_heartbeats_missed_total` | counter | | heartbeats not acknowledged before the next one was due |
 //! | `remoting_quarantines_reported_total` | counter | | peers reported unreachable to provisioning (R4.2) |
 //! | `remoting_reachable_reported_total` | counter | | quarantined peers reported reachable again (R4.4) |
+//! | `remoting_new_associations_frozen` | gauge | | 1 while no new association is opened because the status is not `Active` (R4.3; see [`StaleTopologyWarning`]) |
 //! | `remoting_degraded_refusals_total` | counter | | associations not opened (or inbound ones refused) because the status is not `Active` (R4.3) |
 //! | `remoting_frames_refused_total` | counter | `code` | connections closed by us for a bad or refused frame: the handshake's `wire.*` codes, `remoting.not_member`, `remoting.quarantined`, `remoting.degraded`, `remoting.protocol` (a handshake frame after the handshake) |
 //! | `remoting_frames_dropped_total` | counter | `reason` (`unknown_type`, `undecodable`, `undeliverable`: the actor is stopped or its mailbox full) | received `Tell` frames not delivered |
@@ -137,6 +140,21 @@ const M_REACHABLE: &str = "remoting_reachable_reported_total";
 const M_DEGRADED_REFUSALS: &str = "remoting_degraded_refusals_total";
 const M_FRAMES_REFUSED: &str = "remoting_frames_refused_total";
 const M_FRAMES_DROPPED: &str = "remoting_frames_dropped_total";
+const M_FROZEN: &str = "remoting_new_associations_frozen";
+
+/// Published on the EventStream when Remoting stops opening new
+/// associations because the provisioning status is no longer `Active` (the
+/// member list may be stale), and again when it resumes (R4.3). Nothing is
+/// published for the `Starting` status before the first `Active` one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaleTopologyWarning {
+    /// `true`: no new association is opened; `false`: resumed.
+    pub frozen: bool,
+    /// The provisioning status that caused it.
+    pub status: ProvisioningStatus,
+    /// The seq_no of the last topology Remoting applied.
+    pub seq_no: u64,
+}
 
 /// How Remoting behaves. [`RemotingConfig::new`] gives the defaults.
 #[derive(Clone, Debug)]

@@ -155,7 +155,10 @@ async fn r3_1_ownership_is_recomputed_before_the_next_request() {
         });
     let c = b.start("c").await;
     let t = loop {
-        let t = tokio::time::timeout(WAIT, rx.recv()).await.unwrap().unwrap();
+        let t = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
         if t.member(&nid("c")).is_some() {
             break t;
         }
@@ -192,7 +195,8 @@ async fn r3_3_ownership_changes_carry_the_topology_seq_no() {
     for g in &mine {
         a.request(g).await.unwrap();
     }
-    let seen: Arc<Mutex<Vec<(u64, Vec<String>)>>> = Arc::default();
+    type Batches = Arc<Mutex<Vec<(u64, Vec<String>)>>>;
+    let seen: Batches = Arc::default();
     let topologies: Arc<Mutex<Vec<u64>>> = Arc::default();
     let (s, ts) = (seen.clone(), topologies.clone());
     let es = a.system.event_stream();
@@ -201,7 +205,8 @@ async fn r3_3_ownership_changes_carry_the_topology_seq_no() {
             .unwrap()
             .push((o.seq_no, o.moves.iter().map(|m| m.id.clone()).collect()));
     });
-    let _s2 = es.subscribe_fn(move |t: &TopologyUpdated| ts.lock().unwrap().push(t.topology.seq_no));
+    let _s2 =
+        es.subscribe_fn(move |t: &TopologyUpdated| ts.lock().unwrap().push(t.topology.seq_no));
 
     let c = b.start("c").await;
     converge(&[&a, &bb, &c], &["a", "b", "c"]).await;
@@ -288,7 +293,14 @@ async fn r3_5_placement_stops_while_draining() {
     a.cluster.provisioning().drain().await.unwrap();
     let e = a.request("x").await.unwrap_err();
     assert_eq!(e.code(), "provisioning.draining", "{e}");
-    assert!(a.cluster.placement().activations().await.unwrap().is_empty());
+    assert!(
+        a.cluster
+            .placement()
+            .activations()
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// R2.4: while the active provider reports zero members (Empty), placement
@@ -299,10 +311,8 @@ async fn r2_4_placement_pauses_while_empty() {
     let a = b.start("a").await;
     converge(&[&a], &["a"]).await;
     let before = a.request("x").await.unwrap();
-    for n in [&a] {
-        n.faults("primary").empty_snapshots(true);
-        n.faults("standby").empty_snapshots(true);
-    }
+    a.faults("primary").empty_snapshots(true);
+    a.faults("standby").empty_snapshots(true);
     eventually("status Empty", || async {
         a.topology().await.status == ProvisioningStatus::Empty
     })
@@ -329,7 +339,8 @@ async fn r5_3_placement_stops_when_every_provider_is_down() {
     converge(&[&a], &["a"]).await;
     a.request("x").await.unwrap();
     for p in ["primary", "standby"] {
-        a.faults(p).fail_next(1000, ProviderError::Stream("backend down".into()));
+        a.faults(p)
+            .fail_next(1000, ProviderError::Stream("backend down".into()));
         a.faults(p).end_stream();
     }
     eventually("status Unavailable", || async {
@@ -435,10 +446,7 @@ async fn placement_errors_have_codes_and_lose_nothing() {
     assert_eq!(e.code(), "placement.unknown_kind");
     // Find an identity owned remotely, and send it garbage.
     let t = a.topology().await;
-    let remote = (0..IDS)
-        .map(id)
-        .find(|g| owner(&t, g) != "a")
-        .unwrap();
+    let remote = (0..IDS).map(id).find(|g| owner(&t, g) != "a").unwrap();
     let e = a
         .cluster
         .placement()
@@ -448,4 +456,53 @@ async fn placement_errors_have_codes_and_lose_nothing() {
     assert_eq!(e.code(), "placement.codec", "{e}");
     let r = bb.request(&remote).await.unwrap();
     assert_eq!(r.node.as_str(), owner(&t, &remote));
+}
+
+/// R4.3: when a's providers go silent its status leaves Active: Remoting
+/// publishes the warning, keeps its associations, and opens none to a
+/// node that joins meanwhile; when the providers recover it resumes and
+/// associates with the joiner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r4_3_stale_topology_warning_and_no_new_association() {
+    use cluster::remoting::StaleTopologyWarning;
+    let (b, a, bb, c) = three().await;
+    let warnings: Arc<Mutex<Vec<StaleTopologyWarning>>> = Arc::default();
+    let w = warnings.clone();
+    let _sub = a
+        .system
+        .event_stream()
+        .subscribe_fn(move |e: &StaleTopologyWarning| w.lock().unwrap().push(e.clone()));
+    for p in ["primary", "standby"] {
+        a.faults(p).silence(true);
+    }
+    eventually("a warns", || async {
+        warnings.lock().unwrap().iter().any(|w| w.frozen)
+    })
+    .await;
+    let warned = warnings.lock().unwrap()[0].clone();
+    assert_ne!(warned.status, ProvisioningStatus::Active);
+    assert_eq!(a.topology().await.members.len(), 3, "last members kept");
+    let d = b.start("d").await;
+    converge(&[&bb, &c, &d], &["a", "b", "c", "d"]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(a.cluster.remoting().association(&nid("d")), None);
+    assert_ne!(
+        d.cluster.remoting().association(&nid("a")),
+        Some(AssociationState::Up)
+    );
+    for n in ["b", "c"] {
+        assert_eq!(
+            a.cluster.remoting().association(&nid(n)),
+            Some(AssociationState::Up),
+            "existing associations stay"
+        );
+    }
+    for p in ["primary", "standby"] {
+        a.faults(p).silence(false);
+    }
+    eventually("a resumes", || async {
+        warnings.lock().unwrap().iter().any(|w| !w.frozen)
+    })
+    .await;
+    converge(&[&a, &bb, &c, &d], &["a", "b", "c", "d"]).await;
 }

@@ -160,9 +160,9 @@ impl ClusterProvider for FileProvider {
                 tokio::fs::write(&tmp, &json).await?;
                 tokio::fs::rename(&tmp, &path).await
             };
-            write.await.map_err(|e| {
-                ProviderError::Registration(format!("{}: {e}", path.display()))
-            })
+            write
+                .await
+                .map_err(|e| ProviderError::Registration(format!("{}: {e}", path.display())))
         })
     }
 
@@ -268,7 +268,10 @@ mod tests {
         let p = FileProvider::new(dir.path(), Duration::from_millis(10));
         p.register(&member("a", 2)).await.unwrap();
         p.deregister(&member("a", 1)).await.unwrap();
-        assert_eq!(read_members(dir.path()).await.unwrap(), vec![member("a", 2)]);
+        assert_eq!(
+            read_members(dir.path()).await.unwrap(),
+            vec![member("a", 2)]
+        );
     }
 
     #[tokio::test]
@@ -280,7 +283,10 @@ mod tests {
         let c = serde_json::to_vec(&member("c", 1)).unwrap();
         std::fs::write(dir.path().join("d.member.json"), c).unwrap();
         std::fs::write(dir.path().join("README"), b"ignored").unwrap();
-        assert_eq!(read_members(dir.path()).await.unwrap(), vec![member("a", 1)]);
+        assert_eq!(
+            read_members(dir.path()).await.unwrap(),
+            vec![member("a", 1)]
+        );
     }
 
     #[tokio::test]

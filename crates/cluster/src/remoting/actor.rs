@@ -15,9 +15,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::conn::{self, AbortOnDrop};
+use metrics::gauge;
+
 use super::{
-    AssociationState, M_ASSOCIATIONS, M_DEGRADED_REFUSALS, M_FRAMES_REFUSED, M_HEARTBEATS_MISSED,
-    M_HEARTBEATS_SENT, M_QUARANTINES, M_REACHABLE, PROTOCOL, QUARANTINED, Shared, lock,
+    AssociationState, M_ASSOCIATIONS, M_DEGRADED_REFUSALS, M_FRAMES_REFUSED, M_FROZEN,
+    M_HEARTBEATS_MISSED, M_HEARTBEATS_SENT, M_QUARANTINES, M_REACHABLE, PROTOCOL, QUARANTINED,
+    Shared, StaleTopologyWarning, lock,
 };
 use crate::wire::{Frame, Hello, WireError, encode_frame};
 
@@ -156,6 +159,10 @@ pub(crate) struct RemotingActor {
     status: ProvisioningStatus,
     peers: BTreeMap<NodeId, Peer>,
     next_id: u64,
+    /// No new association is opened (status not `Active`).
+    frozen: bool,
+    /// The status has been `Active` at least once.
+    was_active: bool,
 }
 
 impl RemotingActor {
@@ -169,6 +176,8 @@ impl RemotingActor {
             status: ProvisioningStatus::Starting,
             peers: BTreeMap::new(),
             next_id: 0,
+            frozen: true,
+            was_active: false,
         }
     }
 
@@ -198,8 +207,36 @@ impl RemotingActor {
         self.reconcile(ctx, now);
     }
 
+    /// Publishes [`StaleTopologyWarning`] when Remoting stops (after having
+    /// been `Active`) or resumes opening associations (R4.3).
+    fn warn_if_frozen(&mut self, ctx: &mut Context<Self>) {
+        let frozen = self.status != ProvisioningStatus::Active;
+        if frozen == self.frozen || (frozen && !self.was_active) {
+            self.frozen = frozen;
+            self.was_active |= !frozen;
+            return;
+        }
+        self.frozen = frozen;
+        self.was_active |= !frozen;
+        gauge!(M_FROZEN).set(if frozen { 1.0 } else { 0.0 });
+        if frozen {
+            tracing::warn!(
+                status = self.status.as_str(),
+                "provisioning status is not active: no new association will be opened (the member list may be stale)"
+            );
+        } else {
+            tracing::info!("provisioning status active again: associations open normally");
+        }
+        ctx.system().event_stream().publish(StaleTopologyWarning {
+            frozen,
+            status: self.status,
+            seq_no: self.applied.unwrap_or(0),
+        });
+    }
+
     /// Makes the associations follow the topology (R4.1, R4.3).
     fn reconcile(&mut self, ctx: &mut Context<Self>, now: Instant) {
+        self.warn_if_frozen(ctx);
         let t = self.topology.clone();
         let failure_timeout = self.shared.config.failure_timeout;
         let trust_leaves = !matches!(
@@ -627,7 +664,10 @@ impl Actor for RemotingActor {
     async fn stopped(&mut self, _ctx: &mut Context<Self>) {
         self.accept = None;
         let mut writers = Vec::new();
-        let goodbye = !self.shared.crashed.load(std::sync::atomic::Ordering::SeqCst);
+        let goodbye = !self
+            .shared
+            .crashed
+            .load(std::sync::atomic::Ordering::SeqCst);
         for (node, mut p) in std::mem::take(&mut self.peers) {
             writers.extend(close(&self.shared, &node, &mut p, goodbye));
         }
