@@ -104,6 +104,10 @@ async fn node(name: String, dir: String) -> Result<(), Error> {
         cluster.local().address,
         cluster.local().incarnation
     );
+    // A topology published before the subscriptions is printed here.
+    let t = cluster.topology().await?;
+    let names: Vec<&str> = t.members.iter().map(|m| m.node_id.as_str()).collect();
+    println!("members {} {}", t.status.as_str(), names.join(","));
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = lines.next_line().await? {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -204,6 +208,7 @@ async fn launcher() -> Result<(), Error> {
     let tl = Timeline::start();
     let dir = std::env::temp_dir().join(format!("multiprocess-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
+    let _cleanup = RemoveOnDrop(dir.clone());
     let dir_s = dir.to_string_lossy().into_owned();
     tl.log(format!("shared member directory {dir_s}"));
     let mut procs = Vec::new();
@@ -269,8 +274,16 @@ async fn launcher() -> Result<(), Error> {
     tl.log(format!(
         "member files left: {left:?} (c crashed without deregistering)"
     ));
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Removes the shared directory however the launcher ends.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[tokio::main]

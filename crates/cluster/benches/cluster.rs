@@ -13,7 +13,8 @@
 //! - `node_loss/grains_answer_again`: three nodes, the grains of `c`
 //!   active; `c` crashes; time until every one of its grains answers from
 //!   a new owner. Dominated by the failure timeout (600 ms here), which is
-//!   configuration, not cost.
+//!   configuration, not cost. (The other cases run with the test cluster's
+//!   default failure timeout of 3 s.)
 //!
 //! ```sh
 //! cargo bench -p cluster --bench cluster
@@ -189,9 +190,11 @@ fn remoting(c: &mut Criterion) {
                     while sent < N {
                         match remote.tell(&to, "sink", "bytes", encoded.clone()) {
                             Ok(()) => sent += 1,
-                            // Backpressure: the send queue is full; let the
-                            // writer drain it.
-                            Err(_) => tokio::task::yield_now().await,
+                            // The send queue is full; let the writer drain it.
+                            Err(cluster::remoting::RemotingError::Backpressure(_)) => {
+                                tokio::task::yield_now().await
+                            }
+                            Err(e) => panic!("tell failed: {e}"),
                         }
                     }
                     tokio::time::timeout(Duration::from_secs(30), notified)
@@ -219,7 +222,7 @@ fn node_loss(c: &mut Criterion) {
         bch.to_async(&rt).iter_custom(|iters| async move {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let b = Backends::new();
+                let b = Backends::fast_detection();
                 let a = b.start("a").await;
                 let bb = b.start("b").await;
                 let cc = b.start("c").await;
@@ -246,6 +249,9 @@ fn node_loss(c: &mut Criterion) {
                 total += start.elapsed();
                 a.cluster.leave(Duration::from_secs(2)).await;
                 bb.cluster.leave(Duration::from_secs(2)).await;
+                for n in [a, bb, cc] {
+                    n.system.shutdown().await;
+                }
             }
             total
         })

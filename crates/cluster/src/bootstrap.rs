@@ -42,10 +42,11 @@ use provisioning_actors::{
 use tokio::net::TcpListener;
 
 use crate::partition_manager::{PartitionHandle, PartitionManager};
+use crate::placement::{CALL_TYPE, PLACEMENT_ACTOR, REPLY_TYPE};
 use crate::placement::{
     Grain, GrainKinds, PlacementConfig, PlacementError, PlacementHandle, PlacementSupervisor,
 };
-use crate::remoting::{Remoting, RemotingConfig, RemotingHandle};
+use crate::remoting::{Remoting, RemotingConfig, RemotingError, RemotingHandle};
 
 /// Why a cluster node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +68,9 @@ pub enum ClusterError {
     /// A system actor could not be spawned (`cluster.spawn`).
     #[error("could not spawn a system actor: {0}")]
     Spawn(String),
+    /// Remoting could not start (its own code, e.g. `remoting.spawn`).
+    #[error(transparent)]
+    Remoting(#[from] RemotingError),
 }
 
 impl ClusterError {
@@ -76,6 +80,7 @@ impl ClusterError {
             Self::Bind { .. } => "cluster.bind",
             Self::Provisioning(e) => e.code(),
             Self::Spawn(_) => "cluster.spawn",
+            Self::Remoting(e) => e.code(),
         }
     }
 }
@@ -264,32 +269,43 @@ impl ClusterBuilder {
         ) {
             Ok(r) => r,
             Err(e) => {
+                // The local member is registered with an address nobody
+                // will serve: take it back before stopping.
+                let _ = tokio::time::timeout(Duration::from_secs(5), provisioning.drain()).await;
                 provisioning.actor().stop();
-                return Err(ClusterError::Spawn(e.to_string()));
+                return Err(e.into());
             }
         };
-        let started = async {
-            let partitions = PartitionManager::spawn_following(
-                &self.system,
-                "partitions",
-                Some(provisioning.clone()),
-            )?;
-            let placement = PlacementSupervisor::spawn(
+        let partitions = PartitionManager::spawn_following(
+            &self.system,
+            "partitions",
+            Some(provisioning.clone()),
+        );
+        let placement = partitions.as_ref().ok().map(|_| {
+            PlacementSupervisor::spawn(
                 &self.system,
                 &local,
                 self.grains,
                 self.placement,
                 Some(remoting.clone()),
                 Some(provisioning.clone()),
-            )?;
-            Ok::<_, ClusterError>((partitions, placement))
-        };
-        let (partitions, placement) = match started.await {
-            Ok(v) => v,
-            Err(e) => {
+            )
+        });
+        let (partitions, placement) = match (partitions, placement) {
+            (Ok(p), Some(Ok(pl))) => (p, pl),
+            (partitions, placement) => {
+                let error = match (&partitions, placement) {
+                    (Err(e), _) => ClusterError::from(e.clone()),
+                    (Ok(_), Some(Err(e))) => ClusterError::from(e),
+                    _ => ClusterError::Spawn("unknown".into()),
+                };
+                if let Ok(p) = partitions {
+                    p.actor().stop();
+                }
                 remoting.stop();
+                let _ = tokio::time::timeout(Duration::from_secs(5), provisioning.drain()).await;
                 provisioning.actor().stop();
-                return Err(e);
+                return Err(error);
             }
         };
         tracing::info!(cluster = %self.cluster, node = %local.node_id, address = %local.address, incarnation = local.incarnation, "cluster node started");
@@ -426,6 +442,8 @@ impl Cluster {
     /// is bounded by `timeout`; the actor system keeps running.
     pub async fn leave(&self, timeout: Duration) -> LeaveReport {
         let i = &self.inner;
+        // Refuse new activations first: local requests fail with
+        // `provisioning.draining`, remote callers are told to place again.
         let handed_off = tokio::time::timeout(timeout, i.placement.hand_off_all())
             .await
             .ok()
@@ -438,6 +456,8 @@ impl Cluster {
             .unwrap_or_default();
         i.partitions.actor().stop();
         let _ = tokio::time::timeout(timeout, i.partitions.actor().stopped()).await;
+        i.remoting.unregister(PLACEMENT_ACTOR, CALL_TYPE);
+        i.remoting.unregister(PLACEMENT_ACTOR, REPLY_TYPE);
         i.remoting.stop();
         let _ = tokio::time::timeout(timeout, i.remoting.stopped()).await;
         i.placement.stop();
@@ -457,6 +477,8 @@ impl Cluster {
     /// demonstrations and tests.
     pub async fn crash(&self) {
         let i = &self.inner;
+        i.remoting.unregister(PLACEMENT_ACTOR, CALL_TYPE);
+        i.remoting.unregister(PLACEMENT_ACTOR, REPLY_TYPE);
         i.remoting.crash();
         i.remoting.stopped().await;
         i.placement.stop();

@@ -8,10 +8,14 @@
 //! applies the rules of its inbound links:
 //!
 //! - **cut**: frames from `from` are discarded on arrival at `to` (counted
-//!   in [`NetSim::dropped`]), and a handshake between the two fails as if
-//!   the connection were refused. Heartbeats are lost, so the failure
+//!   in [`NetSim::dropped`]), and a connection attempt across a cut link is
+//!   lost: the dialer's attempt times out without an answer, so it is not
+//!   mistaken for a sign of life. Heartbeats are lost, so the failure
 //!   detectors fire exactly as they would on a real partition;
-//! - **delay**: frames from `from` reach `to` this much later, in order.
+//! - **delay**: the reader of `to` waits `delay` before delivering each
+//!   frame from `from`, in order. Frames queue behind each other, so a
+//!   delayed link also carries at most one frame per `delay`: a slow link
+//!   rather than a pure latency.
 //!
 //! Without a `NetSim` (the default) Remoting pays nothing for this module.
 //!

@@ -48,6 +48,10 @@ pub enum PartitionMsg {
         /// Answer.
         reply: ReplyTo<Result<Member>>,
     },
+    /// Re-reads provisioning's current topology (sent by
+    /// [`PartitionManager::spawn_following`] right after subscribing, so
+    /// that nothing published in between is missed).
+    CatchUp,
     /// The recorded lease of an identity, and the ledger's last seq_no.
     Lease {
         /// Kind.
@@ -114,10 +118,24 @@ impl PartitionManager {
         system
             .event_stream()
             .subscribe::<OwnershipChanged, _>(&actor);
+        let _ = actor.tell(PartitionMsg::CatchUp);
         Ok(PartitionHandle {
             actor,
             timeout: Duration::from_secs(5),
         })
+    }
+
+    async fn catch_up(&mut self) {
+        if let Some(p) = self.provisioning.clone()
+            && let Ok(t) = p.topology().await
+            && t.seq_no > 0
+            && self
+                .table
+                .as_ref()
+                .is_none_or(|cur| t.seq_no > cur.seq_no())
+        {
+            self.table = Some(Arc::new(PartitionTable::from_topology(&t)));
+        }
     }
 
     fn table(&self) -> Result<&Arc<PartitionTable>> {
@@ -130,16 +148,10 @@ impl PartitionManager {
 impl Actor for PartitionManager {
     type Msg = PartitionMsg;
 
-    async fn started(&mut self, _ctx: &mut Context<Self>) -> HandlerResult {
-        if let Some(p) = self.provisioning.clone()
-            && let Ok(t) = p.topology().await
-            && t.seq_no > 0
-            && self
-                .table
-                .as_ref()
-                .is_none_or(|cur| t.seq_no > cur.seq_no())
-        {
-            self.table = Some(Arc::new(PartitionTable::from_topology(&t)));
+    async fn started(&mut self, ctx: &mut Context<Self>) -> HandlerResult {
+        // After a restart: the subscriptions survive, the table does not.
+        if ctx.restart_count() > 0 {
+            self.catch_up().await;
         }
         Ok(())
     }
@@ -161,6 +173,7 @@ impl Actor for PartitionManager {
                     tracing::debug!(seq_no = o.seq_no, "stale ownership metadata ignored");
                 }
             }
+            PartitionMsg::CatchUp => self.catch_up().await,
             PartitionMsg::Map(reply) => {
                 let r = self.table().and_then(|t| {
                     if t.is_paused() {

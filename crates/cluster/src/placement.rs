@@ -4,8 +4,11 @@
 //! # Grains
 //!
 //! A grain is an actor addressed by `(kind, id)` instead of by reference.
-//! It exists once in the cluster: on the member that owns the identity in
-//! the current topology ([rendezvous hashing](crate::partition)). It is
+//! It lives on the member that owns the identity in the current topology
+//! ([rendezvous hashing](crate::partition)), so while the members agree on
+//! the topology there is one activation per identity in the cluster (two
+//! members with different views, during a change or a partition, may each
+//! host one for a moment: activations are not a distributed lock). It is
 //! activated on first use and answers requests one at a time
 //! ([`Grain::handle`]). Kinds are registered with [`GrainKinds`], each with
 //! a factory that builds a fresh instance for an id.
@@ -26,13 +29,19 @@
 //!   that says why (R2.4, R5.3, R3.5).
 //!
 //! While a topology change spreads, two members may briefly disagree on the
-//! owner. An owner that does not own the identity in its own view answers
-//! `placement.not_owner`; the caller asks again (a bounded number of times,
-//! [`PlacementConfig::attempts`], with a doubling pause), by when its own
-//! view has usually moved on. The same holds when the association with a
-//! new owner is not up yet (`placement.remote`) and when an activation was
-//! handed off under the request. A grain is therefore activated only where
-//! its host's view says it belongs.
+//! owner. An owner that does not own the identity in its own view, or that
+//! cannot place at all (it is draining, leaving, or its own status pauses
+//! placement), answers `placement.not_owner`; the caller places again, with
+//! a doubling pause ([`PlacementConfig::retry_delay`] up to
+//! [`PlacementConfig::max_retry_delay`]), until it succeeds or
+//! [`PlacementConfig::request_timeout`] has passed. The same holds when the
+//! association with a new owner is not up yet (`placement.remote`) and when
+//! an activation was handed off before the request ran
+//! (`placement.handed_off`). A request that *ran* is never sent again: a
+//! grain that fails while handling it answers
+//! `placement.activation_failed`, and a request or answer lost on the wire
+//! ends in `placement.timeout` (delivery is at most once). A grain is
+//! therefore activated only where its host's view says it belongs.
 //!
 //! # Topology changes (R3.1, R3.3, R3.4)
 //!
@@ -56,8 +65,16 @@
 //! # Failures
 //!
 //! A grain that panics or fails is restarted by the supervisor (its state is
-//! lost; the failed request is answered `placement.activation_failed`). Every
-//! error has a stable code ([`PlacementError::code`]).
+//! lost; the failed request is answered `placement.activation_failed` and is
+//! not retried). Every error has a stable code ([`PlacementError::code`]).
+//!
+//! # Leaving
+//!
+//! [`PlacementHandle::hand_off_all`] (the first step of
+//! [`Cluster::leave`](crate::Cluster::leave)) stops every activation and
+//! makes this node refuse new ones for good: local requests fail with
+//! `provisioning.draining`, remote ones are answered `placement.not_owner`
+//! so that their callers retry until their views drop this node.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -136,10 +153,14 @@ pub enum PlacementError {
     /// (`placement.codec`).
     #[error("codec: {0}")]
     Codec(String),
-    /// The activation failed while handling the request, or stopped before
-    /// answering (`placement.activation_failed`).
-    #[error("the activation failed or stopped before answering")]
+    /// The activation failed while handling the request
+    /// (`placement.activation_failed`); the request is not sent again.
+    #[error("the activation failed while handling the request")]
     ActivationFailed,
+    /// The activation stopped (handed off) before the request ran
+    /// (`placement.handed_off`); placed again while time remains.
+    #[error("the activation was handed off before the request ran")]
+    HandedOff,
     /// The PlacementSupervisor is not running (`placement.stopped`).
     #[error("the placement supervisor is not running")]
     Stopped,
@@ -164,6 +185,7 @@ impl PlacementError {
             Self::Timeout(_) => "placement.timeout",
             Self::Codec(_) => "placement.codec",
             Self::ActivationFailed => "placement.activation_failed",
+            Self::HandedOff => "placement.handed_off",
             Self::Stopped => "placement.stopped",
             Self::Reported { code, .. } => code,
         }
@@ -180,6 +202,7 @@ impl PlacementError {
         match f.code.as_str() {
             "placement.not_owner" => Self::NotOwner(f.message),
             "placement.activation_failed" => Self::ActivationFailed,
+            "placement.handed_off" => Self::HandedOff,
             _ => Self::Reported {
                 code: f.code,
                 message: f.message,
@@ -191,23 +214,24 @@ impl PlacementError {
 /// How placement behaves. [`PlacementConfig::default`] gives the defaults.
 #[derive(Clone, Debug)]
 pub struct PlacementConfig {
-    /// Bound of one request, from locating the owner to the answer
-    /// (default 5 s).
+    /// Bound of one request, from locating the owner to the answer,
+    /// retries included (default 5 s).
     pub request_timeout: Duration,
-    /// How many times a request is placed when owners disagree
+    /// First pause before placing a request again when owners disagree
     /// (`placement.not_owner`), the owner is not reachable yet
-    /// (`placement.remote`) or an activation stops under it (default 5).
-    pub attempts: u32,
-    /// Pause between two attempts (default 20 ms, doubled each time).
+    /// (`placement.remote`) or an activation was handed off before the
+    /// request ran (default 20 ms, doubled each time).
     pub retry_delay: Duration,
+    /// Longest pause between two attempts (default 250 ms).
+    pub max_retry_delay: Duration,
 }
 
 impl Default for PlacementConfig {
     fn default() -> Self {
         Self {
             request_timeout: Duration::from_secs(5),
-            attempts: 5,
             retry_delay: Duration::from_millis(20),
+            max_retry_delay: Duration::from_millis(250),
         }
     }
 }
@@ -224,13 +248,25 @@ enum ReplyTarget {
     },
 }
 
-/// Answers exactly once: dropping it unanswered (the grain failed) answers
-/// `placement.activation_failed`.
-struct Reply(Option<ReplyTarget>);
+/// Answers exactly once. Dropped unanswered, it answers
+/// `placement.activation_failed` if the grain had started on the request
+/// (it failed), `placement.handed_off` if it never ran (the activation
+/// stopped first).
+struct Reply {
+    target: Option<ReplyTarget>,
+    started: bool,
+}
 
 impl Reply {
+    fn new(target: ReplyTarget) -> Self {
+        Self {
+            target: Some(target),
+            started: false,
+        }
+    }
+
     fn send(mut self, result: Responder) {
-        if let Some(target) = self.0.take() {
+        if let Some(target) = self.target.take() {
             deliver(target, result);
         }
     }
@@ -238,8 +274,13 @@ impl Reply {
 
 impl Drop for Reply {
     fn drop(&mut self) {
-        if let Some(target) = self.0.take() {
-            deliver(target, Err(PlacementError::ActivationFailed));
+        if let Some(target) = self.target.take() {
+            let e = if self.started {
+                PlacementError::ActivationFailed
+            } else {
+                PlacementError::HandedOff
+            };
+            deliver(target, Err(e));
         }
     }
 }
@@ -295,7 +336,8 @@ impl<G: Grain> Actor for GrainActor<G> {
     type Msg = Envelope;
 
     async fn handle(&mut self, msg: Envelope, _ctx: &mut Context<Self>) -> HandlerResult {
-        let Envelope { payload, reply } = msg;
+        let Envelope { payload, mut reply } = msg;
+        reply.started = true;
         let request: G::Request = match rmp_serde::from_slice(&payload) {
             Ok(r) => r,
             Err(e) => {
@@ -412,6 +454,9 @@ enum Msg {
     Activations(ReplyTo<Vec<(String, String)>>),
     /// Stops every activation (graceful leave); answers how many stopped.
     HandOffAll(ReplyTo<usize>),
+    /// Reads the current topology from provisioning (sent right after the
+    /// subscriptions, so nothing published in between is missed).
+    CatchUp,
 }
 
 impl fmt::Debug for PlacementMsg {
@@ -423,6 +468,7 @@ impl fmt::Debug for PlacementMsg {
             Msg::Call(_) => "Call",
             Msg::Activations(_) => "Activations",
             Msg::HandOffAll(_) => "HandOffAll",
+            Msg::CatchUp => "CatchUp",
         };
         f.write_str(name)
     }
@@ -458,6 +504,8 @@ pub struct PlacementSupervisor {
     provisioning: Option<ProvisioningHandle>,
     table: Option<Arc<PartitionTable>>,
     activations: HashMap<(String, String), ActorRef<Envelope>>,
+    /// Set by [`PlacementHandle::hand_off_all`]: no new activation.
+    leaving: bool,
 }
 
 impl PlacementSupervisor {
@@ -489,10 +537,12 @@ impl PlacementSupervisor {
             provisioning: provisioning.clone(),
             table: None,
             activations: HashMap::new(),
+            leaving: false,
         })?;
         let es = system.event_stream();
         es.subscribe::<TopologyUpdated, _>(&actor);
         es.subscribe::<ProviderChanged, _>(&actor);
+        let _ = actor.tell(PlacementMsg(Msg::CatchUp));
         if let Some(remoting) = &shared.remoting {
             let calls = actor.clone();
             remoting.register_fn(PLACEMENT_ACTOR, CALL_TYPE, move |call: GrainCall| {
@@ -500,8 +550,11 @@ impl PlacementSupervisor {
                     .tell(PlacementMsg(Msg::Call(Box::new(call))))
                     .map_err(|_| "undeliverable")
             });
-            let replies = shared.clone();
+            // Weak: Remoting's registry must not keep this node's placement
+            // state (which holds a RemotingHandle) alive in a cycle.
+            let replies = Arc::downgrade(&shared);
             remoting.register_fn(PLACEMENT_ACTOR, REPLY_TYPE, move |reply: GrainReply| {
+                let replies = replies.upgrade().ok_or("undeliverable")?;
                 let waiter = lock(&replies.pending).remove(&reply.req_id);
                 let waiter = waiter.ok_or("late_reply")?;
                 let result = reply
@@ -566,9 +619,31 @@ impl PlacementSupervisor {
         });
     }
 
+    /// Applies provisioning's current topology if it is newer than ours.
+    async fn catch_up(&mut self, ctx: &mut Context<Self>) {
+        let Some(p) = self.provisioning.clone() else {
+            return;
+        };
+        match p.topology().await {
+            Ok(topology) if topology.seq_no > 0 => {
+                let t = TopologyUpdated {
+                    previous_hash: topology.hash,
+                    diff: Arc::default(),
+                    topology,
+                };
+                self.apply(&t, ctx);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not read the current topology"),
+        }
+    }
+
     fn stop_all(&mut self) -> usize {
-        let n = self.activations.len();
+        let mut n = 0;
         for (_, a) in self.activations.drain() {
+            if !a.is_closed() {
+                n += 1;
+            }
             a.stop();
         }
         metrics::counter!(M_HANDOFFS).increment(n as u64);
@@ -616,6 +691,9 @@ impl PlacementSupervisor {
         id: &str,
         ctx: &mut Context<Self>,
     ) -> Result<Target, PlacementError> {
+        if self.leaving {
+            return Err(ProvisioningError::Draining.into());
+        }
         let owner = self.owner(kind, id)?;
         if owner == self.shared.local {
             self.activation(kind, id, ctx).map(Target::Local)
@@ -628,12 +706,16 @@ impl PlacementSupervisor {
         let Some(remoting) = self.shared.remoting.clone() else {
             return;
         };
-        let reply = Reply(Some(ReplyTarget::Remote {
+        let reply = Reply::new(ReplyTarget::Remote {
             node: call.from.clone(),
             req_id: call.req_id,
             remoting,
-        }));
+        });
         let target = match self.owner(&call.kind, &call.id) {
+            _ if self.leaving => Err(PlacementError::NotOwner(format!(
+                "node {} is leaving the cluster",
+                self.shared.local
+            ))),
             Ok(owner) if owner == self.shared.local => self.activation(&call.kind, &call.id, ctx),
             Ok(owner) => Err(PlacementError::NotOwner(format!(
                 "node {} does not own {}/{} in its topology (seq_no {}): {owner} does",
@@ -641,6 +723,15 @@ impl PlacementSupervisor {
                 call.kind,
                 call.id,
                 self.table.as_ref().map_or(0, |t| t.seq_no())
+            ))),
+            // This node cannot place (draining, paused): the caller's view
+            // is ahead or behind ours; it places again.
+            Err(PlacementError::Provisioning(e)) => Err(PlacementError::NotOwner(format!(
+                "node {} cannot place {}/{}: {e} ({})",
+                self.shared.local,
+                call.kind,
+                call.id,
+                e.code()
             ))),
             Err(e) => Err(e),
         };
@@ -650,7 +741,7 @@ impl PlacementSupervisor {
                     payload: call.payload,
                     reply,
                 }) {
-                    env.reply.send(Err(PlacementError::ActivationFailed));
+                    env.reply.send(Err(PlacementError::HandedOff));
                 }
             }
             Err(e) => reply.send(Err(e)),
@@ -666,18 +757,9 @@ impl Actor for PlacementSupervisor {
     type Msg = PlacementMsg;
 
     async fn started(&mut self, ctx: &mut Context<Self>) -> HandlerResult {
-        // A topology published before this actor subscribed (it starts after
-        // provisioning) would otherwise be missed until the next change.
-        if let Some(p) = self.provisioning.clone()
-            && let Ok(topology) = p.topology().await
-            && topology.seq_no > 0
-        {
-            let t = TopologyUpdated {
-                previous_hash: topology.hash,
-                diff: Arc::default(),
-                topology,
-            };
-            self.apply(&t, ctx);
+        // After a restart: the subscriptions survive, the table does not.
+        if ctx.restart_count() > 0 {
+            self.catch_up(ctx).await;
         }
         Ok(())
     }
@@ -688,18 +770,11 @@ impl Actor for PlacementSupervisor {
             Msg::ProviderChanged(c) => {
                 tracing::info!(from = ?c.from, to = ?c.to, reason = ?c.reason, seq_no = c.seq_no, "active provider changed");
                 let behind = self.table.as_ref().is_none_or(|t| t.seq_no() < c.seq_no);
-                if behind && let Some(p) = self.provisioning.clone() {
+                if behind {
                     // Not expected (the topology of that seq_no is published
                     // first), but a consumer must never place on an older
                     // view than the change it has been told about.
-                    if let Ok(topology) = p.topology().await {
-                        let t = TopologyUpdated {
-                            previous_hash: topology.hash,
-                            diff: Arc::default(),
-                            topology,
-                        };
-                        self.apply(&t, ctx);
-                    }
+                    self.catch_up(ctx).await;
                 }
             }
             Msg::Locate { kind, id, reply } => {
@@ -718,8 +793,10 @@ impl Actor for PlacementSupervisor {
                 let _ = reply.send(v);
             }
             Msg::HandOffAll(reply) => {
+                self.leaving = true;
                 let _ = reply.send(self.stop_all());
             }
+            Msg::CatchUp => self.catch_up(ctx).await,
         }
         Ok(())
     }
@@ -769,10 +846,7 @@ impl PlacementHandle {
     ) -> Result<G::Response, PlacementError> {
         let payload = rmp_serde::to_vec(request)
             .map_err(|e| PlacementError::Codec(format!("request: {e}")))?;
-        let timeout = self.shared.config.request_timeout;
-        let bytes = tokio::time::timeout(timeout, self.request_bytes(kind, id, payload))
-            .await
-            .map_err(|_| PlacementError::Timeout(timeout))??;
+        let bytes = self.request_bytes(kind, id, payload).await?;
         rmp_serde::from_slice(&bytes).map_err(|e| PlacementError::Codec(format!("response: {e}")))
     }
 
@@ -784,58 +858,72 @@ impl PlacementHandle {
         payload: Vec<u8>,
     ) -> Result<Vec<u8>, PlacementError> {
         let cfg = &self.shared.config;
-        let mut delay = cfg.retry_delay;
-        let mut last = PlacementError::Stopped;
-        for attempt in 0..cfg.attempts.max(1) {
-            if attempt > 0 {
-                tokio::time::sleep(delay).await;
-                delay = delay.saturating_mul(2);
+        let timeout = cfg.request_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let attempts = async {
+            let mut delay = cfg.retry_delay;
+            loop {
+                let (kind_s, id_s) = (kind.to_owned(), id.to_owned());
+                let target = self
+                    .actor
+                    .ask(
+                        |reply| {
+                            PlacementMsg(Msg::Locate {
+                                kind: kind_s,
+                                id: id_s,
+                                reply,
+                            })
+                        },
+                        timeout,
+                    )
+                    .await
+                    .map_err(|e| match e {
+                        actor_runtime::AskError::Timeout(t) => PlacementError::Timeout(t),
+                        _ => PlacementError::Stopped,
+                    })??;
+                let outcome = match target {
+                    Target::Local(a) => self.call_local(&a, payload.clone()).await,
+                    Target::Remote(node) => self.call_remote(node, kind, id, payload.clone()).await,
+                };
+                match outcome {
+                    // Owners disagree while a topology spreads, the
+                    // activation was handed off before the request ran, or
+                    // the association with a new owner is still coming up:
+                    // place again after a pause (the request has not run).
+                    Err(
+                        e @ (PlacementError::NotOwner(_)
+                        | PlacementError::HandedOff
+                        | PlacementError::Remote { .. }),
+                    ) if self.shared.remoting.is_some()
+                        || !matches!(e, PlacementError::Remote { .. }) =>
+                    {
+                        let now = tokio::time::Instant::now();
+                        if now + delay >= deadline {
+                            return Err(e);
+                        }
+                        tokio::time::sleep(delay).await;
+                        delay = delay.saturating_mul(2).min(cfg.max_retry_delay);
+                    }
+                    other => return other,
+                }
             }
-            let (kind_s, id_s) = (kind.to_owned(), id.to_owned());
-            let target = self
-                .actor
-                .ask(
-                    |reply| {
-                        PlacementMsg(Msg::Locate {
-                            kind: kind_s,
-                            id: id_s,
-                            reply,
-                        })
-                    },
-                    cfg.request_timeout,
-                )
-                .await
-                .map_err(|_| PlacementError::Stopped)??;
-            let outcome = match target {
-                Target::Local(a) => self.call_local(&a, payload.clone()).await,
-                Target::Remote(node) => self.call_remote(node, kind, id, payload.clone()).await,
-            };
-            match outcome {
-                // Owners disagree while a topology spreads, the activation
-                // was handed off under us, or the association with a new
-                // owner is still coming up: place again.
-                Err(
-                    e @ (PlacementError::NotOwner(_)
-                    | PlacementError::ActivationFailed
-                    | PlacementError::Remote { .. }),
-                ) => last = e,
-                other => return other,
-            }
-        }
-        Err(last)
+        };
+        tokio::time::timeout_at(deadline, attempts)
+            .await
+            .map_err(|_| PlacementError::Timeout(timeout))?
     }
 
     async fn call_local(&self, a: &ActorRef<Envelope>, payload: Vec<u8>) -> Responder {
         let (tx, rx) = oneshot::channel();
         let env = Envelope {
             payload,
-            reply: Reply(Some(ReplyTarget::Local(tx))),
+            reply: Reply::new(ReplyTarget::Local(tx)),
         };
         if let Err(TellError::Closed(env) | TellError::Full(env)) = a.tell(env) {
             // Answer through the reply so the error path is the same.
-            env.reply.send(Err(PlacementError::ActivationFailed));
+            env.reply.send(Err(PlacementError::HandedOff));
         }
-        rx.await.unwrap_or(Err(PlacementError::ActivationFailed))
+        rx.await.unwrap_or(Err(PlacementError::HandedOff))
     }
 
     async fn call_remote(&self, node: NodeId, kind: &str, id: &str, payload: Vec<u8>) -> Responder {

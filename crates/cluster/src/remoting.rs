@@ -96,7 +96,7 @@
 //! | `remoting_new_associations_frozen` | gauge | | 1 while no new association is opened because the status is not `Active` (R4.3; see [`StaleTopologyWarning`]) |
 //! | `remoting_degraded_refusals_total` | counter | | associations not opened (or inbound ones refused) because the status is not `Active` (R4.3) |
 //! | `remoting_frames_refused_total` | counter | `code` | connections closed by us for a bad or refused frame: the handshake's `wire.*` codes, `remoting.not_member`, `remoting.quarantined`, `remoting.degraded`, `remoting.protocol` (a handshake frame after the handshake) |
-//! | `remoting_frames_dropped_total` | counter | `reason` (`unknown_type`, `undecodable`, `undeliverable`: the actor is stopped or its mailbox full) | received `Tell` frames not delivered |
+//! | `remoting_frames_dropped_total` | counter | `reason` (`unknown_type`, `undecodable`, `undeliverable`: the actor is stopped or its mailbox full; or a reason given by a [`register_fn`](RemotingHandle::register_fn) handler, e.g. placement's `late_reply`) | received `Tell` frames not delivered |
 
 mod actor;
 mod conn;
@@ -144,8 +144,9 @@ const M_FROZEN: &str = "remoting_new_associations_frozen";
 
 /// Published on the EventStream when Remoting stops opening new
 /// associations because the provisioning status is no longer `Active` (the
-/// member list may be stale), and again when it resumes (R4.3). Nothing is
-/// published for the `Starting` status before the first `Active` one.
+/// member list may be stale), and again when it resumes (R4.3). `Starting`
+/// (nothing known yet) is not a warning, and a first status of `Active` is
+/// not a resumption.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StaleTopologyWarning {
     /// `true`: no new association is opened; `false`: resumed.
@@ -541,7 +542,7 @@ impl RemotingHandle {
 
     /// Delivers the remote tells addressed to `(to, type_id)` to `deliver`,
     /// each payload decoded as an `M` with `rmp-serde` (replacing an earlier
-    /// registration of the pair). `deliver` runs on the connection's reader
+    /// registration of the pair). `deliver` runs inside the Remoting actor
     /// and must not block; an `Err(reason)` drops the message and is
     /// counted in `remoting_frames_dropped_total` under that reason.
     pub fn register_fn<M>(

@@ -54,11 +54,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cluster_core::{
-    Capabilities, ClusterProvider, Member, ProviderDescriptor, ProviderError, Snapshot,
+    Capabilities, ClusterProvider, Member, MemberAddress, ProviderDescriptor, ProviderError,
+    Snapshot,
 };
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt};
 use provisioning_actors::ProviderFactory;
+use tokio::io::AsyncReadExt;
 
 const SUFFIX: &str = ".member.json";
 
@@ -117,10 +119,29 @@ pub async fn read_members(dir: &Path) -> Result<Vec<Member>, ProviderError> {
     Ok(members)
 }
 
+/// Largest member file read (a member is a few hundred bytes).
+const MAX_FILE: u64 = 64 * 1024;
+
 async fn parse(stem: &str, path: &Path) -> Result<Member, String> {
-    let bytes = tokio::fs::read(path).await.map_err(|e| e.to_string())?;
-    if bytes.len() > 64 * 1024 {
-        return Err(format!("{} bytes is over the 64 KiB limit", bytes.len()));
+    // Only regular files, checked before reading: a FIFO would block the
+    // watch, a huge file would be read whole.
+    let meta = tokio::fs::metadata(path).await.map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() > MAX_FILE {
+        return Err(format!("{} bytes is over the 64 KiB limit", meta.len()));
+    }
+    let mut bytes = Vec::new();
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| e.to_string())?;
+    file.take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err("grew over the 64 KiB limit while being read".into());
     }
     let m: Member = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
     if m.node_id.as_str() != stem {
@@ -129,6 +150,8 @@ async fn parse(stem: &str, path: &Path) -> Result<Member, String> {
             m.node_id
         ));
     }
+    // Deserialization does not validate the address: do it here.
+    MemberAddress::new(m.address.host.clone(), m.address.port).map_err(|e| e.to_string())?;
     Ok(m)
 }
 
@@ -283,6 +306,17 @@ mod tests {
         let c = serde_json::to_vec(&member("c", 1)).unwrap();
         std::fs::write(dir.path().join("d.member.json"), c).unwrap();
         std::fs::write(dir.path().join("README"), b"ignored").unwrap();
+        // A member with an invalid address, and a directory with the suffix.
+        let mut bad = member("e", 1);
+        bad.address.port = 0;
+        std::fs::write(
+            dir.path().join("e.member.json"),
+            serde_json::to_vec(&bad).unwrap(),
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("f.member.json")).unwrap();
+        // Over the size limit.
+        std::fs::write(dir.path().join("g.member.json"), vec![b' '; 70_000]).unwrap();
         assert_eq!(
             read_members(dir.path()).await.unwrap(),
             vec![member("a", 1)]

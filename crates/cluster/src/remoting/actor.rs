@@ -159,10 +159,9 @@ pub(crate) struct RemotingActor {
     status: ProvisioningStatus,
     peers: BTreeMap<NodeId, Peer>,
     next_id: u64,
-    /// No new association is opened (status not `Active`).
-    frozen: bool,
-    /// The status has been `Active` at least once.
-    was_active: bool,
+    /// Whether new associations are frozen, as last published (`None`:
+    /// no status but `Starting` seen yet).
+    frozen: Option<bool>,
 }
 
 impl RemotingActor {
@@ -176,8 +175,7 @@ impl RemotingActor {
             status: ProvisioningStatus::Starting,
             peers: BTreeMap::new(),
             next_id: 0,
-            frozen: true,
-            was_active: false,
+            frozen: None,
         }
     }
 
@@ -207,18 +205,24 @@ impl RemotingActor {
         self.reconcile(ctx, now);
     }
 
-    /// Publishes [`StaleTopologyWarning`] when Remoting stops (after having
-    /// been `Active`) or resumes opening associations (R4.3).
+    /// Keeps the gauge `remoting_new_associations_frozen` current and
+    /// publishes [`StaleTopologyWarning`] when Remoting stops or resumes
+    /// opening associations (R4.3). `Starting` is not a warning: nothing is
+    /// known yet. The first known status publishes only if it is frozen.
     fn warn_if_frozen(&mut self, ctx: &mut Context<Self>) {
-        let frozen = self.status != ProvisioningStatus::Active;
-        if frozen == self.frozen || (frozen && !self.was_active) {
-            self.frozen = frozen;
-            self.was_active |= !frozen;
+        if self.status == ProvisioningStatus::Starting {
             return;
         }
-        self.frozen = frozen;
-        self.was_active |= !frozen;
+        let frozen = self.status != ProvisioningStatus::Active;
+        if self.frozen == Some(frozen) {
+            return;
+        }
+        let first = self.frozen.is_none();
+        self.frozen = Some(frozen);
         gauge!(M_FROZEN).set(if frozen { 1.0 } else { 0.0 });
+        if first && !frozen {
+            return;
+        }
         if frozen {
             tracing::warn!(
                 status = self.status.as_str(),

@@ -125,10 +125,9 @@ pub(super) async fn dial(
         let _ = stream.set_nodelay(true);
         let peer = connect_handshake(&mut stream, config, &shared.local).await?;
         if cut(&shared, &peer.node_id) {
-            return Err(WireError::Io(std::io::Error::new(
-                std::io::ErrorKind::ConnectionRefused,
-                "netsim: link cut",
-            )));
+            // A one-way cut (the peer's frames do not reach us): its Welcome
+            // is lost, so the attempt ends as a lost one would.
+            return Err(WireError::Timeout(config.timeout));
         }
         Ok((peer, stream))
     };

@@ -1,9 +1,11 @@
 //! Test cluster: nodes built with the `Cluster` bootstrap, each its own
 //! `ActorSystem`, on 127.0.0.1 with real TCP, over two shared in-memory
 //! tables (`primary`, priority 0, and `standby`, priority 1), with short
-//! timings (heartbeat 100 ms, failure timeout 600 ms, provider keepalive
-//! 100 ms, silence timeout 600 ms). Shared by the scenario tests and the
-//! benchmarks (`#[path]`-included).
+//! timings (heartbeat 100 ms, provider keepalive 100 ms, silence timeout
+//! 600 ms). The failure timeout is 3 s by default, so that a loaded machine
+//! does not quarantine a node by mistake; tests of failure detection ask
+//! for 600 ms with [`Backends::fast_detection`]. Shared by the scenario
+//! tests and the benchmarks (`#[path]`-included).
 #![allow(dead_code, missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
@@ -61,11 +63,23 @@ impl Grain for EchoWithId {
 }
 
 /// The backends every node of a test cluster shares.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Backends {
     pub primary: MembershipTable,
     pub standby: MembershipTable,
     pub net: NetSim,
+    pub failure_timeout: Duration,
+}
+
+impl Default for Backends {
+    fn default() -> Self {
+        Self {
+            primary: MembershipTable::new(),
+            standby: MembershipTable::new(),
+            net: NetSim::new(),
+            failure_timeout: Duration::from_secs(3),
+        }
+    }
 }
 
 pub struct TestNode {
@@ -97,10 +111,10 @@ pub fn failover() -> FailoverConfig {
     }
 }
 
-pub fn remoting() -> RemotingConfig {
+pub fn remoting(failure_timeout: Duration) -> RemotingConfig {
     RemotingConfig::new(CLUSTER)
         .with_heartbeat_interval(Duration::from_millis(100))
-        .with_failure_timeout(Duration::from_millis(600))
+        .with_failure_timeout(failure_timeout)
         .with_handshake_timeout(Duration::from_millis(500))
 }
 
@@ -113,6 +127,14 @@ pub fn descriptor(id: &str, table: &str, priority: u32) -> ProviderDescriptor {
 impl Backends {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Backends whose nodes detect a silent peer after 600 ms.
+    pub fn fast_detection() -> Self {
+        Self {
+            failure_timeout: Duration::from_millis(600),
+            ..Self::default()
+        }
     }
 
     /// Starts the node `name` (the `echo` grain kind, both providers).
@@ -143,7 +165,7 @@ impl Backends {
                 failover: failover(),
                 ..ProvisioningConfig::default()
             })
-            .remoting_config(remoting().with_netsim(self.net.clone()))
+            .remoting_config(remoting(self.failure_timeout).with_netsim(self.net.clone()))
             .placement_config(PlacementConfig {
                 request_timeout: Duration::from_secs(3),
                 ..PlacementConfig::default()
