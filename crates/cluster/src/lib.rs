@@ -8,7 +8,7 @@
 //! | actor | module | acts on the topology by |
 //! |---|---|---|
 //! | `/system/provisioning` | [`provisioning_actors`] | merging the providers' snapshots, failing over, publishing `TopologyUpdated` |
-//! | `/system/remoting` | [`remoting`] | opening TCP associations to joiners, closing them for leavers, refusing strangers and quarantined incarnations, reporting silent peers |
+//! | `/system/remoting` | [`remoting`] | opening TCP associations to joiners, closing them for leavers, refusing strangers and quarantined incarnations, reporting silent peers ([`failure_detector`]: timeout or phi accrual) |
 //! | `/system/partitions` | [`partition_manager`] | recomputing who owns each identity (rendezvous hashing, [`partition`]) |
 //! | `/system/placement` | [`placement`] | activating grains on their owner, handing them off when ownership moves |
 //!
@@ -50,6 +50,7 @@
 //! ```
 
 pub mod bootstrap;
+pub mod failure_detector;
 pub mod netsim;
 pub mod partition;
 pub mod partition_manager;

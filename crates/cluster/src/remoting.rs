@@ -56,9 +56,12 @@
 //!   wins (a dialer that reconnects replaces a half-open stream).
 //! - **Heartbeats (R4.2).** Every `heartbeat_interval` both sides send a
 //!   `Heartbeat` on each `Up` association and answer the other's with a
-//!   `HeartbeatAck`. Any frame counts as a sign of life. A peer that was
-//!   `Up` once and has not been heard from for `failure_timeout` (across
-//!   reconnects: a lost connection keeps the clock running) is reported with
+//!   `HeartbeatAck`. Any frame counts as a sign of life; the peer's own
+//!   heartbeats also teach its rhythm to the failure detector
+//!   ([`crate::failure_detector`]: a timeout of `failure_timeout` by
+//!   default, phi accrual with [`RemotingConfig::with_phi_accrual`]). A peer
+//!   that was `Up` once and that the detector suspects (across reconnects:
+//!   a lost connection keeps the clock running) is reported with
 //!   [`quarantine`](ProvisioningHandle::quarantine)`(node, incarnation,
 //!   "heartbeat timeout")` and its association turns `Failed`. A peer that
 //!   said `Goodbye` is not watched until it comes back.
@@ -116,6 +119,7 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+use crate::failure_detector::{DetectorConfig, PhiAccrualConfig};
 use crate::netsim::NetSim;
 use crate::wire::{Frame, HandshakeConfig, Hello, Refusal, WireError};
 
@@ -166,9 +170,13 @@ pub struct RemotingConfig {
     pub handshake: HandshakeConfig,
     /// Interval between heartbeats on an association (default 1 s).
     pub heartbeat_interval: Duration,
-    /// A peer not heard from for this long is reported unreachable
-    /// (default 5 s).
+    /// A peer not heard from for this long is reported unreachable, with
+    /// the timeout detector (default 5 s). Also caps the re-dial backoff and
+    /// bounds a stalled write.
     pub failure_timeout: Duration,
+    /// Use the phi-accrual detector with these parameters instead of the
+    /// timeout (default none; see [`crate::failure_detector`]).
+    pub phi_accrual: Option<PhiAccrualConfig>,
     /// Frames queued per association before [`RemotingHandle::tell`]
     /// answers [`RemotingError::Backpressure`] (default 1024).
     pub send_queue: usize,
@@ -188,6 +196,7 @@ impl RemotingConfig {
             heartbeat_interval: Duration::from_secs(1),
             failure_timeout: Duration::from_secs(5),
             send_queue: 1024,
+            phi_accrual: None,
             netsim: None,
         }
     }
@@ -208,6 +217,21 @@ impl RemotingConfig {
     pub fn with_heartbeat_interval(mut self, every: Duration) -> Self {
         self.heartbeat_interval = every;
         self
+    }
+
+    /// Detects failures with phi accrual (see [`crate::failure_detector`])
+    /// instead of the plain timeout.
+    pub fn with_phi_accrual(mut self, config: PhiAccrualConfig) -> Self {
+        self.phi_accrual = Some(config);
+        self
+    }
+
+    /// The detector each association uses.
+    pub fn detector(&self) -> DetectorConfig {
+        match self.phi_accrual {
+            Some(c) => DetectorConfig::PhiAccrual(c),
+            None => DetectorConfig::Timeout(self.failure_timeout),
+        }
     }
 
     /// Sets the failure timeout.

@@ -548,3 +548,36 @@ async fn a_failing_grain_answers_activation_failed_and_is_not_retried() {
         .unwrap();
     assert_eq!(n, 2, "the restarted grain serves the next request");
 }
+
+/// R4.2 with the phi-accrual detector: a crash is detected from the learnt
+/// heartbeat rhythm (100 ms, threshold 8) and the node quarantined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r4_2_phi_accrual_detector_quarantines_a_crashed_node() {
+    use cluster::failure_detector::PhiAccrualConfig;
+    let b = Backends::new();
+    let phi = |builder: cluster::ClusterBuilder| {
+        builder.remoting_config(remoting(Duration::from_secs(30)).with_phi_accrual(
+            PhiAccrualConfig {
+                min_std_deviation: Duration::from_millis(50),
+                ..PhiAccrualConfig::new(Duration::from_millis(100))
+            },
+        ))
+    };
+    let a = b.start_with("a", phi).await;
+    let bb = b.start_with("b", phi).await;
+    converge(&[&a, &bb], &["a", "b"]).await;
+    // Let the detectors learn the rhythm.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(a.topology().await.member(&nid("b")).is_some());
+    bb.cluster.crash().await;
+    // The timeout detector would wait 30 s; phi accrual reacts in about a
+    // second.
+    eventually("b quarantined by phi accrual", || async {
+        a.topology()
+            .await
+            .blocked
+            .iter()
+            .any(|x| x.node_id.as_str() == "b")
+    })
+    .await;
+}

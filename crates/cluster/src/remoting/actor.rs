@@ -22,6 +22,7 @@ use super::{
     M_HEARTBEATS_MISSED, M_HEARTBEATS_SENT, M_QUARANTINES, M_REACHABLE, PROTOCOL, QUARANTINED,
     Shared, StaleTopologyWarning, lock,
 };
+use crate::failure_detector::{DetectorConfig, FailureDetector};
 use crate::wire::{Frame, Hello, WireError, encode_frame};
 
 /// The actor's messages.
@@ -94,7 +95,8 @@ struct Peer {
     ever_up: bool,
     /// It said `Goodbye`: its silence is not a failure.
     parted: bool,
-    last_heard: Instant,
+    /// Signs of life, judged by the configured detector.
+    detector: FailureDetector,
     attempts: u32,
     retry_at: Instant,
     /// `Failed` and seen blocked in a topology (so an unblocked one lifts it).
@@ -104,7 +106,7 @@ struct Peer {
 }
 
 impl Peer {
-    fn new(member: Member, now: Instant) -> Self {
+    fn new(member: Member, now: Instant, detector: DetectorConfig) -> Self {
         Self {
             member,
             state: AssociationState::Idle,
@@ -112,7 +114,7 @@ impl Peer {
             dial: None,
             ever_up: false,
             parted: false,
-            last_heard: now,
+            detector: FailureDetector::new(detector),
             attempts: 0,
             retry_at: now,
             seen_blocked: false,
@@ -255,7 +257,7 @@ impl RemotingActor {
                     p.member = m.clone();
                     if p.state == AssociationState::Failed && p.seen_blocked {
                         tracing::info!(%node, incarnation, "quarantine lifted: the association starts over");
-                        *p = Peer::new(m.clone(), now);
+                        *p = Peer::new(m.clone(), now, self.shared.config.detector());
                     }
                 }
                 // A new incarnation: the old one is gone.
@@ -296,8 +298,10 @@ impl RemotingActor {
                 continue;
             }
             tracing::debug!(node = %m.node_id, incarnation = m.incarnation, "association opened");
-            self.peers
-                .insert(m.node_id.clone(), Peer::new(m.clone(), now));
+            self.peers.insert(
+                m.node_id.clone(),
+                Peer::new(m.clone(), now, self.shared.config.detector()),
+            );
         }
         self.dial_due(ctx, now);
     }
@@ -365,12 +369,12 @@ impl RemotingActor {
                     metrics::counter!(M_HEARTBEATS_SENT).increment(1);
                 }
             }
-            let silent = now.saturating_duration_since(p.last_heard);
             if p.ever_up
                 && !p.parted
                 && p.state != AssociationState::Failed
-                && silent >= failure_timeout
+                && !p.detector.is_available(now.into_std())
             {
+                let silent = p.detector.silence(now.into_std());
                 let incarnation = p.member.incarnation;
                 tracing::warn!(%node, incarnation, ?silent, "peer unreachable: reporting it for quarantine");
                 self.shared
@@ -432,7 +436,7 @@ impl RemotingActor {
         p.ever_up = true;
         p.parted = false;
         p.attempts = 0;
-        p.last_heard = now;
+        p.detector.touch(now.into_std());
         p.hb_sent = 0;
         p.hb_acked = 0;
         tracing::info!(%node, incarnation = p.member.incarnation, "association up");
@@ -475,7 +479,7 @@ impl RemotingActor {
         let failed = p.state == AssociationState::Failed;
         match result {
             Ok((hello, stream)) if hello.node_id == node && hello.incarnation == incarnation => {
-                p.last_heard = now;
+                p.detector.touch(now.into_std());
                 if failed {
                     self.report_reachable(&node, incarnation);
                     let c = &self.shared.config;
@@ -498,7 +502,7 @@ impl RemotingActor {
             Err(e) => {
                 if let WireError::Refused { code, reason } = &e {
                     // The peer answered: it is alive.
-                    p.last_heard = now;
+                    p.detector.touch(now.into_std());
                     if failed && code == QUARANTINED {
                         self.report_reachable(&node, incarnation);
                     }
@@ -526,9 +530,11 @@ impl RemotingActor {
             return;
         };
         if p.conn.as_ref().is_some_and(|c| c.id == conn) {
-            p.last_heard = now;
+            p.detector.touch(now.into_std());
             match frame {
                 Frame::Heartbeat { seq } => {
+                    // The peer's own rhythm: the detector learns from it.
+                    p.detector.heartbeat(now.into_std());
                     p.send(&Frame::HeartbeatAck { seq }, max_frame);
                 }
                 Frame::HeartbeatAck { seq } => p.hb_acked = p.hb_acked.max(seq),
