@@ -1,0 +1,57 @@
+//! `fake-consul`: runs the fake Consul agent (NOT Consul) in the foreground
+//! so that `curl` or the `consul` CLI can talk to it.
+//!
+//! ```text
+//! fake-consul [--addr 127.0.0.1:8500] [--node NAME] [--token SECRET[:read|:write]]...
+//!             [--reap-interval 30s] [--min-deregister-after 1m]
+//! ```
+
+use std::time::Duration;
+
+use fake_consul::{Access, FakeConsul};
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: fake-consul [--addr 127.0.0.1:8500] [--node NAME] [--token SECRET[:read|:write]]... \
+         [--reap-interval 30s] [--min-deregister-after 1m]"
+    );
+    std::process::exit(2)
+}
+
+fn duration(v: &str) -> Duration {
+    humantime::parse_duration(v).unwrap_or_else(|_| usage())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::io::Result<()> {
+    let mut b = FakeConsul::builder().bind(([127, 0, 0, 1], 8500).into());
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| usage());
+        match a.as_str() {
+            "--addr" => b = b.bind(value().parse().unwrap_or_else(|_| usage())),
+            "--node" => b = b.node(value()),
+            "--token" => {
+                let v = value();
+                let (t, access) = match v.rsplit_once(':') {
+                    Some((t, "read")) => (t.to_owned(), Access::Read),
+                    Some((t, "write")) => (t.to_owned(), Access::Write),
+                    _ => (v, Access::Write),
+                };
+                b = b.token(t, access);
+            }
+            "--reap-interval" => b = b.reap_interval(duration(&value())),
+            "--min-deregister-after" => b = b.min_deregister_after(duration(&value())),
+            _ => usage(),
+        }
+    }
+    let consul = b.start().await?;
+    println!(
+        "fake-consul (a test fake, NOT Consul) agent {} listening on {}",
+        consul.node(),
+        consul.url()
+    );
+    tokio::signal::ctrl_c().await?;
+    consul.shutdown().await;
+    Ok(())
+}

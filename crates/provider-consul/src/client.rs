@@ -1,0 +1,291 @@
+//! The HTTP side: one `reqwest` client (rustls with the `ring` provider), the
+//! token header, timeouts, and the mapping of transport failures.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cluster_core::ProviderError;
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::{ConsulConfig, config};
+
+/// A transport failure, before it is given a [`ProviderError`] variant by
+/// the caller.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    /// Could not connect, or no answer in time.
+    Unreachable(String),
+    /// The exchange broke after it started (connection closed, body cut).
+    Broken(String),
+}
+
+impl CallError {
+    pub(crate) fn message(&self) -> &str {
+        match self {
+            Self::Unreachable(m) | Self::Broken(m) => m,
+        }
+    }
+
+    /// As the watch reports it.
+    pub(crate) fn into_watch_error(self) -> ProviderError {
+        match self {
+            Self::Unreachable(m) => ProviderError::Connectivity(m),
+            Self::Broken(m) => ProviderError::Stream(m),
+        }
+    }
+}
+
+/// An answer: status, headers, body.
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The body as text for error messages (bounded).
+    pub fn text(&self) -> String {
+        let s = String::from_utf8_lossy(&self.body);
+        let s = s.trim();
+        if s.len() > 300 {
+            let mut end = 300;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{}...", &s[..end])
+        } else {
+            s.to_owned()
+        }
+    }
+}
+
+/// A configured client for one agent. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Http {
+    client: reqwest::Client,
+    base: Url,
+    token: Option<HeaderValue>,
+    pub request_timeout: Duration,
+}
+
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http")
+            .field("base", &self.base.as_str())
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(x) = src {
+        s.push_str(": ");
+        s.push_str(&x.to_string());
+        src = x.source();
+    }
+    s
+}
+
+fn tls_config(c: &ConsulConfig) -> Result<rustls::ClientConfig, ProviderError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| config("address", format!("TLS setup: {e}")))?;
+    let https = c.address.scheme() == "https";
+    let builder = match (&c.tls.ca_file, https) {
+        (Some(ca), true) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(ca)
+                .map_err(|e| config("ca_file", format!("{}: {e}", ca.display())))?
+            {
+                let cert = cert.map_err(|e| config("ca_file", format!("{}: {e}", ca.display())))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| config("ca_file", format!("{}: {e}", ca.display())))?;
+            }
+            if roots.is_empty() {
+                return Err(config(
+                    "ca_file",
+                    format!("{}: no certificate", ca.display()),
+                ));
+            }
+            builder.with_root_certificates(roots)
+        }
+        (None, true) => {
+            let verifier = rustls_platform_verifier::Verifier::new(provider)
+                .map_err(|e| config("ca_file", format!("platform trust store: {e}")))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+        }
+        // Plain http: the TLS configuration is never used.
+        (_, false) => builder.with_root_certificates(rustls::RootCertStore::empty()),
+    };
+    match (&c.tls.client_cert, &c.tls.client_key, https) {
+        (Some(cert), Some(key), true) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| config("client_cert", format!("{}: {e}", cert.display())))?;
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| config("client_key", format!("{}: {e}", key.display())))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| config("client_cert", e.to_string()))
+        }
+        _ => Ok(builder.with_no_client_auth()),
+    }
+}
+
+impl Http {
+    pub fn new(c: &ConsulConfig) -> Result<Self, ProviderError> {
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls_config(c)?)
+            .connect_timeout(c.request_timeout)
+            .no_proxy()
+            .user_agent(concat!("provider-consul/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| config("address", format!("HTTP client: {}", describe(&e))))?;
+        let base = c.address.clone();
+        let token = match &c.token {
+            None => None,
+            Some(t) => {
+                let mut v = HeaderValue::from_str(t.expose())
+                    .map_err(|_| config("token", "contains characters not allowed in a header"))?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+        };
+        Ok(Self {
+            client,
+            base,
+            token,
+            request_timeout: c.request_timeout,
+        })
+    }
+
+    /// The agent's base URL (no secret in it).
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// `base` + path segments, each escaped.
+    pub fn url(&self, segments: &[&str]) -> Url {
+        let mut u = self.base.clone();
+        if let Ok(mut p) = u.path_segments_mut() {
+            p.pop_if_empty();
+            p.extend(segments);
+        }
+        u
+    }
+
+    /// One exchange, bounded by `timeout`.
+    pub async fn call(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<Answer, CallError> {
+        let what = format!("{method} {}", url.path());
+        let mut req = self.client.request(method, url).timeout(timeout);
+        if let Some(t) = &self.token {
+            req = req.header("X-Consul-Token", t.clone());
+        }
+        if let Some(b) = body {
+            req = req.header("Content-Type", "application/json").body(b);
+        }
+        let classify = |e: reqwest::Error| {
+            if e.is_timeout() {
+                CallError::Unreachable(format!(
+                    "{what}: no answer from {} within {timeout:?}",
+                    self.base
+                ))
+            } else if e.is_connect() {
+                CallError::Unreachable(format!(
+                    "{what}: cannot connect to {}: {}",
+                    self.base,
+                    describe(&e)
+                ))
+            } else {
+                CallError::Broken(format!("{what}: {}", describe(&e)))
+            }
+        };
+        let resp = req.send().await.map_err(classify)?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.map_err(classify)?.to_vec();
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn https(f: impl FnOnce(&mut ConsulConfig)) -> Result<Http, ProviderError> {
+        let mut c = ConsulConfig::new(
+            Url::parse("https://consul.example:8501").expect("url"),
+            "svc",
+        );
+        f(&mut c);
+        Http::new(&c)
+    }
+
+    fn field(r: Result<Http, ProviderError>) -> String {
+        match r {
+            Err(ProviderError::Config { field, .. }) => field,
+            Err(other) => panic!("not a config error: {other}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn p2_tls_files_are_checked_when_the_client_is_built() {
+        let dir = std::env::temp_dir().join(format!("provider-consul-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").expect("write");
+        assert_eq!(
+            field(https(|c| c.tls.ca_file = Some(dir.join("missing.pem")))),
+            "ca_file"
+        );
+        assert_eq!(
+            field(https(|c| c.tls.ca_file = Some(empty.clone()))),
+            "ca_file"
+        );
+        assert_eq!(
+            field(https(|c| {
+                c.tls.client_cert = Some(dir.join("missing-cert.pem"));
+                c.tls.client_key = Some(dir.join("missing-key.pem"));
+            })),
+            "client_cert"
+        );
+        // Plain http never reads TLS files.
+        let mut c = ConsulConfig::new(Url::parse("http://127.0.0.1:8500").expect("url"), "svc");
+        c.tls.ca_file = Some(dir.join("missing.pem"));
+        assert!(Http::new(&c).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn urls_escape_segments_and_debug_hides_the_token() {
+        let mut c = ConsulConfig::new(Url::parse("http://127.0.0.1:8500").expect("url"), "svc");
+        c.token = Some(crate::Token::new("s3cr3t"));
+        let h = Http::new(&c).expect("client");
+        assert_eq!(
+            h.url(&["v1", "agent", "service", "deregister", "n/x:1-2"])
+                .as_str(),
+            "http://127.0.0.1:8500/v1/agent/service/deregister/n%2Fx:1-2"
+        );
+        assert!(!format!("{h:?}").contains("s3cr3t"));
+    }
+}

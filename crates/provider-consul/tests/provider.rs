@@ -1,0 +1,80 @@
+//! The Consul provider on its own, over the fake agent (P2).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use std::time::Duration;
+
+use cluster_core::ClusterProvider;
+use futures::StreamExt;
+use harness::*;
+use provider_consul::{ConsulConfig, ConsulKind, ConsulProvider, Token};
+
+fn provider(agent: &fake_consul::FakeConsul, wait: Duration) -> ConsulProvider {
+    let mut c = ConsulConfig::new(agent.url().parse().unwrap(), "lab");
+    c.ttl = Duration::from_secs(1);
+    c.wait = wait;
+    c.request_timeout = Duration::from_millis(500);
+    c.retry_min = Duration::from_millis(20);
+    c.retry_max = Duration::from_millis(100);
+    ConsulProvider::new(c).unwrap()
+}
+
+/// P2: a node whose agent is down when it registers gets an error, and its
+/// heartbeat registers it once the agent is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p2_register_while_agent_down_registers_when_it_is_back() {
+    let agent = fake().await;
+    agent.stop().await;
+    let p = provider(&agent, Duration::from_millis(200));
+    let e = p.register(&member("a", 4001)).await.unwrap_err();
+    assert_eq!(e.code(), "provider.registration", "{e}");
+    agent.start_again().await.unwrap();
+    wait_until("registered by the heartbeat", || {
+        p.stats().reregistrations >= 1
+    })
+    .await;
+    assert_eq!(agent.service_ids(), vec!["a-7".to_owned()]);
+}
+
+/// P2 keepalive: every blocking query that returns yields a snapshot, even
+/// unchanged, so a quiet cluster still shows signs of life every `wait`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p2_watch_re_yields_unchanged_snapshots_every_wait() {
+    let agent = fake().await;
+    let p = provider(&agent, Duration::from_millis(100));
+    p.register(&member("a", 4001)).await.unwrap();
+    let mut w = p.watch();
+    let mut snapshots = Vec::new();
+    tokio::time::timeout(BOUND, async {
+        while snapshots.len() < 4 {
+            snapshots.push(w.next().await.unwrap().unwrap());
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        snapshots
+            .iter()
+            .all(|s| s.members == vec![member("a", 4001)])
+    );
+    assert!(p.stats().queries >= 4);
+    assert_eq!(p.stats().index_resets, 0);
+}
+
+/// P2: the token never shows in Debug output of the config, the provider or
+/// the kind.
+#[test]
+fn p2_token_is_redacted_in_debug() {
+    let mut c = ConsulConfig::new("http://127.0.0.1:1".parse().unwrap(), "lab");
+    c.token = Some(Token::new("very-secret-token"));
+    let p = ConsulProvider::new(c.clone()).unwrap();
+    for dbg in [
+        format!("{c:?}"),
+        format!("{p:?}"),
+        format!("{:?}", ConsulKind::without_env()),
+    ] {
+        assert!(!dbg.contains("very-secret-token"), "{dbg}");
+    }
+}
