@@ -23,3 +23,6 @@ pub const TOPOLOGY_UPDATES: &str = "provisioning_topology_updates_total";
 pub const QUARANTINES: &str = "provisioning_quarantines_total";
 /// Counter: providers whose activation was suppressed (R5.2), by `provider`.
 pub const ACTIVATION_SUPPRESSED: &str = "provisioning_activation_suppressed_total";
+/// Counter, labels `provider`, `reason` (error code): registrations of the
+/// local member that failed (each is retried with backoff).
+pub const REGISTRATION_FAILURES: &str = "provisioning_registration_failures_total";

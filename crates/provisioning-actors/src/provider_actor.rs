@@ -1,7 +1,9 @@
 //! `ProviderActor`: hosts one [`ClusterProvider`] as a supervised child of
 //! the ProvisioningSupervisor (A3).
 //!
-//! On start it registers the local member (when the provider can), then pumps
+//! On start it registers the local member (when the provider can; a failed
+//! registration is retried after 1 s, doubling up to 30 s, until it succeeds
+//! or the member is deregistered), then pumps
 //! the provider's watch stream into the supervisor as [`ProviderEvent`]s. The
 //! stream ending is a failure of this actor: it returns the [`StreamEnded`]
 //! error, so supervision restarts it with backoff (A4 "failover by
@@ -40,7 +42,14 @@ pub enum ProviderMsg {
     Ended,
     /// Deregister the local member (graceful drain); replies with the result.
     Deregister(ReplyTo<Result<(), ProviderError>>),
+    /// Try the failed registration again (the attempt number).
+    RetryRegister(u32),
 }
+
+/// First pause before registering again after a failure.
+const REGISTER_RETRY_MIN: Duration = Duration::from_secs(1);
+/// Longest pause between two registration attempts.
+const REGISTER_RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// The stream ended: a failure, so that supervision restarts the actor.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +65,8 @@ pub struct ProviderActor {
     pub(crate) instance: u64,
     pub(crate) register_timeout: Duration,
     pub(crate) pump: Option<JoinHandle<()>>,
+    /// Set once deregistered: a pending retry must not register again.
+    pub(crate) deregistered: bool,
 }
 
 impl ProviderActor {
@@ -68,25 +79,37 @@ impl ProviderActor {
     }
 }
 
+impl ProviderActor {
+    /// Registers the local member if the provider can; `false` (reported
+    /// to the supervisor) when it failed.
+    async fn register(&mut self) -> bool {
+        let Some(local) = &self.local else {
+            return true;
+        };
+        if self.deregistered || !self.provider.capabilities().register {
+            return true;
+        }
+        let reg = tokio::time::timeout(self.register_timeout, self.provider.register(local));
+        let error = match reg.await {
+            Ok(Ok(())) => return true,
+            Ok(Err(e)) => e,
+            Err(_) => {
+                ProviderError::Registration(format!("no answer within {:?}", self.register_timeout))
+            }
+        };
+        tracing::warn!(provider = %self.id, error = %error, code = error.code(), "registration failed; will retry");
+        self.report(ProviderEvent::RegistrationFailed(error));
+        false
+    }
+}
+
 impl Actor for ProviderActor {
     type Msg = ProviderMsg;
 
     async fn started(&mut self, ctx: &mut Context<Self>) -> HandlerResult {
         self.report(ProviderEvent::Started);
-        if let Some(local) = &self.local
-            && self.provider.capabilities().register
-        {
-            let reg = tokio::time::timeout(self.register_timeout, self.provider.register(local));
-            match reg.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => self.report(ProviderEvent::RegistrationFailed(e)),
-                Err(_) => self.report(ProviderEvent::RegistrationFailed(
-                    ProviderError::Registration(format!(
-                        "no answer within {:?}",
-                        self.register_timeout
-                    )),
-                )),
-            }
+        if !self.register().await {
+            ctx.schedule_once(REGISTER_RETRY_MIN, ProviderMsg::RetryRegister(1));
         }
         // Snapshots and errors go straight to the supervisor (one hop less
         // on the propagation path); the end goes through this actor, which
@@ -120,10 +143,19 @@ impl Actor for ProviderActor {
         Ok(())
     }
 
-    async fn handle(&mut self, msg: ProviderMsg, _ctx: &mut Context<Self>) -> HandlerResult {
+    async fn handle(&mut self, msg: ProviderMsg, ctx: &mut Context<Self>) -> HandlerResult {
         match msg {
             ProviderMsg::Ended => return Err(Box::new(StreamEnded(self.id.clone()))),
+            ProviderMsg::RetryRegister(attempt) => {
+                if !self.register().await {
+                    let delay = REGISTER_RETRY_MIN
+                        .saturating_mul(1 << attempt.min(5))
+                        .min(REGISTER_RETRY_MAX);
+                    ctx.schedule_once(delay, ProviderMsg::RetryRegister(attempt + 1));
+                }
+            }
             ProviderMsg::Deregister(reply) => {
+                self.deregistered = true;
                 let result = match &self.local {
                     Some(local) if self.provider.capabilities().register => {
                         match tokio::time::timeout(

@@ -439,6 +439,7 @@ impl ProvisioningSupervisor {
                 instance,
                 register_timeout: timeout,
                 pump: None,
+                deregistered: false,
             }
         };
         // `provider-<id>`, or a numbered name while a replaced actor of the
@@ -539,7 +540,13 @@ impl ProvisioningSupervisor {
                 self.policy.on_input(&id, Input::Error(code), now)
             }
             ProviderEvent::RegistrationFailed(e) => {
-                if self.count_activation_failure(&id, e.code(), threshold, ctx) {
+                counter!(m::REGISTRATION_FAILURES, "provider" => id.to_string(), "reason" => e.code())
+                    .increment(1);
+                // An unreachable backend is not a validation failure (R5.2):
+                // the registration is retried and failover handles the rest.
+                if !matches!(e, ProviderError::Connectivity(_))
+                    && self.count_activation_failure(&id, e.code(), threshold, ctx)
+                {
                     return;
                 }
                 Decision::default()
