@@ -486,8 +486,8 @@ impl From<ProviderChanged> for PlacementMsg {
     }
 }
 
-/// Requests waiting for a remote answer, by request id.
-type Pending = Mutex<HashMap<u64, oneshot::Sender<Responder>>>;
+/// Requests waiting for a remote answer, by request id, with the node asked.
+type Pending = Mutex<HashMap<u64, (NodeId, oneshot::Sender<Responder>)>>;
 
 struct Shared {
     local: NodeId,
@@ -545,7 +545,12 @@ impl PlacementSupervisor {
         let _ = actor.tell(PlacementMsg(Msg::CatchUp));
         if let Some(remoting) = &shared.remoting {
             let calls = actor.clone();
-            remoting.register_fn(PLACEMENT_ACTOR, CALL_TYPE, move |call: GrainCall| {
+            remoting.register_fn(PLACEMENT_ACTOR, CALL_TYPE, move |from, call: GrainCall| {
+                // Answers go to the node that sent the call, whatever it
+                // claims.
+                if &call.from != from {
+                    return Err("spoofed_sender");
+                }
                 calls
                     .tell(PlacementMsg(Msg::Call(Box::new(call))))
                     .map_err(|_| "undeliverable")
@@ -553,17 +558,28 @@ impl PlacementSupervisor {
             // Weak: Remoting's registry must not keep this node's placement
             // state (which holds a RemotingHandle) alive in a cycle.
             let replies = Arc::downgrade(&shared);
-            remoting.register_fn(PLACEMENT_ACTOR, REPLY_TYPE, move |reply: GrainReply| {
-                let replies = replies.upgrade().ok_or("undeliverable")?;
-                let waiter = lock(&replies.pending).remove(&reply.req_id);
-                let waiter = waiter.ok_or("late_reply")?;
-                let result = reply
-                    .result
-                    .map(serde_bytes::ByteBuf::into_vec)
-                    .map_err(PlacementError::from_wire);
-                let _ = waiter.send(result);
-                Ok(())
-            });
+            remoting.register_fn(
+                PLACEMENT_ACTOR,
+                REPLY_TYPE,
+                move |from, reply: GrainReply| {
+                    let replies = replies.upgrade().ok_or("undeliverable")?;
+                    let mut pending = lock(&replies.pending);
+                    // Only the node that was asked may answer.
+                    match pending.get(&reply.req_id) {
+                        None => return Err("late_reply"),
+                        Some((asked, _)) if asked != from => return Err("spoofed_sender"),
+                        Some(_) => {}
+                    }
+                    let (_, waiter) = pending.remove(&reply.req_id).ok_or("late_reply")?;
+                    drop(pending);
+                    let result = reply
+                        .result
+                        .map(serde_bytes::ByteBuf::into_vec)
+                        .map_err(PlacementError::from_wire);
+                    let _ = waiter.send(result);
+                    Ok(())
+                },
+            );
         }
         Ok(PlacementHandle { actor, shared })
     }
@@ -944,7 +960,7 @@ impl PlacementHandle {
         let bytes =
             rmp_serde::to_vec(&call).map_err(|e| PlacementError::Codec(format!("call: {e}")))?;
         let (tx, rx) = oneshot::channel();
-        lock(&self.shared.pending).insert(req_id, tx);
+        lock(&self.shared.pending).insert(req_id, (node.clone(), tx));
         let _guard = PendingGuard {
             pending: &self.shared.pending,
             req_id,

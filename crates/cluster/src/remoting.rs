@@ -341,7 +341,7 @@ impl RemotingError {
 }
 
 /// Decodes a payload and delivers it; `Err` says why it was dropped.
-type Handler = Arc<dyn Fn(&[u8]) -> Result<(), &'static str> + Send + Sync>;
+type Handler = Arc<dyn Fn(&NodeId, &[u8]) -> Result<(), &'static str> + Send + Sync>;
 
 /// What the accept check needs, kept current by the actor.
 struct View {
@@ -415,7 +415,7 @@ impl Shared {
     }
 
     /// Delivers a received `Tell`.
-    fn deliver(&self, to: &str, type_id: &str, payload: &[u8]) {
+    fn deliver(&self, from: &NodeId, to: &str, type_id: &str, payload: &[u8]) {
         let handler = self
             .registry
             .read()
@@ -423,7 +423,7 @@ impl Shared {
             .get(&(to.to_owned(), type_id.to_owned()))
             .cloned();
         let outcome = match handler {
-            Some(h) => h(payload),
+            Some(h) => h(from, payload),
             None => Err("unknown_type"),
         };
         if let Err(reason) = outcome {
@@ -553,7 +553,7 @@ impl RemotingHandle {
     where
         M: DeserializeOwned + Send + 'static,
     {
-        let handler: Handler = Arc::new(move |payload: &[u8]| {
+        let handler: Handler = Arc::new(move |_from: &NodeId, payload: &[u8]| {
             let msg: M = rmp_serde::from_slice(payload).map_err(|_| "undecodable")?;
             actor.tell(msg).map_err(|_| "undeliverable")
         });
@@ -565,21 +565,23 @@ impl RemotingHandle {
     }
 
     /// Delivers the remote tells addressed to `(to, type_id)` to `deliver`,
-    /// each payload decoded as an `M` with `rmp-serde` (replacing an earlier
-    /// registration of the pair). `deliver` runs inside the Remoting actor
-    /// and must not block; an `Err(reason)` drops the message and is
-    /// counted in `remoting_frames_dropped_total` under that reason.
+    /// with the node that sent them (authenticated by the association's
+    /// handshake), each payload decoded as an `M` with `rmp-serde`
+    /// (replacing an earlier registration of the pair). `deliver` runs
+    /// inside the Remoting actor and must not block; an `Err(reason)` drops
+    /// the message and is counted in `remoting_frames_dropped_total` under
+    /// that reason.
     pub fn register_fn<M>(
         &self,
         to: &str,
         type_id: &str,
-        deliver: impl Fn(M) -> Result<(), &'static str> + Send + Sync + 'static,
+        deliver: impl Fn(&NodeId, M) -> Result<(), &'static str> + Send + Sync + 'static,
     ) where
         M: DeserializeOwned + Send + 'static,
     {
-        let handler: Handler = Arc::new(move |payload: &[u8]| {
+        let handler: Handler = Arc::new(move |from: &NodeId, payload: &[u8]| {
             let msg: M = rmp_serde::from_slice(payload).map_err(|_| "undecodable")?;
-            deliver(msg)
+            deliver(from, msg)
         });
         self.shared
             .registry

@@ -542,7 +542,7 @@ impl RemotingActor {
                     to,
                     type_id,
                     payload,
-                } => self.shared.deliver(&to, &type_id, &payload),
+                } => self.shared.deliver(&node, &to, &type_id, &payload),
                 Frame::Goodbye => {
                     tracing::info!(%node, "peer said goodbye");
                     close(&self.shared, &node, &mut p, false);
