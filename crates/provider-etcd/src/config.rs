@@ -1,0 +1,392 @@
+//! [`EtcdConfig`]: the settings of one etcd provider, parsed and validated
+//! from a descriptor's `settings` map.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cluster_core::ProviderError;
+
+/// Default key prefix.
+pub const DEFAULT_PREFIX: &str = "/cluster-provisioning";
+/// Default lease TTL: a node that dies without deregistering disappears from
+/// everyone's topology after at most this long.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
+/// Default keepalive: an unchanged snapshot is re-sent after this long, well
+/// below the supervisor's 15 s silence timeout.
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_millis(5_000);
+/// Default bound of a TCP (and TLS) connection attempt.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(3_000);
+/// Default bound of one request (get, put, grant, keep-alive answer).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(5_000);
+/// Default first delay before reconnecting after an error.
+pub const DEFAULT_RETRY_INITIAL: Duration = Duration::from_millis(500);
+/// Default longest delay between reconnection attempts.
+pub const DEFAULT_RETRY_MAX: Duration = Duration::from_millis(10_000);
+
+/// A user name and password for etcd's authentication. `Debug` never shows
+/// the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The etcd user.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// PEM files for TLS: the CA that signed etcd's certificate, and optionally
+/// a client certificate and key (mutual TLS).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct TlsFiles {
+    /// The CA certificate (PEM).
+    pub ca: PathBuf,
+    /// The client certificate (PEM), with `key`.
+    pub cert: Option<PathBuf>,
+    /// The client key (PEM), with `cert`.
+    pub key: Option<PathBuf>,
+}
+
+/// The settings of one etcd provider. Build it with
+/// [`from_settings`](Self::from_settings) (what the `etcd` kind does) or
+/// with [`new`](Self::new) and the public fields.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct EtcdConfig {
+    /// A name for logs and metric labels (the kind sets the provider id).
+    pub name: String,
+    /// etcd client URLs: `http://host:port`, `https://host:port` or
+    /// `host:port`.
+    pub endpoints: Vec<String>,
+    /// Key prefix, starting with `/`, without a trailing `/`.
+    pub prefix: String,
+    /// The cluster name: members live under `<prefix>/<cluster>/members/`.
+    pub cluster: String,
+    /// TTL of the registration lease; the keep-alive runs every third of it.
+    pub lease_ttl: Duration,
+    /// Re-send an unchanged snapshot after this long.
+    pub keepalive: Duration,
+    /// Bound of one connection attempt.
+    pub connect_timeout: Duration,
+    /// Bound of one request.
+    pub request_timeout: Duration,
+    /// First delay before reconnecting after an error (doubles, ±20 %
+    /// jitter).
+    pub retry_initial: Duration,
+    /// Longest delay between reconnection attempts.
+    pub retry_max: Duration,
+    /// etcd authentication, if enabled on the server.
+    pub credentials: Option<Credentials>,
+    /// TLS, if the server requires it.
+    pub tls: Option<TlsFiles>,
+}
+
+impl EtcdConfig {
+    /// A configuration with the defaults for everything but the endpoints
+    /// and the cluster name.
+    pub fn new(endpoints: Vec<String>, cluster: impl Into<String>) -> Self {
+        Self {
+            name: "etcd".into(),
+            endpoints,
+            prefix: DEFAULT_PREFIX.into(),
+            cluster: cluster.into(),
+            lease_ttl: DEFAULT_LEASE_TTL,
+            keepalive: DEFAULT_KEEPALIVE,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            retry_initial: DEFAULT_RETRY_INITIAL,
+            retry_max: DEFAULT_RETRY_MAX,
+            credentials: None,
+            tls: None,
+        }
+    }
+
+    /// Parses the settings of an `etcd` descriptor (see the crate docs for
+    /// the table). `default_cluster` is used when `cluster` is not set. A bad
+    /// or missing setting is `ProviderError::Config` naming the key.
+    pub fn from_settings(
+        settings: &BTreeMap<String, String>,
+        default_cluster: Option<&str>,
+    ) -> Result<Self, ProviderError> {
+        let get = |k: &str| settings.get(k).map(String::as_str);
+        let endpoints: Vec<String> = get("endpoints")
+            .ok_or_else(|| config("endpoints", "missing: comma-separated etcd client URLs"))?
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let cluster = get("cluster")
+            .or(default_cluster)
+            .ok_or_else(|| config("cluster", "missing: the cluster name"))?;
+        let mut c = Self::new(endpoints, cluster);
+        if let Some(p) = get("prefix") {
+            c.prefix = p.to_owned();
+        }
+        if let Some(v) = get("lease_ttl_s") {
+            c.lease_ttl = Duration::from_secs(number(v, "lease_ttl_s", 2, 3_600)?);
+        }
+        if let Some(v) = get("keepalive_ms") {
+            c.keepalive = millis(v, "keepalive_ms", 100, 60_000)?;
+        }
+        if let Some(v) = get("connect_timeout_ms") {
+            c.connect_timeout = millis(v, "connect_timeout_ms", 10, 600_000)?;
+        }
+        if let Some(v) = get("request_timeout_ms") {
+            c.request_timeout = millis(v, "request_timeout_ms", 10, 600_000)?;
+        }
+        if let Some(v) = get("retry_initial_ms") {
+            c.retry_initial = millis(v, "retry_initial_ms", 1, 600_000)?;
+        }
+        if let Some(v) = get("retry_max_ms") {
+            c.retry_max = millis(v, "retry_max_ms", 1, 600_000)?;
+        }
+        c.credentials = match (get("user"), get("password")) {
+            (None, None) => None,
+            (Some(user), Some(password)) => Some(Credentials {
+                user: user.to_owned(),
+                password: password.to_owned(),
+            }),
+            (Some(_), None) => return Err(config("password", "missing: `user` is set")),
+            (None, Some(_)) => return Err(config("user", "missing: `password` is set")),
+        };
+        c.tls = match (get("tls_ca"), get("tls_cert"), get("tls_key")) {
+            (None, None, None) => None,
+            (None, _, _) => {
+                return Err(config(
+                    "tls_ca",
+                    "missing: the CA certificate is required with tls_cert / tls_key",
+                ));
+            }
+            (Some(ca), cert, key) => Some(TlsFiles {
+                ca: ca.into(),
+                cert: cert.map(PathBuf::from),
+                key: key.map(PathBuf::from),
+            }),
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks the fields; the error names the setting.
+    pub fn validate(&self) -> Result<(), ProviderError> {
+        if self.endpoints.is_empty() {
+            return Err(config(
+                "endpoints",
+                "at least one etcd client URL is needed",
+            ));
+        }
+        for e in &self.endpoints {
+            let rest = e
+                .strip_prefix("http://")
+                .or_else(|| e.strip_prefix("https://"))
+                .unwrap_or(e);
+            if rest.is_empty() || rest.contains('/') || rest.chars().any(char::is_whitespace) {
+                return Err(config(
+                    "endpoints",
+                    format!("{e:?} is not host:port, http://host:port or https://host:port"),
+                ));
+            }
+            if e.starts_with("https://") && self.tls.is_none() {
+                return Err(config(
+                    "tls_ca",
+                    format!("missing: endpoint {e:?} uses https"),
+                ));
+            }
+            if e.starts_with("http://") && self.tls.is_some() {
+                return Err(config(
+                    "endpoints",
+                    format!("{e:?} uses http but TLS is configured: use https:// or host:port"),
+                ));
+            }
+        }
+        if !self.prefix.starts_with('/')
+            || self.prefix.ends_with('/')
+            || self.prefix.contains("//")
+            || self.prefix.chars().any(char::is_whitespace)
+        {
+            return Err(config(
+                "prefix",
+                format!(
+                    "{:?} must start with '/', not end with '/', and contain no empty segment or space",
+                    self.prefix
+                ),
+            ));
+        }
+        let cluster_ok = !self.cluster.is_empty()
+            && self.cluster.len() <= 128
+            && self
+                .cluster
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !cluster_ok {
+            return Err(config(
+                "cluster",
+                format!(
+                    "{:?} must be 1 to 128 characters of A-Z a-z 0-9 . _ -",
+                    self.cluster
+                ),
+            ));
+        }
+        if self.lease_ttl < Duration::from_secs(2) {
+            return Err(config("lease_ttl_s", "must be at least 2 seconds"));
+        }
+        if self.retry_max < self.retry_initial {
+            return Err(config(
+                "retry_max_ms",
+                "must not be smaller than retry_initial_ms",
+            ));
+        }
+        if let Some(c) = &self.credentials
+            && c.user.is_empty()
+        {
+            return Err(config("user", "must not be empty"));
+        }
+        if let Some(t) = &self.tls
+            && t.cert.is_some() != t.key.is_some()
+        {
+            let missing = if t.cert.is_none() {
+                "tls_cert"
+            } else {
+                "tls_key"
+            };
+            return Err(config(
+                missing,
+                "missing: a client certificate needs both tls_cert and tls_key",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The interval of the lease keep-alive: a third of the TTL, so that two
+    /// keep-alives may be lost before the lease expires.
+    pub fn lease_keepalive_interval(&self) -> Duration {
+        self.lease_ttl / 3
+    }
+}
+
+pub(crate) fn config(field: &str, reason: impl Into<String>) -> ProviderError {
+    ProviderError::Config {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+fn number(v: &str, field: &str, min: u64, max: u64) -> Result<u64, ProviderError> {
+    v.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| {
+            config(
+                field,
+                format!("{v:?} is not a whole number in {min}..={max}"),
+            )
+        })
+}
+
+fn millis(v: &str, field: &str, min: u64, max: u64) -> Result<Duration, ProviderError> {
+    number(v, field, min, max).map(Duration::from_millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn field_of(e: ProviderError) -> String {
+        match e {
+            ProviderError::Config { field, .. } => field,
+            other => panic!("not a config error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn r1_1_defaults_apply_and_every_bad_setting_names_its_key() {
+        let c = EtcdConfig::from_settings(
+            &settings(&[("endpoints", "127.0.0.1:2379, http://127.0.0.1:2380")]),
+            Some("lab"),
+        )
+        .unwrap();
+        assert_eq!(c.endpoints, ["127.0.0.1:2379", "http://127.0.0.1:2380"]);
+        assert_eq!(c.prefix, DEFAULT_PREFIX);
+        assert_eq!(c.cluster, "lab");
+        assert_eq!(c.lease_ttl, DEFAULT_LEASE_TTL);
+        assert_eq!(c.keepalive, DEFAULT_KEEPALIVE);
+        assert_eq!(c.lease_keepalive_interval(), Duration::from_secs(10) / 3);
+
+        let ep = ("endpoints", "127.0.0.1:2379");
+        let cl = ("cluster", "lab");
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[cl], "endpoints"),
+            (&[("endpoints", " , "), cl], "endpoints"),
+            (&[("endpoints", "http://a:1/x"), cl], "endpoints"),
+            (&[ep], "cluster"),
+            (&[ep, ("cluster", "a/b")], "cluster"),
+            (&[ep, cl, ("prefix", "no-slash")], "prefix"),
+            (&[ep, cl, ("prefix", "/trailing/")], "prefix"),
+            (&[ep, cl, ("lease_ttl_s", "1")], "lease_ttl_s"),
+            (&[ep, cl, ("lease_ttl_s", "ten")], "lease_ttl_s"),
+            (&[ep, cl, ("keepalive_ms", "0")], "keepalive_ms"),
+            (
+                &[ep, cl, ("connect_timeout_ms", "-1")],
+                "connect_timeout_ms",
+            ),
+            (&[ep, cl, ("request_timeout_ms", "")], "request_timeout_ms"),
+            (&[ep, cl, ("retry_initial_ms", "x")], "retry_initial_ms"),
+            (
+                &[ep, cl, ("retry_initial_ms", "100"), ("retry_max_ms", "50")],
+                "retry_max_ms",
+            ),
+            (&[ep, cl, ("user", "u")], "password"),
+            (&[ep, cl, ("password", "p")], "user"),
+            (&[ep, cl, ("tls_cert", "c.pem")], "tls_ca"),
+            (
+                &[ep, cl, ("tls_ca", "ca.pem"), ("tls_cert", "c.pem")],
+                "tls_key",
+            ),
+            (&[("endpoints", "https://a:1"), cl], "tls_ca"),
+            (
+                &[("endpoints", "http://a:1"), cl, ("tls_ca", "ca.pem")],
+                "endpoints",
+            ),
+        ];
+        for (pairs, field) in cases {
+            let e = EtcdConfig::from_settings(&settings(pairs), None).unwrap_err();
+            assert_eq!(e.code(), "provider.config");
+            assert_eq!(field_of(e), *field, "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn the_password_never_shows_in_debug_output() {
+        let c = EtcdConfig::from_settings(
+            &settings(&[
+                ("endpoints", "127.0.0.1:2379"),
+                ("cluster", "lab"),
+                ("user", "svc"),
+                ("password", "hunter2-secret"),
+            ]),
+            None,
+        )
+        .unwrap();
+        let shown = format!("{c:?} {c:#?}");
+        assert!(shown.contains("svc"), "{shown}");
+        assert!(!shown.contains("hunter2-secret"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
+}

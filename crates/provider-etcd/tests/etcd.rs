@@ -1,0 +1,652 @@
+//! The etcd provider against a real etcd (P5), through the
+//! ProvisioningSupervisor: join and leave, lease expiry, etcd restarted,
+//! etcd killed and failover, compaction, bad endpoints, malformed values,
+//! authentication.
+//!
+//! Each test starts its own etcd on free loopback ports (see
+//! `support/etcd.rs`); without etcd installed they print a skip line, or
+//! fail when `CI_REQUIRE_ETCD=1`.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/etcd.rs"]
+mod etcd;
+#[path = "support/node.rs"]
+mod node;
+
+use std::future::Future;
+use std::time::Duration;
+
+use cluster_core::events::ChangeReason;
+use cluster_core::{ClusterProvider, ProviderDescriptor, ProviderId, ProvisioningStatus};
+use etcd::EtcdServer;
+use etcd_client::{Client, GetOptions, Permission};
+use futures::StreamExt;
+use node::*;
+use provider_etcd::{EtcdProvider, KeyLayout};
+use provider_memory::MembershipTable;
+use provisioning_actors::{MemoryKind, ProviderKinds, ProvisioningConfig, ProvisioningSupervisor};
+
+/// The next item of a watch, within [`BOUND`].
+async fn next_item(
+    s: &mut futures::stream::BoxStream<
+        'static,
+        Result<cluster_core::Snapshot, cluster_core::ProviderError>,
+    >,
+) -> Result<cluster_core::Snapshot, cluster_core::ProviderError> {
+    tokio::time::timeout(BOUND, s.next())
+        .await
+        .expect("an item within the bound")
+        .expect("the stream does not end")
+}
+
+/// Bounds a whole test.
+async fn bounded(f: impl Future<Output = ()>) {
+    tokio::time::timeout(Duration::from_secs(90), f)
+        .await
+        .expect("the test finished within 90 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p5_r4_1_three_nodes_join_and_leave_through_etcd() {
+    bounded(async {
+        let Some(etcd) = EtcdServer::start().await else {
+            return;
+        };
+        let ep = etcd.endpoint();
+        let a = node("a", 4001, vec![etcd_descriptor("etcd", 0, &ep)], None).await;
+        let b = node("b", 4002, vec![etcd_descriptor("etcd", 0, &ep)], None).await;
+        let c = node("c", 4003, vec![etcd_descriptor("etcd", 0, &ep)], None).await;
+        for n in [&a, &b, &c] {
+            let t = n.wait_members(&["a", "b", "c"]).await;
+            assert_eq!(t.status, ProvisioningStatus::Active);
+            assert_eq!(
+                t.active_provider.as_ref().map(ProviderId::as_str),
+                Some("etcd")
+            );
+        }
+        // c leaves gracefully: its key is deleted at once.
+        let drained = c.handle.drain().await.unwrap();
+        assert!(drained.iter().all(|(_, r)| r.is_ok()), "{drained:?}");
+        for n in [&a, &b] {
+            n.wait_members(&["a", "b"]).await;
+            let left: Vec<String> = n
+                .events
+                .updates
+                .lock()
+                .unwrap()
+                .iter()
+                .flat_map(|u| u.diff.left.iter().map(|m| m.node_id.to_string()))
+                .collect();
+            assert_eq!(left, ["c"], "{}: one leave, of c", n.name);
+        }
+        wait_registered(&mut etcd.client().await, &["a", "b"]).await;
+        for n in [a, b, c] {
+            n.shutdown().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p5_lease_expiry_removes_a_node_that_died_without_deregistering() {
+    bounded(async {
+        let Some(etcd) = EtcdServer::start().await else {
+            return;
+        };
+        let ep = etcd.endpoint();
+        let a = node("a", 4001, vec![etcd_descriptor("etcd", 0, &ep)], None).await;
+        // "b" is another process: it registers with a 2 s lease, then dies
+        // (its provider is dropped: the keep-alive stops, nothing deletes
+        // the key).
+        let b = raw_provider(&ep);
+        b.register(&member("b", 4002)).await.unwrap();
+        a.wait_members(&["a", "b"]).await;
+        drop(b);
+        a.wait_members(&["a"]).await;
+        wait_registered(&mut etcd.client().await, &["a"]).await;
+        a.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p5_leases_are_kept_alive_beyond_their_ttl() {
+    bounded(async {
+        let Some(etcd) = EtcdServer::start().await else {
+            return;
+        };
+        let ep = etcd.endpoint();
+        // A 3 s lease (keep-alive every second) leaves room for a loaded
+        // machine.
+        let mut config = raw_config(&ep);
+        config.lease_ttl = Duration::from_secs(3);
+        let b = EtcdProvider::new(config).unwrap();
+        b.register(&member("b", 4002)).await.unwrap();
+        let mut client = etcd.client().await;
+        let key = b.layout().key_of(&member("b", 1).node_id);
+        let lease = client.get(key.clone(), None).await.unwrap().kvs()[0].lease();
+        // Two TTLs later the key still holds the same lease: it was kept
+        // alive, not lost and granted again.
+        let ttl = b.config().lease_ttl;
+        let deadline = tokio::time::Instant::now() + ttl * 2;
+        while tokio::time::Instant::now() < deadline {
+            let kvs = client.get(key.clone(), None).await.unwrap();
+            assert_eq!(kvs.kvs().len(), 1, "the key expired");
+            assert_eq!(kvs.kvs()[0].lease(), lease);
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert_eq!(b.stats().registrations, 1);
+        assert_eq!(b.stats().leases_lost, 0);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p5_etcd_restarted_empty_everyone_registers_again() {
+    bounded(async {
+        let Some(mut etcd) = EtcdServer::start().await else {
+            return;
+        };
+        let ep = etcd.endpoint();
+        let a = node("a", 4001, vec![etcd_descriptor("etcd", 0, &ep)], None).await;
+        let b = node("b", 4002, vec![etcd_descriptor("etcd", 0, &ep)], None).await;
+        a.wait_members(&["a", "b"]).await;
+        b.wait_members(&["a", "b"]).await;
+        // All data lost: keys, leases, revisions.
+        etcd.restart_empty().await;
+        let mut client = etcd.client().await;
+        wait_registered(&mut client, &["a", "b"]).await;
+        for n in [&a, &b] {
+            n.wait_topology("a and b, served by a healthy etcd provider", |t| {
+                ids(t) == set(&["a", "b"]) && t.status == ProvisioningStatus::Active
+            })
+            .await;
+        }
+        // And the watches follow the new etcd: a new member is seen.
+        let c = raw_provider(&ep);
+        c.register(&member("c", 4003)).await.unwrap();
+        a.wait_members(&["a", "b", "c"]).await;
+        b.wait_members(&["a", "b", "c"]).await;
+        for n in [a, b] {
+            n.shutdown().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p5_r2_5_etcd_killed_fails_over_to_memory_and_fails_back_after_restart() {
+    bounded(async {
+        let Some(mut etcd) = EtcdServer::start().await else {
+            return;
+        };
+        let ep = etcd.endpoint();
+        let standby = MembershipTable::new();
+        let defs = vec![
+            etcd_descriptor("etcd", 0, &ep),
+            ProviderDescriptor::new(ProviderId::new("memory").unwrap(), "memory", 1)
+                .with_setting("table", "standby")
+                .with_setting("keepalive_ms", "500"),
+        ];
+        let a = node("a", 4001, defs, Some(&standby)).await;
+        let other = raw_provider(&ep);
+        other.register(&member("x", 4009)).await.unwrap();
+        a.wait_topology("etcd active with a and x", |t| {
+            t.active_provider.as_ref().map(ProviderId::as_str) == Some("etcd")
+                && ids(t) == set(&["a", "x"])
+        })
+        .await;
+
+        etcd.kill();
+        let to_memory = a
+            .wait_change("failover to memory", |c| {
+                c.to.as_ref().map(ProviderId::as_str) == Some("memory")
+            })
+            .await;
+        assert!(
+            matches!(
+                to_memory.reason,
+                ChangeReason::Errors | ChangeReason::Silence
+            ),
+            "{to_memory:?}"
+        );
+        // The standby lists only what registered in it: a.
+        a.wait_topology("served by memory", |t| {
+            t.active_provider.as_ref().map(ProviderId::as_str) == Some("memory")
+                && ids(t) == set(&["a"])
+        })
+        .await;
+
+        etcd.restart().await;
+        let back = a
+            .wait_change("fail-back to etcd", |c| {
+                c.to.as_ref().map(ProviderId::as_str) == Some("etcd")
+                    && c.reason == ChangeReason::FailBack
+            })
+            .await;
+        assert_eq!(back.from.as_ref().map(ProviderId::as_str), Some("memory"));
+        a.wait_topology("etcd active again with a and x", |t| {
+            t.active_provider.as_ref().map(ProviderId::as_str) == Some("etcd")
+                && ids(t) == set(&["a", "x"])
+        })
+        .await;
+        a.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p5_compaction_behind_a_slow_watch_resyncs_and_later_changes_are_seen() {
+    bounded(async {
+        let Some(etcd) = EtcdServer::start().await else {
+            return;
+        };
+        let ep = etcd.endpoint();
+        let watcher = raw_provider(&ep);
+        let mut stream = watcher.watch();
+        let first = stream.next().await.unwrap().unwrap();
+        assert!(first.members.is_empty());
+
+        // While the stream is not read, churn one member key until etcd
+        // can no longer deliver to this watch (gRPC flow control), then
+        // compact past everything: the watch is now behind a compaction.
+        let mut client = etcd.client().await;
+        let layout = KeyLayout::new("/cluster-provisioning", CLUSTER);
+        let churn = member("churn", 4000);
+        let key = layout.key_of(&churn.node_id);
+        let pad = "x".repeat(4096);
+        let mut revision = 0;
+        for round in 0..40u64 {
+            let puts = (0..16u64).map(|i| {
+                let mut c = client.clone();
+                let mut m = churn.clone().with_label("pad", pad.clone());
+                m.incarnation = round * 16 + i + 1;
+                let (key, value) = (key.clone(), KeyLayout::encode(&m));
+                async move { c.put(key, value, None).await.unwrap() }
+            });
+            for r in futures::future::join_all(puts).await {
+                revision = revision.max(r.header().unwrap().revision());
+            }
+        }
+        client.compact(revision, None).await.unwrap();
+
+        let late = raw_provider(&ep);
+        late.register(&member("late", 4010)).await.unwrap();
+        let deadline = tokio::time::Instant::now() + BOUND;
+        loop {
+            let next = tokio::time::timeout_at(deadline, stream.next())
+                .await
+                .expect("the watch sees the member registered after the compaction")
+                .unwrap();
+            if let Ok(s) = next
+                && s.members.iter().any(|m| m.node_id.as_str() == "late")
+            {
+                break;
+            }
+        }
+        let stats = watcher.stats();
+        assert!(
+            stats.compactions >= 1 && stats.resyncs >= 2,
+            "the watch went through the compaction path: {stats:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p5_compaction_under_running_nodes_does_not_stop_their_watches() {
+    bounded(async {
+        let Some(etcd) = EtcdServer::start().await else {
+            return;
+        };
+        let ep = etcd.endpoint();
+        let a = node("a", 4001, vec![etcd_descriptor("etcd", 0, &ep)], None).await;
+        let b = raw_provider(&ep);
+        b.register(&member("b", 4002)).await.unwrap();
+        a.wait_members(&["a", "b"]).await;
+        let mut client = etcd.client().await;
+        let rev = client
+            .get("/", Some(GetOptions::new().with_count_only()))
+            .await
+            .unwrap()
+            .header()
+            .unwrap()
+            .revision();
+        client.compact(rev, None).await.unwrap();
+        b.deregister(&member("b", 4002)).await.unwrap();
+        a.wait_members(&["a"]).await;
+        let c = raw_provider(&ep);
+        c.register(&member("c", 4003)).await.unwrap();
+        a.wait_members(&["a", "c"]).await;
+        a.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r1_4_an_unreachable_endpoint_is_a_connectivity_error_at_acceptance() {
+    bounded(async {
+        // No etcd needed: a port nothing listens on.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let system = actor_runtime::ActorSystem::new("r14");
+        let kinds = ProviderKinds::new()
+            .with(provider_etcd::EtcdKind::new())
+            .with(MemoryKind::new());
+        let handle = ProvisioningSupervisor::spawn(
+            &system,
+            ProvisioningConfig {
+                connectivity_timeout: Duration::from_secs(5),
+                ..ProvisioningConfig::default()
+            },
+            kinds,
+            vec![],
+        )
+        .await
+        .unwrap();
+        let d = etcd_descriptor("etcd", 0, &format!("http://127.0.0.1:{port}"));
+        let e = handle.register(d).await.unwrap_err();
+        assert_eq!(e.code(), "provider.connectivity", "{e}");
+        assert!(e.is_connectivity());
+        assert!(handle.definitions().await.unwrap().is_empty());
+        // A bad setting is a validation error naming it (R1.1).
+        let bad = etcd_descriptor("etcd", 0, "127.0.0.1:1").with_setting("lease_ttl_s", "zero");
+        let e = handle.register(bad).await.unwrap_err();
+        assert_eq!(e.code(), "validation.invalid_field");
+        assert!(e.to_string().contains("settings.lease_ttl_s"), "{e}");
+        system.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p5_r1_4_a_killed_etcd_fails_the_check_and_the_watch_with_connectivity_errors() {
+    bounded(async {
+        let Some(mut etcd) = EtcdServer::start().await else {
+            return;
+        };
+        let p = raw_provider(&etcd.endpoint());
+        p.check_connectivity().await.unwrap();
+        let mut stream = p.watch();
+        stream.next().await.unwrap().unwrap();
+        etcd.kill();
+        let e = p.check_connectivity().await.unwrap_err();
+        assert_eq!(e.code(), "provider.connectivity", "{e}");
+        // The stream reports the loss as errors and goes on.
+        let mut codes = Vec::new();
+        while codes.len() < 3 {
+            match tokio::time::timeout(BOUND, stream.next())
+                .await
+                .unwrap()
+                .unwrap()
+            {
+                Ok(_) => {}
+                Err(e) => codes.push(e.code()),
+            }
+        }
+        assert!(
+            codes
+                .iter()
+                .all(|c| matches!(*c, "provider.connectivity" | "provider.stream")),
+            "{codes:?}"
+        );
+        etcd.restart().await;
+        // And recovers by itself once etcd is back.
+        loop {
+            if tokio::time::timeout(BOUND, stream.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .is_ok()
+            {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p5_malformed_values_under_the_prefix_are_skipped_and_counted() {
+    bounded(async {
+        let Some(etcd) = EtcdServer::start().await else {
+            return;
+        };
+        let ep = etcd.endpoint();
+        let mut client = etcd.client().await;
+        let layout = KeyLayout::new("/cluster-provisioning", CLUSTER);
+        let good = member("good", 4005);
+        client
+            .put(layout.key_of(&good.node_id), KeyLayout::encode(&good), None)
+            .await
+            .unwrap();
+        client
+            .put(
+                format!("{}garbage", layout.members_prefix()),
+                "not json",
+                None,
+            )
+            .await
+            .unwrap();
+        // A member under another node's key.
+        client
+            .put(
+                format!("{}imposter", layout.members_prefix()),
+                KeyLayout::encode(&good),
+                None,
+            )
+            .await
+            .unwrap();
+
+        let watcher = raw_provider(&ep);
+        let mut stream = watcher.watch();
+        let first = stream.next().await.unwrap().unwrap();
+        assert_eq!(first.members, vec![good.clone()]);
+        assert_eq!(watcher.stats().malformed_values, 2);
+
+        // Through a supervisor too: the node lists itself and good only.
+        let a = node("a", 4001, vec![etcd_descriptor("etcd", 0, &ep)], None).await;
+        a.wait_members(&["a", "good"]).await;
+
+        // A member whose value turns bad is dropped; the stream goes on.
+        client
+            .put(layout.key_of(&good.node_id), "{\"node_id\":", None)
+            .await
+            .unwrap();
+        a.wait_members(&["a"]).await;
+        loop {
+            let s = tokio::time::timeout(BOUND, stream.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            if s.members.iter().all(|m| m.node_id.as_str() != "good") {
+                break;
+            }
+        }
+        assert_eq!(watcher.stats().malformed_values, 3);
+        a.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p5_r1_4_rbac_user_on_the_prefix_works_and_bad_credentials_are_auth_errors() {
+    bounded(async {
+        let Some(etcd) = EtcdServer::start().await else {
+            return;
+        };
+        let ep = etcd.endpoint();
+        // The commands of docs/providers/etcd.md, through the client.
+        let mut root = etcd.client().await;
+        root.user_add("root", "root-pw", None).await.unwrap();
+        root.user_grant_role("root", "root").await.unwrap();
+        root.role_add("cluster-provisioning").await.unwrap();
+        root.role_grant_permission(
+            "cluster-provisioning",
+            Permission::read_write("/cluster-provisioning/").with_prefix(),
+        )
+        .await
+        .unwrap();
+        root.user_add("node", "node-pw", None).await.unwrap();
+        root.user_grant_role("node", "cluster-provisioning")
+            .await
+            .unwrap();
+        root.user_add("nobody", "nobody-pw", None).await.unwrap();
+        root.auth_enable().await.unwrap();
+
+        let with_user = |user: &str, password: &str| {
+            let mut c = raw_config(&ep);
+            c.credentials = Some(provider_etcd::Credentials {
+                user: user.into(),
+                password: password.into(),
+            });
+            EtcdProvider::new(c).unwrap()
+        };
+        let node_p = with_user("node", "node-pw");
+        node_p.check_connectivity().await.unwrap();
+        node_p.register(&member("n", 4001)).await.unwrap();
+        let mut stream = node_p.watch();
+        let s = stream.next().await.unwrap().unwrap();
+        assert_eq!(s.members, vec![member("n", 4001)]);
+
+        let wrong = with_user("node", "not-the-password");
+        let e = wrong.check_connectivity().await.unwrap_err();
+        assert_eq!(e.code(), "provider.auth", "{e}");
+        assert!(!format!("{e} {wrong:?}").contains("not-the-password"));
+
+        let nobody = with_user("nobody", "nobody-pw");
+        let e = nobody.check_connectivity().await.unwrap_err();
+        assert_eq!(e.code(), "provider.auth", "{e}");
+        let e = nobody.register(&member("m", 4002)).await.unwrap_err();
+        assert_eq!(e.code(), "provider.auth", "{e}");
+
+        node_p.deregister(&member("n", 4001)).await.unwrap();
+        let mut root = Client::connect(
+            [ep.clone()],
+            Some(etcd_client::ConnectOptions::new().with_user("root", "root-pw")),
+        )
+        .await
+        .unwrap();
+        assert!(registered(&mut root).await.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p5_tls_with_a_client_certificate_registers_and_watches() {
+    bounded(async {
+        let Some(etcd) = EtcdServer::start_tls().await else {
+            return;
+        };
+        let certs = etcd.certs().unwrap().clone();
+        let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+        // Through the kind's settings; the endpoint without a scheme uses
+        // TLS because tls_ca is set.
+        let host_port = etcd.endpoint().trim_start_matches("https://").to_owned();
+        let d = etcd_descriptor("etcd", 0, &host_port)
+            .with_setting("tls_ca", path(&certs.ca))
+            .with_setting("tls_cert", path(&certs.client_cert))
+            .with_setting("tls_key", path(&certs.client_key));
+        let a = node("a", 4001, vec![d], None).await;
+        let b = {
+            let mut c = raw_config(&etcd.endpoint());
+            c.tls = Some(provider_etcd::TlsFiles {
+                ca: certs.ca.clone(),
+                cert: Some(certs.client_cert.clone()),
+                key: Some(certs.client_key.clone()),
+            });
+            EtcdProvider::new(c).unwrap()
+        };
+        b.register(&member("b", 4002)).await.unwrap();
+        a.wait_members(&["a", "b"]).await;
+
+        // Without a client certificate etcd refuses the handshake.
+        let mut c = raw_config(&etcd.endpoint());
+        c.tls = Some(provider_etcd::TlsFiles {
+            ca: certs.ca.clone(),
+            cert: None,
+            key: None,
+        });
+        let anonymous = EtcdProvider::new(c).unwrap();
+        let e = anonymous.check_connectivity().await.unwrap_err();
+        assert_eq!(e.code(), "provider.connectivity", "{e}");
+        a.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p5_keepalive_snapshots_prove_life_and_a_hung_etcd_is_reported() {
+    bounded(async {
+        let Some(etcd) = EtcdServer::start().await else {
+            return;
+        };
+        let p = raw_provider(&etcd.endpoint());
+        p.register(&member("a", 4001)).await.unwrap();
+        let mut stream = p.watch();
+        let first: cluster_core::Snapshot = next_item(&mut stream).await.unwrap();
+        assert_eq!(first.members, vec![member("a", 4001)]);
+        // Nothing changes: the same snapshot comes again (keepalive,
+        // answered by etcd's progress notification).
+        for _ in 0..2 {
+            let again: cluster_core::Snapshot = next_item(&mut stream).await.unwrap();
+            assert_eq!(again.members, first.members);
+        }
+        // A frozen etcd answers nothing: the stream says so.
+        etcd.pause();
+        let e = loop {
+            let item: Result<cluster_core::Snapshot, _> = next_item(&mut stream).await;
+            if let Err(e) = item {
+                break e;
+            }
+        };
+        assert!(
+            matches!(e.code(), "provider.stream" | "provider.connectivity"),
+            "{e}"
+        );
+        etcd.resume();
+        loop {
+            let item: Result<cluster_core::Snapshot, _> = next_item(&mut stream).await;
+            if let Ok(s) = item {
+                assert_eq!(s.members, first.members);
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p5_a_lost_lease_is_granted_again_and_the_member_returns() {
+    bounded(async {
+        let Some(etcd) = EtcdServer::start().await else {
+            return;
+        };
+        let ep = etcd.endpoint();
+        let a = node("a", 4001, vec![etcd_descriptor("etcd", 0, &ep)], None).await;
+        let b = raw_provider(&ep);
+        b.register(&member("b", 4002)).await.unwrap();
+        a.wait_members(&["a", "b"]).await;
+        // An operator (or etcd) drops b's lease: the key goes with it.
+        let mut client = etcd.client().await;
+        let key = b.layout().key_of(&member("b", 1).node_id);
+        let lease = client.get(key.clone(), None).await.unwrap().kvs()[0].lease();
+        client.lease_revoke(lease).await.unwrap();
+        // b's keep-alive learns the lease is gone and registers again.
+        let deadline = tokio::time::Instant::now() + BOUND;
+        while b.stats().registrations < 2 {
+            assert!(tokio::time::Instant::now() < deadline, "{:?}", b.stats());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(b.stats().leases_lost >= 1, "{:?}", b.stats());
+        wait_registered(&mut client, &["a", "b"]).await;
+        let kv = client.get(key, None).await.unwrap().kvs()[0].clone();
+        assert_ne!(kv.lease(), lease, "a new lease");
+        a.wait_members(&["a", "b"]).await;
+        a.shutdown().await;
+    })
+    .await;
+}
