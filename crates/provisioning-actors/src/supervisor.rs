@@ -912,27 +912,43 @@ impl ProvisioningSupervisor {
             self.published = t;
             self.sync_shared();
         }
-        let mut results = Vec::new();
-        let timeout = self
-            .config
-            .register_timeout
-            .saturating_add(Duration::from_secs(1));
-        for (id, e) in &self.entries {
-            if let Some(a) = &e.actor {
-                let r = match a.ask(ProviderMsg::Deregister, timeout).await {
-                    Ok(r) => r,
-                    Err(err) => Err(ProviderError::Registration(err.to_string())),
-                };
-                results.push((id.clone(), r));
-            }
-        }
-        // Stop the providers: a restarted one would register again.
-        for e in self.entries.values_mut() {
+        // Stop the provider actors first (a running one could register
+        // again, e.g. a pending registration retry), and wait for them, so
+        // that no registration lands after the deregistration. An actor in a
+        // restart backoff stops at once instead of answering late.
+        let mut stopped = Vec::new();
+        for (id, e) in self.entries.iter_mut() {
             if let Some(a) = e.actor.take() {
                 ctx.unwatch(a.handle());
                 a.stop();
+                stopped.push((id.clone(), a));
             }
         }
+        let timeout = self.config.register_timeout;
+        for (_, a) in &stopped {
+            let _ = tokio::time::timeout(timeout, a.stopped()).await;
+        }
+        // Then deregister from every provider that was running, at once.
+        let local = self.config.local.clone();
+        let deregistrations = stopped.iter().map(|(id, _)| {
+            let provider = self.entries.get(id).map(|e| e.provider.clone());
+            let local = local.clone();
+            async move {
+                let result = match (provider, local) {
+                    (Some(p), Some(local)) if p.capabilities().register => {
+                        match tokio::time::timeout(timeout, p.deregister(&local)).await {
+                            Ok(r) => r,
+                            Err(_) => Err(ProviderError::Registration(format!(
+                                "deregistration: no answer within {timeout:?}"
+                            ))),
+                        }
+                    }
+                    _ => Ok(()),
+                };
+                (id.clone(), result)
+            }
+        });
+        let results = futures::future::join_all(deregistrations).await;
         self.pending_quarantine.clear();
         results
     }
