@@ -195,16 +195,35 @@ pub(super) async fn read_loop(
     }
 }
 
+/// Most bytes gathered into one write.
+const WRITE_BATCH: usize = 64 * 1024;
+
 /// Writes the queued (encoded) frames; when the queue closes, shuts the
-/// write half down. A write that stalls past `timeout` ends it.
+/// write half down. Frames already queued behind the first are gathered
+/// into one write (up to [`WRITE_BATCH`] bytes): one syscall for a burst
+/// instead of one per frame. A write that stalls past `timeout` ends it.
 pub(super) async fn write_loop(
     mut writer: OwnedWriteHalf,
     mut queue: mpsc::Receiver<Vec<u8>>,
     timeout: Duration,
 ) {
-    while let Some(bytes) = queue.recv().await {
+    let mut batch: Vec<u8> = Vec::new();
+    while let Some(first) = queue.recv().await {
+        let bytes: &[u8] = if first.len() >= WRITE_BATCH || queue.is_empty() {
+            &first
+        } else {
+            batch.clear();
+            batch.extend_from_slice(&first);
+            while batch.len() < WRITE_BATCH {
+                match queue.try_recv() {
+                    Ok(more) => batch.extend_from_slice(&more),
+                    Err(_) => break,
+                }
+            }
+            &batch
+        };
         let write = async {
-            writer.write_all(&bytes).await?;
+            writer.write_all(bytes).await?;
             writer.flush().await
         };
         match tokio::time::timeout(timeout, write).await {
