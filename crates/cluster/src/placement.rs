@@ -222,7 +222,7 @@ pub struct PlacementConfig {
     /// (`placement.remote`) or an activation was handed off before the
     /// request ran (default 20 ms, doubled each time).
     pub retry_delay: Duration,
-    /// Longest pause between two attempts (default 250 ms).
+    /// Longest pause between two attempts (default 100 ms).
     pub max_retry_delay: Duration,
 }
 
@@ -231,7 +231,7 @@ impl Default for PlacementConfig {
         Self {
             request_timeout: Duration::from_secs(5),
             retry_delay: Duration::from_millis(20),
-            max_retry_delay: Duration::from_millis(250),
+            max_retry_delay: Duration::from_millis(100),
         }
     }
 }
