@@ -33,6 +33,7 @@ pub use error::{ProviderError, ProvisioningError, Result};
 pub use node::{Member, MemberAddress, NodeId};
 pub use provider::{
     Capabilities, ClusterProvider, ProviderDescriptor, ProviderHealth, ProviderId, Snapshot,
+    is_secret_setting,
 };
 pub use topology::{
     BlockedMember, ProvisioningStatus, Topology, TopologyDiff, TopologyHash, canonicalize,

@@ -144,7 +144,7 @@ pub trait ClusterProvider: Send + Sync + 'static {
 
 /// The configuration of one provider, as accepted by the registry and kept
 /// in the store.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderDescriptor {
     /// Unique name.
     pub id: ProviderId,
@@ -158,6 +158,40 @@ pub struct ProviderDescriptor {
     /// Kind-specific settings; each kind documents and validates its keys.
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
+}
+
+/// Whether a setting holds a secret (its value is never printed): a key
+/// containing `token`, `password` or `secret`.
+pub fn is_secret_setting(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["token", "password", "secret"]
+        .iter()
+        .any(|s| k.contains(s))
+}
+
+impl std::fmt::Debug for ProviderDescriptor {
+    /// Secret settings ([`is_secret_setting`]) print as `<redacted>`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let settings: BTreeMap<&str, &str> = self
+            .settings
+            .iter()
+            .map(|(k, v)| {
+                let v = if is_secret_setting(k) {
+                    "<redacted>"
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), v)
+            })
+            .collect();
+        f.debug_struct("ProviderDescriptor")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("priority", &self.priority)
+            .field("enabled", &self.enabled)
+            .field("settings", &settings)
+            .finish()
+    }
 }
 
 impl ProviderDescriptor {
@@ -260,6 +294,20 @@ impl ProviderHealth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_settings_never_appear_in_debug_output() {
+        let d = ProviderDescriptor::new(ProviderId::new("c").unwrap(), "consul", 0)
+            .with_setting("token", "s3cr3t-token")
+            .with_setting("password", "hunter2")
+            .with_setting("client_secret", "xyz")
+            .with_setting("address", "http://127.0.0.1:8500");
+        let dbg = format!("{d:?}");
+        for secret in ["s3cr3t-token", "hunter2", "xyz"] {
+            assert!(!dbg.contains(secret), "{dbg}");
+        }
+        assert!(dbg.contains("<redacted>") && dbg.contains("http://127.0.0.1:8500"));
+    }
 
     #[test]
     fn provider_ids_and_descriptors_are_validated_per_field() {

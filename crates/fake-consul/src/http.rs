@@ -127,6 +127,8 @@ fn authorize(
         (Need::Read, Some(_)) => true,
         (Need::Write, Some(a)) => a == Access::Write,
     };
+    // (`AgentRead` passes agent reads here; health and catalog reads use
+    // `filtered` instead, which hides what it may not see.)
     if ok {
         Ok(())
     } else {
@@ -139,6 +141,24 @@ fn authorize(
             403,
             format!("Permission denied: {who} lacks permission '{what}'"),
         ))
+    }
+}
+
+/// For reads that Consul filters by ACL (health, catalog): an unknown token
+/// is refused (403 `ACL not found`); a token that may not read services and
+/// nodes (anonymous under default deny, or `agent:read` only) gets an empty
+/// result marked `X-Consul-Results-Filtered-By-ACLs: true`.
+fn filtered(agent: &AgentState, token: Option<&str>) -> Result<bool, ApiError> {
+    let Some(acl) = &agent.shared.acl else {
+        return Ok(false);
+    };
+    match token.filter(|t| !t.is_empty()) {
+        None => Ok(true),
+        Some(t) => match acl.get(t) {
+            None => Err(ApiError::new(403, "ACL not found")),
+            Some(Access::AgentRead) => Ok(true),
+            Some(_) => Ok(false),
+        },
     }
 }
 
@@ -536,13 +556,8 @@ async fn route(
     }
     if let Some(name) = last_segment(path, "/v1/health/service") {
         get_only(method)?;
-        authorize(
-            agent,
-            tok,
-            Need::Read,
-            &format!("service:read on \"{name}\" and node:read"),
-        )?;
-        return health_service(agent, &name, &q).await;
+        let hidden = filtered(agent, tok)?;
+        return health_service(agent, &name, &q, hidden).await;
     }
     Err(ApiError::new(404, "404 page not found"))
 }
@@ -552,6 +567,7 @@ async fn health_service(
     agent: &Arc<AgentState>,
     name: &str,
     q: &BTreeMap<String, String>,
+    hidden: bool,
 ) -> Result<Resp, ApiError> {
     let passing = q
         .get("passing")
@@ -591,7 +607,12 @@ async fn health_service(
     }
     let (index, entries) = {
         let c = lock(&agent.shared.catalog);
-        (c.health_index(name), c.health_entries(name, passing, tag))
+        let entries = if hidden {
+            Vec::new()
+        } else {
+            c.health_entries(name, passing, tag)
+        };
+        (c.health_index(name), entries)
     };
     let mut r = if take_one(&agent.faults.malformed_next) {
         let mut r = Response::new(Full::new(Bytes::from_static(b"[{\"Node\": {\"Node\": ")));
@@ -605,6 +626,12 @@ async fn health_service(
     h.insert("x-consul-index", HeaderValue::from(index));
     h.insert("x-consul-knownleader", HeaderValue::from_static("true"));
     h.insert("x-consul-lastcontact", HeaderValue::from_static("0"));
+    if hidden {
+        h.insert(
+            "x-consul-results-filtered-by-acls",
+            HeaderValue::from_static("true"),
+        );
+    }
     Ok(r)
 }
 

@@ -89,6 +89,11 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// What a token may do when ACLs are on.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Access {
+    /// `agent:read` only: the agent endpoints answer, but catalog and health
+    /// reads are filtered to nothing (200 with
+    /// `X-Consul-Results-Filtered-By-ACLs: true`, as Consul filters results
+    /// a token may not see).
+    AgentRead,
     /// Reads only (`agent:read`, `service:read`, `node:read`).
     Read,
     /// Reads and writes (`service:write` too).

@@ -29,6 +29,17 @@ impl CallError {
         }
     }
 
+    /// As registration and deregistration report it: an agent that cannot
+    /// be reached is `provider.connectivity` (failover's business, not a
+    /// validation failure that counts towards suppression), a broken
+    /// exchange is `provider.registration`.
+    pub(crate) fn into_registration_error(self) -> ProviderError {
+        match self {
+            Self::Unreachable(m) => ProviderError::Connectivity(m),
+            Self::Broken(m) => ProviderError::Registration(m),
+        }
+    }
+
     /// As the watch reports it.
     pub(crate) fn into_watch_error(self) -> ProviderError {
         match self {

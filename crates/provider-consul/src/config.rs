@@ -217,7 +217,7 @@ impl ConsulConfig {
         c.wait = Duration::from_millis(num("wait_ms", 10..=600_000, 5_000)?);
         c.request_timeout = Duration::from_millis(num("request_timeout_ms", 10..=600_000, 5_000)?);
         c.min_query_interval =
-            Duration::from_millis(num("min_query_interval_ms", 0..=60_000, 200)?);
+            Duration::from_millis(num("min_query_interval_ms", 10..=60_000, 200)?);
         c.retry_min = Duration::from_millis(num("retry_min_ms", 1..=600_000, 2_000)?);
         c.retry_max = Duration::from_millis(num("retry_max_ms", 1..=3_600_000, 30_000)?);
         if c.retry_max < c.retry_min {

@@ -59,7 +59,7 @@
 //! | `deregister_after_s` | 60 | DeregisterCriticalServiceAfter, 1..=86400 (Consul rounds up to 60) |
 //! | `wait_ms` | 5000 | wait of each blocking query, 10..=600000; the keepalive: keep it well below the failover silence timeout (15 s) |
 //! | `request_timeout_ms` | 5000 | bound of non-blocking calls; margin of blocking ones |
-//! | `min_query_interval_ms` | 200 | least time between queries that return without a new index |
+//! | `min_query_interval_ms` | 200 | least time between queries that return without a new index (10 to 60000: never 0, which would let a misbehaving agent spin the watch) |
 //! | `retry_min_ms`, `retry_max_ms` | 2000, 30000 | retry pause after errors: doubling, jittered |
 //!
 //! A setting the table does not list is refused (a typo would otherwise be

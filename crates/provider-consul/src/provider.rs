@@ -130,7 +130,7 @@ async fn put_registration(http: &Http, body: &[u8], service: &str) -> Result<(),
         )
         .await
         .map_err(|e| RegisterFailure {
-            error: ProviderError::Registration(e.message().to_owned()),
+            error: e.into_registration_error(),
             retryable: true,
         })?;
     match a.status.as_u16() {
@@ -308,7 +308,7 @@ impl ConsulProvider {
                 http.request_timeout,
             )
             .await
-            .map_err(|e| ProviderError::Registration(e.message().to_owned()))?;
+            .map_err(|e| e.into_registration_error())?;
         match a.status.as_u16() {
             // 404: already gone (reaped, or the agent restarted).
             200..=299 | 404 => {
@@ -369,6 +369,9 @@ impl ConsulProvider {
                     "GET /v1/health/service/{service} (the token needs service:read on {service:?} and node:read)"
                 ),
             ));
+        }
+        if let Some(e) = watch::acl_filtered(&a.headers, service) {
+            return Err(e);
         }
         watch::decode_members(&a.body, &self.inner.stats).map(|_| ())
     }

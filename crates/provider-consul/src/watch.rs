@@ -126,6 +126,25 @@ pub(crate) fn decode_members(body: &[u8], stats: &Stats) -> Result<Vec<Member>, 
 }
 
 /// Maps a non-200 answer of a read.
+/// Consul filters health and catalog results by ACL: a token that may not
+/// read the service or its nodes gets `200 []` with this header set, not a
+/// 403. Taken at face value that empty list would make every node leave,
+/// so it is an authorization error.
+pub(crate) fn acl_filtered(
+    headers: &reqwest::header::HeaderMap,
+    service: &str,
+) -> Option<ProviderError> {
+    let filtered = headers
+        .get("x-consul-results-filtered-by-acls")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    filtered.then(|| {
+        ProviderError::Auth(format!(
+            "GET /v1/health/service/{service}: results filtered by ACLs (the token needs service:read on {service:?} and node:read)"
+        ))
+    })
+}
+
 pub(crate) fn read_status_error(
     status: reqwest::StatusCode,
     text: String,
@@ -168,6 +187,9 @@ impl State {
                 self.config.service
             );
             return Err(read_status_error(a.status, a.text(), &what));
+        }
+        if let Some(e) = acl_filtered(&a.headers, &self.config.service) {
+            return Err(e);
         }
         let index = a
             .headers

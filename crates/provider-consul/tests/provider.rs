@@ -21,15 +21,16 @@ fn provider(agent: &fake_consul::FakeConsul, wait: Duration) -> ConsulProvider {
     ConsulProvider::new(c).unwrap()
 }
 
-/// P2: a node whose agent is down when it registers gets an error, and its
-/// heartbeat registers it once the agent is back.
+/// P2: a node whose agent is down when it registers gets a connectivity
+/// error (not counted towards R5.2's suppression), and its heartbeat
+/// registers it once the agent is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn p2_register_while_agent_down_registers_when_it_is_back() {
     let agent = fake().await;
     agent.stop().await;
     let p = provider(&agent, Duration::from_millis(200));
     let e = p.register(&member("a", 4001)).await.unwrap_err();
-    assert_eq!(e.code(), "provider.registration", "{e}");
+    assert_eq!(e.code(), "provider.connectivity", "{e}");
     agent.start_again().await.unwrap();
     wait_until("registered by the heartbeat", || {
         p.stats().reregistrations >= 1
@@ -76,5 +77,33 @@ fn p2_token_is_redacted_in_debug() {
         format!("{:?}", ConsulKind::without_env()),
     ] {
         assert!(!dbg.contains("very-secret-token"), "{dbg}");
+    }
+}
+
+/// P2: a watch whose health reads are filtered by ACLs (the token may reach
+/// the agent but not read the service) yields `provider.auth` errors, never
+/// an empty snapshot that would make every node leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p2_acl_filtered_results_are_auth_errors_not_empty_snapshots() {
+    let agent = fake_consul::FakeConsul::builder()
+        .token("agent-only", fake_consul::Access::AgentRead)
+        .start()
+        .await
+        .unwrap();
+    let mut c = ConsulConfig::new(agent.url().parse().unwrap(), "lab");
+    c.token = Some(Token::new("agent-only"));
+    c.wait = Duration::from_millis(200);
+    c.request_timeout = Duration::from_millis(500);
+    c.retry_min = Duration::from_millis(20);
+    c.retry_max = Duration::from_millis(50);
+    let p = ConsulProvider::new(c).unwrap();
+    let mut w = p.watch();
+    for _ in 0..3 {
+        let item = tokio::time::timeout(Duration::from_secs(5), w.next())
+            .await
+            .unwrap()
+            .unwrap();
+        let e = item.expect_err("filtered results must not pass for a snapshot");
+        assert_eq!(e.code(), "provider.auth", "{e}");
     }
 }

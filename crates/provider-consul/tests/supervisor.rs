@@ -240,16 +240,28 @@ async fn p2_index_rollback_resets_the_watch_which_continues() {
 }
 
 /// R1.4, P2: at acceptance, an unknown token is `provider.auth` naming the
-/// ACL needed, no token is `provider.auth` too, an agent that is down is
+/// ACL needed, no token is `provider.auth` too, a token whose health reads
+/// are filtered by ACLs is `provider.auth`, an agent that is down is
 /// `provider.connectivity`, and a good token is accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r1_4_bad_token_is_provider_auth_at_acceptance() {
     let agent = FakeConsul::builder()
         .token("good-secret", Access::Write)
+        .token("agent-only", Access::AgentRead)
         .start()
         .await
         .unwrap();
     let a = node_with(member("a", 4001), vec![], &[]).await.unwrap();
+    // A token that reaches the agent but may not read the service: Consul
+    // answers the health read with an empty list filtered by ACLs, which
+    // must not pass for "no members".
+    let e = a
+        .handle
+        .register(consul("filtered", 0, &agent).with_setting("token", "agent-only"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "provider.auth", "{e}");
+    assert!(e.to_string().contains("filtered by ACLs"), "{e}");
     let e = a
         .handle
         .register(consul("bad", 0, &agent).with_setting("token", "wrong-secret"))

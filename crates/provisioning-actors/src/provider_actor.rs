@@ -93,9 +93,12 @@ impl ProviderActor {
         let error = match reg.await {
             Ok(Ok(())) => return true,
             Ok(Err(e)) => e,
-            Err(_) => {
-                ProviderError::Registration(format!("no answer within {:?}", self.register_timeout))
-            }
+            // No answer at all: the backend is unreachable or blackholed,
+            // which is not a validation failure (R5.2 does not count it).
+            Err(_) => ProviderError::Connectivity(format!(
+                "registration: no answer within {:?}",
+                self.register_timeout
+            )),
         };
         tracing::warn!(provider = %self.id, error = %error, code = error.code(), "registration failed; will retry");
         self.report(ProviderEvent::RegistrationFailed(error));

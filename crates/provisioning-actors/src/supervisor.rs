@@ -579,6 +579,29 @@ impl ProvisioningSupervisor {
         if let Some(a) = entry.actor.take() {
             ctx.unwatch(a.handle());
             a.stop();
+            // The provider may keep the registration alive on its own (a TTL
+            // heartbeat, a lease): nothing watches it any more, so take the
+            // member back, after the actor has stopped, without holding up
+            // this handler.
+            if let Some(local) = self.config.local.clone()
+                && entry.provider.capabilities().register
+            {
+                let provider = entry.provider.clone();
+                let timeout = self.config.register_timeout;
+                let pid = id.clone();
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(timeout, a.stopped()).await;
+                    match tokio::time::timeout(timeout, provider.deregister(&local)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            tracing::warn!(provider = %pid, error = %e, "could not deregister from a suppressed provider")
+                        }
+                        Err(_) => {
+                            tracing::warn!(provider = %pid, "deregistration from a suppressed provider timed out")
+                        }
+                    }
+                });
+            }
         }
         tracing::warn!(provider = %id, failures, code, "activation suppressed");
         counter!(m::ACTIVATION_SUPPRESSED, "provider" => id.to_string()).increment(1);
@@ -924,9 +947,12 @@ impl ProvisioningSupervisor {
                 stopped.push((id.clone(), a));
             }
         }
+        // A stopping actor may be inside a registration bounded by
+        // `register_timeout`: wait a little longer than that.
         let timeout = self.config.register_timeout;
+        let stop_wait = timeout.saturating_add(Duration::from_secs(1));
         for (_, a) in &stopped {
-            let _ = tokio::time::timeout(timeout, a.stopped()).await;
+            let _ = tokio::time::timeout(stop_wait, a.stopped()).await;
         }
         // Then deregister from every provider that was running, at once.
         let local = self.config.local.clone();

@@ -2,7 +2,7 @@
 //! so that `curl` or the `consul` CLI can talk to it.
 //!
 //! ```text
-//! fake-consul [--addr 127.0.0.1:8500] [--node NAME] [--token SECRET[:read|:write]]...
+//! fake-consul [--addr 127.0.0.1:8500] [--node NAME] [--token SECRET[:agent|:read|:write]]...
 //!             [--reap-interval 30s] [--min-deregister-after 1m]
 //! ```
 
@@ -12,7 +12,7 @@ use fake_consul::{Access, FakeConsul};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: fake-consul [--addr 127.0.0.1:8500] [--node NAME] [--token SECRET[:read|:write]]... \
+        "usage: fake-consul [--addr 127.0.0.1:8500] [--node NAME] [--token SECRET[:agent|:read|:write]]... \
          [--reap-interval 30s] [--min-deregister-after 1m]"
     );
     std::process::exit(2)
@@ -34,6 +34,7 @@ async fn main() -> std::io::Result<()> {
             "--token" => {
                 let v = value();
                 let (t, access) = match v.rsplit_once(':') {
+                    Some((t, "agent")) => (t.to_owned(), Access::AgentRead),
                     Some((t, "read")) => (t.to_owned(), Access::Read),
                     Some((t, "write")) => (t.to_owned(), Access::Write),
                     _ => (v, Access::Write),
