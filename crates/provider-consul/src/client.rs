@@ -12,6 +12,10 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::{ConsulConfig, config};
 
+/// Largest answer body read from the agent (a health answer for thousands
+/// of instances is a few MiB).
+pub(crate) const MAX_BODY: usize = 32 * 1024 * 1024;
+
 /// A transport failure, before it is given a [`ProviderError`] variant by
 /// the caller.
 #[derive(Debug)]
@@ -226,10 +230,20 @@ impl Http {
                 CallError::Broken(format!("{what}: {}", describe(&e)))
             }
         };
-        let resp = req.send().await.map_err(classify)?;
+        let mut resp = req.send().await.map_err(classify)?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(classify)?.to_vec();
+        // Read the body chunk by chunk so that a runaway answer is cut off
+        // at MAX_BODY instead of filling memory.
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(classify)? {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(CallError::Broken(format!(
+                    "{what}: answer larger than {MAX_BODY} bytes"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
         Ok(Answer {
             status,
             headers,
