@@ -18,8 +18,17 @@ pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
 pub const DEFAULT_KEEPALIVE: Duration = Duration::from_millis(5_000);
 /// Default bound of a TCP (and TLS) connection attempt.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(3_000);
-/// Default bound of one request (get, put, grant, keep-alive answer).
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(5_000);
+/// Default bound of one request (get, put, grant, keep-alive answer). It
+/// must stay below a third of the lease TTL (see
+/// [`EtcdConfig::validate`]): with the default 10 s lease, a keep-alive
+/// that hangs for two request timeouts after its TTL/3 wait is noticed
+/// 3.3 + 2 × 2 = 7.3 s after the last renewal, before the lease expires.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(2_000);
+/// Default bound of a whole first registration (connect, lease grant,
+/// put): below the supervisor's default `register_timeout` (5 s), so the
+/// provider answers with its own error rather than the supervisor's
+/// timeout.
+pub const DEFAULT_REGISTER_TIMEOUT: Duration = Duration::from_millis(4_000);
 /// Default first delay before reconnecting after an error.
 pub const DEFAULT_RETRY_INITIAL: Duration = Duration::from_millis(500);
 /// Default longest delay between reconnection attempts.
@@ -76,8 +85,12 @@ pub struct EtcdConfig {
     pub keepalive: Duration,
     /// Bound of one connection attempt.
     pub connect_timeout: Duration,
-    /// Bound of one request.
+    /// Bound of one request; below a third of `lease_ttl`.
     pub request_timeout: Duration,
+    /// Bound of a whole [`register`](cluster_core::ClusterProvider::register)
+    /// call (connect, lease grant, put); the background task keeps trying
+    /// after it.
+    pub register_timeout: Duration,
     /// First delay before reconnecting after an error (doubles, ±20 %
     /// jitter).
     pub retry_initial: Duration,
@@ -102,6 +115,7 @@ impl EtcdConfig {
             keepalive: DEFAULT_KEEPALIVE,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            register_timeout: DEFAULT_REGISTER_TIMEOUT,
             retry_initial: DEFAULT_RETRY_INITIAL,
             retry_max: DEFAULT_RETRY_MAX,
             credentials: None,
@@ -109,13 +123,46 @@ impl EtcdConfig {
         }
     }
 
+    /// The settings an `etcd` descriptor may have.
+    pub const KNOWN_SETTINGS: &'static [&'static str] = &[
+        "endpoints",
+        "cluster",
+        "prefix",
+        "lease_ttl_s",
+        "keepalive_ms",
+        "connect_timeout_ms",
+        "request_timeout_ms",
+        "register_timeout_ms",
+        "retry_initial_ms",
+        "retry_max_ms",
+        "user",
+        "password",
+        "tls_ca",
+        "tls_cert",
+        "tls_key",
+    ];
+
     /// Parses the settings of an `etcd` descriptor (see the crate docs for
     /// the table). `default_cluster` is used when `cluster` is not set. A bad
-    /// or missing setting is `ProviderError::Config` naming the key.
+    /// or missing setting, or one not in [`KNOWN_SETTINGS`](Self::KNOWN_SETTINGS)
+    /// (a typo such as `passwd` would otherwise give an unauthenticated
+    /// client), is `ProviderError::Config` naming the key.
     pub fn from_settings(
         settings: &BTreeMap<String, String>,
         default_cluster: Option<&str>,
     ) -> Result<Self, ProviderError> {
+        if let Some(k) = settings
+            .keys()
+            .find(|k| !Self::KNOWN_SETTINGS.contains(&k.as_str()))
+        {
+            return Err(config(
+                k,
+                format!(
+                    "unknown setting (known: {})",
+                    Self::KNOWN_SETTINGS.join(", ")
+                ),
+            ));
+        }
         let get = |k: &str| settings.get(k).map(String::as_str);
         let endpoints: Vec<String> = get("endpoints")
             .ok_or_else(|| config("endpoints", "missing: comma-separated etcd client URLs"))?
@@ -142,6 +189,9 @@ impl EtcdConfig {
         }
         if let Some(v) = get("request_timeout_ms") {
             c.request_timeout = millis(v, "request_timeout_ms", 10, 600_000)?;
+        }
+        if let Some(v) = get("register_timeout_ms") {
+            c.register_timeout = millis(v, "register_timeout_ms", 10, 600_000)?;
         }
         if let Some(v) = get("retry_initial_ms") {
             c.retry_initial = millis(v, "retry_initial_ms", 1, 600_000)?;
@@ -238,6 +288,20 @@ impl EtcdConfig {
         }
         if self.lease_ttl < Duration::from_secs(2) {
             return Err(config("lease_ttl_s", "must be at least 2 seconds"));
+        }
+        // A keep-alive is sent TTL/3 after the last renewal, and its send
+        // and its answer may each take a request timeout before the failure
+        // is noticed: TTL/3 + 2 × request_timeout must stay below the TTL.
+        if self.request_timeout.saturating_mul(3) >= self.lease_ttl {
+            return Err(config(
+                "request_timeout_ms",
+                format!(
+                    "{} ms must be below a third of lease_ttl_s ({} ms), so that a hung \
+                     keep-alive is noticed before the lease expires",
+                    self.request_timeout.as_millis(),
+                    (self.lease_ttl / 3).as_millis()
+                ),
+            ));
         }
         if self.retry_max < self.retry_initial {
             return Err(config(
@@ -364,12 +428,71 @@ mod tests {
                 &[("endpoints", "http://a:1"), cl, ("tls_ca", "ca.pem")],
                 "endpoints",
             ),
+            (
+                &[ep, cl, ("register_timeout_ms", "0")],
+                "register_timeout_ms",
+            ),
+            // A third of the default 10 s TTL is 3333 ms.
+            (
+                &[ep, cl, ("request_timeout_ms", "3334")],
+                "request_timeout_ms",
+            ),
+            (
+                &[ep, cl, ("lease_ttl_s", "3"), ("request_timeout_ms", "1000")],
+                "request_timeout_ms",
+            ),
         ];
         for (pairs, field) in cases {
             let e = EtcdConfig::from_settings(&settings(pairs), None).unwrap_err();
             assert_eq!(e.code(), "provider.config");
             assert_eq!(field_of(e), *field, "{pairs:?}");
         }
+    }
+
+    #[test]
+    fn r1_1_unknown_settings_are_refused_naming_the_key() {
+        // A typo of `password` must not give an unauthenticated client.
+        let e = EtcdConfig::from_settings(
+            &settings(&[
+                ("endpoints", "127.0.0.1:2379"),
+                ("cluster", "lab"),
+                ("user", "svc"),
+                ("passwd", "hunter2-secret"),
+            ]),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "provider.config");
+        assert!(e.to_string().contains("unknown setting"), "{e}");
+        assert!(!e.to_string().contains("hunter2-secret"), "{e}");
+        assert_eq!(field_of(e), "passwd");
+        // Every documented setting is known.
+        let all: Vec<(&str, &str)> = EtcdConfig::KNOWN_SETTINGS
+            .iter()
+            .map(|k| match *k {
+                "endpoints" => (*k, "https://127.0.0.1:2379"),
+                "cluster" => (*k, "lab"),
+                "prefix" => (*k, "/p"),
+                "lease_ttl_s" => (*k, "30"),
+                "user" | "password" => (*k, "x"),
+                "tls_ca" | "tls_cert" | "tls_key" => (*k, "f.pem"),
+                _ => (*k, "1000"),
+            })
+            .collect();
+        let c = EtcdConfig::from_settings(&settings(&all), None).unwrap();
+        assert_eq!(c.register_timeout, Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn p5_the_defaults_keep_a_hung_keep_alive_within_the_lease() {
+        let c = EtcdConfig::new(vec!["127.0.0.1:2379".into()], "lab");
+        c.validate().unwrap();
+        // TTL/3 + 2 × request_timeout: the longest a failed keep-alive
+        // goes unnoticed.
+        assert!(c.lease_keepalive_interval() + c.request_timeout * 2 < c.lease_ttl);
+        // The whole first registration answers before the supervisor's
+        // default register_timeout (5 s).
+        assert!(c.register_timeout < Duration::from_secs(5));
     }
 
     #[test]

@@ -59,6 +59,15 @@ mod tests {
         let p = EtcdKind::with_cluster("lab").create(&d).unwrap();
         let caps = p.capabilities();
         assert!(caps.watch && caps.register && caps.external);
+        let typo = d.clone().with_setting("passwd", "secret");
+        let e = EtcdKind::with_cluster("lab")
+            .create(&typo)
+            .map(drop)
+            .unwrap_err();
+        assert!(
+            matches!(e, ProviderError::Config { ref field, .. } if field == "passwd"),
+            "{e}"
+        );
         let missing_ca = d.with_setting("tls_ca", "/nonexistent/ca.pem");
         let e = EtcdKind::with_cluster("lab")
             .create(&missing_ca)

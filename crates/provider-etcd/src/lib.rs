@@ -19,7 +19,10 @@
 //! background task (owned by the provider) that keeps the lease alive every
 //! TTL / 3. When etcd reports the lease gone (it expired while etcd was
 //! unreachable, or etcd restarted without its data), or a keep-alive fails,
-//! the task grants a new lease and puts the key again, with backoff. A node
+//! the task grants a new lease and puts the key again, with backoff, but
+//! only if the key is absent or still holds this incarnation: when a newer
+//! process of the same node id owns it, the task warns and stops
+//! ([`EtcdStats::superseded`]). A node
 //! that dies without deregistering disappears when its lease expires, at
 //! most `lease_ttl_s` later. [`deregister`](cluster_core::ClusterProvider::deregister)
 //! stops the task and deletes the key (only if it still holds this
@@ -53,14 +56,17 @@
 //! | `lease_ttl_s` | no | `10` | registration lease TTL in seconds (2..=3600); keep-alive every TTL/3 |
 //! | `keepalive_ms` | no | `5000` | re-send an unchanged snapshot after this long (100..=60000); keep it well below the supervisor's silence timeout (15 s) |
 //! | `connect_timeout_ms` | no | `3000` | bound of one connection attempt |
-//! | `request_timeout_ms` | no | `5000` | bound of one request (get, put, grant, keep-alive answer) |
+//! | `request_timeout_ms` | no | `2000` | bound of one request (get, put, grant, keep-alive answer); must be below `lease_ttl_s` × 1000 / 3 |
+//! | `register_timeout_ms` | no | `4000` | bound of a whole `register` call (connect, grant, put), below the supervisor's `register_timeout` (5 s); the task keeps trying after it |
 //! | `retry_initial_ms` | no | `500` | first delay before reconnecting after an error (doubles, ±20 % jitter) |
 //! | `retry_max_ms` | no | `10000` | longest delay between reconnection attempts |
 //! | `user` / `password` | together | | etcd authentication; the password never appears in logs or `Debug` |
 //! | `tls_ca` | with https | | PEM file of the CA that signed etcd's certificate; endpoints then use TLS |
 //! | `tls_cert` / `tls_key` | together, with `tls_ca` | | PEM files of a client certificate and key (mutual TLS) |
 //!
-//! TLS uses rustls with ring (no OpenSSL, no aws-lc).
+//! Any other key is refused as `ProviderError::Config` naming it (a typo
+//! such as `passwd` would otherwise give an unauthenticated client). TLS
+//! uses rustls with ring (no OpenSSL, no aws-lc).
 //!
 //! # Example
 //!
@@ -101,7 +107,8 @@ mod watch;
 
 pub use config::{
     Credentials, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVE, DEFAULT_LEASE_TTL, DEFAULT_PREFIX,
-    DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRY_INITIAL, DEFAULT_RETRY_MAX, EtcdConfig, TlsFiles,
+    DEFAULT_REGISTER_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRY_INITIAL, DEFAULT_RETRY_MAX,
+    EtcdConfig, TlsFiles,
 };
 pub use kind::EtcdKind;
 pub use layout::KeyLayout;

@@ -10,7 +10,7 @@ use futures::stream::BoxStream;
 use tokio::sync::Mutex;
 
 use crate::config::EtcdConfig;
-use crate::connection::{Connection, Op};
+use crate::connection::{Connection, Op, timed_out};
 use crate::layout::KeyLayout;
 use crate::registration::Registration;
 use crate::stats::{EtcdStats, Stats};
@@ -86,11 +86,17 @@ impl EtcdProvider {
         );
         *slot = Some(reg);
         drop(slot);
-        first.await.unwrap_or_else(|_| {
-            Err(ProviderError::Registration(
+        // The whole first attempt (connect, grant, put) is bounded, below
+        // the supervisor's own register timeout; the task keeps trying
+        // after a failure or after this bound.
+        let bound = self.conn.config.register_timeout;
+        match tokio::time::timeout(bound, first).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(ProviderError::Registration(
                 "the registration task ended before its first attempt".into(),
-            ))
-        })
+            )),
+            Err(_) => Err(timed_out(&self.conn.config, bound)),
+        }
     }
 
     async fn deregister_now(&self, local: &Member) -> Result<(), ProviderError> {

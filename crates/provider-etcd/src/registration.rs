@@ -7,7 +7,9 @@
 //!     ▲    │ failed                                            │ keep-alive every TTL/3,
 //!     │    ▼                                                   │ answered with TTL > 0: stay
 //!     └─ Waiting (backoff with jitter) ◄───────────────────────┘
-//!                     lease lost (TTL 0, "lease not found") or keep-alive failed
+//!          │          lease lost (TTL 0, "lease not found") or keep-alive failed
+//!          ▼ re-registering, the key holds another incarnation
+//!       Stopped (warned, counted)
 //! ```
 //!
 //! A new lease and a new put after any loss: etcd restarted with an empty
@@ -16,12 +18,21 @@
 //! the old one, so a re-registration never deletes the key first: while the
 //! old lease still lives, watchers see the same member again and publish
 //! nothing new.
+//!
+//! The first put of a registration is unconditional: a starting process is
+//! the node's newest incarnation and takes the key over. A re-registration
+//! is a transaction that puts only if the key is absent or still ours (our
+//! incarnation, or the lease we lost); when another incarnation holds it (a
+//! newer process of the same node id registered while this one was
+//! partitioned or being replaced), the task warns, counts it
+//! ([`EtcdStats::superseded`](crate::EtcdStats::superseded)) and stops:
+//! watchers keep the newer incarnation.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use cluster_core::ProviderError;
-use etcd_client::PutOptions;
+use cluster_core::{Member, ProviderError};
+use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -99,6 +110,22 @@ enum KeepAliveEnd {
     Failed(ProviderError),
 }
 
+/// What a re-registration may overwrite: the key holding this incarnation,
+/// or still attached to the lease this registration last had.
+#[derive(Clone, Copy, Debug)]
+struct Ours {
+    incarnation: u64,
+    lease: i64,
+}
+
+/// The result of one registration attempt.
+enum Put {
+    /// The key is put with this lease.
+    Done(i64),
+    /// Another incarnation of the node owns the key (re-registration only).
+    Superseded(u64),
+}
+
 async fn run(
     conn: Arc<Connection>,
     stats: Arc<Stats>,
@@ -111,10 +138,17 @@ async fn run(
     let cfg = conn.config.clone();
     let mut first = Some(first);
     let mut backoff = Backoff::new(cfg.retry_initial, cfg.retry_max);
+    // The member's incarnation: a value we put always decodes (it is our
+    // own encoding), so 0 only if it does not, and then no key is ours.
+    let incarnation = serde_json::from_slice::<Member>(&value).map_or(0, |m| m.incarnation);
+    // `None` until the first put succeeded: that one overwrites whatever
+    // the key holds (a starting process is the node's newest incarnation).
+    let mut ours: Option<Ours> = None;
     loop {
-        match grant_and_put(&conn, &key, &value).await {
-            Ok(lease) => {
+        match grant_and_put(&conn, &key, &value, ours).await {
+            Ok(Put::Done(lease)) => {
                 lease_slot.store(lease, Ordering::Release);
+                ours = Some(Ours { incarnation, lease });
                 stats.registered();
                 tracing::debug!(provider = %cfg.name, key = %key, lease, "registered");
                 if let Some(tx) = first.take() {
@@ -138,6 +172,20 @@ async fn run(
                     }
                 }
             }
+            Ok(Put::Superseded(theirs)) => {
+                // Only a re-registration gets here, so the first result was
+                // sent already.
+                lease_slot.store(0, Ordering::Release);
+                stats.superseded();
+                tracing::warn!(
+                    provider = %cfg.name,
+                    key = %key,
+                    incarnation,
+                    owner_incarnation = theirs,
+                    "a newer incarnation of this node owns its key; no longer registering this one"
+                );
+                return;
+            }
             Err(e) => {
                 tracing::warn!(provider = %cfg.name, key = %key, error = %e, "registration failed; retrying");
                 if let Some(tx) = first.take() {
@@ -149,7 +197,40 @@ async fn run(
     }
 }
 
-async fn grant_and_put(conn: &Connection, key: &str, value: &[u8]) -> Result<i64, ProviderError> {
+/// Grants a lease and puts the key with it. The first registration
+/// (`ours` is `None`) puts unconditionally; a re-registration puts only if
+/// the key is absent or still ours (its incarnation, or our last lease),
+/// in a transaction on the revision it read, so that a newer incarnation
+/// registered meanwhile is never overwritten.
+async fn grant_and_put(
+    conn: &Connection,
+    key: &str,
+    value: &[u8],
+    ours: Option<Ours>,
+) -> Result<Put, ProviderError> {
+    // The condition of the put: `None` for an unconditional one, else the
+    // key's mod revision that must still hold (0: the key must be absent).
+    let condition = match ours {
+        None => None,
+        Some(ours) => {
+            let current = conn
+                .call(Op::Register, |mut c| {
+                    let key = key.to_owned();
+                    async move { c.get(key, None).await }
+                })
+                .await?;
+            match current.kvs().first() {
+                None => Some(0),
+                Some(kv) => match owner(kv.value()) {
+                    Some(theirs) if theirs != ours.incarnation && kv.lease() != ours.lease => {
+                        return Ok(Put::Superseded(theirs));
+                    }
+                    // Ours, or not a member at all: nobody else owns it.
+                    _ => Some(kv.mod_revision()),
+                },
+            }
+        }
+    };
     let ttl = i64::try_from(conn.config.lease_ttl.as_secs()).unwrap_or(i64::MAX);
     let lease = conn
         .call(Op::Register, |mut c| async move {
@@ -160,21 +241,46 @@ async fn grant_and_put(conn: &Connection, key: &str, value: &[u8]) -> Result<i64
     let put = conn
         .call(Op::Register, |mut c| {
             let (key, value) = (key.to_owned(), value.to_vec());
-            async move {
-                c.put(key, value, Some(PutOptions::new().with_lease(lease)))
-                    .await
-            }
+            let put = TxnOp::put(
+                key.clone(),
+                value,
+                Some(PutOptions::new().with_lease(lease)),
+            );
+            let txn = match condition {
+                None => Txn::new().and_then([put]),
+                Some(0) => Txn::new()
+                    .when([Compare::create_revision(key, CompareOp::Equal, 0)])
+                    .and_then([put]),
+                Some(revision) => Txn::new()
+                    .when([Compare::mod_revision(key, CompareOp::Equal, revision)])
+                    .and_then([put]),
+            };
+            async move { c.txn(txn).await }
         })
         .await;
-    if let Err(e) = put {
-        let _ = conn
-            .call(Op::Deregister, |mut c| async move {
-                c.lease_revoke(lease).await
-            })
-            .await;
-        return Err(e);
-    }
-    Ok(lease)
+    let failure = match put {
+        Ok(r) if r.succeeded() => return Ok(Put::Done(lease)),
+        // The key changed between the read and the put: read it again
+        // (after the backoff) to learn who owns it now.
+        Ok(_) => {
+            ProviderError::Registration(format!("{key} changed while registering again; retrying"))
+        }
+        Err(e) => e,
+    };
+    let _ = conn
+        .call(Op::Deregister, |mut c| async move {
+            c.lease_revoke(lease).await
+        })
+        .await;
+    Err(failure)
+}
+
+/// The incarnation of the member a value holds; `None` if it is not a
+/// member.
+fn owner(value: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<Member>(value)
+        .ok()
+        .map(|m| m.incarnation)
 }
 
 /// Keeps `lease` alive until it is lost or a keep-alive fails.

@@ -10,6 +10,9 @@ pub struct EtcdStats {
     pub registrations: u64,
     /// Leases etcd reported gone (expired, or a new etcd).
     pub leases_lost: u64,
+    /// Re-registrations given up because another incarnation of the node
+    /// owned the key (a newer process with the same node id).
+    pub superseded: u64,
     /// Values under the members prefix that were skipped because they do
     /// not decode to a member matching their key.
     pub malformed_values: u64,
@@ -23,6 +26,7 @@ pub struct EtcdStats {
 pub(crate) struct Stats {
     registrations: AtomicU64,
     leases_lost: AtomicU64,
+    superseded: AtomicU64,
     malformed_values: AtomicU64,
     resyncs: AtomicU64,
     compactions: AtomicU64,
@@ -34,6 +38,9 @@ impl Stats {
     }
     pub(crate) fn lease_lost(&self) {
         self.leases_lost.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn superseded(&self) {
+        self.superseded.fetch_add(1, Ordering::Relaxed);
     }
     pub(crate) fn malformed(&self) {
         self.malformed_values.fetch_add(1, Ordering::Relaxed);
@@ -48,6 +55,7 @@ impl Stats {
         EtcdStats {
             registrations: self.registrations.load(Ordering::Relaxed),
             leases_lost: self.leases_lost.load(Ordering::Relaxed),
+            superseded: self.superseded.load(Ordering::Relaxed),
             malformed_values: self.malformed_values.load(Ordering::Relaxed),
             resyncs: self.resyncs.load(Ordering::Relaxed),
             compactions: self.compactions.load(Ordering::Relaxed),

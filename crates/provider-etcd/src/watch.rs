@@ -154,10 +154,7 @@ impl Watch {
                         continue;
                     }
                     if response.canceled() {
-                        let reason = response.cancel_reason().to_owned();
-                        return self.fail(ProviderError::Stream(format!(
-                            "etcd cancelled the watch: {reason}"
-                        )));
+                        return self.fail(cancelled(response.cancel_reason()));
                     }
                     let answered = std::mem::take(progress_asked);
                     let changed = self.apply(response.events());
@@ -180,7 +177,10 @@ impl Watch {
                 async move { c.get(prefix, Some(GetOptions::new().with_prefix())).await }
             })
             .await?;
-        let revision = read.header().map_or(0, |h| h.revision());
+        // Without the read's revision the watch would start at revision 1,
+        // be cancelled as compacted, and resync at once, forever: an answer
+        // without it is a protocol error (yielded, then the backoff).
+        let start = watch_start(read.header().map(|h| h.revision()))?;
         let mut members = BTreeMap::new();
         for kv in read.kvs() {
             if let Some(m) = self.decode(kv.key(), kv.value()) {
@@ -190,9 +190,7 @@ impl Watch {
         let stream = self
             .conn
             .call(Op::Watch, |mut c| {
-                let options = WatchOptions::new()
-                    .with_prefix()
-                    .with_start_revision(revision + 1);
+                let options = WatchOptions::new().with_prefix().with_start_revision(start);
                 async move { c.watch(prefix, Some(options)).await }
             })
             .await?;
@@ -233,5 +231,76 @@ impl Watch {
             }
         }
         changed
+    }
+}
+
+/// The revision the watch starts from: the one after the members read's.
+/// Without the read's revision the watch would start at revision 1, be
+/// cancelled as compacted and resync at once, forever: a read answered
+/// without a response header (or with revision 0) is a protocol error,
+/// yielded like any failure and followed by the backoff.
+fn watch_start(read_revision: Option<i64>) -> Result<i64, ProviderError> {
+    read_revision
+        .filter(|r| *r > 0)
+        .map(|r| r + 1)
+        .ok_or_else(|| {
+            ProviderError::Protocol(
+                "etcd answered the members read without a response header (revision)".into(),
+            )
+        })
+}
+
+/// The error of a watch etcd cancelled (other than for a compaction): a
+/// missing permission or a refused token is `provider.auth`, anything else
+/// `provider.stream`.
+fn cancelled(reason: &str) -> ProviderError {
+    let lower = reason.to_ascii_lowercase();
+    let auth = [
+        "permission denied",
+        "invalid auth token",
+        "authentication",
+        "user name",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
+    if auth {
+        ProviderError::Auth(format!(
+            "etcd cancelled the watch: {reason}; the etcd user lacks read permission on the \
+             prefix, see docs/providers/etcd.md, RBAC"
+        ))
+    } else {
+        ProviderError::Stream(format!("etcd cancelled the watch: {reason}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn r5_5_a_read_without_a_revision_is_a_protocol_error_not_a_watch_from_1() {
+        assert_eq!(watch_start(Some(41)).unwrap(), 42);
+        for missing in [None, Some(0)] {
+            assert_eq!(
+                watch_start(missing).unwrap_err().code(),
+                "provider.protocol"
+            );
+        }
+    }
+
+    #[test]
+    fn r5_5_a_watch_cancelled_for_lack_of_permission_is_an_auth_error() {
+        let cases = [
+            ("etcdserver: permission denied", "provider.auth"),
+            ("etcdserver: invalid auth token", "provider.auth"),
+            (
+                "etcdserver: mvcc: required revision is a future revision",
+                "provider.stream",
+            ),
+            ("", "provider.stream"),
+        ];
+        for (reason, code) in cases {
+            assert_eq!(cancelled(reason).code(), code, "{reason:?}");
+        }
     }
 }

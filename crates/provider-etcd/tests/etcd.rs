@@ -95,7 +95,7 @@ async fn p5_lease_expiry_removes_a_node_that_died_without_deregistering() {
         };
         let ep = etcd.endpoint();
         let a = node("a", 4001, vec![etcd_descriptor("etcd", 0, &ep)], None).await;
-        // "b" is another process: it registers with a 2 s lease, then dies
+        // "b" is another process: it registers with a 3 s lease, then dies
         // (its provider is dropped: the keep-alive stops, nothing deletes
         // the key).
         let b = raw_provider(&ep);
@@ -645,8 +645,107 @@ async fn p5_a_lost_lease_is_granted_again_and_the_member_returns() {
         wait_registered(&mut client, &["a", "b"]).await;
         let kv = client.get(key, None).await.unwrap().kvs()[0].clone();
         assert_ne!(kv.lease(), lease, "a new lease");
+        // a's watch saw b leave (its key went with the lease) and join
+        // again, not merely an unchanged list.
+        a.wait_updates("b left, then joined again", |updates| {
+            let has = |ms: &[cluster_core::Member]| ms.iter().any(|m| m.node_id.as_str() == "b");
+            updates
+                .iter()
+                .position(|u| has(&u.diff.left))
+                .is_some_and(|left| updates[left + 1..].iter().any(|u| has(&u.diff.joined)))
+        })
+        .await;
         a.wait_members(&["a", "b"]).await;
         a.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p5_a_re_registration_never_overwrites_a_newer_incarnation() {
+    bounded(async {
+        let Some(etcd) = EtcdServer::start().await else {
+            return;
+        };
+        let ep = etcd.endpoint();
+        // Two processes of node b (a rolling restart, or a partitioned old
+        // one): incarnation 1 registers, then incarnation 2 takes the key.
+        let old = raw_provider(&ep);
+        let new = raw_provider(&ep);
+        let b1 = member("b", 4002);
+        let mut b2 = member("b", 4012);
+        b2.incarnation = 2;
+        old.register(&b1).await.unwrap();
+        let mut client = etcd.client().await;
+        let key = old.layout().key_of(&b1.node_id);
+        let lease1 = client.get(key.clone(), None).await.unwrap().kvs()[0].lease();
+        new.register(&b2).await.unwrap();
+        let owned = client.get(key.clone(), None).await.unwrap().kvs()[0].clone();
+        let decode =
+            |kv: &etcd_client::KeyValue| old.layout().decode(kv.key(), kv.value()).unwrap();
+        assert_eq!(decode(&owned), b2);
+        assert_ne!(owned.lease(), lease1);
+
+        // The old process loses its lease: its keep-alive learns it and it
+        // tries to register again, finds incarnation 2 and gives up.
+        client.lease_revoke(lease1).await.unwrap();
+        let deadline = tokio::time::Instant::now() + BOUND;
+        // (A second registration would be the overwrite: stop on either.)
+        while old.stats().superseded == 0 && old.stats().registrations == 1 {
+            assert!(tokio::time::Instant::now() < deadline, "{:?}", old.stats());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let stats = old.stats();
+        assert_eq!(
+            (stats.leases_lost, stats.registrations),
+            (1, 1),
+            "{stats:?}"
+        );
+
+        // The key was not written since incarnation 2 put it.
+        let now = client.get(key.clone(), None).await.unwrap().kvs()[0].clone();
+        assert_eq!(decode(&now), b2);
+        assert_eq!(now.lease(), owned.lease());
+        assert_eq!(now.mod_revision(), owned.mod_revision());
+        // Watchers list incarnation 2.
+        let mut stream = raw_provider(&ep).watch();
+        assert_eq!(
+            next_item(&mut stream).await.unwrap().members,
+            vec![b2.clone()]
+        );
+        // The old process leaving does not remove the new one either.
+        old.deregister(&b1).await.unwrap();
+        let kvs = client.get(key, None).await.unwrap();
+        assert_eq!(kvs.kvs().len(), 1);
+        assert_eq!(decode(&kvs.kvs()[0]), b2);
+        assert_eq!(new.stats().superseded, 0);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p5_r1_4_register_against_a_hung_etcd_answers_within_register_timeout() {
+    bounded(async {
+        let Some(etcd) = EtcdServer::start().await else {
+            return;
+        };
+        // Every single request may take a minute; the whole register call
+        // is still bounded by register_timeout (below the supervisor's
+        // register_timeout), so the test's 25 s bound can only be met
+        // through it.
+        let mut config = raw_config(&etcd.endpoint());
+        config.lease_ttl = Duration::from_secs(600);
+        config.connect_timeout = Duration::from_secs(60);
+        config.request_timeout = Duration::from_secs(60);
+        config.register_timeout = Duration::from_millis(500);
+        let p = EtcdProvider::new(config).unwrap();
+        etcd.pause();
+        let e = tokio::time::timeout(BOUND, p.register(&member("b", 4002)))
+            .await
+            .expect("register answers within its register_timeout")
+            .unwrap_err();
+        assert_eq!(e.code(), "provider.connectivity", "{e}");
+        etcd.resume();
     })
     .await;
 }

@@ -35,10 +35,11 @@ pub fn etcd_descriptor(id: &str, priority: u32, endpoint: &str) -> ProviderDescr
     ProviderDescriptor::new(ProviderId::new(id).unwrap(), "etcd", priority)
         .with_setting("endpoints", endpoint)
         .with_setting("cluster", CLUSTER)
-        .with_setting("lease_ttl_s", "2")
+        .with_setting("lease_ttl_s", "3")
         .with_setting("keepalive_ms", "500")
         .with_setting("connect_timeout_ms", "500")
-        .with_setting("request_timeout_ms", "1000")
+        .with_setting("request_timeout_ms", "900")
+        .with_setting("register_timeout_ms", "2500")
         .with_setting("retry_initial_ms", "100")
         .with_setting("retry_max_ms", "500")
 }
@@ -47,10 +48,12 @@ pub fn etcd_descriptor(id: &str, priority: u32, endpoint: &str) -> ProviderDescr
 /// supervisor): "another process" registering or a raw watch.
 pub fn raw_config(endpoint: &str) -> EtcdConfig {
     let mut c = EtcdConfig::new(vec![endpoint.to_owned()], CLUSTER);
-    c.lease_ttl = Duration::from_secs(2);
+    c.lease_ttl = Duration::from_secs(3);
     c.keepalive = Duration::from_millis(500);
     c.connect_timeout = Duration::from_millis(500);
-    c.request_timeout = Duration::from_millis(1000);
+    // Below a third of the lease TTL, as validation requires.
+    c.request_timeout = Duration::from_millis(900);
+    c.register_timeout = Duration::from_millis(2500);
     c.retry_initial = Duration::from_millis(100);
     c.retry_max = Duration::from_millis(500);
     c
@@ -157,6 +160,24 @@ impl Node {
         let want = set(names);
         self.wait_topology(&format!("members {want:?}"), |t| ids(t) == want)
             .await
+    }
+
+    /// Waits until the recorded TopologyUpdated events satisfy `f`.
+    pub async fn wait_updates(&self, what: &str, f: impl Fn(&[TopologyUpdated]) -> bool) {
+        let deadline = Instant::now() + BOUND;
+        loop {
+            if f(&self.events.updates.lock().unwrap()) {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{}: timed out waiting for {what}; updates: {:?}",
+                    self.name,
+                    self.events.updates.lock().unwrap()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Waits until a ProviderChanged satisfies `f`.
