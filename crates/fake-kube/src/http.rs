@@ -126,7 +126,14 @@ pub(crate) struct Shared {
     pub bookmarks_sent: AtomicU64,
     pub bookmark_interval: Duration,
     pub addr: Mutex<SocketAddr>,
+    /// While true, watches send nothing more (not even their end).
+    pub stall: watch::Sender<bool>,
+    /// When each request of a [`Verb`] arrived (the last [`LOG_LIMIT`]).
+    pub log: Mutex<VecDeque<(Verb, std::time::Instant)>>,
 }
+
+/// How many request arrival times [`Shared::log`] keeps.
+pub(crate) const LOG_LIMIT: usize = 10_000;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -139,6 +146,15 @@ impl Shared {
 
     pub fn faults(&self) -> MutexGuard<'_, Faults> {
         lock(&self.faults)
+    }
+
+    /// Records the arrival of a request.
+    pub fn log_request(&self, verb: Verb) {
+        let mut log = lock(&self.log);
+        if log.len() >= LOG_LIMIT {
+            log.pop_front();
+        }
+        log.push_back((verb, std::time::Instant::now()));
     }
 
     /// Runs a write and wakes the watches.
@@ -308,6 +324,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         }
         (&Method::POST, ["api", "v1", "namespaces", ns, "pods"]) => {
             bump(&c.create);
+            shared.log_request(Verb::Create);
             let ns = (*ns).to_owned();
             if shared.faults().forbidden.contains(&Verb::Create) {
                 return forbidden(Verb::Create, Some(&ns), None);
@@ -320,6 +337,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         }
         (&Method::GET, ["api", "v1", "namespaces", ns, "pods", name]) => {
             bump(&c.get);
+            shared.log_request(Verb::Get);
             if shared.faults().forbidden.contains(&Verb::Get) {
                 return forbidden(Verb::Get, Some(ns), Some(name));
             }
@@ -336,6 +354,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         }
         (&Method::PATCH, ["api", "v1", "namespaces", ns, "pods", name]) => {
             bump(&c.patch);
+            shared.log_request(Verb::Patch);
             let (ns, name) = ((*ns).to_owned(), (*name).to_owned());
             if shared.faults().forbidden.contains(&Verb::Patch) {
                 return forbidden(Verb::Patch, Some(&ns), Some(&name));
@@ -344,6 +363,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         }
         (&Method::DELETE, ["api", "v1", "namespaces", ns, "pods", name]) => {
             bump(&c.delete);
+            shared.log_request(Verb::Delete);
             if shared.faults().forbidden.contains(&Verb::Delete) {
                 return forbidden(Verb::Delete, Some(ns), Some(name));
             }
@@ -556,6 +576,7 @@ async fn collection(
     let counter = if watching { &c.watch } else { &c.list };
     counter.fetch_add(1, Ordering::Relaxed);
     let verb = if watching { Verb::Watch } else { Verb::List };
+    shared.log_request(verb);
     if shared.faults().forbidden.contains(&verb) {
         return forbidden(verb, ns, None);
     }
@@ -767,6 +788,7 @@ struct Cursor {
     changed: watch::Receiver<u64>,
     dropped: watch::Receiver<u64>,
     bookmark_now: watch::Receiver<u64>,
+    stall: watch::Receiver<bool>,
     bookmarks: bool,
     next_bookmark: Instant,
     bookmark_interval: Duration,
@@ -838,6 +860,10 @@ impl Cursor {
     }
 }
 
+/// The longest `timeoutSeconds` honoured (larger values are capped): a
+/// year.
+const MAX_WATCH_TIMEOUT_S: u64 = 365 * 24 * 3600;
+
 fn watch(
     shared: &Arc<Shared>,
     ns: Option<&str>,
@@ -850,7 +876,9 @@ fn watch(
     let send_initial = q.flag("sendInitialEvents");
     let timeout = match q.get("timeoutSeconds").map(str::parse::<u64>) {
         None => Duration::from_secs(1800),
-        Some(Ok(s)) => Duration::from_secs(s),
+        // Capped: `Instant + Duration` would overflow (and panic) for
+        // absurd values such as u64::MAX.
+        Some(Ok(s)) => Duration::from_secs(s.min(MAX_WATCH_TIMEOUT_S)),
         Some(Err(_)) => return error(400, "BadRequest", "invalid timeoutSeconds", None),
     };
     if send_initial && q.get("resourceVersionMatch") != Some("NotOlderThan") {
@@ -873,6 +901,7 @@ fn watch(
         changed: shared.changed.subscribe(),
         dropped,
         bookmark_now: shared.bookmark_now.subscribe(),
+        stall: shared.stall.subscribe(),
         bookmarks,
         next_bookmark: Instant::now() + shared.bookmark_interval,
         bookmark_interval: shared.bookmark_interval,
@@ -903,6 +932,15 @@ fn watch(
     }
     let stream = futures::stream::unfold(cursor, |mut c| async move {
         loop {
+            if *c.stall.borrow_and_update() {
+                // Stalled: nothing at all, not even the end at the timeout;
+                // only `drop_watches` (or the connection closing) ends it.
+                tokio::select! {
+                    r = c.stall.changed() => if r.is_err() { return None },
+                    _ = c.dropped.changed() => return None,
+                }
+                continue;
+            }
             if let Some(line) = c.pending.pop_front() {
                 return Some((line, c));
             }
@@ -918,6 +956,7 @@ fn watch(
             tokio::select! {
                 r = c.changed.changed() => if r.is_err() { return None },
                 _ = c.dropped.changed() => return None,
+                r = c.stall.changed() => if r.is_err() { return None },
                 _ = c.bookmark_now.changed(), if c.bookmarks => c.bookmark(),
                 _ = tokio::time::sleep_until(c.next_bookmark), if c.bookmarks => {
                     c.next_bookmark = Instant::now() + c.bookmark_interval;

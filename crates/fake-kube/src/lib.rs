@@ -40,12 +40,17 @@
 //!   (watches from them get the in-stream 410, continue tokens a 410).
 //! - [`forbid`](FakeKube::forbid): a verb answers 403 `Forbidden` with the
 //!   message the API server gives (`User ... cannot list resource "pods" ...`).
+//! - [`stall_watches`](FakeKube::stall_watches): watches are accepted and
+//!   then send nothing, not even their end at `timeoutSeconds` (a stuck
+//!   server or proxy).
 //! - [`set_delay`](FakeKube::set_delay): every answer is delayed.
 //! - [`stop`](FakeKube::stop) / [`start_again`](FakeKube::start_again): the
 //!   API is down (connections dropped and refused), then back on the same
 //!   port with the same state.
 //! - [`requests`](FakeKube::requests) counts requests by kind and
-//!   [`open_watches`](FakeKube::open_watches) the watches being served.
+//!   [`open_watches`](FakeKube::open_watches) the watches being served;
+//!   [`request_times`](FakeKube::request_times) tells when each request of
+//!   a verb arrived.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -164,6 +169,8 @@ impl FakeKube {
             bookmarks_sent: Default::default(),
             bookmark_interval: config.bookmark_interval,
             addr: Mutex::new(addr),
+            stall: watch::channel(false).0,
+            log: Mutex::new(std::collections::VecDeque::new()),
         });
         let me = Self {
             shared,
@@ -324,6 +331,17 @@ impl FakeKube {
         }
     }
 
+    /// While set, watches stall: new watch requests are accepted (status
+    /// 200 and headers) and then get nothing, and open watches send
+    /// nothing more; neither sends bookmarks or ends at its
+    /// `timeoutSeconds` (a stuck server, or a proxy that lost its upstream
+    /// without closing). [`drop_watches`](Self::drop_watches) and
+    /// [`stop`](Self::stop) still end them; clearing the fault lets open
+    /// watches go on (one past its timeout ends at once).
+    pub fn stall_watches(&self, stall: bool) {
+        self.shared.stall.send_replace(stall);
+    }
+
     /// Delays every answer by `delay` (zero: none).
     pub fn set_delay(&self, delay: Duration) {
         self.shared.faults().delay = delay;
@@ -337,6 +355,7 @@ impl FakeKube {
     /// Clears every fault.
     pub fn reset_faults(&self) {
         *self.shared.faults() = Faults::default();
+        self.shared.stall.send_replace(false);
     }
 
     /// The API goes down: the listener closes, open connections (watches
@@ -372,6 +391,19 @@ impl FakeKube {
     /// Requests served so far, by kind.
     pub fn requests(&self) -> RequestCounts {
         self.shared.counters.snapshot()
+    }
+
+    /// When each `verb` request arrived, oldest first (the last 10 000
+    /// requests are kept), e.g. to see a client's retry backoff grow.
+    pub fn request_times(&self, verb: Verb) -> Vec<std::time::Instant> {
+        self.shared
+            .log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(v, _)| *v == verb)
+            .map(|(_, t)| *t)
+            .collect()
     }
 
     /// `BOOKMARK` events queued on watches so far (a bookmark is written

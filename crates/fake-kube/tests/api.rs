@@ -382,3 +382,75 @@ async fn kubectl_get_and_label_pods() {
         "front"
     );
 }
+
+/// `stall_watches`: a watch is accepted (status and headers) and then gets
+/// nothing, not even its end at `timeoutSeconds`; `drop_watches` still ends
+/// it, and new watches work again once the fault is cleared.
+#[tokio::test]
+async fn stalled_watches_are_accepted_and_then_silent() {
+    let fake = FakeKube::start().await.unwrap();
+    seed(&fake, 1).await;
+    let api = pods(&fake);
+    fake.stall_watches(true);
+    let mut stream = tokio::time::timeout(WAIT, api.watch(&WatchParams::default().timeout(1), "0"))
+        .await
+        .expect("the stalled watch is accepted in time")
+        .unwrap()
+        .boxed();
+    assert_eq!(fake.open_watches(), 1);
+    // Past its one-second timeout it has neither sent its state nor ended.
+    let nothing = tokio::time::timeout(Duration::from_secs(2), stream.next()).await;
+    assert!(nothing.is_err(), "a stalled watch sent {nothing:?}");
+    fake.drop_watches();
+    let end = tokio::time::timeout(WAIT, stream.next()).await.unwrap();
+    assert!(end.is_none(), "drop_watches ends a stalled watch");
+
+    fake.stall_watches(false);
+    let mut stream = api
+        .watch(&WatchParams::default().timeout(5), "0")
+        .await
+        .unwrap()
+        .boxed();
+    let first = tokio::time::timeout(WAIT, stream.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(matches!(first, WatchEvent::Added(_)), "{first:?}");
+}
+
+/// An absurd `timeoutSeconds` is capped instead of overflowing (which
+/// would panic the connection's task), and `request_times` records when
+/// each request of a verb arrived.
+#[tokio::test]
+async fn huge_watch_timeouts_are_capped_and_request_times_are_logged() {
+    let fake = FakeKube::start().await.unwrap();
+    seed(&fake, 1).await;
+    let client = client(&fake);
+    let req = http::Request::get(format!(
+        "/api/v1/namespaces/{NS}/pods?watch=true&timeoutSeconds={}",
+        u64::MAX
+    ))
+    .body(Vec::new())
+    .unwrap();
+    let mut events = tokio::time::timeout(WAIT, client.request_events::<Pod>(req))
+        .await
+        .unwrap()
+        .unwrap()
+        .boxed();
+    let first = tokio::time::timeout(WAIT, events.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(matches!(first, WatchEvent::Added(_)), "{first:?}");
+    assert_eq!(fake.open_watches(), 1);
+    let api = pods(&fake);
+    api.list(&ListParams::default()).await.unwrap();
+    api.list(&ListParams::default()).await.unwrap();
+    let lists = fake.request_times(Verb::List);
+    assert_eq!(lists.len(), 2);
+    assert!(lists[0] <= lists[1]);
+    assert_eq!(fake.request_times(Verb::Watch).len(), 1);
+    assert!(fake.request_times(Verb::Patch).is_empty());
+}

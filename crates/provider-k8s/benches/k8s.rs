@@ -17,7 +17,8 @@
 //! - steady state (printed, not a criterion measurement): one provider over
 //!   1,000 pods idles for a window (default 10 s, `K8S_BENCH_WINDOW_S`); the
 //!   fake's request counters show one list (its pages) and one watch per
-//!   `watch_timeout_s` (60 s), no polling, and the process CPU time over the
+//!   `watch_timeout_s` (10 s by default: each is resumed from its resource
+//!   version, no list), no polling, and the process CPU time over the
 //!   window (fake included) is printed.
 //!
 //! ```sh

@@ -14,7 +14,8 @@
 //! - it carries the annotations `cluster-provisioning.io/node-id` (a valid
 //!   node id) and `cluster-provisioning.io/port` (1..=65535), and optionally
 //!   `cluster-provisioning.io/incarnation` (an integer, default 0) and
-//!   `cluster-provisioning.io/roles` (comma-separated).
+//!   `cluster-provisioning.io/roles` (comma-separated; a role containing a
+//!   comma is refused at registration).
 //!
 //! Node ids may contain `:` and be 128 characters long, which label values
 //! may not: that is why they are annotations, and only the cluster name is
@@ -24,8 +25,11 @@
 //! # Watching
 //!
 //! One `kube_runtime::watcher` per stream (one paginated list, then one
-//! long watch with bookmarks; no polling), with exponential backoff. Its
-//! events go through a [`Membership`] store:
+//! long watch with bookmarks, renewed every `watch_timeout_s`; no polling),
+//! with exponential backoff that resets only after progress (a completed
+//! list, a pod event, an accepted watch: not the `Init` the watcher yields
+//! before every list attempt, so a relist that keeps failing backs off).
+//! Its events go through a [`Membership`] store:
 //!
 //! - the first snapshot is published once the first list is complete;
 //! - a relist (after a watch restart that could not resume, or an expired
@@ -33,7 +37,14 @@
 //!   members at once, so pods deleted while the watch was down disappear;
 //! - each membership change publishes a full snapshot at once;
 //! - while healthy, the snapshot is re-sent every `keepalive_ms` without a
-//!   change (the watcher surfaces no bookmark, so a timer proves life);
+//!   change (the watcher surfaces no bookmark, so a timer proves life), but
+//!   only while the API server answered within `watch_timeout_s` + 3 s (a
+//!   layer on the client records accepted watches, list answers, watch
+//!   chunks and watch ends). The watcher reconnects an idle watch without
+//!   an error, so without this a dead API server would look healthy; past
+//!   that bound the keepalives stop and each tick sends a `Connectivity`
+//!   error until the server answers with a body or an event. The client's
+//!   connect timeout is 5 s;
 //! - failures are `Err` items (see [`errors`]): a 403 is
 //!   `ProviderError::Auth` naming the missing permission (`watch pods in
 //!   namespace "x"`), an unreachable API is `Connectivity`. After an error
@@ -72,7 +83,7 @@
 //! | `context` | no | the file's current context | the kubeconfig context (needs `kubeconfig`) |
 //! | `backoff_initial_ms` | no | `800` | first retry delay of a failed list or watch (1..=60000) |
 //! | `backoff_max_ms` | no | `30000` | largest retry delay (at least `backoff_initial_ms`, ≤ 600000) |
-//! | `watch_timeout_s` | no | `60` | `timeoutSeconds` of each watch request (1..=3600); the client's read timeout is this plus 15 s, so a connection that died silently is noticed within that time |
+//! | `watch_timeout_s` | no | `10` | `timeoutSeconds` of each watch request (1..=3600); the API is taken for silent (no keepalive, `Connectivity` errors) after this plus 3 s without an answer, so keep it below the failover silence timeout; the client's read timeout is this plus 15 s |
 //! | `page_size` | no | `500` | `limit` of each list page (1..=10000) |
 //!
 //! Unknown keys are refused (a typo would otherwise be silently ignored).
@@ -80,8 +91,8 @@
 //!
 //! # Permissions
 //!
-//! `get`, `list`, `watch` and `patch` on `pods` in the namespace, nothing
-//! else; `deploy/kubernetes/` has the Role, and `docs/providers/kubernetes.md`
+//! `get` (the connectivity check reads the local pod), `list`, `watch` and
+//! `patch` on `pods` in the namespace, nothing else; `deploy/kubernetes/` has the Role, and `docs/providers/kubernetes.md`
 //! explains each verb.
 //!
 //! # Example

@@ -72,9 +72,12 @@ impl std::fmt::Display for NotMember {
 
 impl NotMember {
     /// Whether this is a misconfiguration (worth a warning) rather than a
-    /// pod that is simply not ready yet.
+    /// pod that is simply not ready yet: a malformed annotation, or a
+    /// Running, Ready pod carrying the cluster label without the node id or
+    /// port annotation (self-registration writes the label and the
+    /// annotations in one patch, so this is not a transient state).
     pub fn is_misconfiguration(&self) -> bool {
-        matches!(self, Self::Invalid { .. })
+        matches!(self, Self::Invalid { .. } | Self::Missing(_))
     }
 }
 
@@ -339,6 +342,10 @@ mod tests {
         );
         let p = pod("p", true, json!({}));
         assert!(matches!(member_of(&p, &keys), Err(NotMember::Missing(_))));
+        // A ready, labelled pod without them is misconfigured (a warning);
+        // one that is merely not ready yet is not.
+        assert!(member_of(&p, &keys).unwrap_err().is_misconfiguration());
+        assert!(!NotMember::NotReady.is_misconfiguration());
     }
 
     /// P3: malformed annotations are a clear reason, never a panic.

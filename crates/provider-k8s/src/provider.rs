@@ -1,6 +1,7 @@
 //! [`KubernetesProvider`]: the `ClusterProvider` over the API server.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use cluster_core::{Capabilities, ClusterProvider, Member, ProviderError, Snapshot};
@@ -20,8 +21,11 @@ use tokio::time::Instant;
 
 use crate::errors;
 use crate::member::{Applied, Membership};
-use crate::probe::WatchStartedLayer;
+use crate::probe::{Liveness, ProbeLayer};
 use crate::settings::KubernetesSettings;
+
+/// The client's connect timeout.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How the provider finds the API server.
 #[derive(Clone)]
@@ -59,8 +63,8 @@ struct Inner {
     settings: KubernetesSettings,
     source: ClientSource,
     client: OnceCell<Client>,
-    /// Bumped by the client layer when a watch request is accepted.
-    watch_started: Arc<watch::Sender<u64>>,
+    /// When the API server last answered, recorded by the client layer.
+    live: Arc<Liveness>,
 }
 
 /// Members are the pods of one namespace selected by the cluster label;
@@ -90,7 +94,7 @@ impl KubernetesProvider {
                 settings,
                 source,
                 client: OnceCell::new(),
-                watch_started: Arc::new(watch::channel(0).0),
+                live: Arc::new(Liveness::new()),
             }),
         }
     }
@@ -138,16 +142,20 @@ impl Inner {
                 // A watch answers at least every `watch_timeout_s` (the server
                 // ends it then); a connection silent for longer is dead (no
                 // RST reached us), and the read timeout turns that into an
-                // error instead of a healthy-looking, stale provider.
+                // error instead of a healthy-looking, stale provider. It
+                // counts from the request, not from when a pooled connection
+                // went idle.
                 config.read_timeout = Some(Duration::from_secs(
                     u64::from(self.settings.watch_timeout_s) + 15,
                 ));
+                config.reset_reader_on_write = true;
+                // kube's default is 30 s: a silent address (a vanished node,
+                // dropped packets) would hold each retry that long.
+                config.connect_timeout = Some(CONNECT_TIMEOUT);
                 let builder = ClientBuilder::try_from(config).map_err(|e| {
                     ProviderError::Connectivity(format!("cannot build the Kubernetes client: {e}"))
                 })?;
-                Ok(builder
-                    .with_layer(&WatchStartedLayer(self.watch_started.clone()))
-                    .build())
+                Ok(builder.with_layer(&ProbeLayer(self.live.clone())).build())
             })
             .await
             .cloned()
@@ -191,6 +199,17 @@ impl Inner {
                 "no local pod: set `pod_name` or the POD_NAME environment variable".into(),
             ));
         };
+        if let Some(role) = local
+            .into_iter()
+            .flat_map(|m| m.roles.iter())
+            .find(|r| r.contains(','))
+        {
+            // The roles annotation is comma-separated.
+            return Err(ProviderError::Registration(format!(
+                "role {role:?} contains a comma, which the {} annotation cannot carry",
+                s.keys.roles
+            )));
+        }
         let api = self.pods().await?;
         let patch = self.registration_patch(local);
         match api
@@ -238,6 +257,48 @@ impl Backoff for WatchBackoff {
     }
 }
 
+/// [`WatchBackoff`] that resets only after real progress.
+///
+/// `kube_runtime`'s backoff wrapper resets its backoff on every `Ok` item,
+/// and the watcher yields `Ok(Event::Init)` before every list attempt, so a
+/// list that keeps failing (403, 5xx) would be retried at the initial delay
+/// forever. Here a reset takes effect only when the stream made progress
+/// since the last one: a completed list, a pod event (`progress`, set by
+/// the stream before the wrapper sees the item) or an accepted watch.
+struct GatedBackoff {
+    inner: WatchBackoff,
+    progress: Arc<AtomicBool>,
+    accepted: watch::Receiver<Instant>,
+}
+
+impl GatedBackoff {
+    fn progressed(&mut self) -> bool {
+        let accepted = self.accepted.has_changed().unwrap_or(false);
+        if accepted {
+            self.accepted.borrow_and_update();
+        }
+        self.progress.swap(false, Ordering::Relaxed) | accepted
+    }
+}
+
+impl Iterator for GatedBackoff {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        if self.progressed() {
+            self.inner.reset();
+        }
+        self.inner.next()
+    }
+}
+
+impl Backoff for GatedBackoff {
+    fn reset(&mut self) {
+        if self.progressed() {
+            self.inner.reset();
+        }
+    }
+}
+
 type Events = BoxStream<'static, Result<watcher::Event<Pod>, watcher::Error>>;
 
 /// The watch loop's state: the watcher's events in, snapshots and errors
@@ -248,8 +309,13 @@ struct Pump {
     membership: Membership,
     /// The last thing heard from the API server was good news.
     healthy: bool,
+    /// The API server went silent for longer than the answer timeout (an
+    /// error was reported): only an answer with a body (not a merely
+    /// accepted watch) or an event ends this.
+    silent: bool,
     next_keepalive: Instant,
-    started: watch::Receiver<u64>,
+    accepted: watch::Receiver<Instant>,
+    answered: watch::Receiver<Instant>,
 }
 
 impl Pump {
@@ -261,6 +327,23 @@ impl Pump {
         }
     }
 
+    /// An error was reported: signs of life seen before it do not count.
+    fn unhealthy(&mut self) {
+        self.healthy = false;
+        self.accepted.borrow_and_update();
+        self.answered.borrow_and_update();
+    }
+
+    /// When the API server last showed it is alive.
+    fn last_answer(&self) -> Instant {
+        let answered = *self.answered.borrow();
+        if self.silent {
+            answered
+        } else {
+            answered.max(*self.accepted.borrow())
+        }
+    }
+
     async fn next(&mut self) -> Option<Result<Snapshot, ProviderError>> {
         loop {
             tokio::select! {
@@ -268,13 +351,15 @@ impl Pump {
                 ev = self.events.next() => match ev {
                     None => return None,
                     Some(Ok(ev)) => {
-                        let resumed = matches!(
+                        let progress = matches!(
                             ev,
                             watcher::Event::InitDone | watcher::Event::Apply(_) | watcher::Event::Delete(_)
-                        ) && !self.healthy;
+                        );
+                        let resumed = progress && !self.healthy;
                         let applied = self.membership.apply(ev);
                         if resumed && self.membership.initialized() {
                             self.healthy = true;
+                            self.silent = false;
                         }
                         if self.membership.initialized() && (applied == Applied::Publish || resumed) {
                             return Some(Ok(self.snapshot()));
@@ -283,26 +368,55 @@ impl Pump {
                     Some(Err(e)) => match errors::from_watcher(&e, &self.inner.settings.namespace) {
                         Some(pe) => {
                             tracing::debug!(error = %e, code = pe.code(), "kubernetes watch error");
-                            self.healthy = false;
                             // A watch accepted before this error is no sign
                             // of recovery: only later ones count.
-                            self.started.borrow_and_update();
+                            self.unhealthy();
                             return Some(Err(pe));
                         }
                         None => tracing::debug!(error = %e, "resource version expired; relisting"),
                     },
                 },
-                Ok(()) = self.started.changed() => {
+                Ok(()) = self.answered.changed() => {
+                    self.answered.borrow_and_update();
                     if !self.healthy && self.membership.initialized() {
+                        self.healthy = true;
+                        self.silent = false;
+                        return Some(Ok(self.snapshot()));
+                    }
+                }
+                Ok(()) = self.accepted.changed() => {
+                    self.accepted.borrow_and_update();
+                    if !self.healthy && !self.silent && self.membership.initialized() {
                         self.healthy = true;
                         return Some(Ok(self.snapshot()));
                     }
                 }
                 _ = tokio::time::sleep_until(self.next_keepalive) => {
-                    if self.healthy && self.membership.initialized() {
-                        return Some(Ok(self.snapshot()));
+                    let now = Instant::now();
+                    self.next_keepalive = now + self.inner.settings.keepalive;
+                    if !self.membership.initialized() {
+                        continue;
                     }
-                    self.next_keepalive = Instant::now() + self.inner.settings.keepalive;
+                    let quiet = now.saturating_duration_since(self.last_answer());
+                    let limit = self.inner.settings.answer_timeout();
+                    if quiet <= limit {
+                        if self.healthy {
+                            return Some(Ok(self.snapshot()));
+                        }
+                    } else if self.healthy || self.silent {
+                        // The watcher gives up on an idle watch without an
+                        // error and a new connection may wait for its
+                        // connect timeout: without this, keepalives would
+                        // make a dead API server look healthy.
+                        self.unhealthy();
+                        self.silent = true;
+                        tracing::debug!(?quiet, "the kubernetes API server is silent");
+                        return Some(Err(ProviderError::Connectivity(format!(
+                            "no answer from the API server for {} s (a watch answers at least every watch_timeout_s = {} s)",
+                            quiet.as_secs(),
+                            self.inner.settings.watch_timeout_s
+                        ))));
+                    }
                 }
             }
         }
@@ -319,15 +433,29 @@ impl ClusterProvider for KubernetesProvider {
     }
 
     /// R1.4: the API answers and `list pods` (limit 1, with the selector)
-    /// is permitted in the namespace.
+    /// is permitted in the namespace; with a local pod name, that pod
+    /// exists and `get pods` is permitted (a missing pod is a
+    /// `Registration` error before the provider is accepted).
     fn check_connectivity(&self) -> BoxFuture<'_, Result<(), ProviderError>> {
         async move {
             let s = &self.inner.settings;
             let api = self.inner.pods().await?;
             api.list(&ListParams::default().labels(&s.selector()).limit(1))
                 .await
-                .map(|_| ())
-                .map_err(|e| errors::from_kube(&e, "list", &s.namespace))
+                .map_err(|e| errors::from_kube(&e, "list", &s.namespace))?;
+            if let Some(pod) = &s.pod_name {
+                match api.get(pod).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(st)) if st.code == 404 => {
+                        return Err(ProviderError::Registration(format!(
+                            "the local pod {pod:?} (pod_name / POD_NAME) does not exist in namespace {:?}",
+                            s.namespace
+                        )));
+                    }
+                    Err(e) => return Err(errors::from_kube(&e, "get", &s.namespace)),
+                }
+            }
+            Ok(())
         }
         .boxed()
     }
@@ -357,17 +485,37 @@ impl ClusterProvider for KubernetesProvider {
                 .labels(&s.selector())
                 .timeout(s.watch_timeout_s)
                 .page_size(s.page_size);
-            let backoff = WatchBackoff {
-                initial: s.backoff_initial,
-                max: s.backoff_max,
-                current: None,
+            let accepted = inner.live.accepted.subscribe();
+            let progress = Arc::new(AtomicBool::new(false));
+            let backoff = GatedBackoff {
+                inner: WatchBackoff {
+                    initial: s.backoff_initial,
+                    max: s.backoff_max,
+                    current: None,
+                },
+                progress: progress.clone(),
+                accepted: accepted.clone(),
             };
-            let events: Events = watcher(api, config).backoff(backoff).boxed();
+            let events: Events = watcher(api, config)
+                .inspect(move |ev| {
+                    if matches!(
+                        ev,
+                        Ok(watcher::Event::InitDone
+                            | watcher::Event::Apply(_)
+                            | watcher::Event::Delete(_))
+                    ) {
+                        progress.store(true, Ordering::Relaxed);
+                    }
+                })
+                .backoff(backoff)
+                .boxed();
             let pump = Pump {
                 membership: Membership::new(s.keys.clone()),
                 healthy: false,
+                silent: false,
                 next_keepalive: Instant::now() + s.keepalive,
-                started: inner.watch_started.subscribe(),
+                accepted,
+                answered: inner.live.answered.subscribe(),
                 events,
                 inner: inner.clone(),
             };
@@ -401,6 +549,35 @@ mod tests {
             assert!(b.next().unwrap() <= Duration::from_millis(350));
         }
         b.reset();
+        assert!(b.next().unwrap() <= Duration::from_millis(125));
+    }
+
+    /// P3: the watcher's `Init` before each list attempt resets nothing;
+    /// progress (an event, an accepted watch) does.
+    #[test]
+    fn p3_backoff_resets_only_after_progress() {
+        let progress = Arc::new(AtomicBool::new(false));
+        let accepted = watch::channel(Instant::now()).0;
+        let mut b = GatedBackoff {
+            inner: WatchBackoff {
+                initial: Duration::from_millis(100),
+                max: Duration::from_secs(10),
+                current: None,
+            },
+            progress: progress.clone(),
+            accepted: accepted.subscribe(),
+        };
+        b.next().unwrap();
+        b.reset(); // an `Ok(Init)`: no progress
+        assert!(b.next().unwrap() >= Duration::from_millis(200));
+        b.reset();
+        assert!(b.next().unwrap() >= Duration::from_millis(400));
+        progress.store(true, Ordering::Relaxed);
+        b.reset();
+        assert!(b.next().unwrap() <= Duration::from_millis(125));
+        b.next().unwrap();
+        // A watch accepted before an error counts even without a reset.
+        accepted.send_replace(Instant::now());
         assert!(b.next().unwrap() <= Duration::from_millis(125));
     }
 }

@@ -16,6 +16,10 @@ pub const SERVICE_ACCOUNT_NAMESPACE_FILE: &str =
 /// The default label whose value names the cluster.
 pub const DEFAULT_CLUSTER_LABEL: &str = "cluster-provisioning.io/cluster";
 
+/// The slack of [`KubernetesSettings::answer_timeout`] over the watch
+/// timeout, in seconds.
+const ANSWER_GRACE_S: u64 = 3;
+
 /// The settings keys, for the unknown-key check.
 const KEYS: &[&str] = &[
     "cluster",
@@ -62,7 +66,9 @@ pub struct KubernetesSettings {
     /// Largest delay between retries.
     pub backoff_max: Duration,
     /// `timeoutSeconds` of each watch request; the client's read timeout is
-    /// this plus 15 s.
+    /// this plus 15 s, and the API is taken for silent (no keepalive, an
+    /// error) after [`answer_timeout`](Self::answer_timeout) without an
+    /// answer.
     pub watch_timeout_s: u32,
     /// Page size (`limit`) of the (re)lists.
     pub page_size: u32,
@@ -75,6 +81,14 @@ impl KubernetesSettings {
             Some(extra) => format!("{}={},{extra}", self.cluster_label, self.cluster),
             None => format!("{}={}", self.cluster_label, self.cluster),
         }
+    }
+
+    /// How long the API server may stay silent before the provider stops
+    /// its keepalives and reports a `Connectivity` error: `watch_timeout_s`
+    /// plus 3 s (an idle watch is answered at least every
+    /// `watch_timeout_s`: the server ends it, the next one is accepted).
+    pub fn answer_timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.watch_timeout_s) + ANSWER_GRACE_S)
     }
 
     /// Parses `settings`. `env` reads an environment variable
@@ -159,7 +173,7 @@ impl KubernetesSettings {
         if backoff_max < backoff_initial {
             return Err(cfg("backoff_max_ms", "must be at least backoff_initial_ms"));
         }
-        let watch_timeout_s = u32::try_from(num("watch_timeout_s", 60, 1, 3_600)?).unwrap_or(60);
+        let watch_timeout_s = u32::try_from(num("watch_timeout_s", 10, 1, 3_600)?).unwrap_or(10);
         let page_size = u32::try_from(num("page_size", 500, 1, 10_000)?).unwrap_or(500);
         let kubeconfig = get("kubeconfig").map(PathBuf::from);
         let context = get("context").map(str::to_owned);

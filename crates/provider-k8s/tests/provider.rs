@@ -178,6 +178,74 @@ async fn p3_api_down_gives_errors_never_an_empty_snapshot() {
     }
 }
 
+/// P3, R5.5: an API server that accepts watches and then sends nothing
+/// (not even their end at `timeoutSeconds`) must not look healthy: once it
+/// has been silent for `watch_timeout_s` + 3 s the keepalives stop and the
+/// stream sends `provider.connectivity` errors, even though the watcher
+/// keeps reconnecting (and each new watch is accepted); when the server
+/// answers again, snapshots come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p3_r5_5_stalled_watches_stop_keepalives_and_report_connectivity_errors() {
+    let fake = FakeKube::start().await.unwrap();
+    fake.create_pod(member_pod("a", "node-a", "10.0.0.1", true))
+        .unwrap();
+    let kc = kubeconfig(&fake);
+    let d = k8s("k8s", 0, &kc)
+        .with_setting("keepalive_ms", "50")
+        .with_setting("watch_timeout_s", "1");
+    let p = KubernetesKind::new().build(&d).unwrap();
+    let mut items = pump(p.watch());
+    next(&mut items).await.unwrap();
+    wait_for("the watch", || fake.open_watches() == 1).await;
+
+    fake.stall_watches(true);
+    let watches = fake.requests().watch;
+    // Bounded: before the fix, keepalives went on for good.
+    let errors = tokio::time::timeout(WAIT, async {
+        let mut errors = Vec::new();
+        while errors.len() < 3 {
+            match next(&mut items).await {
+                Ok(s) if errors.is_empty() => assert_eq!(node_ids(&s), vec!["node-a"]),
+                Ok(s) => panic!("a keepalive between silence errors: {s:?}"),
+                Err(e) => errors.push(e),
+            }
+        }
+        errors
+    })
+    .await
+    .expect("silence errors in time");
+    for e in &errors {
+        assert_eq!(e.code(), "provider.connectivity", "{e}");
+        assert!(
+            e.to_string().contains("no answer from the API server"),
+            "{e}"
+        );
+    }
+    // Still only errors after the watcher reconnected (to an accepted,
+    // silent watch): an accepted watch is no proof of life.
+    wait_for("a reconnect to the stalled server", || {
+        fake.requests().watch > watches
+    })
+    .await;
+    for _ in 0..3 {
+        let e = next(&mut items)
+            .await
+            .expect_err("no keepalive while silent");
+        assert_eq!(e.code(), "provider.connectivity", "{e}");
+    }
+
+    fake.stall_watches(false);
+    fake.create_pod(member_pod("b", "node-b", "10.0.0.2", true))
+        .unwrap();
+    loop {
+        if let Ok(s) = next(&mut items).await
+            && node_ids(&s) == vec!["node-a", "node-b"]
+        {
+            break;
+        }
+    }
+}
+
 /// R1.4: the connectivity check needs the API and `list pods`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r1_4_connectivity_check_reports_auth_and_unreachable_distinctly() {
@@ -192,6 +260,50 @@ async fn r1_4_connectivity_check_reports_auth_and_unreachable_distinctly() {
     fake.stop().await;
     let e = p.check_connectivity().await.unwrap_err();
     assert_eq!(e.code(), "provider.connectivity", "{e}");
+}
+
+/// R1.4, P3: with a local pod name the connectivity check also reads that
+/// pod (`get`): a missing pod is `provider.registration` before the
+/// provider is accepted, a forbidden `get` is `provider.auth` naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r1_4_connectivity_check_reads_the_local_pod() {
+    let fake = FakeKube::start().await.unwrap();
+    let kc = kubeconfig(&fake);
+    let d = k8s("k8s", 0, &kc).with_setting("pod_name", "node-0");
+    let p = KubernetesKind::new().build(&d).unwrap();
+    let e = p.check_connectivity().await.unwrap_err();
+    assert_eq!(e.code(), "provider.registration", "{e}");
+    assert!(e.to_string().contains("\"node-0\""), "{e}");
+    fake.create_pod(fake_kube::FakePod::new(NS, "node-0"))
+        .unwrap();
+    let gets = fake.requests().get;
+    p.check_connectivity().await.unwrap();
+    assert_eq!(fake.requests().get, gets + 1);
+    fake.forbid(Verb::Get, true);
+    let e = p.check_connectivity().await.unwrap_err();
+    assert_eq!(e.code(), "provider.auth");
+    assert!(
+        e.to_string().contains("get pods in namespace \"apps\""),
+        "{e}"
+    );
+}
+
+/// A role with a comma cannot be written to the comma-separated roles
+/// annotation: registration refuses it with a clear error (nothing is
+/// patched).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p3_roles_with_commas_are_refused_at_registration() {
+    let fake = FakeKube::start().await.unwrap();
+    fake.create_pod(fake_kube::FakePod::new(NS, "node-0"))
+        .unwrap();
+    let kc = kubeconfig(&fake);
+    let d = k8s("k8s", 0, &kc).with_setting("pod_name", "node-0");
+    let p = KubernetesKind::new().build(&d).unwrap();
+    let me = local_member("x", 1, 1).with_role("a,b");
+    let e = p.register(&me).await.unwrap_err();
+    assert_eq!(e.code(), "provider.registration");
+    assert!(e.to_string().contains("\"a,b\""), "{e}");
+    assert_eq!(fake.requests().patch, 0);
 }
 
 /// P3: registering without a local pod name is a clear registration error,

@@ -9,6 +9,7 @@ mod rig;
 use cluster_core::{ProviderHealth, ProvisioningStatus};
 use fake_kube::{FakeKube, Verb};
 use provider_memory::MembershipTable;
+use provisioning_actors::ProvisioningConfig;
 use rig::*;
 
 /// P3: only Running, Ready, non-terminating, annotated pods of the cluster
@@ -46,7 +47,9 @@ async fn p3_pods_turning_ready_unready_terminating_change_the_topology() {
         .await;
     assert_eq!(t.members[0].address.to_string(), "10.0.0.1:4000");
     assert_eq!(t.status, ProvisioningStatus::Active);
-    // The acceptance check (R1.4) listed once, the watcher listed once.
+    // The acceptance check (R1.4) listed once, the watcher listed once; the
+    // watch starts right after the first snapshot.
+    wait_for("the watch", || fake.open_watches() == 1).await;
     let base = fake.requests();
 
     fake.set_ready(NS, "b", true).unwrap();
@@ -177,6 +180,112 @@ async fn p3_r5_5_forbidden_degrades_with_auth_code_and_keeps_the_last_topology()
 
     fake.forbid(Verb::Watch, false);
     fake.forbid(Verb::List, false);
+    node.wait_provider("k8s", "healthy again", healthy).await;
+    node.wait_topology("active again", |t| t.status == ProvisioningStatus::Active)
+        .await;
+    node.shutdown().await;
+}
+
+/// P3, R4.3, R5.5: a relist that keeps failing (403 on `list`, `watch`
+/// still allowed) is retried with a growing delay, not at the initial
+/// backoff forever (the watcher's `Init` before every list attempt must not
+/// reset it); meanwhile the provider is Degraded with `provider.auth` and
+/// the last topology is kept, and granting `list` again recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p3_r5_5_failing_relists_back_off_and_degrade_with_auth() {
+    let fake = FakeKube::start().await.unwrap();
+    fake.create_pod(member_pod("a", "node-a", "10.0.0.1", true))
+        .unwrap();
+    fake.create_pod(member_pod("b", "node-b", "10.0.0.2", true))
+        .unwrap();
+    let kc = kubeconfig(&fake);
+    let d = k8s("k8s", 0, &kc)
+        .with_setting("backoff_initial_ms", "100")
+        .with_setting("backoff_max_ms", "1600");
+    // R5.2 would suppress the provider after five `provider.auth` errors in
+    // a row; this test wants to see it recover.
+    let cfg = ProvisioningConfig {
+        activation_failure_threshold: 100,
+        ..config(None)
+    };
+    let node = node(cfg, vec![d], None).await;
+    node.wait_topology("a and b", |t| ids(t) == set(&["node-a", "node-b"]))
+        .await;
+    wait_for("the watch", || fake.open_watches() == 1).await;
+
+    // An unrelated write moves the resource version past the watch's; the
+    // compaction then expires it, so the restarted watch gets a 410 and
+    // the watcher must relist, which is forbidden.
+    fake.create_pod(fake_kube::FakePod::new(NS, "other").label("app", "x"))
+        .unwrap();
+    fake.forbid(Verb::List, true);
+    fake.compact();
+    let before = fake.request_times(Verb::List).len();
+    fake.drop_watches();
+    wait_for("five failed relists", || {
+        fake.request_times(Verb::List).len() >= before + 5
+    })
+    .await;
+    let times = fake.request_times(Verb::List);
+    let gaps: Vec<_> = times[before..before + 5]
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .collect();
+    // 100 ms doubling to 1.6 s (+ up to 25 % jitter): the first list follows
+    // the 410 after the initial delay, then ~200, 400, 800, 1600 ms
+    // (before the fix: ~100 ms each, forever).
+    assert!(gaps.windows(2).all(|g| g[1] > g[0]), "growing: {gaps:?}");
+    assert!(gaps[3] >= gaps[0] * 2, "at least doubled: {gaps:?}");
+
+    let p = node
+        .wait_provider("k8s", "degraded", |p| p.health == ProviderHealth::Degraded)
+        .await;
+    assert_eq!(p.last_error, Some("provider.auth"));
+    let t = node
+        .wait_topology("degraded status", |t| {
+            t.status == ProvisioningStatus::Degraded
+        })
+        .await;
+    assert_eq!(ids(&t), set(&["node-a", "node-b"]), "last topology kept");
+
+    fake.forbid(Verb::List, false);
+    node.wait_provider("k8s", "healthy again", healthy).await;
+    let t = node
+        .wait_topology("active again", |t| t.status == ProvisioningStatus::Active)
+        .await;
+    assert_eq!(ids(&t), set(&["node-a", "node-b"]));
+    node.shutdown().await;
+}
+
+/// P3, R4.3: an API server that accepts watches and then goes silent (no
+/// events, no bookmarks, no end at `timeoutSeconds`) turns the provider
+/// Degraded: keepalives stop once it has been silent for `watch_timeout_s`
+/// + 3 s; the last topology is kept; an answer brings it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p3_r4_3_silent_api_server_degrades_and_keeps_the_last_topology() {
+    let fake = FakeKube::start().await.unwrap();
+    fake.create_pod(member_pod("a", "node-a", "10.0.0.1", true))
+        .unwrap();
+    let kc = kubeconfig(&fake);
+    let d = k8s("k8s", 0, &kc).with_setting("watch_timeout_s", "1");
+    let node = node(config(None), vec![d], None).await;
+    node.wait_topology("a", |t| ids(t) == set(&["node-a"]))
+        .await;
+    node.wait_provider("k8s", "healthy", healthy).await;
+
+    fake.stall_watches(true);
+    let p = node
+        .wait_provider("k8s", "degraded", |p| p.health == ProviderHealth::Degraded)
+        .await;
+    assert_eq!(p.last_error, Some("provider.connectivity"));
+    let t = node
+        .wait_topology("degraded status", |t| {
+            t.status == ProvisioningStatus::Degraded
+        })
+        .await;
+    assert_eq!(ids(&t), set(&["node-a"]), "last topology kept");
+
+    fake.stall_watches(false);
     node.wait_provider("k8s", "healthy again", healthy).await;
     node.wait_topology("active again", |t| t.status == ProvisioningStatus::Active)
         .await;
