@@ -73,6 +73,10 @@ pub(crate) struct Inner {
     config: Arc<ConsulConfig>,
     stats: Arc<Stats>,
     heartbeat: Mutex<Option<Heartbeat>>,
+    /// Bumped by every deregistration (under the `heartbeat` lock): a
+    /// registration that started before one must not install its
+    /// heartbeat, or it would bring the node back after it left.
+    epoch: AtomicU64,
 }
 
 impl Drop for Inner {
@@ -212,6 +216,7 @@ impl ConsulProvider {
                 config: Arc::new(config),
                 stats: Arc::default(),
                 heartbeat: Mutex::new(None),
+                epoch: AtomicU64::new(0),
             }),
         })
     }
@@ -252,6 +257,7 @@ impl ConsulProvider {
             .map_err(|why| ProviderError::Registration(format!("{}: {why}", local.node_id)))?;
         let body = serde_json::to_vec(&body)
             .map_err(|e| ProviderError::Registration(format!("encoding the registration: {e}")))?;
+        let epoch = self.inner.epoch.load(Ordering::SeqCst);
         let result = put_registration(&self.inner.http, &body, &c.service).await;
         if let Err(f) = &result
             && !f.retryable
@@ -271,10 +277,24 @@ impl ConsulProvider {
             c.service.clone(),
             self.inner.stats.clone(),
         ));
-        let old = self.lock_heartbeat().replace(Heartbeat {
-            service_id: member::service_id(&local),
-            task,
-        });
+        let old = {
+            let mut guard = self.lock_heartbeat();
+            if self.inner.epoch.load(Ordering::SeqCst) != epoch {
+                // Deregistered while this registration was in flight: its
+                // PUT may have landed after the deregistration. Undo it.
+                drop(guard);
+                task.abort();
+                tracing::info!(id = %member::service_id(&local), "consul: deregistered while registering; registration withdrawn");
+                let _ = self.do_deregister(local).await;
+                return Err(ProviderError::Registration(
+                    "deregistered while the registration was in flight".into(),
+                ));
+            }
+            guard.replace(Heartbeat {
+                service_id: member::service_id(&local),
+                task,
+            })
+        };
         if let Some(old) = old {
             old.task.abort();
         }
@@ -290,6 +310,7 @@ impl ConsulProvider {
         let id = member::service_id(&local);
         let hb = {
             let mut guard = self.lock_heartbeat();
+            self.inner.epoch.fetch_add(1, Ordering::SeqCst);
             if guard.as_ref().is_some_and(|h| h.service_id == id) {
                 guard.take()
             } else {

@@ -107,3 +107,29 @@ async fn p2_acl_filtered_results_are_auth_errors_not_empty_snapshots() {
         assert_eq!(e.code(), "provider.auth", "{e}");
     }
 }
+
+/// P2, R3.5: a deregistration that overtakes a registration still in flight
+/// (a slow agent) wins: the late registration is withdrawn and no heartbeat
+/// brings the node back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p2_deregistration_during_a_slow_registration_wins() {
+    let agent = fake().await;
+    let p = provider(&agent, Duration::from_millis(200));
+    let a = member("a", 4001);
+    agent.set_delay(Duration::from_millis(300));
+    let registering = {
+        let (p, a) = (p.clone(), a.clone());
+        tokio::spawn(async move { p.register(&a).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    agent.set_delay(Duration::ZERO);
+    p.deregister(&a).await.unwrap();
+    let late = registering.await.unwrap();
+    assert!(
+        late.is_err(),
+        "the late registration reports its withdrawal"
+    );
+    // Several TTL periods (1 s TTL, passes every 333 ms): nothing returns.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(agent.service_ids().is_empty(), "{:?}", agent.service_ids());
+}
