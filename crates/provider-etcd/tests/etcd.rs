@@ -71,9 +71,7 @@ async fn p5_r4_1_three_nodes_join_and_leave_through_etcd() {
             n.wait_members(&["a", "b"]).await;
             let left: Vec<String> = n
                 .events
-                .updates
-                .lock()
-                .unwrap()
+                .updates()
                 .iter()
                 .flat_map(|u| u.diff.left.iter().map(|m| m.node_id.to_string()))
                 .collect();

@@ -52,6 +52,7 @@ mod memory_kind;
 pub mod merge;
 pub mod metrics;
 pub mod provider_actor;
+pub mod recorder;
 pub mod registry;
 pub mod store;
 mod supervisor;

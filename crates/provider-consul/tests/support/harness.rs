@@ -3,13 +3,10 @@
 //! real time with short timings, and a recorder of provisioning events.
 #![allow(dead_code, missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actor_runtime::{ActorSystem, Backoff};
-use cluster_core::events::{
-    ProviderChanged, ProviderHealthChanged, ProviderStreamTerminated, TopologyUpdated,
-};
 use cluster_core::{Member, MemberAddress, NodeId, ProviderDescriptor, ProviderId, Topology};
 use fake_consul::FakeConsul;
 use provider_consul::{ConsulKind, ConsulProvider};
@@ -22,64 +19,7 @@ use provisioning_actors::{
 /// Every wait of a test is bounded by this.
 pub const BOUND: Duration = Duration::from_secs(15);
 
-#[derive(Clone, Debug)]
-pub enum Ev {
-    Topology(TopologyUpdated),
-    Changed(ProviderChanged),
-    Health(ProviderHealthChanged),
-    Terminated(ProviderStreamTerminated),
-}
-
-#[derive(Clone, Default)]
-pub struct Events(pub Arc<Mutex<Vec<Ev>>>);
-
-impl Events {
-    pub fn record(system: &ActorSystem) -> Self {
-        let ev = Self::default();
-        let es = system.event_stream();
-        macro_rules! sub {
-            ($t:ty, $v:ident) => {{
-                let e = ev.clone();
-                let _ = es.subscribe_fn(move |x: &$t| e.0.lock().unwrap().push(Ev::$v(x.clone())));
-            }};
-        }
-        sub!(TopologyUpdated, Topology);
-        sub!(ProviderChanged, Changed);
-        sub!(ProviderHealthChanged, Health);
-        sub!(ProviderStreamTerminated, Terminated);
-        ev
-    }
-    pub fn all(&self) -> Vec<Ev> {
-        self.0.lock().unwrap().clone()
-    }
-    pub fn changes(&self) -> Vec<ProviderChanged> {
-        self.all()
-            .into_iter()
-            .filter_map(|e| match e {
-                Ev::Changed(c) => Some(c),
-                _ => None,
-            })
-            .collect()
-    }
-    pub fn health(&self) -> Vec<ProviderHealthChanged> {
-        self.all()
-            .into_iter()
-            .filter_map(|e| match e {
-                Ev::Health(h) => Some(h),
-                _ => None,
-            })
-            .collect()
-    }
-    pub fn terminations(&self) -> Vec<ProviderStreamTerminated> {
-        self.all()
-            .into_iter()
-            .filter_map(|e| match e {
-                Ev::Terminated(t) => Some(t),
-                _ => None,
-            })
-            .collect()
-    }
-}
+pub use provisioning_actors::recorder::EventRecorder as Events;
 
 pub fn nid(s: &str) -> NodeId {
     NodeId::new(s).unwrap()

@@ -4,7 +4,7 @@
 #![allow(dead_code, missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actor_runtime::{ActorSystem, Backoff};
@@ -83,11 +83,7 @@ pub fn config(local: Member) -> ProvisioningConfig {
     }
 }
 
-#[derive(Clone, Default)]
-pub struct Events {
-    pub updates: Arc<Mutex<Vec<TopologyUpdated>>>,
-    pub changes: Arc<Mutex<Vec<ProviderChanged>>>,
-}
+pub use provisioning_actors::recorder::EventRecorder as Events;
 
 pub struct Node {
     pub name: String,
@@ -105,12 +101,7 @@ pub async fn node(
     standby: Option<&MembershipTable>,
 ) -> Node {
     let system = ActorSystem::new(name);
-    let events = Events::default();
-    let es = system.event_stream();
-    let e = events.clone();
-    let _ = es.subscribe_fn(move |x: &TopologyUpdated| e.updates.lock().unwrap().push(x.clone()));
-    let e = events.clone();
-    let _ = es.subscribe_fn(move |x: &ProviderChanged| e.changes.lock().unwrap().push(x.clone()));
+    let events = Events::record(&system);
     let mut kinds = ProviderKinds::new().with(EtcdKind::new());
     if let Some(t) = standby {
         kinds = kinds.with(MemoryKind::new().with_table("standby", t.clone()));
@@ -166,14 +157,14 @@ impl Node {
     pub async fn wait_updates(&self, what: &str, f: impl Fn(&[TopologyUpdated]) -> bool) {
         let deadline = Instant::now() + BOUND;
         loop {
-            if f(&self.events.updates.lock().unwrap()) {
+            if f(&self.events.updates()) {
                 return;
             }
             if Instant::now() > deadline {
                 panic!(
                     "{}: timed out waiting for {what}; updates: {:?}",
                     self.name,
-                    self.events.updates.lock().unwrap()
+                    self.events.updates()
                 );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -188,14 +179,14 @@ impl Node {
     ) -> ProviderChanged {
         let deadline = Instant::now() + BOUND;
         loop {
-            if let Some(c) = self.events.changes.lock().unwrap().iter().find(|c| f(c)) {
-                return c.clone();
+            if let Some(c) = self.events.changes().into_iter().find(|c| f(c)) {
+                return c;
             }
             if Instant::now() > deadline {
                 panic!(
                     "{}: timed out waiting for {what}; changes: {:?}",
                     self.name,
-                    self.events.changes.lock().unwrap()
+                    self.events.changes()
                 );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

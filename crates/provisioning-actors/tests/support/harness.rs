@@ -2,126 +2,21 @@
 //! providers) and a recorder of every provisioning event.
 #![allow(dead_code, missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actor_runtime::{ActorSystem, Backoff};
-use cluster_core::events::*;
-use cluster_core::{
-    Member, MemberAddress, NodeId, ProviderDescriptor, ProviderId, ProvisioningStatus, Topology,
-};
+use cluster_core::{Member, MemberAddress, NodeId, ProviderDescriptor, ProviderId, Topology};
 use provider_memory::{FaultHandle, MembershipTable};
 use provisioning_actors::failover::FailoverConfig;
 use provisioning_actors::{
     MemoryKind, ProviderKinds, ProvisioningConfig, ProvisioningHandle, ProvisioningSupervisor,
 };
 
-#[derive(Clone, Debug)]
-pub enum Ev {
-    Topology(TopologyUpdated),
-    Changed(ProviderChanged),
-    Health(ProviderHealthChanged),
-    StreamTerminated(ProviderStreamTerminated),
-    Status(ProvisioningStatusChanged),
-    Quarantined(RemoteNodeQuarantined),
-    Suppressed(ActivationSuppressed),
-}
-
-#[derive(Clone, Default)]
-pub struct Events(pub Arc<Mutex<Vec<Ev>>>);
-
-impl Events {
-    pub fn record(system: &ActorSystem) -> Self {
-        let ev = Self::default();
-        let es = system.event_stream();
-        macro_rules! sub {
-            ($t:ty, $v:ident) => {{
-                let e = ev.clone();
-                let _ = es.subscribe_fn(move |x: &$t| e.0.lock().unwrap().push(Ev::$v(x.clone())));
-            }};
-        }
-        sub!(TopologyUpdated, Topology);
-        sub!(ProviderChanged, Changed);
-        sub!(ProviderHealthChanged, Health);
-        sub!(ProviderStreamTerminated, StreamTerminated);
-        sub!(ProvisioningStatusChanged, Status);
-        sub!(RemoteNodeQuarantined, Quarantined);
-        sub!(ActivationSuppressed, Suppressed);
-        ev
-    }
-    pub fn all(&self) -> Vec<Ev> {
-        self.0.lock().unwrap().clone()
-    }
-    pub fn clear(&self) {
-        self.0.lock().unwrap().clear();
-    }
-    pub fn topologies(&self) -> Vec<Arc<Topology>> {
-        self.all()
-            .into_iter()
-            .filter_map(|e| match e {
-                Ev::Topology(t) => Some(t.topology),
-                _ => None,
-            })
-            .collect()
-    }
-    pub fn updates(&self) -> Vec<TopologyUpdated> {
-        self.all()
-            .into_iter()
-            .filter_map(|e| match e {
-                Ev::Topology(t) => Some(t),
-                _ => None,
-            })
-            .collect()
-    }
-    pub fn changes(&self) -> Vec<ProviderChanged> {
-        self.all()
-            .into_iter()
-            .filter_map(|e| match e {
-                Ev::Changed(c) => Some(c),
-                _ => None,
-            })
-            .collect()
-    }
-    pub fn statuses(&self) -> Vec<ProvisioningStatus> {
-        self.all()
-            .into_iter()
-            .filter_map(|e| match e {
-                Ev::Status(s) => Some(s.status),
-                _ => None,
-            })
-            .collect()
-    }
-    pub fn terminations(&self) -> Vec<ProviderStreamTerminated> {
-        self.all()
-            .into_iter()
-            .filter_map(|e| match e {
-                Ev::StreamTerminated(t) => Some(t),
-                _ => None,
-            })
-            .collect()
-    }
-    pub fn quarantines(&self) -> Vec<RemoteNodeQuarantined> {
-        self.all()
-            .into_iter()
-            .filter_map(|e| match e {
-                Ev::Quarantined(q) => Some(q),
-                _ => None,
-            })
-            .collect()
-    }
-    pub fn suppressed(&self) -> Vec<ActivationSuppressed> {
-        self.all()
-            .into_iter()
-            .filter_map(|e| match e {
-                Ev::Suppressed(s) => Some(s),
-                _ => None,
-            })
-            .collect()
-    }
-    pub fn last_topology(&self) -> Option<Arc<Topology>> {
-        self.topologies().last().cloned()
-    }
-}
+/// The recorder of provisioning events lives in the crate (it serves the
+/// provider crates' tests too).
+#[allow(unused_imports)] // `Ev` is used by some of the test binaries only.
+pub use provisioning_actors::recorder::{EventRecorder as Events, ProvisioningEvent as Ev};
 
 pub fn nid(s: &str) -> NodeId {
     NodeId::new(s).unwrap()
