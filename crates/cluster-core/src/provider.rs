@@ -212,6 +212,34 @@ impl ProviderDescriptor {
         self
     }
 
+    /// The setting `key` in milliseconds: `default` when absent, a
+    /// `ProviderError::Config` naming the key when it is not a whole number
+    /// in `range`. For kinds' `*_ms` settings.
+    pub fn millis_setting(
+        &self,
+        key: &str,
+        range: std::ops::RangeInclusive<u64>,
+        default: u64,
+    ) -> std::result::Result<std::time::Duration, ProviderError> {
+        let ms = match self.settings.get(key) {
+            None => default,
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| range.contains(ms))
+                .ok_or_else(|| ProviderError::Config {
+                    field: key.to_owned(),
+                    reason: format!(
+                        "{v:?} is not a number of milliseconds in {}..={}",
+                        range.start(),
+                        range.end()
+                    ),
+                })?,
+        };
+        Ok(std::time::Duration::from_millis(ms))
+    }
+
     /// Checks the fields every kind shares (R1.1).
     pub fn validate(&self) -> Result<()> {
         if self.kind.is_empty()
@@ -294,6 +322,26 @@ impl ProviderHealth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn r1_1_millis_settings_default_and_name_the_key_when_bad() {
+        let d = ProviderDescriptor::new(ProviderId::new("m").unwrap(), "memory", 0)
+            .with_setting("poll_ms", "250")
+            .with_setting("slow_ms", "0")
+            .with_setting("odd_ms", "fast");
+        let ms = std::time::Duration::from_millis;
+        assert_eq!(d.millis_setting("poll_ms", 10..=1000, 5).unwrap(), ms(250));
+        assert_eq!(d.millis_setting("absent_ms", 10..=1000, 5).unwrap(), ms(5));
+        for key in ["slow_ms", "odd_ms"] {
+            match d.millis_setting(key, 10..=1000, 5) {
+                Err(ProviderError::Config { field, reason }) => {
+                    assert_eq!(field, key);
+                    assert!(reason.contains("10..=1000"), "{reason}");
+                }
+                other => panic!("{key}: {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn secret_settings_never_appear_in_debug_output() {

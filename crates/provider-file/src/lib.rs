@@ -239,21 +239,8 @@ impl ProviderFactory for FileKind {
                 reason: "must not be empty".into(),
             });
         }
-        let poll = match d.settings.get("poll_ms") {
-            None => 500,
-            Some(v) => v
-                .parse::<u64>()
-                .ok()
-                .filter(|ms| (10..=60_000).contains(ms))
-                .ok_or_else(|| ProviderError::Config {
-                    field: "poll_ms".into(),
-                    reason: format!("{v:?} is not a number of milliseconds in 10..=60000"),
-                })?,
-        };
-        Ok(Arc::new(FileProvider::new(
-            dir.clone(),
-            Duration::from_millis(poll),
-        )))
+        let poll = d.millis_setting("poll_ms", 10..=60_000, 500)?;
+        Ok(Arc::new(FileProvider::new(dir.clone(), poll)))
     }
 }
 

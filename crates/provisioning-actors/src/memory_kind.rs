@@ -71,19 +71,8 @@ impl ProviderFactory for MemoryKind {
             field: "table".into(),
             reason: format!("no in-memory table named {name:?}"),
         })?;
-        let keepalive = match d.settings.get("keepalive_ms") {
-            None => 5_000,
-            Some(v) => v
-                .parse::<u64>()
-                .ok()
-                .filter(|ms| (1..=3_600_000).contains(ms))
-                .ok_or_else(|| ProviderError::Config {
-                    field: "keepalive_ms".into(),
-                    reason: format!("{v:?} is not a number of milliseconds in 1..=3600000"),
-                })?,
-        };
-        let provider = MemoryProvider::new(table.clone())
-            .with_keepalive(std::time::Duration::from_millis(keepalive));
+        let keepalive = d.millis_setting("keepalive_ms", 1..=3_600_000, 5_000)?;
+        let provider = MemoryProvider::new(table.clone()).with_keepalive(keepalive);
         self.faults
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
