@@ -130,6 +130,9 @@ impl<E: 'static> ErasedTopic for Topic<E> {
 
 #[derive(Default)]
 struct Inner {
+    /// The `node` label of its metrics: the system's name, empty when
+    /// standalone.
+    node: Arc<str>,
     topics: RwLock<HashMap<TypeId, Arc<dyn ErasedTopic>>>,
     next_callback: AtomicU64,
     dropped: AtomicU64,
@@ -165,9 +168,20 @@ impl Subscription {
 }
 
 impl EventStream {
-    /// A standalone stream (an `ActorSystem` makes its own).
+    /// A standalone stream (an `ActorSystem` makes its own). Its metrics
+    /// carry `node=""`.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The stream of the system called `node` (its metrics' `node` label).
+    pub(crate) fn for_node(node: Arc<str>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                node,
+                ..Inner::default()
+            }),
+        }
     }
 
     fn topic<E: Send + Sync + 'static>(&self, create: bool) -> Option<Arc<dyn ErasedTopic>> {
@@ -193,8 +207,8 @@ impl EventStream {
             let name = std::any::type_name::<E>();
             Arc::new(Topic::<E> {
                 subscribers: SubscriptionRegistry::new(),
-                published: counter!(crate::metrics::EVENTS_PUBLISHED, "event" => name),
-                dropped: counter!(crate::metrics::EVENTS_DROPPED, "event" => name),
+                published: counter!(crate::metrics::EVENTS_PUBLISHED, "node" => self.inner.node.clone(), "event" => name),
+                dropped: counter!(crate::metrics::EVENTS_DROPPED, "node" => self.inner.node.clone(), "event" => name),
             })
         });
         Some(t.clone())

@@ -4,8 +4,18 @@
 //!
 //! Per-actor metrics are labelled by `actor_type` (the Rust type name), not by
 //! path, so that the number of series stays bounded however many actors run.
+//!
+//! Every metric also carries a `node` label: the name of the
+//! [`ActorSystem`](crate::ActorSystem) (see [`ActorSystem::name`](crate::ActorSystem::name)),
+//! so that several systems in one process keep separate series. Name a
+//! system after the node it runs (the node id, as the `Cluster` bootstrap's
+//! users and the node program do); a standalone
+//! [`EventStream`](crate::EventStream) labels its series `node=""`.
+//! [`describe`] registers each metric's description and unit.
 
-use metrics::{Counter, Histogram, counter, histogram};
+use std::sync::Arc;
+
+use metrics::{Counter, Histogram, Unit, counter, describe_counter, describe_histogram, histogram};
 
 /// Counter: messages handled (timer messages included), by `actor_type`.
 pub const MESSAGES_PROCESSED: &str = "actor_messages_processed_total";
@@ -28,46 +38,103 @@ pub const EVENTS_PUBLISHED: &str = "event_stream_published_total";
 /// was full, by `event`. Always 0 for subscribers with unbounded mailboxes.
 pub const EVENTS_DROPPED: &str = "event_stream_dropped_total";
 
+/// Describes every metric of this crate (description and unit) to the
+/// installed recorder. Call it once, after installing the recorder (a
+/// Prometheus exporter uses it for `# HELP` lines); metrics are recorded
+/// whether or not it was called.
+pub fn describe() {
+    describe_counter!(
+        MESSAGES_PROCESSED,
+        Unit::Count,
+        "Messages handled (timer messages included), by node and actor_type."
+    );
+    describe_counter!(
+        FAILURES,
+        Unit::Count,
+        "Actor failures (panics and errors) reported to the supervisor, by node, actor_type and kind."
+    );
+    describe_counter!(
+        RESTARTS,
+        Unit::Count,
+        "Actor restarts, by node and actor_type."
+    );
+    describe_histogram!(
+        MAILBOX_DEPTH,
+        Unit::Count,
+        "User-mailbox depth, sampled every 128 messages, by node and actor_type."
+    );
+    describe_counter!(
+        DEAD_LETTERS,
+        Unit::Count,
+        "Messages left in a mailbox when its actor ended, by node and actor_type."
+    );
+    describe_counter!(
+        SPAWNED,
+        Unit::Count,
+        "Actors spawned (guardians included), by node and actor_type."
+    );
+    describe_counter!(
+        TERMINATED,
+        Unit::Count,
+        "Actors ended, by node, actor_type and reason."
+    );
+    describe_counter!(
+        EVENTS_PUBLISHED,
+        Unit::Count,
+        "Events published on the EventStream, by node and event type."
+    );
+    describe_counter!(
+        EVENTS_DROPPED,
+        Unit::Count,
+        "Event deliveries dropped because a bounded subscriber mailbox was full, by node and event type."
+    );
+}
+
 pub(crate) struct ActorMetrics {
     pub(crate) actor_type: &'static str,
+    /// The system's name (label `node`).
+    pub(crate) node: Arc<str>,
     pub(crate) processed: Counter,
     pub(crate) depth: Histogram,
 }
 
 impl ActorMetrics {
-    pub(crate) fn new(actor_type: &'static str) -> Self {
-        counter!(SPAWNED, "actor_type" => actor_type).increment(1);
+    pub(crate) fn new(actor_type: &'static str, node: Arc<str>) -> Self {
+        counter!(SPAWNED, "node" => node.clone(), "actor_type" => actor_type).increment(1);
         Self {
             actor_type,
-            processed: counter!(MESSAGES_PROCESSED, "actor_type" => actor_type),
-            depth: histogram!(MAILBOX_DEPTH, "actor_type" => actor_type),
+            processed: counter!(MESSAGES_PROCESSED, "node" => node.clone(), "actor_type" => actor_type),
+            depth: histogram!(MAILBOX_DEPTH, "node" => node.clone(), "actor_type" => actor_type),
+            node,
         }
     }
 
     pub(crate) fn failure(&self, panic: bool) {
         let kind = if panic { "panic" } else { "error" };
-        counter!(FAILURES, "actor_type" => self.actor_type, "kind" => kind).increment(1);
+        counter!(FAILURES, "node" => self.node.clone(), "actor_type" => self.actor_type, "kind" => kind)
+            .increment(1);
     }
 
     pub(crate) fn restart(&self) {
-        counter!(RESTARTS, "actor_type" => self.actor_type).increment(1);
+        counter!(RESTARTS, "node" => self.node.clone(), "actor_type" => self.actor_type)
+            .increment(1);
     }
 
     pub(crate) fn dead_letters(&self, n: usize) {
         if n > 0 {
-            counter!(DEAD_LETTERS, "actor_type" => self.actor_type).increment(n as u64);
+            counter!(DEAD_LETTERS, "node" => self.node.clone(), "actor_type" => self.actor_type)
+                .increment(n as u64);
         }
     }
 }
 
-pub(crate) fn terminated(actor_type: &'static str, reason: &crate::StopReason) {
-    {
-        let r = match reason {
-            crate::StopReason::Stopped => "stopped",
-            crate::StopReason::Failed(_) => "failed",
-            crate::StopReason::RestartLimitExceeded { .. } => "restart_limit",
-            crate::StopReason::Aborted => "aborted",
-        };
-        counter!(TERMINATED, "actor_type" => actor_type, "reason" => r).increment(1);
-    }
+pub(crate) fn terminated(node: &Arc<str>, actor_type: &'static str, reason: &crate::StopReason) {
+    let r = match reason {
+        crate::StopReason::Stopped => "stopped",
+        crate::StopReason::Failed(_) => "failed",
+        crate::StopReason::RestartLimitExceeded { .. } => "restart_limit",
+        crate::StopReason::Aborted => "aborted",
+    };
+    counter!(TERMINATED, "node" => node.clone(), "actor_type" => actor_type, "reason" => r)
+        .increment(1);
 }

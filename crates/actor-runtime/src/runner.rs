@@ -93,7 +93,7 @@ impl Drop for TerminationGuard {
                 });
             }
         }
-        crate::metrics::terminated(self.metrics_type, &reason);
+        crate::metrics::terminated(&self.system.metrics_node(), self.metrics_type, &reason);
         tracing::debug!(path = %self.cell.path, %reason, "actor terminated");
         self.cell.mark_terminated();
         self.system.deregister_task(id.0);

@@ -175,11 +175,12 @@ impl ActorSystemBuilder {
             return Err(SpawnError::NoRuntime);
         }
         let (report, _) = watch::channel(None);
+        let name: Arc<str> = Arc::from(self.name.as_str());
         let system = ActorSystem {
             inner: Arc::new(SystemInner {
-                name: Arc::from(self.name.as_str()),
+                events: EventStream::for_node(name.clone()),
+                name,
                 next_id: AtomicU64::new(1),
-                events: EventStream::new(),
                 guardians: std::sync::OnceLock::new(),
                 tasks: Mutex::new(HashMap::new()),
                 shutdown: OnceLatch::new(),
@@ -237,9 +238,16 @@ impl ActorSystem {
         }
     }
 
-    /// The system's name.
+    /// The system's name. It is also the `node` label of every metric of
+    /// this system (see [`crate::metrics`]): name a system after the node
+    /// it runs, so that several nodes in one process keep separate series.
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// The system's name, shared (the `node` label of its metrics).
+    pub(crate) fn metrics_node(&self) -> Arc<str> {
+        self.inner.name.clone()
     }
 
     /// The system's event stream.
@@ -480,7 +488,7 @@ fn spawn_actor<A: Actor>(
         cell: cell.clone(),
         sys_rx,
         user_rx,
-        metrics: ActorMetrics::new(actor_type),
+        metrics: ActorMetrics::new(actor_type, system.metrics_node()),
         guard: TerminationGuard {
             cell,
             system: system.clone(),
