@@ -1,5 +1,12 @@
 //! Provisioning metrics (R4.5, R5.1), through the `metrics` facade; listed
 //! with their labels in `docs/metrics.md`.
+//!
+//! Every metric also carries a `node` label (N2): the local member's node
+//! id ([`ProvisioningConfig::local`](crate::ProvisioningConfig::local)), or
+//! the [`ActorSystem`](actor_runtime::ActorSystem)'s name when there is no
+//! local member. [`describe`] registers descriptions and units.
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 /// Histogram (seconds): age of a snapshot when the supervisor received it
 /// (provider observation → supervisor), by `provider`.
@@ -26,3 +33,58 @@ pub const ACTIVATION_SUPPRESSED: &str = "provisioning_activation_suppressed_tota
 /// Counter, labels `provider`, `reason` (error code): registrations of the
 /// local member that failed (each is retried with backoff).
 pub const REGISTRATION_FAILURES: &str = "provisioning_registration_failures_total";
+
+/// Describes every provisioning metric (description and unit) to the
+/// installed recorder. Call it once, after installing the recorder;
+/// metrics are recorded whether or not it was called.
+pub fn describe() {
+    describe_histogram!(
+        SNAPSHOT_LATENCY,
+        Unit::Seconds,
+        "Age of a snapshot when the supervisor received it, by node and provider."
+    );
+    describe_counter!(
+        FAILOVERS,
+        Unit::Count,
+        "Changes of the active provider, by node and reason."
+    );
+    describe_counter!(
+        STREAM_INTERRUPTIONS,
+        Unit::Count,
+        "Provider stream errors and ends, by node, provider and reason."
+    );
+    describe_gauge!(
+        PROVIDER_HEALTH,
+        "Provider health, by node and provider: 2 healthy, 1 degraded or starting, 0 down, failed or disabled."
+    );
+    describe_gauge!(
+        PROVIDER_LAST_UPDATE,
+        Unit::Seconds,
+        "Unix time of a provider's last snapshot, by node and provider."
+    );
+    describe_gauge!(
+        MEMBERS,
+        Unit::Count,
+        "Members in the published topology, by node."
+    );
+    describe_gauge!(
+        STATUS,
+        "Published provisioning status, by node: 1 for the current status label, 0 for the others."
+    );
+    describe_counter!(
+        TOPOLOGY_UPDATES,
+        Unit::Count,
+        "Topologies published, by node."
+    );
+    describe_counter!(QUARANTINES, Unit::Count, "Quarantines applied, by node.");
+    describe_counter!(
+        ACTIVATION_SUPPRESSED,
+        Unit::Count,
+        "Providers whose activation was suppressed (R5.2), by node and provider."
+    );
+    describe_counter!(
+        REGISTRATION_FAILURES,
+        Unit::Count,
+        "Failed registrations of the local member, by node, provider and reason."
+    );
+}

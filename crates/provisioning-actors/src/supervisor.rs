@@ -191,6 +191,9 @@ struct Entry {
 /// The supervisor actor. Spawn it with [`ProvisioningSupervisor::spawn`].
 pub struct ProvisioningSupervisor {
     config: ProvisioningConfig,
+    /// The `node` label of its metrics: the local member's node id, or the
+    /// system's name without a local member.
+    node: Arc<str>,
     kinds: ProviderKinds,
     entries: BTreeMap<ProviderId, Entry>,
     initial: Vec<Accepted>,
@@ -286,7 +289,12 @@ impl ProvisioningSupervisor {
             .saturating_add(config.register_timeout);
         // A restored topology continues its seq_no.
         let seq_no = restored.as_ref().map_or(0, |t| t.seq_no);
+        let node: Arc<str> = match &config.local {
+            Some(m) => Arc::from(m.node_id.to_string()),
+            None => Arc::from(system.name()),
+        };
         let shared = Arc::new(std::sync::Mutex::new(Shared {
+            node,
             config,
             kinds,
             accepted,
@@ -303,11 +311,12 @@ impl ProvisioningSupervisor {
     }
 
     fn from_shared(shared: Arc<std::sync::Mutex<Shared>>) -> Self {
-        let (config, kinds, initial, store, restored, seq_no) = {
+        let (node, config, kinds, initial, store, restored, seq_no) = {
             let s = shared
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             (
+                s.node.clone(),
                 s.config.clone(),
                 s.kinds.clone(),
                 s.accepted.clone(),
@@ -325,6 +334,7 @@ impl ProvisioningSupervisor {
         Self {
             policy: FailoverPolicy::new(config.failover),
             merger,
+            node,
             config,
             kinds,
             entries: BTreeMap::new(),
@@ -353,6 +363,8 @@ impl ProvisioningSupervisor {
 /// seq_no. Quarantines do not survive: a restarted supervisor trusts its
 /// providers again.
 struct Shared {
+    /// The `node` label of the metrics.
+    node: Arc<str>,
     config: ProvisioningConfig,
     kinds: ProviderKinds,
     accepted: Vec<Accepted>,
@@ -406,7 +418,7 @@ impl ProvisioningSupervisor {
             enabled,
             Instant::now(),
         );
-        gauge!(m::PROVIDER_HEALTH, "provider" => id.to_string())
+        gauge!(m::PROVIDER_HEALTH, "node" => self.node.clone(), "provider" => id.to_string())
             .set(self.policy.health(&id).map_or(0.0, ProviderHealth::gauge));
         self.entries.insert(id, entry);
         self.apply(d, ctx);
@@ -505,9 +517,9 @@ impl ProvisioningSupervisor {
                 let lag = received
                     .duration_since(snapshot.observed_at)
                     .unwrap_or(Duration::ZERO);
-                histogram!(m::SNAPSHOT_LATENCY, "provider" => id.to_string())
+                histogram!(m::SNAPSHOT_LATENCY, "node" => self.node.clone(), "provider" => id.to_string())
                     .record(lag.as_secs_f64());
-                gauge!(m::PROVIDER_LAST_UPDATE, "provider" => id.to_string())
+                gauge!(m::PROVIDER_LAST_UPDATE, "node" => self.node.clone(), "provider" => id.to_string())
                     .set(now_unix(received));
                 entry.last_observed = Some(snapshot.observed_at);
                 let info = self.merger.on_refresh(&id, snapshot.members);
@@ -518,7 +530,7 @@ impl ProvisioningSupervisor {
             }
             ProviderEvent::Error(e) => {
                 let code = e.code();
-                counter!(m::STREAM_INTERRUPTIONS, "provider" => id.to_string(), "reason" => code)
+                counter!(m::STREAM_INTERRUPTIONS, "node" => self.node.clone(), "provider" => id.to_string(), "reason" => code)
                     .increment(1);
                 let last_hash = entry.last_hash;
                 let activation = matches!(
@@ -540,7 +552,7 @@ impl ProvisioningSupervisor {
                 self.policy.on_input(&id, Input::Error(code), now)
             }
             ProviderEvent::RegistrationFailed(e) => {
-                counter!(m::REGISTRATION_FAILURES, "provider" => id.to_string(), "reason" => e.code())
+                counter!(m::REGISTRATION_FAILURES, "node" => self.node.clone(), "provider" => id.to_string(), "reason" => e.code())
                     .increment(1);
                 // An unreachable backend is not a validation failure (R5.2):
                 // the registration is retried and failover handles the rest.
@@ -604,7 +616,7 @@ impl ProvisioningSupervisor {
             }
         }
         tracing::warn!(provider = %id, failures, code, "activation suppressed");
-        counter!(m::ACTIVATION_SUPPRESSED, "provider" => id.to_string()).increment(1);
+        counter!(m::ACTIVATION_SUPPRESSED, "node" => self.node.clone(), "provider" => id.to_string()).increment(1);
         ctx.system().event_stream().publish(ActivationSuppressed {
             provider: id.clone(),
             failures,
@@ -619,7 +631,7 @@ impl ProvisioningSupervisor {
     /// reschedules the tick and recomputes the topology.
     fn apply(&mut self, d: Decision, ctx: &mut Context<Self>) {
         for h in &d.health {
-            gauge!(m::PROVIDER_HEALTH, "provider" => h.provider.to_string()).set(h.health.gauge());
+            gauge!(m::PROVIDER_HEALTH, "node" => self.node.clone(), "provider" => h.provider.to_string()).set(h.health.gauge());
             let entry = self.entries.get(&h.provider);
             ctx.system().event_stream().publish(ProviderHealthChanged {
                 provider: h.provider.clone(),
@@ -635,7 +647,8 @@ impl ProvisioningSupervisor {
             });
         }
         if let Some(c) = d.active {
-            counter!(m::FAILOVERS, "reason" => c.reason.as_str()).increment(1);
+            counter!(m::FAILOVERS, "node" => self.node.clone(), "reason" => c.reason.as_str())
+                .increment(1);
             tracing::info!(from = ?c.from, to = ?c.to, reason = c.reason.as_str(), "active provider changed");
             // Keep the first `from` if several changes happen before publish.
             let from = match self.pending_change.take() {
@@ -765,16 +778,15 @@ impl ProvisioningSupervisor {
             q.seq_no = self.seq_no;
             es.publish(q);
         }
-        gauge!(m::MEMBERS).set(topology.members.len() as f64);
-        counter!(m::TOPOLOGY_UPDATES).increment(1);
+        gauge!(m::MEMBERS, "node" => self.node.clone()).set(topology.members.len() as f64);
+        counter!(m::TOPOLOGY_UPDATES, "node" => self.node.clone()).increment(1);
         es.publish(TopologyUpdated {
             topology: topology.clone(),
             previous_hash,
             diff: Arc::new(diff),
         });
         if status != self.status {
-            gauge!(m::STATUS, "status" => self.status.as_str()).set(0.0);
-            gauge!(m::STATUS, "status" => status.as_str()).set(1.0);
+            self.status_gauge(self.status, status);
             es.publish(ProvisioningStatusChanged {
                 previous: self.status,
                 status,
@@ -909,6 +921,12 @@ impl ProvisioningSupervisor {
         self.persist_definitions().await
     }
 
+    /// The `provisioning_status` gauge: `previous` to 0, `status` to 1.
+    fn status_gauge(&self, previous: ProvisioningStatus, status: ProvisioningStatus) {
+        gauge!(m::STATUS, "node" => self.node.clone(), "status" => previous.as_str()).set(0.0);
+        gauge!(m::STATUS, "node" => self.node.clone(), "status" => status.as_str()).set(1.0);
+    }
+
     async fn drain(
         &mut self,
         ctx: &mut Context<Self>,
@@ -926,6 +944,7 @@ impl ProvisioningSupervisor {
                 previous_hash: self.published.hash,
                 diff: Arc::new(TopologyDiff::default()),
             });
+            self.status_gauge(self.status, ProvisioningStatus::Draining);
             es.publish(ProvisioningStatusChanged {
                 previous: self.status,
                 status: ProvisioningStatus::Draining,
@@ -1007,7 +1026,7 @@ impl Actor for ProvisioningSupervisor {
     type Msg = SupervisorMsg;
 
     async fn started(&mut self, ctx: &mut Context<Self>) -> HandlerResult {
-        gauge!(m::STATUS, "status" => self.status.as_str()).set(1.0);
+        gauge!(m::STATUS, "node" => self.node.clone(), "status" => self.status.as_str()).set(1.0);
         for a in std::mem::take(&mut self.initial) {
             self.install(a, ctx)?;
         }
@@ -1058,7 +1077,7 @@ impl Actor for ProvisioningSupervisor {
                     .and_then(|t| Instant::now().checked_add(t))
                     .map(Instant::into_std);
                 if self.merger.quarantine(node.clone(), incarnation, expires) {
-                    counter!(m::QUARANTINES).increment(1);
+                    counter!(m::QUARANTINES, "node" => self.node.clone()).increment(1);
                     tracing::warn!(%node, incarnation, %reason, "node quarantined");
                     self.pending_quarantine.push(RemoteNodeQuarantined {
                         node,
@@ -1138,7 +1157,7 @@ impl Actor for ProvisioningSupervisor {
                 // Whatever the failed instance still had queued is stale.
                 e.min_instance += 1;
                 if stream_ended {
-                    counter!(m::STREAM_INTERRUPTIONS, "provider" => id.to_string(), "reason" => "ended")
+                    counter!(m::STREAM_INTERRUPTIONS, "node" => self.node.clone(), "provider" => id.to_string(), "reason" => "ended")
                         .increment(1);
                     ctx.system()
                         .event_stream()

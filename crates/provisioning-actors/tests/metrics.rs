@@ -1,6 +1,8 @@
 //! R5.1, R4.5: snapshot latency, failovers by reason, stream interruptions by
 //! provider, provider health and last-update time, member count. One global
-//! recorder per process, so this file holds one test.
+//! recorder per process, so this file holds one test with a global
+//! recorder; the N2 test uses a thread-local one on its current-thread
+//! runtime.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[path = "support/harness.rs"]
@@ -97,4 +99,89 @@ async fn r5_1_r4_5_provisioning_metrics_are_recorded() {
     );
     assert!(value(&snap, m::TOPOLOGY_UPDATES, None).unwrap() >= 2.0);
     node.shutdown().await;
+}
+
+/// The value of the series `name` whose labels include all of `labels`.
+fn labelled(s: &Snap, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    s.iter().find_map(|(key, _, _, v)| {
+        let k = key.key();
+        let all = labels
+            .iter()
+            .all(|(lk, lv)| k.labels().any(|l| l.key() == *lk && l.value() == *lv));
+        if k.name() != name || !all {
+            return None;
+        }
+        match v {
+            DebugValue::Counter(c) => Some(*c as f64),
+            DebugValue::Gauge(g) => Some(g.into_inner()),
+            DebugValue::Histogram(h) => Some(h.len() as f64),
+        }
+    })
+}
+
+/// N2, R4.5, R3.5: two nodes in one process keep their own gauges under
+/// their `node` label (the local member's id), and a drain shows as
+/// `provisioning_status{status="draining"}` on the drained node only.
+#[tokio::test(start_paused = true)]
+async fn n2_r4_5_two_nodes_keep_separate_gauges_and_drain_shows_in_status() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    m::describe();
+
+    let (ta, tb) = (MembershipTable::new(), MembershipTable::new());
+    ta.upsert(member("x", 1));
+    let defs = || vec![memory("primary", 0, "t")];
+    let a = node_with(
+        "sys-a",
+        &[("t", ta.clone())],
+        test_config(Some(member("a", 1))),
+        defs(),
+    )
+    .await
+    .unwrap();
+    let b = node_with(
+        "sys-b",
+        &[("t", tb.clone())],
+        test_config(Some(member("b", 1))),
+        defs(),
+    )
+    .await
+    .unwrap();
+    a.wait_topology("a and x", |t| t.members.len() == 2).await;
+    b.wait_topology("b alone", |t| t.members.len() == 1).await;
+    b.handle.drain().await.unwrap();
+
+    // One snapshot: taking one resets the debugging recorder's values.
+    let snap: Snap = snapshotter.snapshot().into_vec();
+    assert_eq!(labelled(&snap, m::MEMBERS, &[("node", "a")]), Some(2.0));
+    assert_eq!(labelled(&snap, m::MEMBERS, &[("node", "b")]), Some(1.0));
+    for node in ["a", "b"] {
+        assert_eq!(
+            labelled(
+                &snap,
+                m::PROVIDER_HEALTH,
+                &[("node", node), ("provider", "primary")]
+            ),
+            Some(ProviderHealth::Healthy.gauge())
+        );
+    }
+    // The drain shows on b only.
+    let status = |node, status| labelled(&snap, m::STATUS, &[("node", node), ("status", status)]);
+    assert_eq!(status("b", "draining"), Some(1.0));
+    assert_eq!(status("b", "active"), Some(0.0));
+    assert_eq!(status("a", "active"), Some(1.0));
+    assert_eq!(status("a", "draining"), None);
+    // Every series carries the node label; `describe` gave the units.
+    assert!(
+        snap.iter()
+            .all(|(key, _, _, _)| key.key().labels().any(|l| l.key() == "node"))
+    );
+    let unit = snap
+        .iter()
+        .find(|(key, _, _, _)| key.key().name() == m::SNAPSHOT_LATENCY)
+        .and_then(|(_, unit, _, _)| *unit);
+    assert_eq!(unit, Some(metrics::Unit::Seconds));
+    a.shutdown().await;
+    b.shutdown().await;
 }
