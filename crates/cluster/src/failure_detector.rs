@@ -159,6 +159,11 @@ impl FailureDetector {
         }
     }
 
+    /// Whether a sign of life has arrived yet.
+    pub fn has_heard(&self) -> bool {
+        self.last_heard.is_some()
+    }
+
     /// How long the peer has been silent at `now` (zero before the first
     /// sign of life).
     pub fn silence(&self, now: Instant) -> Duration {

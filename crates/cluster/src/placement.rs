@@ -104,9 +104,9 @@ pub const CALL_TYPE: &str = "placement.call";
 /// Type id of a remote grain answer.
 pub const REPLY_TYPE: &str = "placement.reply";
 
-const M_REQUESTS: &str = "placement_requests_total";
-const M_ACTIVATIONS: &str = "placement_activations";
-const M_HANDOFFS: &str = "placement_handoffs_total";
+pub(crate) const M_REQUESTS: &str = "placement_requests_total";
+pub(crate) const M_ACTIVATIONS: &str = "placement_activations";
+pub(crate) const M_HANDOFFS: &str = "placement_handoffs_total";
 
 /// A virtual actor: one instance per `(kind, id)` in the cluster, on the
 /// identity's owner.
@@ -491,6 +491,8 @@ type Pending = Mutex<HashMap<u64, (NodeId, oneshot::Sender<Responder>)>>;
 
 struct Shared {
     local: NodeId,
+    /// The `node` label of the metrics: `local` as a string.
+    node: Arc<str>,
     config: PlacementConfig,
     remoting: Option<RemotingHandle>,
     pending: Pending,
@@ -525,6 +527,7 @@ impl PlacementSupervisor {
     ) -> Result<PlacementHandle, SpawnError> {
         let shared = Arc::new(Shared {
             local: local.node_id.clone(),
+            node: Arc::from(local.node_id.to_string()),
             config,
             remoting,
             pending: Mutex::new(HashMap::new()),
@@ -609,7 +612,7 @@ impl PlacementSupervisor {
                 && let Some(a) = self.activations.remove(&(m.kind.clone(), m.id.clone()))
             {
                 a.stop();
-                metrics::counter!(M_HANDOFFS).increment(1);
+                metrics::counter!(M_HANDOFFS, "node" => self.shared.node.clone()).increment(1);
             }
         }
         if next.is_paused() && !self.activations.is_empty() {
@@ -628,7 +631,8 @@ impl PlacementSupervisor {
             );
         }
         self.table = Some(next);
-        metrics::gauge!(M_ACTIVATIONS).set(self.activations.len() as f64);
+        metrics::gauge!(M_ACTIVATIONS, "node" => self.shared.node.clone())
+            .set(self.activations.len() as f64);
         ctx.system().event_stream().publish(OwnershipChanged {
             seq_no: t.topology.seq_no,
             moves: Arc::from(moves),
@@ -662,8 +666,8 @@ impl PlacementSupervisor {
             }
             a.stop();
         }
-        metrics::counter!(M_HANDOFFS).increment(n as u64);
-        metrics::gauge!(M_ACTIVATIONS).set(0.0);
+        metrics::counter!(M_HANDOFFS, "node" => self.shared.node.clone()).increment(n as u64);
+        metrics::gauge!(M_ACTIVATIONS, "node" => self.shared.node.clone()).set(0.0);
         n
     }
 
@@ -697,7 +701,8 @@ impl PlacementSupervisor {
             .ok_or_else(|| PlacementError::UnknownKind(kind.to_owned()))?;
         let a = spawner(ctx, id).map_err(|_| PlacementError::Stopped)?;
         self.activations.insert(key, a.clone());
-        metrics::gauge!(M_ACTIVATIONS).set(self.activations.len() as f64);
+        metrics::gauge!(M_ACTIVATIONS, "node" => self.shared.node.clone())
+            .set(self.activations.len() as f64);
         Ok(a)
     }
 
@@ -794,7 +799,7 @@ impl Actor for PlacementSupervisor {
                 }
             }
             Msg::Locate { kind, id, reply } => {
-                metrics::counter!(M_REQUESTS).increment(1);
+                metrics::counter!(M_REQUESTS, "node" => self.shared.node.clone()).increment(1);
                 let _ = reply.send(self.locate(&kind, &id, ctx));
             }
             Msg::Call(call) => self.on_call(*call, ctx),

@@ -136,15 +136,17 @@ pub const DEGRADED: &str = "remoting.degraded";
 /// Close code: a handshake frame arrived after the handshake.
 pub const PROTOCOL: &str = "remoting.protocol";
 
-const M_ASSOCIATIONS: &str = "remoting_associations";
-const M_HEARTBEATS_SENT: &str = "remoting_heartbeats_sent_total";
-const M_HEARTBEATS_MISSED: &str = "remoting_heartbeats_missed_total";
-const M_QUARANTINES: &str = "remoting_quarantines_reported_total";
-const M_REACHABLE: &str = "remoting_reachable_reported_total";
-const M_DEGRADED_REFUSALS: &str = "remoting_degraded_refusals_total";
-const M_FRAMES_REFUSED: &str = "remoting_frames_refused_total";
-const M_FRAMES_DROPPED: &str = "remoting_frames_dropped_total";
-const M_FROZEN: &str = "remoting_new_associations_frozen";
+pub(crate) const M_ASSOCIATIONS: &str = "remoting_associations";
+pub(crate) const M_HEARTBEATS_SENT: &str = "remoting_heartbeats_sent_total";
+pub(crate) const M_HEARTBEATS_MISSED: &str = "remoting_heartbeats_missed_total";
+pub(crate) const M_QUARANTINES: &str = "remoting_quarantines_reported_total";
+pub(crate) const M_REACHABLE: &str = "remoting_reachable_reported_total";
+pub(crate) const M_DEGRADED_REFUSALS: &str = "remoting_degraded_refusals_total";
+pub(crate) const M_FRAMES_REFUSED: &str = "remoting_frames_refused_total";
+pub(crate) const M_FRAMES_DROPPED: &str = "remoting_frames_dropped_total";
+pub(crate) const M_FROZEN: &str = "remoting_new_associations_frozen";
+pub(crate) const M_PEER_UP: &str = "remoting_peer_up";
+pub(crate) const M_PEER_LAST_HEARD: &str = "remoting_peer_last_heard_timestamp_seconds";
 
 /// Published on the EventStream when Remoting stops opening new
 /// associations because the provisioning status is no longer `Active` (the
@@ -355,6 +357,8 @@ struct View {
 struct Shared {
     config: RemotingConfig,
     local: Hello,
+    /// The `node` label of the metrics: the local node id.
+    node: Arc<str>,
     provisioning: ProvisioningHandle,
     /// Send queues of the `Up` associations (encoded frames).
     writers: Mutex<HashMap<NodeId, mpsc::Sender<Vec<u8>>>>,
@@ -378,7 +382,7 @@ impl Shared {
         let failed = known.is_some_and(|(inc, failed)| failed && inc == peer.incarnation);
         if failed || view.topology.is_blocked(node, peer.incarnation) {
             self.provisioning.reachable(node.clone(), peer.incarnation);
-            metrics::counter!(M_REACHABLE).increment(1);
+            metrics::counter!(M_REACHABLE, "node" => self.node.clone()).increment(1);
             tracing::info!(%node, incarnation = peer.incarnation, "quarantined node reached again; reported reachable");
             return Err(Refusal::new(
                 QUARANTINED,
@@ -402,7 +406,7 @@ impl Shared {
             ));
         }
         if known.is_none_or(|(inc, _)| inc != peer.incarnation) {
-            metrics::counter!(M_DEGRADED_REFUSALS).increment(1);
+            metrics::counter!(M_DEGRADED_REFUSALS, "node" => self.node.clone()).increment(1);
             return Err(Refusal::new(
                 DEGRADED,
                 format!(
@@ -427,7 +431,8 @@ impl Shared {
             None => Err("unknown_type"),
         };
         if let Err(reason) = outcome {
-            metrics::counter!(M_FRAMES_DROPPED, "reason" => reason).increment(1);
+            metrics::counter!(M_FRAMES_DROPPED, "node" => self.node.clone(), "reason" => reason)
+                .increment(1);
             tracing::debug!(to, type_id, reason, "remote tell dropped");
         }
     }
@@ -467,6 +472,7 @@ impl Remoting {
         let local_addr = listener.local_addr().map_err(RemotingError::Bind)?;
         let hello = Hello::for_member(config.handshake.cluster.clone(), &local);
         let shared = Arc::new(Shared {
+            node: Arc::from(hello.node_id.to_string()),
             local: hello,
             provisioning,
             writers: Mutex::new(HashMap::new()),

@@ -15,12 +15,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::conn::{self, AbortOnDrop};
-use metrics::gauge;
+use metrics::{Gauge, gauge};
 
 use super::{
     AssociationState, M_ASSOCIATIONS, M_DEGRADED_REFUSALS, M_FRAMES_REFUSED, M_FROZEN,
-    M_HEARTBEATS_MISSED, M_HEARTBEATS_SENT, M_QUARANTINES, M_REACHABLE, PROTOCOL, QUARANTINED,
-    Shared, StaleTopologyWarning, lock,
+    M_HEARTBEATS_MISSED, M_HEARTBEATS_SENT, M_PEER_LAST_HEARD, M_PEER_UP, M_QUARANTINES,
+    M_REACHABLE, PROTOCOL, QUARANTINED, Shared, StaleTopologyWarning, lock,
 };
 use crate::failure_detector::{DetectorConfig, FailureDetector};
 use crate::wire::{Frame, Hello, WireError, encode_frame};
@@ -164,6 +164,9 @@ pub(crate) struct RemotingActor {
     /// Whether new associations are frozen, as last published (`None`:
     /// no status but `Starting` seen yet).
     frozen: Option<bool>,
+    /// The per-peer gauges (`remoting_peer_up`, last heard) of the peers
+    /// published so far; a peer's are zeroed and dropped when it leaves.
+    peer_gauges: BTreeMap<NodeId, (Gauge, Gauge)>,
 }
 
 impl RemotingActor {
@@ -178,7 +181,46 @@ impl RemotingActor {
             peers: BTreeMap::new(),
             next_id: 0,
             frozen: None,
+            peer_gauges: BTreeMap::new(),
         }
+    }
+
+    /// The per-peer gauges (R4.5): `remoting_peer_up` is 1 while the
+    /// association is `Up` and the failure detector trusts the peer, and
+    /// `remoting_peer_last_heard_timestamp_seconds` is the Unix time of its
+    /// last sign of life (unset before the first). A peer that left (its
+    /// association removed) gets both set to 0 and is forgotten, so the
+    /// series stay bounded by the members seen.
+    fn publish_peers(&mut self, now: Instant) {
+        let node = &self.shared.node;
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        for (peer, p) in &self.peers {
+            let (up, heard) = self.peer_gauges.entry(peer.clone()).or_insert_with(|| {
+                let label = peer.to_string();
+                (
+                    gauge!(M_PEER_UP, "node" => node.clone(), "peer" => label.clone()),
+                    gauge!(M_PEER_LAST_HEARD, "node" => node.clone(), "peer" => label),
+                )
+            });
+            let healthy =
+                p.state == AssociationState::Up && p.detector.is_available(now.into_std());
+            up.set(if healthy { 1.0 } else { 0.0 });
+            if p.detector.has_heard() {
+                let silence = p.detector.silence(now.into_std());
+                heard.set(wall.saturating_sub(silence).as_secs_f64());
+            }
+        }
+        let peers = &self.peers;
+        self.peer_gauges.retain(|peer, (up, heard)| {
+            let keep = peers.contains_key(peer);
+            if !keep {
+                up.set(0.0);
+                heard.set(0.0);
+            }
+            keep
+        });
     }
 
     fn tick_every(&self) -> Duration {
@@ -221,7 +263,7 @@ impl RemotingActor {
         }
         let first = self.frozen.is_none();
         self.frozen = Some(frozen);
-        gauge!(M_FROZEN).set(if frozen { 1.0 } else { 0.0 });
+        gauge!(M_FROZEN, "node" => self.shared.node.clone()).set(if frozen { 1.0 } else { 0.0 });
         if first && !frozen {
             return;
         }
@@ -293,7 +335,8 @@ impl RemotingActor {
                 continue;
             }
             if !open {
-                metrics::counter!(M_DEGRADED_REFUSALS).increment(1);
+                metrics::counter!(M_DEGRADED_REFUSALS, "node" => self.shared.node.clone())
+                    .increment(1);
                 tracing::debug!(node = %m.node_id, status = self.status.as_str(), "no new association while the status is not active");
                 continue;
             }
@@ -359,14 +402,16 @@ impl RemotingActor {
         for (node, p) in &mut self.peers {
             if p.state == AssociationState::Up {
                 if p.hb_sent > p.hb_acked {
-                    metrics::counter!(M_HEARTBEATS_MISSED).increment(1);
+                    metrics::counter!(M_HEARTBEATS_MISSED, "node" => self.shared.node.clone())
+                        .increment(1);
                 }
                 p.hb_sent += 1;
                 let queue_open = p.conn.as_ref().is_some_and(|c| !c.queue.is_closed());
                 if !queue_open {
                     lost.push(node.clone());
                 } else if p.send(&Frame::Heartbeat { seq: p.hb_sent }, max_frame) {
-                    metrics::counter!(M_HEARTBEATS_SENT).increment(1);
+                    metrics::counter!(M_HEARTBEATS_SENT, "node" => self.shared.node.clone())
+                        .increment(1);
                 }
             }
             if p.ever_up
@@ -380,7 +425,7 @@ impl RemotingActor {
                 self.shared
                     .provisioning
                     .quarantine(node.clone(), incarnation, "heartbeat timeout");
-                metrics::counter!(M_QUARANTINES).increment(1);
+                metrics::counter!(M_QUARANTINES, "node" => self.shared.node.clone()).increment(1);
                 close(&self.shared, node, p, false);
                 p.dial = None;
                 p.state = AssociationState::Failed;
@@ -521,7 +566,7 @@ impl RemotingActor {
         self.shared
             .provisioning
             .reachable(node.clone(), incarnation);
-        metrics::counter!(M_REACHABLE).increment(1);
+        metrics::counter!(M_REACHABLE, "node" => self.shared.node.clone()).increment(1);
     }
 
     fn on_frame(&mut self, node: NodeId, conn: u64, frame: Frame, now: Instant) {
@@ -556,7 +601,7 @@ impl RemotingActor {
                 }
                 other => {
                     tracing::warn!(%node, frame = other.kind(), "handshake frame after the handshake: connection closed");
-                    metrics::counter!(M_FRAMES_REFUSED, "code" => PROTOCOL).increment(1);
+                    metrics::counter!(M_FRAMES_REFUSED, "node" => self.shared.node.clone(), "code" => PROTOCOL).increment(1);
                     close(&self.shared, &node, &mut p, false);
                     self.retry_later(&mut p, now);
                 }
@@ -572,7 +617,7 @@ impl RemotingActor {
         if p.conn.as_ref().is_some_and(|c| c.id == conn) {
             match conn::refused_code(&error) {
                 Some(code) => {
-                    metrics::counter!(M_FRAMES_REFUSED, "code" => code.clone()).increment(1);
+                    metrics::counter!(M_FRAMES_REFUSED, "node" => self.shared.node.clone(), "code" => code.clone()).increment(1);
                     tracing::warn!(%node, code, %error, "bad frame: connection closed");
                 }
                 None => tracing::info!(%node, %error, "association connection lost"),
@@ -599,7 +644,7 @@ impl RemotingActor {
             })
             .collect();
         for (state, count) in AssociationState::ALL.iter().zip(counts) {
-            metrics::gauge!(M_ASSOCIATIONS, "state" => state.as_str()).set(f64::from(count));
+            metrics::gauge!(M_ASSOCIATIONS, "node" => self.shared.node.clone(), "state" => state.as_str()).set(f64::from(count));
         }
         *lock(&self.shared.associations) = list;
         let mut view = lock(&self.shared.view);
@@ -646,6 +691,9 @@ impl Actor for RemotingActor {
 
     async fn handle(&mut self, msg: Msg, ctx: &mut Context<Self>) -> HandlerResult {
         let now = Instant::now();
+        // Frames are many and change no association: their signs of life
+        // reach the per-peer gauges at the next tick.
+        let peer_gauges = !matches!(msg, Msg::Frame { .. });
         match msg {
             Msg::Topology(t) => self.on_topology(t, ctx, now),
             Msg::Status(s) => {
@@ -668,6 +716,9 @@ impl Actor for RemotingActor {
             Msg::Lost { node, conn, error } => self.on_lost(node, conn, error, now),
         }
         self.publish();
+        if peer_gauges {
+            self.publish_peers(now);
+        }
         Ok(())
     }
 
@@ -683,6 +734,7 @@ impl Actor for RemotingActor {
         }
         lock(&self.shared.writers).clear();
         self.publish();
+        self.publish_peers(Instant::now());
         let flush = async {
             for w in writers {
                 let _ = w.await;

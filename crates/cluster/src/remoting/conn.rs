@@ -87,7 +87,7 @@ async fn accept_one(
         }
         Err(e) => match refused_code(&e) {
             Some(code) => {
-                metrics::counter!(M_FRAMES_REFUSED, "code" => code.clone()).increment(1);
+                metrics::counter!(M_FRAMES_REFUSED, "node" => shared.node.clone(), "code" => code.clone()).increment(1);
                 if matches!(e, WireError::Refused { .. }) {
                     tracing::info!(%addr, code, error = %e, "inbound connection refused");
                 } else {

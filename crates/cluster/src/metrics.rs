@@ -1,0 +1,89 @@
+//! The metrics of Remoting and placement (R4.5), through the [`metrics`]
+//! facade; listed with their labels in the module documentation of
+//! [`crate::remoting`] and in `docs/metrics.md`.
+//!
+//! Every metric carries a `node` label (N2): the local member's node id, so
+//! that several nodes in one process (tests, the quickstart) keep separate
+//! series. The per-peer gauges also carry `peer` (a remote node id): their
+//! number is bounded by the members seen, and a peer's are set to 0 when
+//! its association is removed (the facade cannot delete a series; a
+//! Prometheus exporter's idle timeout for gauges drops them later).
+
+use ::metrics::{Unit, describe_counter, describe_gauge};
+
+use crate::placement::{M_ACTIVATIONS, M_HANDOFFS, M_REQUESTS};
+use crate::remoting::{
+    M_ASSOCIATIONS, M_DEGRADED_REFUSALS, M_FRAMES_DROPPED, M_FRAMES_REFUSED, M_FROZEN,
+    M_HEARTBEATS_MISSED, M_HEARTBEATS_SENT, M_PEER_LAST_HEARD, M_PEER_UP, M_QUARANTINES,
+    M_REACHABLE,
+};
+
+/// Describes every metric of Remoting and placement (description and
+/// unit) to the installed recorder. Call it once, after installing the
+/// recorder; metrics are recorded whether or not it was called.
+pub fn describe() {
+    describe_gauge!(
+        M_ASSOCIATIONS,
+        Unit::Count,
+        "Remoting associations in each state, by node and state."
+    );
+    describe_counter!(M_HEARTBEATS_SENT, Unit::Count, "Heartbeats sent, by node.");
+    describe_counter!(
+        M_HEARTBEATS_MISSED,
+        Unit::Count,
+        "Heartbeats not acknowledged before the next one was due, by node."
+    );
+    describe_counter!(
+        M_QUARANTINES,
+        Unit::Count,
+        "Peers reported unreachable to provisioning (R4.2), by node."
+    );
+    describe_counter!(
+        M_REACHABLE,
+        Unit::Count,
+        "Quarantined peers reported reachable again (R4.4), by node."
+    );
+    describe_gauge!(
+        M_FROZEN,
+        "1 while no new association is opened because the provisioning status is not Active (R4.3), by node."
+    );
+    describe_counter!(
+        M_DEGRADED_REFUSALS,
+        Unit::Count,
+        "Associations not opened, or inbound ones refused, while the status is not Active (R4.3), by node."
+    );
+    describe_counter!(
+        M_FRAMES_REFUSED,
+        Unit::Count,
+        "Connections closed for a bad or refused frame, by node and code."
+    );
+    describe_counter!(
+        M_FRAMES_DROPPED,
+        Unit::Count,
+        "Received Tell frames not delivered, by node and reason."
+    );
+    describe_gauge!(
+        M_PEER_UP,
+        "1 while the association with a peer is up and its failure detector trusts it, else 0, by node and peer."
+    );
+    describe_gauge!(
+        M_PEER_LAST_HEARD,
+        Unit::Seconds,
+        "Unix time of the last sign of life from a peer (0 once it left), by node and peer."
+    );
+    describe_counter!(
+        M_REQUESTS,
+        Unit::Count,
+        "Placement lookups (one per attempt of a grain request), by node."
+    );
+    describe_gauge!(
+        M_ACTIVATIONS,
+        Unit::Count,
+        "Grain activations on this node, by node."
+    );
+    describe_counter!(
+        M_HANDOFFS,
+        Unit::Count,
+        "Activations stopped because their identity moved, placement paused, or the node left, by node."
+    );
+}
