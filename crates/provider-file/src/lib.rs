@@ -64,11 +64,29 @@ use tokio::io::AsyncReadExt;
 
 const SUFFIX: &str = ".member.json";
 
+/// Counter, label `node`: member files that did not parse or were
+/// misnamed. `node` is the node id of the member last registered through
+/// this provider (the provider is not told its node otherwise), empty
+/// before any registration and for [`read_members`].
+pub const SKIPPED_TOTAL: &str = "provider_file_skipped_total";
+
+/// Describes this crate's metrics (description and unit) to the installed
+/// recorder; call it once, after installing the recorder.
+pub fn describe() {
+    metrics::describe_counter!(
+        SKIPPED_TOTAL,
+        metrics::Unit::Count,
+        "Member files of the file provider that did not parse or were misnamed, by node."
+    );
+}
+
 /// A provider over a shared directory (see the [crate documentation](crate)).
 #[derive(Clone, Debug)]
 pub struct FileProvider {
     dir: PathBuf,
     poll: Duration,
+    /// The `node` label of its metrics: the member last registered.
+    node: Arc<std::sync::Mutex<Arc<str>>>,
 }
 
 impl FileProvider {
@@ -77,6 +95,7 @@ impl FileProvider {
         Self {
             dir: dir.into(),
             poll,
+            node: Arc::default(),
         }
     }
 
@@ -88,6 +107,11 @@ impl FileProvider {
 
 /// Reads every member file of `dir`, sorted by node id.
 pub async fn read_members(dir: &Path) -> Result<Vec<Member>, ProviderError> {
+    read_members_for(dir, Arc::from("")).await
+}
+
+/// [`read_members`], counting skipped files under the label `node`.
+async fn read_members_for(dir: &Path, node: Arc<str>) -> Result<Vec<Member>, ProviderError> {
     let mut entries = tokio::fs::read_dir(dir)
         .await
         .map_err(|e| ProviderError::Connectivity(format!("{}: {e}", dir.display())))?;
@@ -110,7 +134,7 @@ pub async fn read_members(dir: &Path) -> Result<Vec<Member>, ProviderError> {
         match parse(stem, &entry.path()).await {
             Ok(m) => members.push(m),
             Err(reason) => {
-                metrics::counter!("provider_file_skipped_total").increment(1);
+                metrics::counter!(SKIPPED_TOTAL, "node" => node.clone()).increment(1);
                 tracing::warn!(file = %entry.path().display(), %reason, "member file skipped");
             }
         }
@@ -170,6 +194,11 @@ impl ClusterProvider for FileProvider {
 
     fn register(&self, local: &Member) -> BoxFuture<'_, Result<(), ProviderError>> {
         let member = local.clone();
+        *self
+            .node
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Arc::from(member.node_id.as_str());
         Box::pin(async move {
             let json = serde_json::to_vec_pretty(&member)
                 .map_err(|e| ProviderError::Registration(e.to_string()))?;
@@ -206,13 +235,18 @@ impl ClusterProvider for FileProvider {
     fn watch(&self) -> BoxStream<'static, Result<Snapshot, ProviderError>> {
         let dir = Arc::new(self.dir.clone());
         let poll = self.poll;
+        let node = self.node.clone();
         stream::unfold(true, move |first| {
             let dir = dir.clone();
+            let node = node
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
             async move {
                 if !first {
                     tokio::time::sleep(poll).await;
                 }
-                Some((read_members(&dir).await.map(Snapshot::now), false))
+                Some((read_members_for(&dir, node).await.map(Snapshot::now), false))
             }
         })
         .boxed()
