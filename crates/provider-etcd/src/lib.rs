@@ -114,4 +114,4 @@ pub use kind::EtcdKind;
 pub use layout::KeyLayout;
 pub use provider::EtcdProvider;
 pub use stats::EtcdStats;
-pub use watch::MALFORMED_VALUES_TOTAL;
+pub use watch::{MALFORMED_VALUES_TOTAL, describe};

@@ -72,6 +72,7 @@ impl EtcdProvider {
     }
 
     async fn register_now(&self, local: &Member) -> Result<(), ProviderError> {
+        self.stats.set_node(local.node_id.as_str());
         let mut slot = self.registration.lock().await;
         let previous = match slot.take() {
             Some(r) => r.stop().await,

@@ -30,9 +30,25 @@ pub(crate) struct Stats {
     malformed_values: AtomicU64,
     resyncs: AtomicU64,
     compactions: AtomicU64,
+    /// The `node` label of the metrics: the node id of the member last
+    /// registered (the provider is not told its node otherwise), empty
+    /// before.
+    node: std::sync::Mutex<std::sync::Arc<str>>,
 }
 
 impl Stats {
+    pub(crate) fn set_node(&self, node: &str) {
+        *self
+            .node
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = node.into();
+    }
+    pub(crate) fn node(&self) -> std::sync::Arc<str> {
+        self.node
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
     pub(crate) fn registered(&self) {
         self.registrations.fetch_add(1, Ordering::Relaxed);
     }

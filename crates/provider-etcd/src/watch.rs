@@ -29,8 +29,20 @@ use crate::connection::{Connection, Op, classify};
 use crate::layout::KeyLayout;
 use crate::stats::Stats;
 
-/// Metric: values skipped because they do not decode (label `provider`).
+/// Metric: values skipped because they do not decode (labels `node`, the
+/// node id of the member last registered through this provider or empty
+/// before, and `provider`).
 pub const MALFORMED_VALUES_TOTAL: &str = "provider_etcd_malformed_values_total";
+
+/// Describes this crate's metrics (description and unit) to the installed
+/// recorder; call it once, after installing the recorder.
+pub fn describe() {
+    metrics::describe_counter!(
+        MALFORMED_VALUES_TOTAL,
+        metrics::Unit::Count,
+        "Values under the members prefix skipped because they do not decode, by node and provider."
+    );
+}
 
 enum State {
     /// Read the snapshot and open the watch, after the delay if any.
@@ -204,7 +216,7 @@ impl Watch {
             Ok(m) => Some(m),
             Err(reason) => {
                 self.stats.malformed();
-                metrics::counter!(MALFORMED_VALUES_TOTAL, "provider" => self.conn.config.name.clone())
+                metrics::counter!(MALFORMED_VALUES_TOTAL, "node" => self.stats.node(), "provider" => self.conn.config.name.clone())
                     .increment(1);
                 tracing::warn!(provider = %self.conn.config.name, %reason, "skipping a value under the members prefix");
                 None
