@@ -364,6 +364,11 @@ pub struct LeaveReport {
 
 impl Cluster {
     /// A builder for the node `node_id` of `cluster` on `system`.
+    ///
+    /// Name the system after the node (`ActorSystem::new(node_id.as_str())`):
+    /// the runtime's own metrics carry the system's name as their `node`
+    /// label, while provisioning, Remoting and placement label theirs with
+    /// `node_id`, so the two then agree (N2).
     pub fn builder(system: &ActorSystem, cluster: &str, node_id: NodeId) -> ClusterBuilder {
         ClusterBuilder {
             system: system.clone(),

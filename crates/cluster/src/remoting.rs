@@ -89,8 +89,13 @@
 //!
 //! # Metrics
 //!
+//! Every metric also carries `node`, the local node id (N2), and
+//! [`crate::metrics::describe`] registers their descriptions and units.
+//!
 //! | name | kind | labels | meaning |
 //! |---|---|---|---|
+//! | `remoting_peer_up` | gauge | `peer` (a remote node id) | 1 while the association is `Up` and the failure detector trusts the peer, else 0; set to 0 when the association is removed (the member left or restarted) |
+//! | `remoting_peer_last_heard_timestamp_seconds` | gauge | `peer` | Unix time of the peer's last sign of life (any frame, or a dial answer), refreshed every heartbeat interval; 0 once the association is removed |
 //! | `remoting_associations` | gauge | `state` (`idle`, `handshaking`, `up`, `closed`, `failed`) | associations in each state |
 //! | `remoting_heartbeats_sent_total` | counter | | heartbeats sent |
 //! | `remoting_heartbeats_missed_total` | counter | | heartbeats not acknowledged before the next one was due |
