@@ -616,7 +616,8 @@ impl PlacementSupervisor {
             }
         }
         if next.is_paused() && !self.activations.is_empty() {
-            tracing::info!(
+            // The status change is logged by the supervisor (N3: one line).
+            tracing::debug!(
                 status = next.status().as_str(),
                 activations = self.activations.len(),
                 "placement paused: stopping every activation"
@@ -789,7 +790,8 @@ impl Actor for PlacementSupervisor {
         match msg.0 {
             Msg::Topology(t) => self.apply(&t, ctx),
             Msg::ProviderChanged(c) => {
-                tracing::info!(from = ?c.from, to = ?c.to, reason = ?c.reason, seq_no = c.seq_no, "active provider changed");
+                // The supervisor logs the change itself (N3: one line).
+                tracing::debug!(from = ?c.from, to = ?c.to, reason = ?c.reason, seq_no = c.seq_no, "placement: active provider changed");
                 let behind = self.table.as_ref().is_none_or(|t| t.seq_no() < c.seq_no);
                 if behind {
                     // Not expected (the topology of that seq_no is published

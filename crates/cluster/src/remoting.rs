@@ -388,7 +388,7 @@ impl Shared {
         if failed || view.topology.is_blocked(node, peer.incarnation) {
             self.provisioning.reachable(node.clone(), peer.incarnation);
             metrics::counter!(M_REACHABLE, "node" => self.node.clone()).increment(1);
-            tracing::info!(%node, incarnation = peer.incarnation, "quarantined node reached again; reported reachable");
+            tracing::debug!(%node, incarnation = peer.incarnation, "quarantined node reached again; reported reachable");
             return Err(Refusal::new(
                 QUARANTINED,
                 format!(

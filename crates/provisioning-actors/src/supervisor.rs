@@ -36,7 +36,9 @@ use cluster_core::{
 use metrics::{counter, gauge, histogram};
 use tokio::time::Instant;
 
-use crate::failover::{Availability, Decision, FailoverConfig, FailoverPolicy, Input};
+use crate::failover::{
+    Availability, Decision, FailoverConfig, FailoverPolicy, HealthChange, Input,
+};
 use crate::merge::{MergeConfig, ProviderInput, TopologyMerger};
 use crate::metrics as m;
 use crate::provider_actor::{ProviderActor, ProviderEvent, ProviderMsg};
@@ -232,6 +234,41 @@ pub struct ProvisioningHandle {
 fn now_unix(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// A provider id in a log line, `none` when there is none.
+fn or_none(id: &Option<ProviderId>) -> &str {
+    id.as_ref().map_or("none", |id| id.as_str())
+}
+
+/// The one log line of a provider health change (N3): WARN when the
+/// provider stops being usable, INFO otherwise.
+fn log_health_change(h: &HealthChange, last_error: Option<&'static str>) {
+    let (provider, from, to) = (&h.provider, h.previous.as_str(), h.health.as_str());
+    let error = last_error.unwrap_or("none");
+    if matches!(
+        h.health,
+        ProviderHealth::Degraded | ProviderHealth::Down | ProviderHealth::Failed
+    ) {
+        tracing::warn!(provider = %provider, from, to, last_error = error, "provider health changed");
+    } else {
+        tracing::info!(provider = %provider, from, to, last_error = error, "provider health changed");
+    }
+}
+
+/// The one log line of a provisioning status change (N3): WARN when
+/// placement or new associations stop (Empty, Degraded, Unavailable), INFO
+/// otherwise (Starting, Active, Draining).
+fn log_status_change(from: ProvisioningStatus, to: ProvisioningStatus, seq_no: u64) {
+    let (f, t) = (from.as_str(), to.as_str());
+    if matches!(
+        to,
+        ProvisioningStatus::Empty | ProvisioningStatus::Degraded | ProvisioningStatus::Unavailable
+    ) {
+        tracing::warn!(from = f, to = t, seq_no, "provisioning status changed");
+    } else {
+        tracing::info!(from = f, to = t, seq_no, "provisioning status changed");
+    }
 }
 
 impl ProvisioningSupervisor {
@@ -530,6 +567,9 @@ impl ProvisioningSupervisor {
             }
             ProviderEvent::Error(e) => {
                 let code = e.code();
+                if matches!(e, ProviderError::Auth(_)) {
+                    tracing::warn!(provider = %id, code, error = %e, "provider authorisation failed");
+                }
                 counter!(m::STREAM_INTERRUPTIONS, "node" => self.node.clone(), "provider" => id.to_string(), "reason" => code)
                     .increment(1);
                 let last_hash = entry.last_hash;
@@ -633,23 +673,25 @@ impl ProvisioningSupervisor {
         for h in &d.health {
             gauge!(m::PROVIDER_HEALTH, "node" => self.node.clone(), "provider" => h.provider.to_string()).set(h.health.gauge());
             let entry = self.entries.get(&h.provider);
+            let last_error = self
+                .policy
+                .views()
+                .into_iter()
+                .find(|v| v.id == h.provider)
+                .and_then(|v| v.last_error);
+            log_health_change(h, last_error);
             ctx.system().event_stream().publish(ProviderHealthChanged {
                 provider: h.provider.clone(),
                 previous: h.previous,
                 health: h.health,
                 last_update: entry.and_then(|e| e.last_update),
-                last_error: self
-                    .policy
-                    .views()
-                    .into_iter()
-                    .find(|v| v.id == h.provider)
-                    .and_then(|v| v.last_error),
+                last_error,
             });
         }
         if let Some(c) = d.active {
             counter!(m::FAILOVERS, "node" => self.node.clone(), "reason" => c.reason.as_str())
                 .increment(1);
-            tracing::info!(from = ?c.from, to = ?c.to, reason = c.reason.as_str(), "active provider changed");
+            tracing::debug!(from = %or_none(&c.from), to = %or_none(&c.to), reason = c.reason.as_str(), "failover decision");
             // Keep the first `from` if several changes happen before publish.
             let from = match self.pending_change.take() {
                 Some((from, _, _)) => from,
@@ -764,6 +806,14 @@ impl ProvisioningSupervisor {
         }
         self.seq_no += 1;
         let previous_hash = self.published.hash;
+        for b in self.published.blocked.iter() {
+            if !blocked.contains(b) {
+                let listed = members
+                    .iter()
+                    .any(|m| m.node_id == b.node_id && m.incarnation == b.incarnation);
+                tracing::info!(node = %b.node_id, incarnation = b.incarnation, listed, "node reactivated: quarantine lifted");
+            }
+        }
         let topology = Arc::new(Topology {
             members,
             blocked,
@@ -787,6 +837,7 @@ impl ProvisioningSupervisor {
         });
         if status != self.status {
             self.status_gauge(self.status, status);
+            log_status_change(self.status, status, self.seq_no);
             es.publish(ProvisioningStatusChanged {
                 previous: self.status,
                 status,
@@ -795,6 +846,13 @@ impl ProvisioningSupervisor {
             self.status = status;
         }
         if let Some((from, to, reason)) = self.pending_change.take() {
+            tracing::info!(
+                from = %or_none(&from),
+                to = %or_none(&to),
+                reason = reason.as_str(),
+                seq_no = self.seq_no,
+                "active provider changed"
+            );
             es.publish(ProviderChanged {
                 from,
                 to,
@@ -945,6 +1003,7 @@ impl ProvisioningSupervisor {
                 diff: Arc::new(TopologyDiff::default()),
             });
             self.status_gauge(self.status, ProvisioningStatus::Draining);
+            log_status_change(self.status, ProvisioningStatus::Draining, self.seq_no);
             es.publish(ProvisioningStatusChanged {
                 previous: self.status,
                 status: ProvisioningStatus::Draining,

@@ -103,6 +103,9 @@ struct Peer {
     seen_blocked: bool,
     hb_sent: u64,
     hb_acked: u64,
+    /// Refused once, since the last association, for a reason that may be
+    /// a race (`conn::may_be_race`): the next such refusal is a WARN.
+    raced: bool,
 }
 
 impl Peer {
@@ -120,6 +123,7 @@ impl Peer {
             seen_blocked: false,
             hb_sent: 0,
             hb_acked: 0,
+            raced: false,
         }
     }
 
@@ -268,12 +272,14 @@ impl RemotingActor {
             return;
         }
         if frozen {
-            tracing::warn!(
+            // The supervisor logs the status change itself (N3: one line;
+            // a leave, Draining, is no warning).
+            tracing::debug!(
                 status = self.status.as_str(),
                 "provisioning status is not active: no new association will be opened (the member list may be stale)"
             );
         } else {
-            tracing::info!("provisioning status active again: associations open normally");
+            tracing::debug!("provisioning status active again: associations open normally");
         }
         ctx.system().event_stream().publish(StaleTopologyWarning {
             frozen,
@@ -298,7 +304,7 @@ impl RemotingActor {
                 Some(m) if m.incarnation == incarnation => {
                     p.member = m.clone();
                     if p.state == AssociationState::Failed && p.seen_blocked {
-                        tracing::info!(%node, incarnation, "quarantine lifted: the association starts over");
+                        tracing::debug!(%node, incarnation, "quarantine lifted: the association starts over");
                         *p = Peer::new(m.clone(), now, self.shared.config.detector());
                     }
                 }
@@ -306,7 +312,7 @@ impl RemotingActor {
                 Some(_) => remove.push((node.clone(), false)),
                 None if t.is_blocked(node, incarnation) => {
                     if p.state != AssociationState::Failed {
-                        tracing::warn!(%node, incarnation, "node blocked by the topology: association closed");
+                        tracing::debug!(%node, incarnation, "node blocked by the topology: association closed");
                         close(&self.shared, node, p, false);
                         p.dial = None;
                         p.state = AssociationState::Failed;
@@ -421,7 +427,8 @@ impl RemotingActor {
             {
                 let silent = p.detector.silence(now.into_std());
                 let incarnation = p.member.incarnation;
-                tracing::warn!(%node, incarnation, ?silent, "peer unreachable: reporting it for quarantine");
+                // The supervisor logs the quarantine (N3: one line).
+                tracing::debug!(%node, incarnation, ?silent, "peer unreachable: reporting it for quarantine");
                 self.shared
                     .provisioning
                     .quarantine(node.clone(), incarnation, "heartbeat timeout");
@@ -484,6 +491,7 @@ impl RemotingActor {
         p.detector.touch(now.into_std());
         p.hb_sent = 0;
         p.hb_acked = 0;
+        p.raced = false;
         tracing::info!(%node, incarnation = p.member.incarnation, "association up");
     }
 
@@ -545,15 +553,22 @@ impl RemotingActor {
                 self.retry_later(&mut p, now);
             }
             Err(e) => {
-                if let WireError::Refused { code, reason } = &e {
+                if let WireError::Refused { code, .. } = &e {
                     // The peer answered: it is alive.
                     p.detector.touch(now.into_std());
                     if failed && code == QUARANTINED {
                         self.report_reachable(&node, incarnation);
                     }
-                    tracing::info!(%node, code, reason, "dial refused by the peer");
-                } else {
-                    tracing::debug!(%node, error = %e, "dial failed");
+                }
+                match conn::refusal(&e) {
+                    Some((code, reason)) if conn::may_be_race(code) && !p.raced => {
+                        p.raced = true;
+                        tracing::debug!(side = "dial", %node, code, reason, "remoting handshake refused (first time: may be a race)");
+                    }
+                    Some((code, reason)) => {
+                        tracing::warn!(side = "dial", %node, code, reason, "remoting handshake refused");
+                    }
+                    None => tracing::debug!(%node, error = %e, "dial failed"),
                 }
                 self.retry_later(&mut p, now);
             }
@@ -562,7 +577,7 @@ impl RemotingActor {
     }
 
     fn report_reachable(&self, node: &NodeId, incarnation: u64) {
-        tracing::info!(%node, incarnation, "quarantined node answered: reported reachable");
+        tracing::debug!(%node, incarnation, "quarantined node answered: reported reachable");
         self.shared
             .provisioning
             .reachable(node.clone(), incarnation);

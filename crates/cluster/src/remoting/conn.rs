@@ -2,8 +2,9 @@
 //! handshakes, dials, and the reader and writer of an established
 //! connection. They own no association state: they report to the actor.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use actor_runtime::ActorRef;
@@ -15,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::actor::Msg;
-use super::{M_FRAMES_REFUSED, Shared};
+use super::{DEGRADED, M_FRAMES_REFUSED, NOT_MEMBER, Shared};
 use crate::netsim::NetSim;
 use crate::wire::{
     Frame, Hello, WireError, accept_handshake, connect_handshake, read_frame, write_frame,
@@ -23,6 +24,10 @@ use crate::wire::{
 
 /// Aborts its task when dropped: ties a task to its owner's lifetime.
 pub(super) struct AbortOnDrop(pub(super) JoinHandle<()>);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -40,6 +45,29 @@ pub(super) fn refused_code(e: &WireError) -> Option<String> {
     }
 }
 
+/// Why a handshake was refused, by either side: its code and reason (a
+/// wrong secret, another cluster or version, not a member, quarantined...).
+/// `None` when the connection failed otherwise (lost, timed out, a bad
+/// frame).
+pub(super) fn refusal(e: &WireError) -> Option<(&str, &str)> {
+    match e {
+        WireError::Refused { code, reason } => Some((code, reason)),
+        WireError::Auth(why)
+        | WireError::Version(why)
+        | WireError::Cluster(why)
+        | WireError::Handshake(why) => Some((e.code(), why)),
+        _ => None,
+    }
+}
+
+/// Whether a refusal with this code can be a normal race: a peer that
+/// dials before the acceptor's topology lists it (or before its Remoting
+/// knows it). The first one for a node is logged at DEBUG, a repeated one
+/// at WARN like any other refusal (N3).
+pub(super) fn may_be_race(code: &str) -> bool {
+    code == NOT_MEMBER || code == DEGRADED
+}
+
 /// Accepts connections until aborted; each one shakes hands in a task of
 /// its own (bounded by the handshake timeout), so a stalled or hostile peer
 /// never holds up the others.
@@ -49,11 +77,13 @@ pub(super) async fn accept_loop(
     actor: ActorRef<Msg>,
 ) {
     let mut handshakes = JoinSet::new();
+    // Nodes refused once for a reason that may be a race (see `may_be_race`).
+    let raced: Arc<Mutex<HashSet<NodeId>>> = Arc::default();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, addr)) => {
-                    handshakes.spawn(accept_one(stream, addr, shared.clone(), actor.clone()));
+                    handshakes.spawn(accept_one(stream, addr, shared.clone(), actor.clone(), raced.clone()));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off a little.
@@ -71,10 +101,13 @@ async fn accept_one(
     addr: SocketAddr,
     shared: Arc<Shared>,
     actor: ActorRef<Msg>,
+    raced: Arc<Mutex<HashSet<NodeId>>>,
 ) {
     let _ = stream.set_nodelay(true);
     let config = &shared.config.handshake;
+    let mut dialer = None;
     let outcome = accept_handshake(&mut stream, config, &shared.local, |peer: &Hello| {
+        dialer = Some(peer.node_id.clone());
         shared.check(peer)
     })
     .await;
@@ -83,15 +116,30 @@ async fn accept_one(
             tracing::debug!(node = %peer.node_id, "netsim: link cut, inbound connection dropped");
         }
         Ok(peer) => {
+            lock(&raced).remove(&peer.node_id);
             let _ = actor.tell(Msg::Accepted { peer, stream });
         }
         Err(e) => match refused_code(&e) {
             Some(code) => {
                 metrics::counter!(M_FRAMES_REFUSED, "node" => shared.node.clone(), "code" => code.clone()).increment(1);
-                if matches!(e, WireError::Refused { .. }) {
-                    tracing::info!(%addr, code, error = %e, "inbound connection refused");
-                } else {
-                    tracing::warn!(%addr, code, error = %e, "inbound connection closed during the handshake");
+                let node = dialer
+                    .as_ref()
+                    .map_or_else(|| "unknown".to_owned(), NodeId::to_string);
+                match refusal(&e) {
+                    Some((code, reason))
+                        if may_be_race(code)
+                            && dialer
+                                .as_ref()
+                                .is_some_and(|n| lock(&raced).insert(n.clone())) =>
+                    {
+                        tracing::debug!(side = "accept", %node, %addr, code, reason, "remoting handshake refused (first time: may be a race)");
+                    }
+                    Some((code, reason)) => {
+                        tracing::warn!(side = "accept", %node, %addr, code, reason, "remoting handshake refused");
+                    }
+                    None => {
+                        tracing::warn!(%node, %addr, code, error = %e, "inbound connection closed during the handshake");
+                    }
                 }
             }
             None => {
