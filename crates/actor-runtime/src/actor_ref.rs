@@ -194,6 +194,7 @@ impl<M> fmt::Debug for ActorRef<M> {
 
 /// A `tell` that could not be delivered; the message comes back.
 #[derive(PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TellError<M> {
     /// The bounded mailbox is full.
     #[error("mailbox full")]
@@ -223,6 +224,7 @@ impl<M> fmt::Debug for TellError<M> {
 
 /// Why an `ask` got no answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AskError {
     /// No reply within the timeout.
     #[error("no reply within {0:?}")]

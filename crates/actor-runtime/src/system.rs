@@ -36,6 +36,7 @@ use crate::supervision::{Directive, SupervisorStrategy};
 
 /// Why `spawn` failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SpawnError {
     /// A live sibling already has this name.
     #[error("an actor named {name:?} already lives under {parent}")]

@@ -13,6 +13,7 @@ pub type Result<T, E = ProvisioningError> = std::result::Result<T, E>;
 
 /// What a provider reports: the failure classes the supervisor reacts to.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProviderError {
     /// The backend cannot be reached (refused, timed out, DNS, TLS).
     #[error("backend unreachable: {0}")]
@@ -56,6 +57,7 @@ impl ProviderError {
 
 /// Errors of provisioning: registry, store, queries.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProvisioningError {
     /// A field of a definition is missing or invalid (R1.1).
     #[error("invalid {field}: {reason}")]
@@ -83,7 +85,7 @@ pub enum ProvisioningError {
         missing: Vec<&'static str>,
     },
     /// The provider failed its acceptance check or its operation (R1.4).
-    #[error("provider {provider}: {source}")]
+    #[error("provider {provider} failed")]
     Provider {
         /// The provider.
         provider: ProviderId,

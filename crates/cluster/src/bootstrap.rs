@@ -53,7 +53,7 @@ use crate::remoting::{Remoting, RemotingConfig, RemotingError, RemotingHandle};
 #[non_exhaustive]
 pub enum ClusterError {
     /// The listen address could not be bound (`cluster.bind`).
-    #[error("could not bind {addr}: {source}")]
+    #[error("could not bind {addr}")]
     Bind {
         /// The address.
         addr: String,

@@ -317,10 +317,10 @@ impl AssociationState {
 #[non_exhaustive]
 pub enum RemotingError {
     /// The listener could not be bound (`remoting.bind`).
-    #[error("could not bind the remoting listener: {0}")]
+    #[error("could not bind the remoting listener")]
     Bind(#[source] io::Error),
     /// The actor could not be spawned (`remoting.spawn`).
-    #[error("could not spawn the remoting actor: {0}")]
+    #[error("could not spawn the remoting actor")]
     Spawn(#[from] SpawnError),
     /// No association with this node is up (`remoting.not_associated`).
     #[error("no association with node {0} is up")]

@@ -31,6 +31,7 @@ pub(crate) struct HistoryEntry {
 
 /// Why a store operation failed; the HTTP layer turns it into a `Status`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StoreError {
     /// No such pod.
     NotFound {

@@ -387,6 +387,19 @@ async fn p3_self_registration_patches_the_pod_and_drain_removes_it() {
     node.shutdown().await;
 }
 
+/// The error and its sources, as a caller prints them (a Display does not
+/// repeat its source).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    s
+}
+
 /// R1.4, R1.1: a `kubernetes` provider is accepted only when the API is
 /// reachable and `list pods` is permitted; bad settings name the field.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -402,10 +415,7 @@ async fn r1_4_connectivity_and_list_permission_are_checked_before_acceptance() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), "provider.auth", "{e}");
-    assert!(
-        e.to_string().contains("list pods in namespace \"apps\""),
-        "{e}"
-    );
+    assert!(chain(&e).contains("list pods in namespace \"apps\""), "{e}");
     fake.forbid(Verb::List, false);
 
     fake.stop().await;

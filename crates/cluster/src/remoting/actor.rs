@@ -568,7 +568,7 @@ impl RemotingActor {
                     Some((code, reason)) => {
                         tracing::warn!(side = "dial", %node, code, reason, "remoting handshake refused");
                     }
-                    None => tracing::debug!(%node, error = %e, "dial failed"),
+                    None => tracing::debug!(%node, error = %conn::Chain(&e), "dial failed"),
                 }
                 self.retry_later(&mut p, now);
             }
@@ -635,7 +635,9 @@ impl RemotingActor {
                     metrics::counter!(M_FRAMES_REFUSED, "node" => self.shared.node.clone(), "code" => code.clone()).increment(1);
                     tracing::warn!(%node, code, %error, "bad frame: connection closed");
                 }
-                None => tracing::info!(%node, %error, "association connection lost"),
+                None => {
+                    tracing::info!(%node, error = %conn::Chain(&error), "association connection lost")
+                }
             }
             close(&self.shared, &node, &mut p, false);
             p.attempts = 0;

@@ -60,6 +60,22 @@ pub(super) fn refusal(e: &WireError) -> Option<(&str, &str)> {
     }
 }
 
+/// An error and its sources on one line, for logs: a Display does not
+/// repeat its source (`i/o error: connection reset by peer`).
+pub(super) struct Chain<'a>(pub(super) &'a dyn std::error::Error);
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(cause) = next {
+            write!(f, ": {cause}")?;
+            next = cause.source();
+        }
+        Ok(())
+    }
+}
+
 /// Whether a refusal with this code can be a normal race: a peer that
 /// dials before the acceptor's topology lists it (or before its Remoting
 /// knows it). The first one for a node is logged at DEBUG, a repeated one
@@ -143,7 +159,7 @@ async fn accept_one(
                 }
             }
             None => {
-                tracing::debug!(%addr, error = %e, "inbound connection ended during the handshake")
+                tracing::debug!(%addr, error = %Chain(&e), "inbound connection ended during the handshake")
             }
         },
     }

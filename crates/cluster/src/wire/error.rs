@@ -31,7 +31,7 @@ pub enum WireError {
     #[error("could not encode frame: {0}")]
     Encode(String),
     /// The transport failed (`wire.io`).
-    #[error("i/o error: {0}")]
+    #[error("i/o error")]
     Io(#[source] io::Error),
     /// The peer closed the connection (`wire.closed`).
     #[error("connection closed by peer{}", if *.mid_frame { " in the middle of a frame" } else { "" })]
