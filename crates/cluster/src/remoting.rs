@@ -643,4 +643,9 @@ impl RemotingHandle {
     pub async fn stopped(&self) {
         self.actor.stopped().await;
     }
+
+    /// Whether the Remoting actor (and with it the listener) is running.
+    pub fn is_running(&self) -> bool {
+        !self.actor.is_closed()
+    }
 }

@@ -77,6 +77,13 @@ pub struct ProvisioningConfig {
     /// Quarantines expire after this long (`None`: until reactivated or
     /// cleared).
     pub quarantine_ttl: Option<Duration>,
+    /// Whether the definitions given to [`ProvisioningSupervisor::spawn`]
+    /// are the source of truth over the store (default false: stored
+    /// definitions win, a given one whose id is stored is ignored). When
+    /// true, as with a node configuration file, the given set replaces the
+    /// stored one, and every stored definition that differs or is gone is
+    /// logged at WARN.
+    pub definitions_from_config: bool,
 }
 
 impl Default for ProvisioningConfig {
@@ -95,6 +102,7 @@ impl Default for ProvisioningConfig {
             connectivity_timeout: Duration::from_secs(5),
             register_timeout: Duration::from_secs(5),
             quarantine_ttl: None,
+            definitions_from_config: false,
         }
     }
 }
@@ -231,6 +239,25 @@ pub struct ProvisioningHandle {
     timeout: Duration,
 }
 
+/// Logs each stored definition that the configuration changes or drops
+/// (the configuration wins: see
+/// [`ProvisioningConfig::definitions_from_config`]).
+fn log_store_differences(stored: &[ProviderDescriptor], given: &[ProviderDescriptor]) {
+    for s in stored {
+        match given.iter().find(|g| g.id == s.id) {
+            None => tracing::warn!(
+                provider = %s.id,
+                "the store holds a provider the configuration does not define; the configuration wins, it is dropped"
+            ),
+            Some(g) if g != s => tracing::warn!(
+                provider = %s.id,
+                "the stored definition differs from the configuration; the configuration wins"
+            ),
+            Some(_) => {}
+        }
+    }
+}
+
 fn now_unix(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
@@ -304,7 +331,13 @@ impl ProvisioningSupervisor {
         let mut accepted: Vec<Accepted> = Vec::new();
         let mut restored = None;
         if let Some(stored) = stored {
-            for d in stored.definitions {
+            let stored_defs = if config.definitions_from_config {
+                log_store_differences(&stored.definitions, &definitions);
+                Vec::new()
+            } else {
+                stored.definitions
+            };
+            for d in stored_defs {
                 // Restored: no connectivity check (a backend down at restart
                 // gives a Degraded provider, not a lost definition).
                 accepted.push(accept(&kinds, d, None).await?);

@@ -538,3 +538,46 @@ async fn r3_5_drained_node_does_not_register_again() {
     assert!(s.get(&nid("local")).is_none());
     node.shutdown().await;
 }
+
+/// N1: with `definitions_from_config`, the given definitions are the source
+/// of truth over the store: a stored definition that differs is replaced,
+/// one the configuration no longer defines is dropped (both logged), and the
+/// store is rewritten with the configuration's set.
+#[tokio::test(start_paused = true)]
+async fn n1_the_configuration_wins_over_a_store_that_differs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("providers.store");
+    let t = MembershipTable::new();
+    let node = stub_node(&t, Some(path.clone())).await.unwrap();
+    node.handle.register(memory("old", 3, "t")).await.unwrap();
+    node.shutdown().await;
+
+    let system = actor_runtime::ActorSystem::new("n");
+    let kinds = ProviderKinds::new().with(MemoryKind::new().with_table("t", t.clone()));
+    let mut config = test_config(Some(member("local", 2)));
+    config.store_path = Some(path.clone());
+    config.definitions_from_config = true;
+    // "mem" changes priority; "old" is gone from the configuration.
+    let handle = ProvisioningSupervisor::spawn(&system, config, kinds, vec![memory("mem", 7, "t")])
+        .await
+        .unwrap();
+    let defs = handle.definitions().await.unwrap();
+    let got: Vec<(String, u32)> = defs
+        .iter()
+        .map(|d| (d.id.to_string(), d.priority))
+        .collect();
+    assert_eq!(got, vec![("mem".to_owned(), 7)]);
+    system.shutdown().await;
+
+    // Without the flag, the store wins (the default, R1.5).
+    let system = actor_runtime::ActorSystem::new("n");
+    let kinds = ProviderKinds::new().with(MemoryKind::new().with_table("t", t.clone()));
+    let mut config = test_config(Some(member("local", 3)));
+    config.store_path = Some(path);
+    let handle = ProvisioningSupervisor::spawn(&system, config, kinds, vec![memory("mem", 9, "t")])
+        .await
+        .unwrap();
+    let defs = handle.definitions().await.unwrap();
+    assert_eq!(defs[0].priority, 7, "the stored definition is kept");
+    system.shutdown().await;
+}

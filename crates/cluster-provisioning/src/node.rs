@@ -1,0 +1,643 @@
+//! The node runtime: one call that starts a node from its configuration,
+//! the way the `cluster-node` program does, inside any tokio service.
+//!
+//! ```text
+//! Node::from_file(path)  ─► NodeConfig (file + env, checked)
+//!   .grain(kind, factory) ...
+//!   .start()  ─► logs (unless already set up) ─► Prometheus recorder
+//!             ─► safety rules (secret off loopback, admin token off loopback)
+//!             ─► ActorSystem named after the node id ─► Cluster bootstrap
+//!             ─► admin HTTP (probes, members, providers, metrics, leave, reload)
+//!   .run_until_signal()
+//!             SIGTERM / SIGINT / POST /cluster/leave ─► graceful leave within
+//!             [leave].deadline ─► admin stops ─► actor system shuts down
+//!             a second signal during the leave exits the process at once (1)
+//!             SIGHUP ─► reload the providers from the file (R5.4)
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actor_runtime::ActorSystem;
+use cluster::placement::{Grain, PlacementConfig};
+use cluster::remoting::RemotingConfig;
+use cluster::{Cluster, ClusterBuilder, ClusterError};
+use cluster_core::events::ProviderChanged;
+use provisioning_actors::{ProviderKinds, ProvisioningConfig};
+use tokio::sync::watch;
+
+use crate::config::{ConfigError, MergeSetting, NodeConfig};
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The configuration is unusable (`config.invalid`).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The configuration is valid but unsafe to run (`config.unsafe`): e.g.
+    /// Remoting off loopback without a secret, or the admin port off
+    /// loopback without a token.
+    #[error("{0}")]
+    Unsafe(String),
+    /// The cluster bootstrap failed (its own code).
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// The admin address could not be bound (`admin.bind`).
+    #[error("could not bind the admin address {addr}")]
+    AdminBind {
+        /// The address.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl NodeError {
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Config(e) => e.code(),
+            Self::Unsafe(_) => "config.unsafe",
+            Self::Cluster(e) => e.code(),
+            Self::AdminBind { .. } => "admin.bind",
+        }
+    }
+}
+
+type GrainFn = Box<dyn FnOnce(ClusterBuilder) -> ClusterBuilder + Send>;
+
+/// Builds a [`Node`]; see the [crate documentation](crate).
+#[must_use]
+pub struct NodeBuilder {
+    config: NodeConfig,
+    grains: Vec<GrainFn>,
+    kinds: ProviderKinds,
+    init_logs: bool,
+    handle_signals: bool,
+}
+
+impl std::fmt::Debug for NodeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeBuilder")
+            .field("config", &self.config)
+            .field("grains", &self.grains.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeBuilder {
+    /// Hosts the grain kind `kind`, built by `factory(id)`.
+    pub fn grain<G: Grain>(
+        mut self,
+        kind: &str,
+        factory: impl Fn(&str) -> G + Send + Sync + 'static,
+    ) -> Self {
+        let kind = kind.to_owned();
+        self.grains.push(Box::new(move |b: ClusterBuilder| {
+            b.grain::<G>(&kind, factory)
+        }));
+        self
+    }
+
+    /// Adds a provider kind of the application's own (its settings are
+    /// passed through as strings).
+    pub fn provider_kind(mut self, factory: impl provisioning_actors::ProviderFactory) -> Self {
+        self.kinds = self.kinds.with(factory);
+        self
+    }
+
+    /// Whether [`start`](Self::start) installs the `tracing` subscriber of
+    /// the `[log]` section (default true; it never replaces one the
+    /// application installed).
+    pub fn init_logs(mut self, yes: bool) -> Self {
+        self.init_logs = yes;
+        self
+    }
+
+    /// Whether [`Node::run_until_signal`] listens for SIGTERM, SIGINT and
+    /// SIGHUP (default true). Without, it waits for `POST /cluster/leave`
+    /// or [`Node::leave`].
+    pub fn handle_signals(mut self, yes: bool) -> Self {
+        self.handle_signals = yes;
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// Starts the node: logs, metrics, the cluster and the admin HTTP
+    /// surface.
+    pub async fn start(self) -> Result<Node, NodeError> {
+        let config = self.config;
+        if self.init_logs {
+            crate::telemetry::init_logs(&config.log);
+        }
+        let prometheus = crate::telemetry::prometheus();
+        check_safety(&config)?;
+        let descriptors = config.descriptors()?;
+        check_kinds(&config, &self.kinds)?;
+
+        let system = ActorSystem::new(config.node_id.as_str());
+        let mut remoting = RemotingConfig::new(&config.cluster)
+            .with_heartbeat_interval(config.remoting.heartbeat_interval)
+            .with_failure_timeout(config.remoting.failure_timeout);
+        if let Some(secret) = &config.secret {
+            remoting = remoting.with_secret(secret.expose().as_bytes().to_vec());
+        }
+        let mut provisioning = ProvisioningConfig::default();
+        provisioning.failover.silence_timeout = config.failover.silence_timeout;
+        provisioning.failover.error_threshold = config.failover.error_threshold;
+        provisioning.failover.stability_window = config.failover.stability_window;
+        provisioning.merge.policy = match config.failover.merge {
+            MergeSetting::Priority => provisioning_actors::merge::MergePolicy::Priority,
+            MergeSetting::Union => provisioning_actors::merge::MergePolicy::Union,
+        };
+        if let Some(dir) = &config.store_dir {
+            provisioning.store_path = Some(dir.join("provisioning.store"));
+            provisioning.definitions_from_config = true;
+        }
+        let placement = PlacementConfig {
+            request_timeout: config.placement.request_timeout,
+            ..PlacementConfig::default()
+        };
+        let mut builder = Cluster::builder(&system, &config.cluster, config.node_id.clone())
+            .bind(config.bind.clone())
+            .kinds(self.kinds)
+            .remoting_config(remoting)
+            .provisioning_config(provisioning)
+            .placement_config(placement);
+        if let Some(h) = &config.advertise_host {
+            builder = builder.advertise_host(h.clone());
+        }
+        for r in &config.roles {
+            builder = builder.role(r.clone());
+        }
+        for (k, v) in &config.labels {
+            builder = builder.label(k.clone(), v.clone());
+        }
+        for d in descriptors {
+            builder = builder.provider(d);
+        }
+        for g in self.grains {
+            builder = g(builder);
+        }
+        if config.insecure && !config.binds_loopback() && config.secret.is_none() {
+            tracing::warn!(
+                bind = %config.bind,
+                "insecure = true: Remoting accepts any peer that knows the cluster name; set a secret"
+            );
+        }
+        let cluster = match builder.start().await {
+            Ok(c) => c,
+            Err(e) => {
+                system.shutdown().await;
+                return Err(e.into());
+            }
+        };
+
+        let failovers = Arc::new(AtomicU64::new(0));
+        let counter = failovers.clone();
+        let subscription = system
+            .event_stream()
+            .subscribe_fn::<ProviderChanged>(move |e| {
+                // The first choice of a provider is not a failover.
+                if e.from.is_some() {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        let (left_tx, _) = watch::channel(false);
+        let (stop_admin, _) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            config: Mutex::new(config.clone()),
+            cluster,
+            system,
+            failovers,
+            leaving: AtomicBool::new(false),
+            left: left_tx,
+            stop_admin,
+            admin_addr: Mutex::new(None),
+            prometheus,
+            handle_signals: self.handle_signals,
+            _subscription: Mutex::new(Some(subscription)),
+            admin_task: Mutex::new(None),
+        });
+        let node = Node { inner };
+        if config.admin.enabled {
+            let listener = tokio::net::TcpListener::bind(config.admin.bind.as_str())
+                .await
+                .map_err(|source| NodeError::AdminBind {
+                    addr: config.admin.bind.clone(),
+                    source,
+                });
+            let listener = match listener {
+                Ok(l) => l,
+                Err(e) => {
+                    node.leave().await;
+                    node.shutdown().await;
+                    return Err(e);
+                }
+            };
+            let addr = listener.local_addr().ok();
+            *lock(&node.inner.admin_addr) = addr;
+            let task = tokio::spawn(crate::admin::serve(listener, node.clone()));
+            *lock(&node.inner.admin_task) = Some(task);
+            tracing::info!(admin = ?addr, "admin HTTP serving");
+        }
+        Ok(node)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The start-time safety rules (`config.unsafe`).
+fn check_safety(config: &NodeConfig) -> Result<(), NodeError> {
+    if !config.binds_loopback() && config.secret.is_none() && !config.insecure {
+        return Err(NodeError::Unsafe(format!(
+            "{}: bind: Remoting on {} (not loopback) needs a cluster secret (secret or secret_file); \
+             set insecure = true to run without one",
+            config.source_name(),
+            config.bind
+        )));
+    }
+    if config.admin.enabled
+        && !crate::config::is_loopback(&config.admin.bind)
+        && config.admin.token.is_none()
+    {
+        return Err(NodeError::Unsafe(format!(
+            "{}: admin.bind: the admin port on {} (not loopback) needs admin.token or admin.token_file \
+             for POST /cluster/leave and /cluster/reload",
+            config.source_name(),
+            config.admin.bind
+        )));
+    }
+    Ok(())
+}
+
+/// Every provider's kind must be compiled in or registered.
+fn check_kinds(config: &NodeConfig, kinds: &ProviderKinds) -> Result<(), ConfigError> {
+    for p in &config.providers {
+        if kinds.get(&p.kind).is_some() {
+            continue;
+        }
+        let reason = if crate::config::providers::BUILT_IN_KINDS.contains(&p.kind.as_str()) {
+            format!(
+                "the kind {:?} is not compiled into this build (cargo feature {:?} of cluster-provisioning)",
+                p.kind, p.kind
+            )
+        } else {
+            format!(
+                "unknown provider kind {:?} (known: {})",
+                p.kind,
+                crate::config::providers::BUILT_IN_KINDS.join(", ")
+            )
+        };
+        return Err(ConfigError {
+            source_name: config.source_name(),
+            field: format!("providers[{}].kind", p.id),
+            reason,
+        });
+    }
+    Ok(())
+}
+
+/// Checks `config` as far as it can be without starting anything: the
+/// safety rules, the kinds, and each provider's settings through its kind's
+/// own parser (ranges, combinations). What `cluster-node check-config`
+/// runs.
+pub fn validate(config: &NodeConfig, kinds: &ProviderKinds) -> Result<(), NodeError> {
+    check_safety(config)?;
+    check_kinds(config, kinds)?;
+    let descriptors = config.descriptors()?;
+    for d in &descriptors {
+        d.validate().map_err(|e| ConfigError {
+            source_name: config.source_name(),
+            field: format!("providers[{}]", d.id),
+            reason: e.to_string(),
+        })?;
+        if let Some(factory) = kinds.get(&d.kind)
+            && let Err(e) = factory.create(d)
+        {
+            let (field, reason) = match e {
+                cluster_core::ProviderError::Config { field, reason } => (
+                    format!(
+                        "providers[{}].settings.{}",
+                        d.id,
+                        crate::config::ProviderSettings::field_name(&field)
+                    ),
+                    reason,
+                ),
+                other => (format!("providers[{}]", d.id), other.to_string()),
+            };
+            return Err(ConfigError {
+                source_name: config.source_name(),
+                field,
+                reason,
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+struct Inner {
+    config: Mutex<NodeConfig>,
+    cluster: Cluster,
+    system: ActorSystem,
+    failovers: Arc<AtomicU64>,
+    leaving: AtomicBool,
+    left: watch::Sender<bool>,
+    stop_admin: watch::Sender<bool>,
+    admin_addr: Mutex<Option<SocketAddr>>,
+    prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    handle_signals: bool,
+    _subscription: Mutex<Option<actor_runtime::Subscription>>,
+    admin_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// A running node: the [`Cluster`], its admin surface, and the graceful
+/// leave. Cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("cluster", &self.inner.cluster)
+            .field("admin", &self.admin_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// A builder for a node of `config`.
+    pub fn builder(config: NodeConfig) -> NodeBuilder {
+        NodeBuilder {
+            config,
+            grains: Vec::new(),
+            kinds: crate::built_in_kinds(),
+            init_logs: true,
+            handle_signals: true,
+        }
+    }
+
+    /// Loads `path` (file + `CLUSTER_*` environment, see [`crate::config`])
+    /// and returns a builder for it.
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<NodeBuilder, ConfigError> {
+        Ok(Self::builder(NodeConfig::load(path)?))
+    }
+
+    /// The cluster: grain requests, topology, handles.
+    pub fn cluster(&self) -> &Cluster {
+        &self.inner.cluster
+    }
+
+    /// The actor system (named after the node id).
+    pub fn system(&self) -> &ActorSystem {
+        &self.inner.system
+    }
+
+    /// Where the admin HTTP surface listens (`None` when disabled).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        *lock(&self.inner.admin_addr)
+    }
+
+    /// A copy of the configuration in force (providers change on reload).
+    pub fn config(&self) -> NodeConfig {
+        lock(&self.inner.config).clone()
+    }
+
+    /// Changes of the active provider since the start.
+    pub fn failovers(&self) -> u64 {
+        self.inner.failovers.load(Ordering::Relaxed)
+    }
+
+    /// Whether the node is leaving or has left.
+    pub fn is_leaving(&self) -> bool {
+        self.inner.leaving.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn prometheus(&self) -> Option<&metrics_exporter_prometheus::PrometheusHandle> {
+        self.inner.prometheus.as_ref()
+    }
+
+    pub(crate) fn admin_stopped(&self) -> watch::Receiver<bool> {
+        self.inner.stop_admin.subscribe()
+    }
+
+    /// Leaves the cluster gracefully (hand off, deregister everywhere,
+    /// goodbye), bounded by `[leave].deadline`. Idempotent: a second call
+    /// waits for the first to finish.
+    pub async fn leave(&self) {
+        if self.inner.leaving.swap(true, Ordering::SeqCst) {
+            let mut rx = self.inner.left.subscribe();
+            let _ = rx.wait_for(|left| *left).await;
+            return;
+        }
+        let deadline = lock(&self.inner.config).leave.deadline;
+        let started = tokio::time::Instant::now();
+        tracing::info!(node = %self.inner.cluster.local().node_id, deadline = ?deadline, "leaving the cluster");
+        // Each step of the leave is bounded; the whole by the deadline.
+        let step = deadline / 4;
+        let report = tokio::time::timeout(deadline, self.inner.cluster.leave(step)).await;
+        match report {
+            Ok(r) => {
+                let failed: Vec<String> = r
+                    .deregistered
+                    .iter()
+                    .filter_map(|(id, res)| res.as_ref().err().map(|e| format!("{id}: {e}")))
+                    .collect();
+                if failed.is_empty() {
+                    tracing::info!(
+                        handed_off = r.handed_off,
+                        providers = r.deregistered.len(),
+                        elapsed = ?started.elapsed(),
+                        "left the cluster"
+                    );
+                } else {
+                    tracing::warn!(
+                        handed_off = r.handed_off,
+                        failed = %failed.join("; "),
+                        "left the cluster; some providers could not deregister (their TTL or lease removes the member)"
+                    );
+                }
+            }
+            Err(_) => {
+                tracing::warn!(deadline = ?deadline, "the leave did not finish within its deadline")
+            }
+        }
+        let _ = self.inner.left.send(true);
+    }
+
+    /// Reloads the providers from the configuration file (R5.4): the new
+    /// set replaces the running one atomically, or, on any error, the
+    /// running set stays and the error says why. Only `[[providers]]` are
+    /// reloaded; other changed sections are logged and wait for a restart.
+    pub async fn reload(&self) -> Result<usize, ReloadError> {
+        let path = lock(&self.inner.config).path.clone();
+        let Some(path) = path else {
+            return Err(ReloadError::NoFile);
+        };
+        let new = NodeConfig::load(&path)?;
+        let descriptors = new.descriptors()?;
+        let old = lock(&self.inner.config).clone();
+        if old.cluster != new.cluster || old.node_id != new.node_id || old.bind != new.bind {
+            tracing::warn!(
+                "reload: only [[providers]] are reloaded; cluster, node_id and bind changes wait for a restart"
+            );
+        }
+        let n = descriptors.len();
+        self.inner
+            .cluster
+            .provisioning()
+            .reload(descriptors)
+            .await
+            .map_err(ReloadError::Refused)?;
+        lock(&self.inner.config).providers = new.providers;
+        tracing::info!(providers = n, file = %path.display(), "providers reloaded");
+        Ok(n)
+    }
+
+    /// Waits for SIGTERM or SIGINT (or a leave requested by `POST
+    /// /cluster/leave` or [`leave`](Self::leave)), runs the graceful leave,
+    /// then stops the admin surface and the actor system. SIGHUP reloads the
+    /// providers. A second SIGTERM / SIGINT during the leave exits the
+    /// process at once with code 1.
+    pub async fn run_until_signal(&self) {
+        let mut left = self.inner.left.subscribe();
+        if self.inner.handle_signals {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{SignalKind, signal};
+                let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::hangup()),
+                ) else {
+                    tracing::warn!("cannot listen for signals; waiting for POST /cluster/leave");
+                    let _ = left.wait_for(|l| *l).await;
+                    self.shutdown().await;
+                    return;
+                };
+                loop {
+                    tokio::select! {
+                        _ = term.recv() => { tracing::info!(signal = "SIGTERM", "leave requested"); break; }
+                        _ = int.recv() => { tracing::info!(signal = "SIGINT", "leave requested"); break; }
+                        _ = hup.recv() => {
+                            if let Err(e) = self.reload().await {
+                                tracing::warn!(error = %e, "SIGHUP: reload refused; the running providers stay");
+                            }
+                        }
+                        _ = left.wait_for(|l| *l) => { break; }
+                    }
+                }
+                let leave = self.leave();
+                tokio::pin!(leave);
+                tokio::select! {
+                    () = &mut leave => {}
+                    _ = term.recv() => second_signal(),
+                    _ = int.recv() => second_signal(),
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = left.wait_for(|l| *l) => {}
+                }
+                self.leave().await;
+            }
+        } else {
+            let _ = left.wait_for(|l| *l).await;
+        }
+        self.shutdown().await;
+    }
+
+    /// Stops the admin surface and shuts the actor system down (after a
+    /// [`leave`](Self::leave), or instead of one in tests).
+    pub async fn shutdown(&self) {
+        let _ = self.inner.stop_admin.send(true);
+        let task = lock(&self.inner.admin_task).take();
+        if let Some(task) = task {
+            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+        }
+        lock(&self.inner._subscription).take();
+        self.inner.system.shutdown().await;
+    }
+
+    /// Requests a leave from outside the runtime loop (`POST
+    /// /cluster/leave`): runs it in the background.
+    pub(crate) fn request_leave(&self) {
+        let node = self.clone();
+        tokio::spawn(async move { node.leave().await });
+    }
+}
+
+fn second_signal() {
+    tracing::warn!("second signal: exiting without finishing the leave");
+    std::process::exit(1);
+}
+
+/// Why a reload was refused (the running providers stay).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadError {
+    /// The node was not started from a file.
+    #[error("the node was not started from a configuration file")]
+    NoFile,
+    /// The file is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Provisioning refused the new set (a setting, a duplicate, a backend
+    /// that is unreachable).
+    #[error("provisioning refused the new provider set: {0}")]
+    Refused(cluster_core::ProvisioningError),
+}
+
+/// A `memory` kind whose tables are shared by name across the process, and
+/// created on first use.
+#[cfg(feature = "memory")]
+pub(crate) fn shared_memory_kind() -> impl provisioning_actors::ProviderFactory {
+    SharedMemoryKind
+}
+
+#[cfg(feature = "memory")]
+struct SharedMemoryKind;
+
+#[cfg(feature = "memory")]
+impl provisioning_actors::ProviderFactory for SharedMemoryKind {
+    fn kind(&self) -> &str {
+        "memory"
+    }
+
+    fn create(
+        &self,
+        d: &cluster_core::ProviderDescriptor,
+    ) -> Result<Arc<dyn cluster_core::ClusterProvider>, cluster_core::ProviderError> {
+        use std::collections::HashMap;
+        use std::sync::OnceLock;
+        static TABLES: OnceLock<Mutex<HashMap<String, provider_memory::MembershipTable>>> =
+            OnceLock::new();
+        let name = d
+            .settings
+            .get("table")
+            .cloned()
+            .unwrap_or_else(|| "default".to_owned());
+        let table = lock(TABLES.get_or_init(Default::default))
+            .entry(name.clone())
+            .or_default()
+            .clone();
+        provisioning_actors::MemoryKind::new()
+            .with_table(&name, table)
+            .create(d)
+    }
+}
