@@ -19,16 +19,9 @@ pub fn command(admin: &str, watch: bool, interval: Duration) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let client = match reqwest::Client::builder()
-            .timeout(Duration::from_secs(3))
-            .build()
-        {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("cannot build an HTTP client: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+        let client: Client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
         let base = admin.trim_end_matches('/').to_owned();
         if !watch {
             return match fetch(&client, &base).await {
@@ -57,21 +50,34 @@ pub fn command(admin: &str, watch: bool, interval: Duration) -> ExitCode {
     })
 }
 
-async fn fetch(
-    client: &reqwest::Client,
-    base: &str,
-) -> Result<(MembersView, ProvidersView), String> {
+type Client = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Empty<hyper::body::Bytes>,
+>;
+
+async fn fetch(client: &Client, base: &str) -> Result<(MembersView, ProvidersView), String> {
     async fn get<T: cluster_provisioning::view::DeserializeOwned>(
-        client: &reqwest::Client,
+        client: &Client,
         url: String,
     ) -> Result<T, String> {
-        let resp = client
-            .get(&url)
-            .send()
+        use http_body_util::BodyExt;
+        let uri: hyper::Uri = url
+            .parse()
+            .map_err(|e| format!("{url}: not an http URL: {e}"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(format!("{url}: only http:// admin addresses are supported"));
+        }
+        let resp = tokio::time::timeout(Duration::from_secs(3), client.get(uri))
             .await
-            .map_err(|e| format!("{url}: {e}"))?;
+            .map_err(|_| format!("{url}: no answer within 3s"))?
+            .map_err(|e| format!("{url}: {}", crate::chain(&e)))?;
         let status = resp.status();
-        let body = resp.text().await.map_err(|e| format!("{url}: {e}"))?;
+        let body = tokio::time::timeout(Duration::from_secs(3), resp.into_body().collect())
+            .await
+            .map_err(|_| format!("{url}: the body did not arrive within 3s"))?
+            .map_err(|e| format!("{url}: {e}"))?
+            .to_bytes();
+        let body = String::from_utf8_lossy(&body);
         if !status.is_success() {
             return Err(format!("{url}: {status}: {}", body.trim()));
         }

@@ -139,9 +139,11 @@ impl NodeBuilder {
             crate::telemetry::init_logs(&config.log);
         }
         let prometheus = crate::telemetry::prometheus();
-        check_safety(&config)?;
+        // The same checks as `cluster-node check-config`, so a bad setting
+        // is a `config.invalid` naming the file's key, not a provisioning
+        // error naming the lowered one.
+        validate(&config, &self.kinds)?;
         let descriptors = config.descriptors()?;
-        check_kinds(&config, &self.kinds)?;
 
         let system = ActorSystem::new(config.node_id.as_str());
         let mut remoting = RemotingConfig::new(&config.cluster)
