@@ -34,13 +34,20 @@ impl Grain for Counter {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let path = args.next().unwrap_or_else(|| "deploy/config/memory.toml".to_owned());
+    let path = args
+        .next()
+        .unwrap_or_else(|| "deploy/config/memory.toml".to_owned());
     let once = args.any(|a| a == "--once");
 
     // The configuration is checked here: a bad file is one line naming the
     // file, the provider and the field.
     let node = match Node::from_file(&path) {
-        Ok(builder) => builder.grain("counter", |_id| Counter::default()).start().await?,
+        Ok(builder) => {
+            builder
+                .grain("counter", |_id| Counter::default())
+                .start()
+                .await?
+        }
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(2);
@@ -77,7 +84,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 async fn request_with_retry(node: &Node, add: u64) -> Result<u64, Box<dyn std::error::Error>> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        match node.cluster().request::<Counter>("counter", "visits", &add).await {
+        match node
+            .cluster()
+            .request::<Counter>("counter", "visits", &add)
+            .await
+        {
             Ok(v) => return Ok(v),
             Err(e) if tokio::time::Instant::now() < deadline => {
                 tracing::debug!(error = %e, "not placed yet; retrying");

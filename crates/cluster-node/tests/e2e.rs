@@ -36,7 +36,9 @@ fn http(method: &str, port: u16, path: &str) -> Option<(u16, String)> {
     // The admin surface answers with Content-Length; a chunked body would
     // need decoding, so check we are not fooling ourselves.
     assert!(
-        !head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
         "{head}"
     );
     Some((status, body.to_owned()))
@@ -191,7 +193,9 @@ fn parse_prometheus(text: &str) -> Vec<(String, String, f64)> {
         let value: f64 = match value {
             "+Inf" => f64::INFINITY,
             "-Inf" => f64::NEG_INFINITY,
-            v => v.parse().unwrap_or_else(|_| panic!("bad value in {line:?}")),
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
         };
         let (name, labels) = match series.split_once('{') {
             Some((n, rest)) => (n, rest.strip_suffix('}').expect("labels close")),
@@ -230,41 +234,80 @@ fn n1_n2_n3_three_node_processes_form_fail_over_and_leave() {
         wait_for(&format!("{} live", n.name), Duration::from_secs(20), || {
             get(n.admin, "/health/live").is_some_and(|(s, _)| s == 200)
         });
-        wait_for(&format!("{} ready", n.name), Duration::from_secs(20), || {
-            get(n.admin, "/health/ready").is_some_and(|(s, _)| s == 200)
-        });
+        wait_for(
+            &format!("{} ready", n.name),
+            Duration::from_secs(20),
+            || get(n.admin, "/health/ready").is_some_and(|(s, _)| s == 200),
+        );
     }
     // Every node's view agrees: the same three members, the same hash.
-    wait_for("three members everywhere, one hash", Duration::from_secs(20), || {
-        let views: Vec<_> = nodes.iter().map(NodeProcess::members).collect();
-        views.iter().all(|v| v["members"].as_array().unwrap().len() == 3)
-            && views.iter().all(|v| v["hash"] == views[0]["hash"])
-    });
+    wait_for(
+        "three members everywhere, one hash",
+        Duration::from_secs(20),
+        || {
+            let views: Vec<_> = nodes.iter().map(NodeProcess::members).collect();
+            views
+                .iter()
+                .all(|v| v["members"].as_array().unwrap().len() == 3)
+                && views.iter().all(|v| v["hash"] == views[0]["hash"])
+        },
+    );
     let a = nodes[0].members();
     assert_eq!(a["cluster"], "e2e");
     assert_eq!(a["active_provider"], "primary");
-    let me = a["members"].as_array().unwrap().iter().find(|m| m["self"] == true).unwrap();
+    let me = a["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["self"] == true)
+        .unwrap();
     assert_eq!(me["node"], "node-a");
 
     // The providers view names both providers, the primary active.
     let (status, body) = get(nodes[0].admin, "/cluster/providers").unwrap();
     assert_eq!(status, 200);
     let p: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let ids: Vec<_> = p["providers"].as_array().unwrap().iter().map(|x| (x["id"].as_str().unwrap().to_owned(), x["active"].as_bool().unwrap())).collect();
-    assert_eq!(ids, vec![("primary".to_owned(), true), ("standby".to_owned(), false)]);
+    let ids: Vec<_> = p["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["id"].as_str().unwrap().to_owned(),
+                x["active"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        vec![("primary".to_owned(), true), ("standby".to_owned(), false)]
+    );
 
     // Metrics: Prometheus text, described, with the node label.
     let (status, text) = get(nodes[0].admin, "/metrics").unwrap();
     assert_eq!(status, 200);
     let samples = parse_prometheus(&text);
-    for name in ["provisioning_members", "provisioning_status", "remoting_associations", "provisioning_provider_health"] {
+    for name in [
+        "provisioning_members",
+        "provisioning_status",
+        "remoting_associations",
+        "provisioning_provider_health",
+    ] {
         assert!(
-            samples.iter().any(|(n, l, _)| n == name && l.contains("node=\"node-a\"")),
+            samples
+                .iter()
+                .any(|(n, l, _)| n == name && l.contains("node=\"node-a\"")),
             "{name} with node=\"node-a\" missing:\n{text}"
         );
-        assert!(text.contains(&format!("# HELP {name} ")), "{name} is not described");
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "{name} is not described"
+        );
     }
-    let members_gauge = samples.iter().find(|(n, l, _)| n == "provisioning_members" && l.contains("node=\"node-a\"")).unwrap();
+    let members_gauge = samples
+        .iter()
+        .find(|(n, l, _)| n == "provisioning_members" && l.contains("node=\"node-a\""))
+        .unwrap();
     assert_eq!(members_gauge.2, 3.0);
 
     // Mutating endpoints need no token on loopback without one configured,
@@ -277,18 +320,28 @@ fn n1_n2_n3_three_node_processes_form_fail_over_and_leave() {
     s.write_all(b"\x00\x01garbage\r\n\r\n").unwrap();
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
-    assert!(get(nodes[0].admin, "/health/live").is_some_and(|(s, _)| s == 200), "still serving after garbage");
+    assert!(
+        get(nodes[0].admin, "/health/live").is_some_and(|(s, _)| s == 200),
+        "still serving after garbage"
+    );
 
     // Failover: the primary directory disappears; every node fails over to
     // the standby, stays ready, and counts one failover.
     let moved = dir.path().join("primary-gone");
     std::fs::rename(&primary, &moved).unwrap();
     wait_for("standby active everywhere", Duration::from_secs(20), || {
-        nodes.iter().all(|n| n.members()["active_provider"] == "standby")
+        nodes
+            .iter()
+            .all(|n| n.members()["active_provider"] == "standby")
     });
     for n in &nodes {
         assert!(n.members()["failovers"].as_u64().unwrap() >= 1);
-        assert_eq!(get(n.admin, "/health/ready").unwrap().0, 200, "{} ready on the standby", n.name);
+        assert_eq!(
+            get(n.admin, "/health/ready").unwrap().0,
+            200,
+            "{} ready on the standby",
+            n.name
+        );
         assert_eq!(n.up_members().len(), 3);
     }
 
@@ -299,19 +352,30 @@ fn n1_n2_n3_three_node_processes_form_fail_over_and_leave() {
     c.terminate();
     let start = Instant::now();
     wait_for("node-c gone from a and b", Duration::from_secs(2), || {
-        nodes.iter().all(|n| !n.up_members().contains(&"node-c".to_owned()))
+        nodes
+            .iter()
+            .all(|n| !n.up_members().contains(&"node-c".to_owned()))
     });
     let seen_after = start.elapsed();
     let status = c.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "exit {status:?}:\n{}", c.log());
     let log = c.log();
-    assert!(log.contains("left the cluster"), "the leave is logged:\n{log}");
+    assert!(
+        log.contains("left the cluster"),
+        "the leave is logged:\n{log}"
+    );
     eprintln!("node-c's leave seen by the others after {seen_after:?}");
 
     // N3: the operator's lines were logged at the default level.
     let a_log = nodes[0].log();
-    assert!(a_log.contains("active provider changed"), "failover logged:\n{a_log}");
-    assert!(!a_log.contains("ERROR"), "no error in a healthy run:\n{a_log}");
+    assert!(
+        a_log.contains("active provider changed"),
+        "failover logged:\n{a_log}"
+    );
+    assert!(
+        !a_log.contains("ERROR"),
+        "no error in a healthy run:\n{a_log}"
+    );
 }
 
 /// N1: `check-config` prints the effective configuration with secrets
@@ -331,35 +395,80 @@ fn n1_check_config_and_run_exit_2_with_one_line_on_bad_input() {
         ),
     )
     .unwrap();
-    let out = Command::new(BIN).args(["check-config"]).arg(&good).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["check-config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let shown = String::from_utf8_lossy(&out.stdout);
-    assert!(shown.contains("keepalive = \"2s\"") && shown.contains("<redacted>"), "{shown}");
+    assert!(
+        shown.contains("keepalive = \"2s\"") && shown.contains("<redacted>"),
+        "{shown}"
+    );
     assert!(!shown.contains("very-secret"), "{shown}");
 
     let cases = [
         ("missing.toml", None, "missing.toml: cannot read the file"),
-        ("syntax.toml", Some("cluster = \"c\nnode_id = \"n\""), "syntax.toml: not valid TOML"),
-        ("unknown.toml", Some("cluster = \"c\"\nnode_id = \"n\"\nbnid = 1"), "unknown.toml: bnid: unknown key"),
-        ("type.toml", Some("cluster = \"c\"\nnode_id = \"n\"\n[admin]\nenabled = \"maybe\""), "type.toml: admin.enabled:"),
+        (
+            "syntax.toml",
+            Some("cluster = \"c\nnode_id = \"n\""),
+            "syntax.toml: not valid TOML",
+        ),
+        (
+            "unknown.toml",
+            Some("cluster = \"c\"\nnode_id = \"n\"\nbnid = 1"),
+            "unknown.toml: bnid: unknown key",
+        ),
+        (
+            "type.toml",
+            Some("cluster = \"c\"\nnode_id = \"n\"\n[admin]\nenabled = \"maybe\""),
+            "type.toml: admin.enabled:",
+        ),
         (
             "duration.toml",
-            Some("cluster = \"c\"\nnode_id = \"n\"\n[[providers]]\nid = \"consul-main\"\nkind = \"consul\"\nsettings = { wait = \"5x\" }"),
+            Some(
+                "cluster = \"c\"\nnode_id = \"n\"\n[[providers]]\nid = \"consul-main\"\nkind = \"consul\"\nsettings = { wait = \"5x\" }",
+            ),
             "duration.toml: providers[consul-main].settings.wait: \"5x\" is not a duration",
         ),
         (
             "range.toml",
-            Some("cluster = \"c\"\nnode_id = \"n\"\n[[providers]]\nid = \"consul-main\"\nkind = \"consul\"\nsettings = { wait = \"0s\" }"),
+            Some(
+                "cluster = \"c\"\nnode_id = \"n\"\n[[providers]]\nid = \"consul-main\"\nkind = \"consul\"\nsettings = { wait = \"0s\" }",
+            ),
             "range.toml: providers[consul-main].settings.wait:",
         ),
-        ("kind.toml", Some("cluster = \"c\"\nnode_id = \"n\"\n[[providers]]\nid = \"p\"\nkind = \"zookeeper\""), "kind.toml: providers[p].kind: unknown provider kind"),
+        (
+            "kind.toml",
+            Some(
+                "cluster = \"c\"\nnode_id = \"n\"\n[[providers]]\nid = \"p\"\nkind = \"zookeeper\"",
+            ),
+            "kind.toml: providers[p].kind: unknown provider kind",
+        ),
         (
             "dup.toml",
-            Some("cluster = \"c\"\nnode_id = \"n\"\n[[providers]]\nid = \"p\"\nkind = \"memory\"\n[[providers]]\nid = \"p\"\nkind = \"file\"\nsettings = { dir = \"/tmp\" }"),
+            Some(
+                "cluster = \"c\"\nnode_id = \"n\"\n[[providers]]\nid = \"p\"\nkind = \"memory\"\n[[providers]]\nid = \"p\"\nkind = \"file\"\nsettings = { dir = \"/tmp\" }",
+            ),
             "dup.toml: providers[p].id: two providers have the id",
         ),
-        ("secret.toml", Some("cluster = \"c\"\nnode_id = \"n\"\nsecret_file = \"/nonexistent/s\""), "secret.toml: secret_file: cannot read /nonexistent/s"),
-        ("unsafe.toml", Some("cluster = \"c\"\nnode_id = \"n\"\nbind = \"0.0.0.0:0\"\nadvertise_host = \"198.18.0.1\""), "unsafe.toml: bind: Remoting on 0.0.0.0:0 (not loopback) needs a cluster secret"),
+        (
+            "secret.toml",
+            Some("cluster = \"c\"\nnode_id = \"n\"\nsecret_file = \"/nonexistent/s\""),
+            "secret.toml: secret_file: cannot read /nonexistent/s",
+        ),
+        (
+            "unsafe.toml",
+            Some(
+                "cluster = \"c\"\nnode_id = \"n\"\nbind = \"0.0.0.0:0\"\nadvertise_host = \"198.18.0.1\"",
+            ),
+            "unsafe.toml: bind: Remoting on 0.0.0.0:0 (not loopback) needs a cluster secret",
+        ),
     ];
     for (file, content, want) in cases {
         let path = dir.path().join(file);
@@ -397,14 +506,22 @@ fn n1_every_shipped_example_config_checks() {
         let mut text = std::fs::read_to_string(&path).unwrap();
         // Absolute paths move under the temporary root; the files they
         // name are created (a secret is any non-empty text).
-        for prefix in ["/run/secrets/", "/etc/cluster-node/", "/var/lib/cluster-node", "/tmp/cluster-node-demo"] {
+        for prefix in [
+            "/run/secrets/",
+            "/etc/cluster-node/",
+            "/var/lib/cluster-node",
+            "/tmp/cluster-node-demo",
+        ] {
             let moved = format!("{}{prefix}", root.path().display());
             text = text.replace(&format!("\"{prefix}"), &format!("\"{moved}"));
         }
         for quoted in text.split('"').skip(1).step_by(2) {
             if let Some(rest) = quoted.strip_prefix(&root.path().display().to_string()) {
                 let p = PathBuf::from(quoted);
-                if rest.ends_with("-demo") || rest.ends_with("cluster-node") || rest.ends_with("members") {
+                if rest.ends_with("-demo")
+                    || rest.ends_with("cluster-node")
+                    || rest.ends_with("members")
+                {
                     std::fs::create_dir_all(&p).unwrap();
                 } else {
                     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -432,7 +549,11 @@ fn n1_every_shipped_example_config_checks() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    assert!(seen >= 6, "an example per provider in {}", examples.display());
+    assert!(
+        seen >= 6,
+        "an example per provider in {}",
+        examples.display()
+    );
 }
 
 fn write_kubeconfig(dir: &Path) -> PathBuf {

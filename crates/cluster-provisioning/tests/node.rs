@@ -33,7 +33,10 @@ async fn http(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
     (status, body)
 }
 
@@ -85,9 +88,14 @@ async fn n2_admin_probes_token_reload_and_leave() {
     wait_ready(port).await;
 
     // Mutating endpoints need the token when one is configured.
-    assert_eq!(http(port, "POST", "/cluster/reload", None, b"").await.0, 401);
     assert_eq!(
-        http(port, "POST", "/cluster/reload", Some("wrong"), b"").await.0,
+        http(port, "POST", "/cluster/reload", None, b"").await.0,
+        401
+    );
+    assert_eq!(
+        http(port, "POST", "/cluster/reload", Some("wrong"), b"")
+            .await
+            .0,
         401
     );
     // Reads do not.
@@ -106,7 +114,10 @@ async fn n2_admin_probes_token_reload_and_leave() {
     // A bad file is refused with the one-line reason; nothing changes.
     std::fs::write(
         &path,
-        config_text("node-test-1", "[[providers]]\nid = \"bad\"\nkind = \"memory\"\nsettings = { keepalive = \"5x\" }\n"),
+        config_text(
+            "node-test-1",
+            "[[providers]]\nid = \"bad\"\nkind = \"memory\"\nsettings = { keepalive = \"5x\" }\n",
+        ),
     )
     .unwrap();
     let (s, body) = http(port, "POST", "/cluster/reload", Some("let-me-in"), b"").await;
@@ -115,14 +126,24 @@ async fn n2_admin_probes_token_reload_and_leave() {
         body.contains("providers[bad].settings.keepalive: \"5x\" is not a duration"),
         "{body}"
     );
-    assert_eq!(node.cluster().provisioning().definitions().await.unwrap().len(), 2);
+    assert_eq!(
+        node.cluster()
+            .provisioning()
+            .definitions()
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 
     // Garbage, a huge declared body and an unknown path: 4xx or a closed
     // connection, never a crash; the node still answers.
     let (s, _) = http(port, "GET", "/no/such/thing", None, b"").await;
     assert_eq!(s, 404);
     let mut raw = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    raw.write_all(b"\x16\x03\x01 not http at all\r\n\r\n").await.unwrap();
+    raw.write_all(b"\x16\x03\x01 not http at all\r\n\r\n")
+        .await
+        .unwrap();
     let mut sink = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(2), raw.read_to_end(&mut sink)).await;
     let big = vec![b'x'; 64 * 1024];
@@ -143,10 +164,12 @@ async fn n2_admin_probes_token_reload_and_leave() {
 /// so is Remoting off loopback without a secret (unless `insecure`).
 #[tokio::test]
 async fn n2_unsafe_starts_are_refused() {
-    let text = config_text("node-test-2", "").replace("token = \"let-me-in\"\n", "").replace(
-        "[admin]\nbind = \"127.0.0.1:0\"",
-        "[admin]\nbind = \"0.0.0.0:0\"",
-    );
+    let text = config_text("node-test-2", "")
+        .replace("token = \"let-me-in\"\n", "")
+        .replace(
+            "[admin]\nbind = \"127.0.0.1:0\"",
+            "[admin]\nbind = \"0.0.0.0:0\"",
+        );
     let e = Node::builder(NodeConfig::from_toml("node.toml", &text).unwrap())
         .init_logs(false)
         .start()

@@ -32,19 +32,6 @@ use super::duration;
 /// feature is compiled in.
 pub const BUILT_IN_KINDS: &[&str] = &["memory", "file", "consul", "kubernetes", "etcd"];
 
-/// Whether the provider kind `kind` is compiled into this build (its cargo
-/// feature is on).
-pub fn kind_compiled_in(kind: &str) -> bool {
-    match kind {
-        "memory" => cfg!(feature = "memory"),
-        "file" => cfg!(feature = "file"),
-        "consul" => cfg!(feature = "consul"),
-        "kubernetes" => cfg!(feature = "kubernetes"),
-        "etcd" => cfg!(feature = "etcd"),
-        _ => false,
-    }
-}
-
 /// Settings of a `memory` provider: a table shared by the nodes of one
 /// process (tests, demos, a one-node development setup).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
