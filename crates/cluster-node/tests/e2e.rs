@@ -497,11 +497,15 @@ fn n1_every_shipped_example_config_checks() {
     let root = tempfile::tempdir().unwrap();
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config");
     let mut seen = 0;
-    for entry in std::fs::read_dir(&examples).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
-            continue;
-        }
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&examples)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("toml"))
+        .collect();
+    // The Kubernetes manifests' configuration: its node id comes from the
+    // pod name (CLUSTER_NODE_ID), as in the StatefulSet.
+    paths.push(examples.join("../kubernetes/node.toml"));
+    for path in paths {
         seen += 1;
         let mut text = std::fs::read_to_string(&path).unwrap();
         // Absolute paths move under the temporary root; the files they
@@ -529,7 +533,15 @@ fn n1_every_shipped_example_config_checks() {
                 }
             }
         }
-        let copy = root.path().join(path.file_name().unwrap());
+        let copy = root.path().join(format!(
+            "{}-{}",
+            path.parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy(),
+            path.file_name().unwrap().to_string_lossy()
+        ));
         std::fs::write(&copy, &text).unwrap();
         let out = Command::new(BIN)
             .arg("check-config")
@@ -538,6 +550,7 @@ fn n1_every_shipped_example_config_checks() {
             // give it a kubeconfig so the check does not depend on the host.
             .env("KUBECONFIG", write_kubeconfig(root.path()))
             .env("POD_NAMESPACE", "default")
+            .env("CLUSTER_NODE_ID", "example-node-0")
             .env_remove("CONSUL_HTTP_ADDR")
             .env_remove("ETCDCTL_ENDPOINTS")
             .output()

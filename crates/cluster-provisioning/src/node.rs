@@ -477,7 +477,10 @@ impl Node {
                 tracing::warn!(deadline = ?deadline, "the leave did not finish within its deadline")
             }
         }
-        let _ = self.inner.left.send(true);
+        // `send_replace`, not `send`: with no receiver subscribed yet,
+        // `send` would drop the value and a later `run_until_signal` would
+        // wait for a leave that already happened.
+        self.inner.left.send_replace(true);
     }
 
     /// Reloads the providers from the configuration file (R5.4): the new
@@ -567,7 +570,7 @@ impl Node {
     /// Stops the admin surface and shuts the actor system down (after a
     /// [`leave`](Self::leave), or instead of one in tests).
     pub async fn shutdown(&self) {
-        let _ = self.inner.stop_admin.send(true);
+        self.inner.stop_admin.send_replace(true);
         let task = lock(&self.inner.admin_task).take();
         if let Some(task) = task {
             let _ = tokio::time::timeout(Duration::from_secs(2), task).await;

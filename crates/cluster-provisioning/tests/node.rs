@@ -154,6 +154,16 @@ async fn n2_admin_probes_token_reload_and_leave() {
     // A leave over HTTP: accepted, then the node is no longer ready.
     let (s, _) = http(port, "POST", "/cluster/leave", Some("let-me-in"), b"").await;
     assert_eq!(s, 202);
+    // Let the leave finish first (provisioning stops, so liveness fails):
+    // `run_until_signal` must still return when the leave is already over
+    // (regression: the end of the leave was lost when nobody was waiting).
+    for _ in 0..500 {
+        if http(port, "GET", "/health/live", None, b"").await.0 != 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_ne!(http(port, "GET", "/health/live", None, b"").await.0, 200);
     tokio::time::timeout(Duration::from_secs(10), node.run_until_signal())
         .await
         .expect("run_until_signal returns after an HTTP leave");
