@@ -25,11 +25,13 @@
 
 mod error;
 pub mod events;
+pub mod grain_storage;
 mod node;
 mod provider;
 mod topology;
 
 pub use error::{ProviderError, ProvisioningError, Result};
+pub use grain_storage::{GrainKey, GrainStorage, MemoryGrainStorage, StorageError, StoredState};
 pub use node::{Member, MemberAddress, NodeId};
 pub use provider::{
     Capabilities, ClusterProvider, ProviderDescriptor, ProviderHealth, ProviderId, Snapshot,
