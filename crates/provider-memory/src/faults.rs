@@ -30,6 +30,9 @@ pub(crate) struct FaultState {
     pub(crate) fail_registration: bool,
     /// `check_connectivity` returns this error.
     pub(crate) connectivity: Option<ProviderError>,
+    /// While set, every stream item that would be a snapshot is this error
+    /// instead, and `register` / `deregister` return it (a lost permission).
+    pub(crate) always: Option<ProviderError>,
 }
 
 impl FaultState {
@@ -55,9 +58,18 @@ pub struct FaultHandle {
     tx: Arc<watch::Sender<FaultState>>,
 }
 
+impl Default for FaultHandle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl FaultHandle {
-    /// A handle with no fault set.
-    pub(crate) fn new() -> Self {
+    /// A handle with no fault set. Give it to
+    /// [`MemoryProvider::with_faults`](crate::MemoryProvider::with_faults) to
+    /// set faults before the provider exists (a provider that fails from
+    /// its very first call).
+    pub fn new() -> Self {
         let (tx, _rx) = watch::channel(FaultState::default());
         Self { tx: Arc::new(tx) }
     }
@@ -146,6 +158,16 @@ impl FaultHandle {
     /// succeed again.
     pub fn fail_connectivity(&self, error: Option<ProviderError>) {
         self.tx.send_modify(|f| f.connectivity = error);
+    }
+
+    /// While `Some(e)`, every item the provider's streams would yield as a
+    /// snapshot (keepalives included) is `e` instead, and `register` and
+    /// `deregister` return `e` and leave the table unchanged: a backend that
+    /// answers everything with the same error, as after a permission was
+    /// revoked. `None` clears it, and open streams yield the latest snapshot
+    /// at once.
+    pub fn fail_always(&self, error: Option<ProviderError>) {
+        self.tx.send_modify(|f| f.always = error);
     }
 
     /// Clears every fault. Streams already ended stay ended; open silenced

@@ -80,7 +80,18 @@
 //!   `deregister` fail with `ProviderError::Registration`.
 //! - [`fail_connectivity`](FaultHandle::fail_connectivity):
 //!   `check_connectivity` returns the given error.
+//! - [`fail_always`](FaultHandle::fail_always): every snapshot the
+//!   streams would yield (keepalives included) is a given error instead,
+//!   and `register` / `deregister` fail with it (a permission revoked
+//!   while running).
 //! - [`reset`](FaultHandle::reset) clears them all.
+//!
+//! [`MembershipTable::lose_all_data`] plays a backend that comes back
+//! without its data (every node's provider over the table sees an empty
+//! list; nothing registers again by itself). A [`FaultHandle`] made with
+//! [`FaultHandle::new`] and given to
+//! [`MemoryProvider::with_faults`] lets faults be set before the provider
+//! exists.
 
 mod faults;
 mod provider;

@@ -42,6 +42,13 @@ impl MemoryProvider {
         self
     }
 
+    /// Uses `faults` as this provider's fault controls, so that faults can
+    /// be set before the provider is built (the first call already fails).
+    pub fn with_faults(mut self, faults: FaultHandle) -> Self {
+        self.faults = faults;
+        self
+    }
+
     /// The table this provider reads and writes.
     pub fn table(&self) -> &MembershipTable {
         &self.table
@@ -54,7 +61,11 @@ impl MemoryProvider {
     }
 
     fn registration_guard(&self, what: &str) -> Result<(), ProviderError> {
-        if self.faults.current().fail_registration {
+        let faults = self.faults.current();
+        if let Some(e) = faults.always {
+            return Err(e);
+        }
+        if faults.fail_registration {
             Err(ProviderError::Registration(format!(
                 "{what} refused by injected fault"
             )))
@@ -119,6 +130,7 @@ struct View {
     silenced: bool,
     empty: bool,
     truncate: Option<usize>,
+    failing: bool,
 }
 
 impl View {
@@ -127,6 +139,7 @@ impl View {
             silenced: f.silenced,
             empty: f.empty,
             truncate: f.truncate,
+            failing: f.always.is_some(),
         }
     }
 }
@@ -178,7 +191,9 @@ impl Watcher {
             let view = View::of(&faults);
             if view != self.view {
                 let unsilenced = self.view.silenced && !view.silenced;
-                let reshaped = self.view.empty != view.empty || self.view.truncate != view.truncate;
+                let reshaped = self.view.empty != view.empty
+                    || self.view.truncate != view.truncate
+                    || self.view.failing != view.failing;
                 self.pending |= unsilenced || reshaped;
                 self.view = view;
             }
@@ -210,6 +225,9 @@ impl Watcher {
                     }
                     self.pending = false;
                     self.delayed = false;
+                    if let Some(error) = faults.always {
+                        return Some(Err(error));
+                    }
                     let members = self.table_rx.borrow_and_update().members.clone();
                     return Some(Ok(Snapshot::now(faults.shape(&members))));
                 }

@@ -131,6 +131,15 @@ impl MembershipTable {
         });
     }
 
+    /// The backend lost all its data (restarted empty, restored from an
+    /// empty backup): every member is removed in one change, as with
+    /// [`clear`](Self::clear), and every node's provider over this table
+    /// sees it. Nothing registers again by itself: the nodes' supervisors
+    /// must notice that they are missing and register again.
+    pub fn lose_all_data(&self) {
+        self.clear();
+    }
+
     /// Replaces the whole content with `members` in one change (watchers see
     /// no intermediate state). If several members share a node id, the last
     /// one wins.

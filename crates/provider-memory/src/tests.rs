@@ -521,3 +521,67 @@ async fn p1_keepalive_resends_quiet_snapshots_but_not_when_silenced() {
     let none = tokio::time::timeout(Duration::from_secs(30), stream.next()).await;
     assert!(none.is_err(), "silenced: no keepalive");
 }
+
+/// P1: fail_always(Some(e)) turns every snapshot the streams would yield
+/// (changes and keepalives alike) into e, and register / deregister fail
+/// with it; clearing it yields the latest snapshot at once.
+#[tokio::test(start_paused = true)]
+async fn p1_fail_always_answers_everything_with_the_error_until_cleared() {
+    let t = table_of(&["a"]);
+    let p = MemoryProvider::new(t.clone()).with_keepalive(Duration::from_secs(5));
+    let f = p.faults();
+    let mut w = p.watch();
+    assert_eq!(names(&snap(&mut w).await), ["a"]);
+    let e = ProviderError::Auth("403 permission revoked".into());
+    f.fail_always(Some(e.clone()));
+    assert_eq!(next(&mut w).await.unwrap(), Err(e.clone()), "at once");
+    // A keepalive and a change of the table are errors too.
+    assert_eq!(next(&mut w).await.unwrap(), Err(e.clone()), "keepalive");
+    t.upsert(member("b", 1));
+    assert_eq!(next(&mut w).await.unwrap(), Err(e.clone()), "change");
+    assert_eq!(p.register(&member("c", 1)).await, Err(e.clone()));
+    assert_eq!(p.deregister(&member("a", 1)).await, Err(e.clone()));
+    assert_eq!(t.len(), 2, "the table is unchanged");
+    f.fail_always(None);
+    let start = Instant::now();
+    assert_eq!(names(&snap(&mut w).await), ["a", "b"]);
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    timeout(WAIT, p.register(&member("c", 1)))
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// P1: a fault handle made beforehand and given to with_faults makes the
+/// provider's very first calls fail.
+#[tokio::test(start_paused = true)]
+async fn p1_faults_set_before_the_provider_exists_apply_from_its_first_call() {
+    let f = crate::FaultHandle::new();
+    let e = ProviderError::Auth("no permission yet".into());
+    f.fail_always(Some(e.clone()));
+    let p = MemoryProvider::new(MembershipTable::new()).with_faults(f.clone());
+    assert_eq!(p.register(&member("a", 1)).await, Err(e.clone()));
+    let mut w = p.watch();
+    assert_eq!(next(&mut w).await.unwrap(), Err(e));
+    f.reset();
+    assert!(names(&snap(&mut w).await).is_empty());
+}
+
+/// P1: lose_all_data empties the table in one change that every provider
+/// over it sees; nobody registers again by itself.
+#[tokio::test(start_paused = true)]
+async fn p1_lose_all_data_is_seen_by_every_provider_as_one_empty_snapshot() {
+    let t = table_of(&["a", "b", "c"]);
+    let (pa, pb) = (
+        MemoryProvider::new(t.clone()),
+        MemoryProvider::new(t.clone()),
+    );
+    let (mut wa, mut wb) = (pa.watch(), pb.watch());
+    snap(&mut wa).await;
+    snap(&mut wb).await;
+    t.lose_all_data();
+    assert!(names(&snap(&mut wa).await).is_empty());
+    assert!(names(&snap(&mut wb).await).is_empty());
+    quiet(&mut wa).await;
+    assert!(t.is_empty());
+}
