@@ -41,8 +41,9 @@ use provisioning_actors::{
 };
 use tokio::net::TcpListener;
 
+use crate::grain::GrainOptions;
 use crate::partition_manager::{PartitionHandle, PartitionManager};
-use crate::placement::{CALL_TYPE, PLACEMENT_ACTOR, REPLY_TYPE};
+use crate::placement::{CALL_TYPE, PLACEMENT_ACTOR, RELEASE_TYPE, REPLY_TYPE};
 use crate::placement::{
     Grain, GrainKinds, PlacementConfig, PlacementError, PlacementHandle, PlacementSupervisor,
 };
@@ -214,6 +215,19 @@ impl ClusterBuilder {
         self
     }
 
+    /// Hosts the grain kind `kind` with its options: storage for state that
+    /// survives moves, schema version, idle timeout, deactivation deadline
+    /// (see [`crate::grain`]).
+    pub fn grain_with<G: Grain>(
+        mut self,
+        kind: &str,
+        options: GrainOptions,
+        factory: impl Fn(&str) -> G + Send + Sync + 'static,
+    ) -> Self {
+        self.grains = self.grains.with_options(kind, options, factory);
+        self
+    }
+
     /// Starts the node (see the [module documentation](self)). On an
     /// error, whatever was already started is stopped again.
     pub async fn start(self) -> Result<Cluster, ClusterError> {
@@ -281,12 +295,14 @@ impl ClusterBuilder {
             "partitions",
             Some(provisioning.clone()),
         );
+        let mut placement_config = self.placement;
+        placement_config.cluster = self.cluster.clone();
         let placement = partitions.as_ref().ok().map(|_| {
             PlacementSupervisor::spawn(
                 &self.system,
                 &local,
                 self.grains,
-                self.placement,
+                placement_config,
                 Some(remoting.clone()),
                 Some(provisioning.clone()),
             )
@@ -463,6 +479,7 @@ impl Cluster {
         let _ = tokio::time::timeout(timeout, i.partitions.actor().stopped()).await;
         i.remoting.unregister(PLACEMENT_ACTOR, CALL_TYPE);
         i.remoting.unregister(PLACEMENT_ACTOR, REPLY_TYPE);
+        i.remoting.unregister(PLACEMENT_ACTOR, RELEASE_TYPE);
         i.remoting.stop();
         let _ = tokio::time::timeout(timeout, i.remoting.stopped()).await;
         i.placement.stop();
@@ -484,6 +501,7 @@ impl Cluster {
         let i = &self.inner;
         i.remoting.unregister(PLACEMENT_ACTOR, CALL_TYPE);
         i.remoting.unregister(PLACEMENT_ACTOR, REPLY_TYPE);
+        i.remoting.unregister(PLACEMENT_ACTOR, RELEASE_TYPE);
         i.remoting.crash();
         i.remoting.stopped().await;
         i.placement.stop();

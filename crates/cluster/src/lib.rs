@@ -51,6 +51,7 @@
 
 pub mod bootstrap;
 pub mod failure_detector;
+pub mod grain;
 pub mod metrics;
 pub mod netsim;
 pub mod partition;

@@ -51,8 +51,9 @@
 //! topology the supervisor:
 //!
 //! 1. computes which of its activations now belong to another member
-//!    ([`PartitionTable::moved`]) and stops them (handoff: the next request
-//!    recreates the grain on its new owner; grain state is not migrated);
+//!    ([`PartitionTable::moved`]) and deactivates them (hand-off: each
+//!    runs [`Grain::on_deactivate`], which saves its state; the next request
+//!    activates the grain on its new owner, which loads it);
 //! 2. publishes [`OwnershipChanged`] with the topology's seq_no (even with
 //!    no moves, so the PartitionManager's ledger follows each tick, R3.3);
 //! 3. while the status pauses placement, stops every activation.
@@ -61,6 +62,34 @@
 //! seq_no (the ProvisioningSupervisor publishes them in that order); should
 //! it ever be ahead, the supervisor fetches the current topology and applies
 //! it before the next request.
+//!
+//! # Hand-off of state (issue 18)
+//!
+//! A grain's state survives a move when its kind has a storage
+//! ([`GrainOptions::storage`](crate::grain::GrainOptions::storage)) and the
+//! grain saves it ([`crate::grain::PersistentState`]). The order is what
+//! makes it safe: **the old owner deactivates (and saves) before the new
+//! owner activates (and loads)**.
+//!
+//! - On a leave, the leaving node deactivates every activation and waits for
+//!   their `on_deactivate` *before* it deregisters, so no other member owns
+//!   its grains until their state is saved.
+//! - On a join or any change where the previous owner stays a member, a new
+//!   activation first asks the previous owners (the runner-up among the
+//!   current members, which with rendezvous hashing is who owned the grain
+//!   before this node joined, and the owners under the last few tables) to
+//!   release it (`placement.release`): each deactivates the grain if it
+//!   runs there and answers once `on_deactivate` has finished, and will not
+//!   activate it again until its own topology is as new as the asker's.
+//!   Requests that arrive meanwhile wait in the new activation's mailbox.
+//!   An unreachable or slow previous owner delays the activation by at
+//!   most the kind's deactivation deadline plus one second.
+//! - After a crash there is nothing to wait for: the new owner loads the
+//!   last saved state.
+//!
+//! What a partition can do: two sides that each believe they own a grain
+//! can each activate it. Versioned writes make the second writer fail with
+//! `storage.conflict` instead of overwriting; see `docs/grains.md`.
 //!
 //! # Failures
 //!
@@ -76,23 +105,23 @@
 //! `provisioning.draining`, remote ones are answered `placement.not_owner`
 //! so that their callers retry until their views drop this node.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use actor_runtime::{
-    Actor, ActorRef, ActorSystem, Context, HandlerResult, ReplyTo, SpawnError, TellError,
+    Actor, ActorId, ActorRef, ActorSystem, Context, HandlerResult, ReplyTo, SpawnError, TellError,
 };
 use cluster_core::events::{ProviderChanged, TopologyUpdated};
-use cluster_core::{Member, NodeId, ProvisioningError};
+use cluster_core::{GrainKey, Member, NodeId, ProvisioningError};
+use futures::future::BoxFuture;
 use provisioning_actors::ProvisioningHandle;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use crate::grain::{DeactivationReason, GrainContext, GrainOptions};
 use crate::partition::PartitionTable;
 use crate::partition_manager::OwnershipChanged;
 use crate::remoting::{RemotingError, RemotingHandle};
@@ -103,23 +132,17 @@ pub const PLACEMENT_ACTOR: &str = "placement";
 pub const CALL_TYPE: &str = "placement.call";
 /// Type id of a remote grain answer.
 pub const REPLY_TYPE: &str = "placement.reply";
+/// Type id of a new owner's request that a previous owner release a grain
+/// (deactivate it, and so save it) before the new owner activates it;
+/// answered with a `placement.reply`.
+pub const RELEASE_TYPE: &str = "placement.release";
 
 pub(crate) const M_REQUESTS: &str = "placement_requests_total";
 pub(crate) const M_ACTIVATIONS: &str = "placement_activations";
 pub(crate) const M_HANDOFFS: &str = "placement_handoffs_total";
+pub(crate) const M_DEACTIVATIONS: &str = "placement_deactivations_total";
 
-/// A virtual actor: one instance per `(kind, id)` in the cluster, on the
-/// identity's owner.
-pub trait Grain: Send + 'static {
-    /// What it is asked.
-    type Request: Serialize + DeserializeOwned + Send + 'static;
-    /// What it answers.
-    type Response: Serialize + DeserializeOwned + Send + 'static;
-
-    /// Handles one request (requests are handled one at a time, in arrival
-    /// order).
-    fn handle(&mut self, request: Self::Request) -> impl Future<Output = Self::Response> + Send;
-}
+pub use crate::grain::Grain;
 
 /// Why a placement request failed. [`code`](Self::code) is stable.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -224,6 +247,9 @@ pub struct PlacementConfig {
     pub retry_delay: Duration,
     /// Longest pause between two attempts (default 100 ms).
     pub max_retry_delay: Duration,
+    /// The cluster's name, part of every grain's storage key (set by the
+    /// `Cluster` bootstrap).
+    pub cluster: String,
 }
 
 impl Default for PlacementConfig {
@@ -232,6 +258,7 @@ impl Default for PlacementConfig {
             request_timeout: Duration::from_secs(5),
             retry_delay: Duration::from_millis(20),
             max_retry_delay: Duration::from_millis(100),
+            cluster: String::new(),
         }
     }
 }
@@ -327,17 +354,135 @@ impl fmt::Debug for Envelope {
     }
 }
 
-/// The actor hosting one grain activation.
+/// What a grain activation's mailbox receives.
+pub enum GrainMsg {
+    /// A request.
+    Request(Envelope),
+    /// Time to check for idleness (with an idle timeout).
+    IdleCheck,
+}
+
+impl fmt::Debug for GrainMsg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Request(e) => e.fmt(f),
+            Self::IdleCheck => f.write_str("IdleCheck"),
+        }
+    }
+}
+
+/// Waits, once, before the first activation of an instance: for the
+/// previous owners to release the grain (see [`PlacementSupervisor`]'s
+/// hand-off).
+type Barrier = Arc<Mutex<Option<BoxFuture<'static, ()>>>>;
+
+const REASON_HANDOFF: u8 = 0;
+const REASON_IDLE: u8 = 1;
+const REASON_LEAVING: u8 = 2;
+
+fn reason_of(code: u8) -> DeactivationReason {
+    match code {
+        REASON_IDLE => DeactivationReason::Idle,
+        REASON_LEAVING => DeactivationReason::Leaving,
+        _ => DeactivationReason::HandOff,
+    }
+}
+
+/// What an activation is spawned with.
+struct Setup {
+    ctx: GrainContext,
+    options: GrainOptions,
+    barrier: Barrier,
+    reason: Arc<AtomicU8>,
+    supervisor: ActorRef<PlacementMsg>,
+    node: Arc<str>,
+}
+
+/// The actor hosting one grain activation (see [`crate::grain`] for the
+/// lifecycle).
 struct GrainActor<G> {
     grain: G,
+    setup: Arc<Setup>,
+    activated: bool,
+    /// A request is being handled: if the instance ends now, it failed
+    /// mid-request and its state is not saved.
+    in_request: bool,
+    last_request: tokio::time::Instant,
+}
+
+impl<G: Grain> GrainActor<G> {
+    /// Runs the barrier and `on_activate`; on failure answers the request
+    /// that caused it with the error and stops this activation.
+    async fn activate(&mut self, reply: Reply, ctx: &mut Context<Self>) -> Option<Reply> {
+        let barrier = lock(&self.setup.barrier).take();
+        if let Some(b) = barrier {
+            b.await;
+        }
+        match self.grain.on_activate(&self.setup.ctx).await {
+            Ok(()) => {
+                self.activated = true;
+                if let Some(idle) = self.setup.options.idle_timeout {
+                    ctx.schedule_once(idle / 2, GrainMsg::IdleCheck);
+                }
+                Some(reply)
+            }
+            Err(e) => {
+                tracing::warn!(grain = %self.setup.ctx.key(), code = e.code(), error = %e, "grain activation failed");
+                reply.send(Err(PlacementError::Reported {
+                    code: e.code().to_owned(),
+                    message: format!("activating {}: {e}", self.setup.ctx.key()),
+                }));
+                let _ = self.setup.supervisor.tell(PlacementMsg(Msg::Ended {
+                    key: (
+                        self.setup.ctx.key().kind.to_string(),
+                        self.setup.ctx.key().id.to_string(),
+                    ),
+                    actor: ctx.myself().id(),
+                }));
+                ctx.stop();
+                None
+            }
+        }
+    }
 }
 
 impl<G: Grain> Actor for GrainActor<G> {
-    type Msg = Envelope;
+    type Msg = GrainMsg;
 
-    async fn handle(&mut self, msg: Envelope, _ctx: &mut Context<Self>) -> HandlerResult {
-        let Envelope { payload, mut reply } = msg;
+    async fn handle(&mut self, msg: GrainMsg, ctx: &mut Context<Self>) -> HandlerResult {
+        let Envelope { payload, reply } = match msg {
+            GrainMsg::Request(env) => env,
+            GrainMsg::IdleCheck => {
+                if let Some(idle) = self.setup.options.idle_timeout {
+                    let quiet = self.last_request.elapsed();
+                    if quiet >= idle {
+                        // The supervisor decides (a request may be on its
+                        // way here): it ends this activation if it is still
+                        // the current one.
+                        let _ = self.setup.supervisor.tell(PlacementMsg(Msg::Idle {
+                            key: (
+                                self.setup.ctx.key().kind.to_string(),
+                                self.setup.ctx.key().id.to_string(),
+                            ),
+                            actor: ctx.myself().id(),
+                        }));
+                        ctx.schedule_once(idle, GrainMsg::IdleCheck);
+                    } else {
+                        ctx.schedule_once(idle - quiet, GrainMsg::IdleCheck);
+                    }
+                }
+                return Ok(());
+            }
+        };
+        let mut reply = reply;
+        if !self.activated {
+            match self.activate(reply, ctx).await {
+                Some(r) => reply = r,
+                None => return Ok(()),
+            }
+        }
         reply.started = true;
+        self.last_request = tokio::time::Instant::now();
         let request: G::Request = match rmp_serde::from_slice(&payload) {
             Ok(r) => r,
             Err(e) => {
@@ -345,24 +490,48 @@ impl<G: Grain> Actor for GrainActor<G> {
                 return Ok(());
             }
         };
+        self.in_request = true;
         let response = self.grain.handle(request).await;
+        self.in_request = false;
         let encoded = rmp_serde::to_vec(&response)
             .map_err(|e| PlacementError::Codec(format!("response: {e}")));
         reply.send(encoded);
         Ok(())
     }
+
+    async fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        if !self.activated || self.in_request {
+            return;
+        }
+        let reason = reason_of(self.setup.reason.load(Ordering::Relaxed));
+        let deadline = self.setup.options.deactivation_deadline;
+        let key = self.setup.ctx.key().clone();
+        let outcome = tokio::time::timeout(deadline, self.grain.on_deactivate(reason)).await;
+        let result = match outcome {
+            Ok(Ok(())) => "ok",
+            Ok(Err(e)) => {
+                tracing::warn!(grain = %key, reason = reason.as_str(), code = e.code(), error = %e, "grain deactivation failed; the next activation loads the last saved state");
+                "error"
+            }
+            Err(_) => {
+                tracing::warn!(grain = %key, reason = reason.as_str(), deadline = ?deadline, code = "grain.deactivation_timeout", "grain deactivation exceeded its deadline; the next activation loads the last saved state");
+                "timeout"
+            }
+        };
+        metrics::counter!(M_DEACTIVATIONS, "node" => self.setup.node.clone(), "reason" => reason.as_str(), "result" => result).increment(1);
+    }
 }
 
 type Spawner = Arc<
-    dyn Fn(&mut Context<PlacementSupervisor>, &str) -> Result<ActorRef<Envelope>, SpawnError>
+    dyn Fn(&mut Context<PlacementSupervisor>, Setup, &str) -> Result<ActorRef<GrainMsg>, SpawnError>
         + Send
         + Sync,
 >;
 
-/// The grain kinds a node hosts, each with its factory.
+/// The grain kinds a node hosts, each with its factory and options.
 #[derive(Clone, Default)]
 pub struct GrainKinds {
-    kinds: HashMap<String, Spawner>,
+    kinds: HashMap<String, (Spawner, GrainOptions)>,
 }
 
 impl fmt::Debug for GrainKinds {
@@ -379,22 +548,39 @@ impl GrainKinds {
         Self::default()
     }
 
-    /// Registers `kind`: `factory(id)` builds a fresh grain for `id`, at
-    /// activation and again at each restart after a failure.
+    /// Registers `kind` with the default [`GrainOptions`] (no storage):
+    /// `factory(id)` builds a fresh grain for `id`, at activation and again
+    /// at each restart after a failure.
     pub fn with<G: Grain>(
-        mut self,
+        self,
         kind: &str,
         factory: impl Fn(&str) -> G + Send + Sync + 'static,
     ) -> Self {
+        self.with_options(kind, GrainOptions::default(), factory)
+    }
+
+    /// Registers `kind` with its options (storage, schema, idle timeout,
+    /// deactivation deadline).
+    pub fn with_options<G: Grain>(
+        mut self,
+        kind: &str,
+        options: GrainOptions,
+        factory: impl Fn(&str) -> G + Send + Sync + 'static,
+    ) -> Self {
         let factory = Arc::new(factory);
-        let spawner: Spawner = Arc::new(move |ctx, id| {
+        let spawner: Spawner = Arc::new(move |ctx, setup, id| {
             let factory = factory.clone();
             let id = id.to_owned();
+            let setup = Arc::new(setup);
             ctx.spawn_anonymous(move || GrainActor {
                 grain: factory(&id),
+                setup: setup.clone(),
+                activated: false,
+                in_request: false,
+                last_request: tokio::time::Instant::now(),
             })
         });
-        self.kinds.insert(kind.to_owned(), spawner);
+        self.kinds.insert(kind.to_owned(), (spawner, options));
         self
     }
 
@@ -421,6 +607,18 @@ struct WireFailure {
     message: String,
 }
 
+/// A new owner asks a previous owner to release a grain.
+#[derive(Serialize, Deserialize)]
+struct ReleaseCall {
+    req_id: u64,
+    from: NodeId,
+    kind: String,
+    id: String,
+    /// The seq_no of the asker's topology: the previous owner activates the
+    /// grain again only once its own topology is at least this new.
+    seq_no: u64,
+}
+
 /// A remote grain answer.
 #[derive(Serialize, Deserialize)]
 struct GrainReply {
@@ -430,7 +628,7 @@ struct GrainReply {
 
 /// Where a request goes.
 enum Target {
-    Local(ActorRef<Envelope>),
+    Local(ActorRef<GrainMsg>),
     Remote(NodeId),
 }
 
@@ -457,6 +655,31 @@ enum Msg {
     /// Reads the current topology from provisioning (sent right after the
     /// subscriptions, so nothing published in between is missed).
     CatchUp,
+    /// A new owner asks for a grain (see `RELEASE_TYPE`).
+    Release(Box<ReleaseCall>),
+    /// An activation was idle for its kind's idle timeout.
+    Idle {
+        key: Key,
+        actor: ActorId,
+    },
+    /// An activation failed to activate and stopped.
+    Ended {
+        key: Key,
+        actor: ActorId,
+    },
+    /// A deactivating activation has stopped.
+    Deactivated {
+        key: Key,
+        actor: ActorId,
+    },
+}
+
+type Key = (String, String);
+
+/// A running activation and the reason it will be given when it ends.
+struct Activation {
+    actor: ActorRef<GrainMsg>,
+    reason: Arc<AtomicU8>,
 }
 
 impl fmt::Debug for PlacementMsg {
@@ -469,6 +692,10 @@ impl fmt::Debug for PlacementMsg {
             Msg::Activations(_) => "Activations",
             Msg::HandOffAll(_) => "HandOffAll",
             Msg::CatchUp => "CatchUp",
+            Msg::Release(_) => "Release",
+            Msg::Idle { .. } => "Idle",
+            Msg::Ended { .. } => "Ended",
+            Msg::Deactivated { .. } => "Deactivated",
         };
         f.write_str(name)
     }
@@ -491,6 +718,8 @@ type Pending = Mutex<HashMap<u64, (NodeId, oneshot::Sender<Responder>)>>;
 
 struct Shared {
     local: NodeId,
+    /// The cluster's name (grain storage keys).
+    cluster: Arc<str>,
     /// The `node` label of the metrics: `local` as a string.
     node: Arc<str>,
     config: PlacementConfig,
@@ -499,16 +728,71 @@ struct Shared {
     next_req: AtomicU64,
 }
 
+impl Shared {
+    /// Asks `node` to release `(kind, id)` and waits for its answer, at most
+    /// `bound`. Any outcome lets the activation go on: an unreachable or
+    /// slow previous owner must not block the grain (the store's versions
+    /// still refuse a stale writer).
+    async fn release_remote(
+        &self,
+        node: NodeId,
+        kind: String,
+        id: String,
+        seq_no: u64,
+        bound: Duration,
+    ) {
+        let Some(remoting) = &self.remoting else {
+            return;
+        };
+        let req_id = self.next_req.fetch_add(1, Ordering::Relaxed);
+        let call = ReleaseCall {
+            req_id,
+            from: self.local.clone(),
+            kind,
+            id,
+            seq_no,
+        };
+        let Ok(bytes) = rmp_serde::to_vec(&call) else {
+            return;
+        };
+        let (tx, rx) = oneshot::channel();
+        lock(&self.pending).insert(req_id, (node.clone(), tx));
+        let _guard = PendingGuard {
+            pending: &self.pending,
+            req_id,
+        };
+        if let Err(e) = remoting.tell(&node, PLACEMENT_ACTOR, RELEASE_TYPE, bytes) {
+            tracing::debug!(%node, error = %e, "release not sent; activating without waiting");
+            return;
+        }
+        if tokio::time::timeout(bound, rx).await.is_err() {
+            tracing::debug!(%node, kind = %call.kind, id = %call.id, "no release answer in time; activating");
+        }
+    }
+}
+
 /// The PlacementSupervisor system actor (`/system/placement`).
 pub struct PlacementSupervisor {
     shared: Arc<Shared>,
     kinds: GrainKinds,
     provisioning: Option<ProvisioningHandle>,
     table: Option<Arc<PartitionTable>>,
-    activations: HashMap<(String, String), ActorRef<Envelope>>,
+    /// The tables before `table`, newest first (at most `HISTORY`): whose
+    /// owners a new activation asks to release the grain.
+    history: VecDeque<Arc<PartitionTable>>,
+    activations: HashMap<Key, Activation>,
+    /// Activations told to stop whose `on_deactivate` may still run: a new
+    /// activation of the same grain waits for them.
+    deactivating: HashMap<Key, ActorRef<GrainMsg>>,
+    /// Grains released to a member with a newer topology: not activated
+    /// here again until this node's topology is at least that new.
+    released: HashMap<Key, u64>,
     /// Set by [`PlacementHandle::hand_off_all`]: no new activation.
     leaving: bool,
 }
+
+/// Tables kept to find a grain's previous owners.
+const HISTORY: usize = 4;
 
 impl PlacementSupervisor {
     /// Spawns the PlacementSupervisor for the member `local` as the system
@@ -527,6 +811,7 @@ impl PlacementSupervisor {
     ) -> Result<PlacementHandle, SpawnError> {
         let shared = Arc::new(Shared {
             local: local.node_id.clone(),
+            cluster: Arc::from(config.cluster.as_str()),
             node: Arc::from(local.node_id.to_string()),
             config,
             remoting,
@@ -539,7 +824,10 @@ impl PlacementSupervisor {
             kinds: kinds.clone(),
             provisioning: provisioning.clone(),
             table: None,
+            history: VecDeque::new(),
             activations: HashMap::new(),
+            deactivating: HashMap::new(),
+            released: HashMap::new(),
             leaving: false,
         })?;
         let es = system.event_stream();
@@ -558,6 +846,19 @@ impl PlacementSupervisor {
                     .tell(PlacementMsg(Msg::Call(Box::new(call))))
                     .map_err(|_| "undeliverable")
             });
+            let releases = actor.clone();
+            remoting.register_fn(
+                PLACEMENT_ACTOR,
+                RELEASE_TYPE,
+                move |from, call: ReleaseCall| {
+                    if &call.from != from {
+                        return Err("spoofed_sender");
+                    }
+                    releases
+                        .tell(PlacementMsg(Msg::Release(Box::new(call))))
+                        .map_err(|_| "undeliverable")
+                },
+            );
             // Weak: Remoting's registry must not keep this node's placement
             // state (which holds a RemotingHandle) alive in a cycle.
             let replies = Arc::downgrade(&shared);
@@ -609,9 +910,8 @@ impl PlacementSupervisor {
         };
         for m in &moves {
             if m.to.as_ref() != Some(&self.shared.local)
-                && let Some(a) = self.activations.remove(&(m.kind.clone(), m.id.clone()))
+                && self.deactivate((m.kind.clone(), m.id.clone()), REASON_HANDOFF, ctx)
             {
-                a.stop();
                 metrics::counter!(M_HANDOFFS, "node" => self.shared.node.clone()).increment(1);
             }
         }
@@ -622,7 +922,13 @@ impl PlacementSupervisor {
                 activations = self.activations.len(),
                 "placement paused: stopping every activation"
             );
-            self.stop_all();
+            self.stop_all(REASON_LEAVING, ctx);
+        }
+        let seq_no = next.seq_no();
+        self.released.retain(|_, s| *s > seq_no);
+        if let Some(prev) = self.table.take() {
+            self.history.push_front(prev);
+            self.history.truncate(HISTORY);
         }
         if !moves.is_empty() {
             tracing::debug!(
@@ -659,17 +965,104 @@ impl PlacementSupervisor {
         }
     }
 
-    fn stop_all(&mut self) -> usize {
+    /// Ends the activation of `key`, if any: `on_deactivate` runs with
+    /// `reason`, and until the instance has stopped a new activation of the
+    /// same grain waits for it. Returns whether there was one.
+    fn deactivate(&mut self, key: Key, reason: u8, ctx: &mut Context<Self>) -> bool {
+        let Some(a) = self.activations.remove(&key) else {
+            return false;
+        };
+        let live = !a.actor.is_closed();
+        a.reason.store(reason, Ordering::Relaxed);
+        a.actor.stop();
+        if live {
+            let me = ctx.myself().clone();
+            let actor = a.actor.clone();
+            let id = actor.id();
+            self.deactivating.insert(key.clone(), actor.clone());
+            tokio::spawn(async move {
+                actor.stopped().await;
+                let _ = me.tell(PlacementMsg(Msg::Deactivated { key, actor: id }));
+            });
+        }
+        metrics::gauge!(M_ACTIVATIONS, "node" => self.shared.node.clone())
+            .set(self.activations.len() as f64);
+        live
+    }
+
+    /// Ends every activation; returns how many were running.
+    fn stop_all(&mut self, reason: u8, ctx: &mut Context<Self>) -> usize {
+        let keys: Vec<Key> = self.activations.keys().cloned().collect();
         let mut n = 0;
-        for (_, a) in self.activations.drain() {
-            if !a.is_closed() {
+        for k in keys {
+            if self.deactivate(k, reason, ctx) {
                 n += 1;
             }
-            a.stop();
         }
         metrics::counter!(M_HANDOFFS, "node" => self.shared.node.clone()).increment(n as u64);
-        metrics::gauge!(M_ACTIVATIONS, "node" => self.shared.node.clone()).set(0.0);
         n
+    }
+
+    /// What a new activation of `(kind, id)` waits for before it activates:
+    /// a local instance still deactivating, and every previous owner (in
+    /// the last tables) that is still a member, asked to release it.
+    fn barrier(
+        &self,
+        kind: &str,
+        id: &str,
+        options: &GrainOptions,
+    ) -> Option<BoxFuture<'static, ()>> {
+        let key = (kind.to_owned(), id.to_owned());
+        let bound = options.deactivation_deadline + Duration::from_secs(1);
+        let mut waits: Vec<BoxFuture<'static, ()>> = Vec::new();
+        if let Some(prev) = self.deactivating.get(&key) {
+            let prev = prev.clone();
+            waits.push(Box::pin(async move {
+                let _ = tokio::time::timeout(bound, prev.stopped()).await;
+            }));
+        }
+        if let (Some(table), Some(_)) = (&self.table, &self.shared.remoting) {
+            let mut asked: Vec<NodeId> = Vec::new();
+            // The member that owned the grain before this node joined: with
+            // rendezvous hashing, the runner-up among the current members.
+            // A node that just joined has no older table to ask it from.
+            let runner_up = table
+                .members()
+                .iter()
+                .filter(|m| m.node_id != self.shared.local)
+                .max_by_key(|m| {
+                    (
+                        crate::partition::weight(&m.node_id, kind, id),
+                        m.node_id.clone(),
+                    )
+                })
+                .map(|m| m.node_id.clone());
+            let previous = self
+                .history
+                .iter()
+                .filter_map(|old| old.place(kind, id, None).ok().map(|m| m.node_id.clone()));
+            for owner in runner_up.into_iter().chain(previous) {
+                if owner == self.shared.local
+                    || asked.contains(&owner)
+                    || !table.members().iter().any(|m| m.node_id == owner)
+                {
+                    continue;
+                }
+                asked.push(owner.clone());
+                let shared = self.shared.clone();
+                let (kind, id, seq_no) = (kind.to_owned(), id.to_owned(), table.seq_no());
+                waits.push(Box::pin(async move {
+                    shared.release_remote(owner, kind, id, seq_no, bound).await;
+                }));
+            }
+        }
+        if waits.is_empty() {
+            None
+        } else {
+            Some(Box::pin(async move {
+                futures::future::join_all(waits).await;
+            }))
+        }
     }
 
     /// The owner of `(kind, id)` under the current table, or why there is
@@ -687,21 +1080,43 @@ impl PlacementSupervisor {
         kind: &str,
         id: &str,
         ctx: &mut Context<Self>,
-    ) -> Result<ActorRef<Envelope>, PlacementError> {
+    ) -> Result<ActorRef<GrainMsg>, PlacementError> {
         let key = (kind.to_owned(), id.to_owned());
         if let Some(a) = self.activations.get(&key)
-            && !a.is_closed()
+            && !a.actor.is_closed()
         {
-            return Ok(a.clone());
+            return Ok(a.actor.clone());
         }
-        let spawner = self
+        if let Some(&seq_no) = self.released.get(&key) {
+            return Err(PlacementError::NotOwner(format!(
+                "node {} released {kind}/{id} to a member with topology seq_no {seq_no}",
+                self.shared.local
+            )));
+        }
+        let (spawner, options) = self
             .kinds
             .kinds
             .get(kind)
             .cloned()
             .ok_or_else(|| PlacementError::UnknownKind(kind.to_owned()))?;
-        let a = spawner(ctx, id).map_err(|_| PlacementError::Stopped)?;
-        self.activations.insert(key, a.clone());
+        let barrier = self.barrier(kind, id, &options);
+        let reason = Arc::new(AtomicU8::new(REASON_HANDOFF));
+        let setup = Setup {
+            ctx: GrainContext::new(GrainKey::new(&self.shared.cluster, kind, id), &options),
+            options,
+            barrier: Arc::new(Mutex::new(barrier)),
+            reason: reason.clone(),
+            supervisor: ctx.myself().clone(),
+            node: self.shared.node.clone(),
+        };
+        let a = spawner(ctx, setup, id).map_err(|_| PlacementError::Stopped)?;
+        self.activations.insert(
+            key,
+            Activation {
+                actor: a.clone(),
+                reason,
+            },
+        );
         metrics::gauge!(M_ACTIVATIONS, "node" => self.shared.node.clone())
             .set(self.activations.len() as f64);
         Ok(a)
@@ -759,14 +1174,50 @@ impl PlacementSupervisor {
         };
         match target {
             Ok(a) => {
-                if let Err(TellError::Closed(env) | TellError::Full(env)) = a.tell(Envelope {
+                if let Err(
+                    TellError::Closed(GrainMsg::Request(env))
+                    | TellError::Full(GrainMsg::Request(env)),
+                ) = a.tell(GrainMsg::Request(Envelope {
                     payload: call.payload,
                     reply,
-                }) {
+                })) {
                     env.reply.send(Err(PlacementError::HandedOff));
                 }
             }
             Err(e) => reply.send(Err(e)),
+        }
+    }
+}
+
+impl PlacementSupervisor {
+    /// A new owner asks for `(kind, id)`: deactivate it here (if it runs),
+    /// answer once its `on_deactivate` has finished, and do not activate it
+    /// again until this node's topology is as new as the asker's.
+    fn on_release(&mut self, call: ReleaseCall, ctx: &mut Context<Self>) {
+        let Some(remoting) = self.shared.remoting.clone() else {
+            return;
+        };
+        let key = (call.kind.clone(), call.id.clone());
+        let ours = self.table.as_ref().map_or(0, |t| t.seq_no());
+        if call.seq_no > ours {
+            self.released.insert(key.clone(), call.seq_no);
+        }
+        if self.deactivate(key.clone(), REASON_HANDOFF, ctx) {
+            metrics::counter!(M_HANDOFFS, "node" => self.shared.node.clone()).increment(1);
+        }
+        let reply = Reply::new(ReplyTarget::Remote {
+            node: call.from,
+            req_id: call.req_id,
+            remoting,
+        });
+        match self.deactivating.get(&key).cloned() {
+            Some(prev) => {
+                tokio::spawn(async move {
+                    prev.stopped().await;
+                    reply.send(Ok(Vec::new()));
+                });
+            }
+            None => reply.send(Ok(Vec::new())),
         }
     }
 }
@@ -809,7 +1260,7 @@ impl Actor for PlacementSupervisor {
                 let mut v: Vec<_> = self
                     .activations
                     .iter()
-                    .filter(|(_, a)| !a.is_closed())
+                    .filter(|(_, a)| !a.actor.is_closed())
                     .map(|(k, _)| k.clone())
                     .collect();
                 v.sort();
@@ -817,9 +1268,42 @@ impl Actor for PlacementSupervisor {
             }
             Msg::HandOffAll(reply) => {
                 self.leaving = true;
-                let _ = reply.send(self.stop_all());
+                let n = self.stop_all(REASON_LEAVING, ctx);
+                // Answer once every `on_deactivate` has finished (their
+                // saves are done before the node deregisters).
+                let waiting: Vec<_> = self.deactivating.values().cloned().collect();
+                tokio::spawn(async move {
+                    futures::future::join_all(waiting.iter().map(|a| a.stopped())).await;
+                    let _ = reply.send(n);
+                });
             }
             Msg::CatchUp => self.catch_up(ctx).await,
+            Msg::Release(call) => self.on_release(*call, ctx),
+            Msg::Idle { key, actor } => {
+                if self
+                    .activations
+                    .get(&key)
+                    .is_some_and(|a| a.actor.id() == actor)
+                {
+                    self.deactivate(key, REASON_IDLE, ctx);
+                }
+            }
+            Msg::Ended { key, actor } => {
+                if self
+                    .activations
+                    .get(&key)
+                    .is_some_and(|a| a.actor.id() == actor)
+                {
+                    self.activations.remove(&key);
+                    metrics::gauge!(M_ACTIVATIONS, "node" => self.shared.node.clone())
+                        .set(self.activations.len() as f64);
+                }
+            }
+            Msg::Deactivated { key, actor } => {
+                if self.deactivating.get(&key).is_some_and(|a| a.id() == actor) {
+                    self.deactivating.remove(&key);
+                }
+            }
         }
         Ok(())
     }
@@ -936,13 +1420,16 @@ impl PlacementHandle {
             .map_err(|_| PlacementError::Timeout(timeout))?
     }
 
-    async fn call_local(&self, a: &ActorRef<Envelope>, payload: Vec<u8>) -> Responder {
+    async fn call_local(&self, a: &ActorRef<GrainMsg>, payload: Vec<u8>) -> Responder {
         let (tx, rx) = oneshot::channel();
-        let env = Envelope {
+        let env = GrainMsg::Request(Envelope {
             payload,
             reply: Reply::new(ReplyTarget::Local(tx)),
-        };
-        if let Err(TellError::Closed(env) | TellError::Full(env)) = a.tell(env) {
+        });
+        if let Err(
+            TellError::Closed(GrainMsg::Request(env)) | TellError::Full(GrainMsg::Request(env)),
+        ) = a.tell(env)
+        {
             // Answer through the reply so the error path is the same.
             env.reply.send(Err(PlacementError::HandedOff));
         }
