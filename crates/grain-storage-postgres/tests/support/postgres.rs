@@ -98,9 +98,15 @@ impl PostgresServer {
             return None;
         };
         let as_root = running_as_root();
+        // The postgres user must reach the dir: when TMPDIR is private to
+        // root, use /tmp.
+        let mut parent = std::env::temp_dir();
+        if as_root && std::fs::metadata(&parent).map_or(true, |m| m.mode() & 0o001 == 0) {
+            parent = PathBuf::from("/tmp");
+        }
         let dir = tempfile::Builder::new()
             .prefix("pg-test-")
-            .tempdir()
+            .tempdir_in(parent)
             .expect("temporary dir for PostgreSQL");
         if as_root {
             let (uid, gid) = (id_of(SERVER_USER, "-u"), id_of(SERVER_USER, "-g"));
