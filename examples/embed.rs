@@ -60,11 +60,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         node.admin_addr()
     );
 
+    // Ready: a healthy provider lists this node (what /health/ready says).
+    node.ready(Duration::from_secs(30)).await?;
     // The application's own work: grain requests go to the grain's owner,
     // here or on another node.
     let mut visits = 0;
     for _ in 0..3 {
-        visits = request_with_retry(&node, 1).await?;
+        visits = node
+            .cluster()
+            .request::<Counter>("counter", "visits", &1)
+            .await?;
     }
     println!("visits after three requests: {visits}");
 
@@ -77,24 +82,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("left; bye");
     Ok(())
-}
-
-/// Until the node's first topology arrives, placement answers
-/// `provisioning.starting`; a service retries briefly.
-async fn request_with_retry(node: &Node, add: u64) -> Result<u64, Box<dyn std::error::Error>> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match node
-            .cluster()
-            .request::<Counter>("counter", "visits", &add)
-            .await
-        {
-            Ok(v) => return Ok(v),
-            Err(e) if tokio::time::Instant::now() < deadline => {
-                tracing::debug!(error = %e, "not placed yet; retrying");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
 }

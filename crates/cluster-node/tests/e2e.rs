@@ -465,7 +465,7 @@ fn n1_check_config_and_run_exit_2_with_one_line_on_bad_input() {
         (
             "unsafe.toml",
             Some(
-                "cluster = \"c\"\nnode_id = \"n\"\nbind = \"0.0.0.0:0\"\nadvertise_host = \"198.18.0.1\"",
+                "cluster = \"c\"\nnode_id = \"n\"\nbind = \"0.0.0.0:0\"\nadvertise_host = \"198.18.0.1\"\n[[providers]]\nid = \"m\"\nkind = \"memory\"",
             ),
             "unsafe.toml: bind: Remoting on 0.0.0.0:0 (not loopback) needs a cluster secret",
         ),
@@ -551,6 +551,8 @@ fn n1_every_shipped_example_config_checks() {
             .env("KUBECONFIG", write_kubeconfig(root.path()))
             .env("POD_NAMESPACE", "default")
             .env("CLUSTER_NODE_ID", "example-node-0")
+            // The StatefulSet sets it from the pod IP (downward API).
+            .env("CLUSTER_ADVERTISE_HOST", "198.18.0.10")
             .env_remove("CONSUL_HTTP_ADDR")
             .env_remove("ETCDCTL_ENDPOINTS")
             .output()

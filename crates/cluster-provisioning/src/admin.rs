@@ -13,13 +13,20 @@
 //!
 //! The two `POST`s need `Authorization: Bearer <admin.token>` whenever a
 //! token is configured; a node refuses to start with the admin port off
-//! loopback and no token. Request bodies are not read (and capped at 4 KiB);
-//! anything else is a 404 or 405.
+//! loopback and no token. No handler reads a request body; anything else is
+//! a 404 or 405. The server bounds what a client can hold: at most
+//! [`MAX_CONNECTIONS`] connections (more are closed at once), request
+//! headers within [`HEADER_TIMEOUT`], a connection at most
+//! [`CONNECTION_LIFETIME`].
+//!
+//! In the `cluster-node` program, `POST /cluster/leave` ends the process
+//! (exit 0) once the node has left; under Kubernetes the container is then
+//! restarted and the node joins again with a new incarnation.
 
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -37,23 +44,52 @@ pub fn router(node: Node) -> Router {
         .route("/metrics", get(metrics))
         .route("/cluster/leave", post(leave))
         .route("/cluster/reload", post(reload))
-        .layer(DefaultBodyLimit::max(4096))
         .with_state(node)
 }
+
+/// Connections served at once; more are closed as they arrive.
+pub const MAX_CONNECTIONS: usize = 64;
+/// A client must send its request headers within this long.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection (keep-alive included) is closed after this long.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 
 /// Serves the admin surface on `listener` until the node shuts down.
 pub async fn serve(listener: tokio::net::TcpListener, node: Node) {
     let mut stop = node.admin_stopped();
     let app = router(node);
-    let shutdown = async move {
-        let _ = stop.wait_for(|s| *s).await;
-    };
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::warn!(error = %e, "admin HTTP stopped");
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            a = listener.accept() => a,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: back off a little.
+                tracing::debug!(error = %e, "admin accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!("admin connection refused: {MAX_CONNECTIONS} already open");
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        connections.spawn(async move {
+            let _slot = slot;
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+        });
+        while connections.try_join_next().is_some() {}
     }
+    connections.abort_all();
 }
 
 const ASK: Duration = Duration::from_secs(1);
@@ -68,6 +104,11 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response {
 }
 
 async fn live(State(node): State<Node>) -> Response {
+    // While leaving, provisioning is busy deregistering (one long turn of
+    // its mailbox): the process is alive and says so.
+    if node.is_leaving() {
+        return text(StatusCode::OK, "ok (leaving)\n");
+    }
     match tokio::time::timeout(ASK, node.cluster().topology()).await {
         Ok(Ok(_)) => text(StatusCode::OK, "ok\n"),
         Ok(Err(e)) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
@@ -79,30 +120,7 @@ async fn live(State(node): State<Node>) -> Response {
 }
 
 async fn ready(State(node): State<Node>) -> Response {
-    let c = node.cluster();
-    let answers = tokio::time::timeout(ASK, async {
-        let t = c.topology().await?;
-        let p = c.provisioning().providers().await?;
-        Ok::<_, cluster_core::ProvisioningError>((t, p))
-    })
-    .await;
-    let (topology, providers) = match answers {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => return text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
-        Err(_) => {
-            return text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "provisioning did not answer\n",
-            );
-        }
-    };
-    match view::readiness(
-        c.local(),
-        &topology,
-        &providers,
-        c.remoting().is_running(),
-        node.is_leaving(),
-    ) {
+    match node.readiness().await {
         Ok(()) => text(StatusCode::OK, "ready\n"),
         Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
     }
@@ -182,7 +200,9 @@ fn authorized(node: &Node, headers: &HeaderMap) -> bool {
     let Some(given) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
     else {
         return false;
     };

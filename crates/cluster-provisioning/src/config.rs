@@ -457,7 +457,10 @@ impl NodeConfig {
         path: impl AsRef<Path>,
         env: &[(String, String)],
     ) -> Result<Self, ConfigError> {
-        let path = path.as_ref();
+        // Absolute, so that a reload reads the same file whatever the
+        // working directory is by then.
+        let path = std::path::absolute(path.as_ref()).unwrap_or_else(|_| path.as_ref().to_owned());
+        let path = path.as_path();
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::new(&name, "", format!("cannot read the file: {e}")))?;
@@ -477,16 +480,24 @@ impl NodeConfig {
         text: &str,
         env: &[(String, String)],
     ) -> Result<Self, ConfigError> {
-        // Syntax first, with toml's own message (line and column).
-        if let Err(e) = text.parse::<toml::Table>() {
-            let reason = e.to_string();
-            let reason = reason.trim().replace('\n', " ");
-            return Err(ConfigError::new(
-                name,
-                "",
-                format!("not valid TOML: {reason}"),
-            ));
-        }
+        // Syntax first: toml's message and the position, but never its
+        // excerpt of the line (the line may hold a secret).
+        let table = match text.parse::<toml::Table>() {
+            Ok(t) => t,
+            Err(e) => {
+                let at = e.span().map_or_else(String::new, |span| {
+                    let before = &text[..span.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                    format!(" at line {line}, column {column}")
+                });
+                return Err(ConfigError::new(
+                    name,
+                    "",
+                    format!("not valid TOML{at}: {}", e.message().trim()),
+                ));
+            }
+        };
         let overrides: Vec<(String, String)> = env
             .iter()
             .filter_map(|(k, v)| {
@@ -499,7 +510,7 @@ impl NodeConfig {
         let figment = Figment::from(Toml::string(text)).merge(env_provider(&overrides));
         let raw: RawConfig = figment
             .extract()
-            .map_err(|e| figment_error(name, &figment, e))?;
+            .map_err(|e| figment_error(name, &table, e))?;
         let env_fn = |k: &str| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
         let mut config = Self::from_raw(name, raw, &env_fn)?;
         config.path = Some(PathBuf::from(name));
@@ -513,6 +524,21 @@ impl NodeConfig {
         }
         let node_id = NodeId::new(&raw.node_id).map_err(|e| err("node_id", reason_of(&e)))?;
         check_host_port(&raw.bind).map_err(|r| err("bind", r))?;
+        match &raw.advertise_host {
+            Some(h) if h.trim().is_empty() => {
+                return Err(err("advertise_host", "must not be empty".into()));
+            }
+            None if binds_unspecified(&raw.bind) => {
+                return Err(err(
+                    "advertise_host",
+                    format!(
+                        "required when binding {} (the address other members dial; e.g. the pod IP)",
+                        raw.bind
+                    ),
+                ));
+            }
+            _ => {}
+        }
         let secret = match (raw.secret, &raw.secret_file) {
             (Some(_), Some(_)) => {
                 return Err(err(
@@ -634,6 +660,13 @@ impl NodeConfig {
                 settings,
             });
         }
+        if providers.is_empty() {
+            return Err(err(
+                "providers",
+                "at least one [[providers]] entry is needed (e.g. kind = \"memory\" for one node)"
+                    .into(),
+            ));
+        }
         let roles = raw.roles;
         Ok(Self {
             cluster: raw.cluster,
@@ -712,6 +745,12 @@ pub fn is_loopback(host_port: &str) -> bool {
     host_port
         .rsplit_once(':')
         .is_some_and(|(h, _)| h == "localhost")
+}
+
+fn binds_unspecified(host_port: &str) -> bool {
+    host_port
+        .parse::<SocketAddr>()
+        .is_ok_and(|a| a.ip().is_unspecified())
 }
 
 fn check_host_port(v: &str) -> Result<(), String> {
@@ -793,7 +832,7 @@ fn push_field(path: &mut String, figment_path: &[String], field: &str) {
 
 /// Turns a figment error into one line: the file (or the environment
 /// variable), the field path with providers named by id, and the reason.
-fn figment_error(name: &str, figment: &Figment, e: figment::Error) -> ConfigError {
+fn figment_error(name: &str, table: &toml::Table, e: figment::Error) -> ConfigError {
     let e = e
         .into_iter()
         .next()
@@ -805,11 +844,13 @@ fn figment_error(name: &str, figment: &Figment, e: figment::Error) -> ConfigErro
             && let Some(idx) = parts.peek().and_then(|i| i.parse::<usize>().ok())
         {
             parts.next();
-            let id = figment
-                .find_value(&format!("providers.{idx}.id"))
-                .ok()
-                .and_then(|v| v.into_string())
-                .unwrap_or_else(|| idx.to_string());
+            let id = table
+                .get("providers")
+                .and_then(|p| p.as_array())
+                .and_then(|p| p.get(idx))
+                .and_then(|p| p.get("id"))
+                .and_then(|id| id.as_str())
+                .map_or_else(|| idx.to_string(), str::to_owned);
             path.push_str(&format!("providers[{id}]"));
         } else {
             if !path.is_empty() {
@@ -836,6 +877,15 @@ fn figment_error(name: &str, figment: &Figment, e: figment::Error) -> ConfigErro
         figment::error::Kind::UnknownField(f, expected) => {
             push_field(&mut path, &e.path, f);
             format!("unknown key (expected one of: {})", expected.join(", "))
+        }
+        // A value of the wrong type is quoted by the error: never for a
+        // key that holds a secret.
+        figment::error::Kind::InvalidType(_, expected)
+            if e.path
+                .last()
+                .is_some_and(|k| cluster_core::is_secret_setting(k)) =>
+        {
+            format!("invalid type (value not shown: it is a secret): expected {expected}")
         }
         kind => kind.to_string(),
     };

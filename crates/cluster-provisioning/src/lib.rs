@@ -41,6 +41,7 @@
 //!     .grain("counter", |_id| Counter::default())
 //!     .start()                                       // logs, metrics, cluster, admin HTTP
 //!     .await?;
+//! node.ready(std::time::Duration::from_secs(30)).await?; // listed by a healthy provider
 //! let n = node.cluster().request::<Counter>("counter", "visits", &1).await?;
 //! println!("visits: {n}");
 //! node.run_until_signal().await;                    // SIGTERM: graceful leave, then return

@@ -30,6 +30,13 @@ use tokio::sync::watch;
 
 use crate::config::{ConfigError, MergeSetting, NodeConfig};
 
+#[cfg(feature = "memory")]
+mod memory_kind;
+mod signals;
+
+#[cfg(feature = "memory")]
+pub(crate) use memory_kind::shared_memory_kind;
+
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -135,17 +142,40 @@ impl NodeBuilder {
     /// surface.
     pub async fn start(self) -> Result<Node, NodeError> {
         let config = self.config;
+        // Signals first: from here on SIGTERM, SIGINT and SIGHUP no longer
+        // kill the process; one that arrives during the start is acted on
+        // by `run_until_signal` as soon as the start has finished.
+        let signals = if self.handle_signals {
+            signals::Signals::register()
+        } else {
+            None
+        };
         if self.init_logs {
             crate::telemetry::init_logs(&config.log);
         }
-        let prometheus = crate::telemetry::prometheus();
         // The same checks as `cluster-node check-config`, so a bad setting
         // is a `config.invalid` naming the file's key, not a provisioning
         // error naming the lowered one.
         validate(&config, &self.kinds)?;
         let descriptors = config.descriptors()?;
+        let prometheus = crate::telemetry::prometheus();
+        // The admin port before the cluster: a port that cannot be bound
+        // fails the start before this node registers anywhere.
+        let admin_listener = if config.admin.enabled {
+            Some(
+                tokio::net::TcpListener::bind(config.admin.bind.as_str())
+                    .await
+                    .map_err(|source| NodeError::AdminBind {
+                        addr: config.admin.bind.clone(),
+                        source,
+                    })?,
+            )
+        } else {
+            None
+        };
 
         let system = ActorSystem::new(config.node_id.as_str());
+        let kinds = self.kinds;
         let mut remoting = RemotingConfig::new(&config.cluster)
             .with_heartbeat_interval(config.remoting.heartbeat_interval)
             .with_failure_timeout(config.remoting.failure_timeout);
@@ -170,7 +200,7 @@ impl NodeBuilder {
         };
         let mut builder = Cluster::builder(&system, &config.cluster, config.node_id.clone())
             .bind(config.bind.clone())
-            .kinds(self.kinds)
+            .kinds(kinds.clone())
             .remoting_config(remoting)
             .provisioning_config(provisioning)
             .placement_config(placement);
@@ -217,6 +247,9 @@ impl NodeBuilder {
         let (stop_admin, _) = watch::channel(false);
         let inner = Arc::new(Inner {
             config: Mutex::new(config.clone()),
+            kinds,
+            reloading: tokio::sync::Mutex::new(()),
+            signals: Mutex::new(signals),
             cluster,
             system,
             failovers,
@@ -225,26 +258,11 @@ impl NodeBuilder {
             stop_admin,
             admin_addr: Mutex::new(None),
             prometheus,
-            handle_signals: self.handle_signals,
             _subscription: Mutex::new(Some(subscription)),
             admin_task: Mutex::new(None),
         });
         let node = Node { inner };
-        if config.admin.enabled {
-            let listener = tokio::net::TcpListener::bind(config.admin.bind.as_str())
-                .await
-                .map_err(|source| NodeError::AdminBind {
-                    addr: config.admin.bind.clone(),
-                    source,
-                });
-            let listener = match listener {
-                Ok(l) => l,
-                Err(e) => {
-                    node.leave().await;
-                    node.shutdown().await;
-                    return Err(e);
-                }
-            };
+        if let Some(listener) = admin_listener {
             let addr = listener.local_addr().ok();
             *lock(&node.inner.admin_addr) = addr;
             let task = tokio::spawn(crate::admin::serve(listener, node.clone()));
@@ -351,6 +369,12 @@ pub fn validate(config: &NodeConfig, kinds: &ProviderKinds) -> Result<(), NodeEr
 
 struct Inner {
     config: Mutex<NodeConfig>,
+    /// The provider kinds, to check a reloaded file like `check-config`.
+    kinds: ProviderKinds,
+    /// One reload at a time, in the order they were asked for.
+    reloading: tokio::sync::Mutex<()>,
+    /// Registered at the start (see [`NodeBuilder::start`]).
+    signals: Mutex<Option<signals::Signals>>,
     cluster: Cluster,
     system: ActorSystem,
     failovers: Arc<AtomicU64>,
@@ -359,7 +383,6 @@ struct Inner {
     stop_admin: watch::Sender<bool>,
     admin_addr: Mutex<Option<SocketAddr>>,
     prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    handle_signals: bool,
     _subscription: Mutex<Option<actor_runtime::Subscription>>,
     admin_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -440,11 +463,12 @@ impl Node {
     /// goodbye), bounded by `[leave].deadline`. Idempotent: a second call
     /// waits for the first to finish.
     pub async fn leave(&self) {
-        if self.inner.leaving.swap(true, Ordering::SeqCst) {
-            let mut rx = self.inner.left.subscribe();
-            let _ = rx.wait_for(|left| *left).await;
-            return;
-        }
+        self.request_leave();
+        let mut rx = self.inner.left.subscribe();
+        let _ = rx.wait_for(|left| *left).await;
+    }
+
+    async fn leave_now(&self) {
         let deadline = lock(&self.inner.config).leave.deadline;
         let started = tokio::time::Instant::now();
         tracing::info!(node = %self.inner.cluster.local().node_id, deadline = ?deadline, "leaving the cluster");
@@ -459,11 +483,12 @@ impl Node {
                     .filter_map(|(id, res)| res.as_ref().err().map(|e| format!("{id}: {e}")))
                     .collect();
                 if failed.is_empty() {
-                    tracing::info!(
+                    // The bootstrap logs "left the cluster" (N3: one line).
+                    tracing::debug!(
                         handed_off = r.handed_off,
                         providers = r.deregistered.len(),
                         elapsed = ?started.elapsed(),
-                        "left the cluster"
+                        "leave finished"
                     );
                 } else {
                     tracing::warn!(
@@ -488,16 +513,26 @@ impl Node {
     /// running set stays and the error says why. Only `[[providers]]` are
     /// reloaded; other changed sections are logged and wait for a restart.
     pub async fn reload(&self) -> Result<usize, ReloadError> {
+        let _one_at_a_time = self.inner.reloading.lock().await;
+        if self.is_leaving() {
+            return Err(ReloadError::Leaving);
+        }
         let path = lock(&self.inner.config).path.clone();
         let Some(path) = path else {
             return Err(ReloadError::NoFile);
         };
         let new = NodeConfig::load(&path)?;
+        validate(&new, &self.inner.kinds).map_err(|e| match e {
+            NodeError::Config(c) => ReloadError::Config(c),
+            other => ReloadError::Unsafe(other.to_string()),
+        })?;
         let descriptors = new.descriptors()?;
         let old = lock(&self.inner.config).clone();
-        if old.cluster != new.cluster || old.node_id != new.node_id || old.bind != new.bind {
+        let changed = changed_sections(&old, &new);
+        if !changed.is_empty() {
             tracing::warn!(
-                "reload: only [[providers]] are reloaded; cluster, node_id and bind changes wait for a restart"
+                changed = %changed.join(", "),
+                "reload: only [[providers]] are reloaded; these changes wait for a restart"
             );
         }
         let n = descriptors.len();
@@ -519,50 +554,38 @@ impl Node {
     /// process at once with code 1.
     pub async fn run_until_signal(&self) {
         let mut left = self.inner.left.subscribe();
-        if self.inner.handle_signals {
-            #[cfg(unix)]
-            {
-                use tokio::signal::unix::{SignalKind, signal};
-                let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-                    signal(SignalKind::terminate()),
-                    signal(SignalKind::interrupt()),
-                    signal(SignalKind::hangup()),
-                ) else {
-                    tracing::warn!("cannot listen for signals; waiting for POST /cluster/leave");
-                    let _ = left.wait_for(|l| *l).await;
-                    self.shutdown().await;
-                    return;
-                };
-                loop {
-                    tokio::select! {
-                        _ = term.recv() => { tracing::info!(signal = "SIGTERM", "leave requested"); break; }
-                        _ = int.recv() => { tracing::info!(signal = "SIGINT", "leave requested"); break; }
-                        _ = hup.recv() => {
-                            if let Err(e) = self.reload().await {
-                                tracing::warn!(error = %e, "SIGHUP: reload refused; the running providers stay");
-                            }
-                        }
-                        _ = left.wait_for(|l| *l) => { break; }
-                    }
-                }
-                let leave = self.leave();
-                tokio::pin!(leave);
-                tokio::select! {
-                    () = &mut leave => {}
-                    _ = term.recv() => second_signal(),
-                    _ = int.recv() => second_signal(),
-                }
-            }
-            #[cfg(not(unix))]
-            {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = left.wait_for(|l| *l) => {}
-                }
-                self.leave().await;
-            }
-        } else {
+        let signals = lock(&self.inner.signals).take();
+        let Some(mut signals) = signals else {
             let _ = left.wait_for(|l| *l).await;
+            self.shutdown().await;
+            return;
+        };
+        loop {
+            tokio::select! {
+                asked = signals.next() => match asked {
+                    signals::Asked::Leave(signal) => {
+                        tracing::info!(signal, "leave requested");
+                        break;
+                    }
+                    signals::Asked::Reload => {
+                        if let Err(e) = self.reload().await {
+                            tracing::warn!(error = %e, "SIGHUP: reload refused; the running providers stay");
+                        }
+                    }
+                },
+                _ = left.wait_for(|l| *l) => break,
+            }
+        }
+        let leave = self.leave();
+        tokio::pin!(leave);
+        loop {
+            tokio::select! {
+                () = &mut leave => break,
+                asked = signals.next() => match asked {
+                    signals::Asked::Leave(signal) => signals::second_signal(signal),
+                    signals::Asked::Reload => {}
+                },
+            }
         }
         self.shutdown().await;
     }
@@ -573,7 +596,13 @@ impl Node {
         self.inner.stop_admin.send_replace(true);
         let task = lock(&self.inner.admin_task).take();
         if let Some(task) = task {
-            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(2), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
         }
         lock(&self.inner._subscription).take();
         self.inner.system.shutdown().await;
@@ -582,14 +611,91 @@ impl Node {
     /// Requests a leave from outside the runtime loop (`POST
     /// /cluster/leave`): runs it in the background.
     pub(crate) fn request_leave(&self) {
-        let node = self.clone();
-        tokio::spawn(async move { node.leave().await });
+        // In a task of its own: a caller that stops waiting (a timeout, a
+        // `select!`) must not cancel the leave half-way.
+        if !self.inner.leaving.swap(true, Ordering::SeqCst) {
+            let node = self.clone();
+            tokio::spawn(async move { node.leave_now().await });
+        }
+    }
+
+    /// Waits until this node is ready by the rule of `GET /health/ready`
+    /// (a topology from a healthy provider that lists it, Remoting up, not
+    /// leaving: [`crate::view::readiness`]), at most `timeout`. Grain
+    /// requests made before may fail with `provisioning.starting`.
+    pub async fn ready(&self, timeout: Duration) -> Result<(), crate::view::NotReady> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self.readiness().await {
+                Ok(()) => return Ok(()),
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    }
+
+    /// This node's readiness now (see [`ready`](Self::ready)).
+    pub async fn readiness(&self) -> Result<(), crate::view::NotReady> {
+        use crate::view::NotReady;
+        if self.is_leaving() {
+            return Err(NotReady::Draining);
+        }
+        let c = &self.inner.cluster;
+        let answers = tokio::time::timeout(Duration::from_secs(1), async {
+            let t = c.topology().await?;
+            let p = c.provisioning().providers().await?;
+            Ok::<_, cluster_core::ProvisioningError>((t, p))
+        })
+        .await;
+        match answers {
+            Ok(Ok((topology, providers))) => crate::view::readiness(
+                c.local(),
+                &topology,
+                &providers,
+                c.remoting().is_running(),
+                false,
+            ),
+            Ok(Err(e)) => Err(NotReady::NoHealthyProvider(e.to_string())),
+            Err(_) => Err(NotReady::NoHealthyProvider(
+                "provisioning did not answer within 1s".into(),
+            )),
+        }
     }
 }
 
-fn second_signal() {
-    tracing::warn!("second signal: exiting without finishing the leave");
-    std::process::exit(1);
+/// The sections other than `[[providers]]` that differ (a reload applies
+/// only the providers; secrets are compared, never printed).
+fn changed_sections(old: &NodeConfig, new: &NodeConfig) -> Vec<&'static str> {
+    let secret = |s: &Option<crate::config::Secret>| s.as_ref().map(|s| s.expose().to_owned());
+    let checks: [(&'static str, bool); 12] = [
+        ("cluster", old.cluster != new.cluster),
+        ("node_id", old.node_id != new.node_id),
+        (
+            "bind",
+            old.bind != new.bind || old.advertise_host != new.advertise_host,
+        ),
+        (
+            "roles/labels",
+            old.roles != new.roles || old.labels != new.labels,
+        ),
+        ("secret", secret(&old.secret) != secret(&new.secret)),
+        (
+            "admin",
+            old.admin.bind != new.admin.bind
+                || old.admin.enabled != new.admin.enabled
+                || secret(&old.admin.token) != secret(&new.admin.token),
+        ),
+        ("log", old.log != new.log),
+        ("failover", old.failover != new.failover),
+        ("remoting", old.remoting != new.remoting),
+        ("placement", old.placement != new.placement),
+        ("leave", old.leave != new.leave),
+        (
+            "store_dir/insecure",
+            old.store_dir != new.store_dir || old.insecure != new.insecure,
+        ),
+    ];
+    checks.iter().filter(|(_, c)| *c).map(|(n, _)| *n).collect()
 }
 
 /// Why a reload was refused (the running providers stay).
@@ -602,47 +708,14 @@ pub enum ReloadError {
     /// The file is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The file is valid but unsafe (see [`NodeError::Unsafe`]).
+    #[error("{0}")]
+    Unsafe(String),
+    /// The node is leaving.
+    #[error("the node is leaving the cluster")]
+    Leaving,
     /// Provisioning refused the new set (a setting, a duplicate, a backend
     /// that is unreachable).
     #[error("provisioning refused the new provider set: {0}")]
     Refused(cluster_core::ProvisioningError),
-}
-
-/// A `memory` kind whose tables are shared by name across the process, and
-/// created on first use.
-#[cfg(feature = "memory")]
-pub(crate) fn shared_memory_kind() -> impl provisioning_actors::ProviderFactory {
-    SharedMemoryKind
-}
-
-#[cfg(feature = "memory")]
-struct SharedMemoryKind;
-
-#[cfg(feature = "memory")]
-impl provisioning_actors::ProviderFactory for SharedMemoryKind {
-    fn kind(&self) -> &str {
-        "memory"
-    }
-
-    fn create(
-        &self,
-        d: &cluster_core::ProviderDescriptor,
-    ) -> Result<Arc<dyn cluster_core::ClusterProvider>, cluster_core::ProviderError> {
-        use std::collections::HashMap;
-        use std::sync::OnceLock;
-        static TABLES: OnceLock<Mutex<HashMap<String, provider_memory::MembershipTable>>> =
-            OnceLock::new();
-        let name = d
-            .settings
-            .get("table")
-            .cloned()
-            .unwrap_or_else(|| "default".to_owned());
-        let table = lock(TABLES.get_or_init(Default::default))
-            .entry(name.clone())
-            .or_default()
-            .clone();
-        provisioning_actors::MemoryKind::new()
-            .with_table(&name, table)
-            .create(d)
-    }
 }

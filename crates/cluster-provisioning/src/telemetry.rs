@@ -22,17 +22,31 @@ use crate::config::{LogConfig, LogFormat};
 /// already installed (an application that set up its own keeps it).
 /// Returns whether this call installed it.
 pub fn init_logs(config: &LogConfig) -> bool {
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|v| EnvFilter::try_new(v).ok())
-        .unwrap_or_else(|| {
-            EnvFilter::try_new(&config.level).unwrap_or_else(|_| EnvFilter::new("info"))
-        });
+    use std::io::IsTerminal;
+    let mut bad_rust_log = None;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) => match EnvFilter::try_new(&v) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                bad_rust_log = Some(format!(
+                    "RUST_LOG={v:?} is not a filter ({e}); using [log] level"
+                ));
+                None
+            }
+        },
+        Err(_) => None,
+    }
+    .unwrap_or_else(|| {
+        EnvFilter::try_new(&config.level).unwrap_or_else(|_| EnvFilter::new("info"))
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, not for `kubectl logs`
+        // or journald.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(true);
-    match config.format {
+    let installed = match config.format {
         LogFormat::Text => builder.try_init().is_ok(),
         LogFormat::Json => builder
             .json()
@@ -40,7 +54,11 @@ pub fn init_logs(config: &LogConfig) -> bool {
             .with_current_span(false)
             .try_init()
             .is_ok(),
+    };
+    if let Some(warning) = bad_rust_log {
+        tracing::warn!("{warning}");
     }
+    installed
 }
 
 static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();

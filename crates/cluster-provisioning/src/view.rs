@@ -200,6 +200,8 @@ pub enum NotReady {
     NotListed,
 }
 
+impl std::error::Error for NotReady {}
+
 impl std::fmt::Display for NotReady {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -191,3 +191,47 @@ fn n1_unsafe_combinations_are_refused_at_start() {
     let e = validate(&c, &built_in_kinds()).unwrap_err();
     assert!(e.to_string().contains("admin.token"), "{e}");
 }
+
+/// N1: a mistake on a line that holds a secret never quotes the secret:
+/// not a TOML syntax error's excerpt, not a type error's "found" value, in
+/// the file or in a provider's settings.
+#[test]
+fn n1_errors_never_quote_a_secret() {
+    let cases = [
+        "cluster = \"shop\"\nnode_id = \"a\"\nsecret = \"hunter2-leaky\n",
+        "cluster = \"shop\"\nnode_id = \"a\"\nsecret = hunter2-leaky\n",
+        "cluster = \"shop\"\nnode_id = \"a\"\nsecret = 98765432\n",
+        "cluster = \"shop\"\nnode_id = \"a\"\n[admin]\ntoken = 98765432\n",
+        "cluster = \"shop\"\nnode_id = \"a\"\n[[providers]]\nid = \"c\"\nkind = \"consul\"\nsettings = { token = 98765432 }\n",
+        "cluster = \"shop\"\nnode_id = \"a\"\n[[providers]]\nid = \"e\"\nkind = \"etcd\"\nsettings = { password = [98765432] }\n",
+    ];
+    for text in cases {
+        let e = parse(text).expect_err(text).to_string();
+        assert!(
+            !e.contains("hunter2") && !e.contains("98765432"),
+            "leaked: {e}"
+        );
+        assert!(e.starts_with("node.toml: "), "{e}");
+    }
+}
+
+/// N1: bind 0.0.0.0 needs an advertised host, and a node needs a provider.
+#[test]
+fn n1_a_node_that_could_not_run_is_refused_at_the_check() {
+    let e = err(
+        "cluster = \"c\"\nnode_id = \"a\"\nbind = \"0.0.0.0:4000\"\nsecret = \"s\"\n[[providers]]\nid = \"m\"\nkind = \"memory\"",
+    );
+    assert!(
+        e.starts_with("node.toml: advertise_host: required when binding 0.0.0.0:4000"),
+        "{e}"
+    );
+    let e = err("cluster = \"c\"\nnode_id = \"a\"");
+    assert!(e.starts_with("node.toml: providers: at least one"), "{e}");
+    let e = err(
+        "cluster = \"c\"\nnode_id = \"a\"\n[[providers]]\nid = \"cm\"\nkind = \"memory\"\npriority = -1",
+    );
+    assert!(
+        e.starts_with("node.toml: providers[cm].priority:"),
+        "figment errors name the provider by id: {e}"
+    );
+}

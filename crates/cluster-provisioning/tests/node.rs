@@ -136,6 +136,24 @@ async fn n2_admin_probes_token_reload_and_leave() {
         2
     );
 
+    // A file that parses but that a kind refuses: the same one line as
+    // `check-config` (file, provider, the file's key), 400, nothing changes.
+    std::fs::write(
+        &path,
+        config_text(
+            "node-test-1",
+            "[[providers]]\nid = \"odd\"\nkind = \"zookeeper\"\n",
+        ),
+    )
+    .unwrap();
+    let (s, body) = http(port, "POST", "/cluster/reload", Some("let-me-in"), b"").await;
+    assert_eq!(s, 400);
+    assert!(
+        body.contains("providers[odd].kind: unknown provider kind"),
+        "{body}"
+    );
+    std::fs::write(&path, config_text("node-test-1", extra)).unwrap();
+
     // Garbage, a huge declared body and an unknown path: 4xx or a closed
     // connection, never a crash; the node still answers.
     let (s, _) = http(port, "GET", "/no/such/thing", None, b"").await;
@@ -146,24 +164,48 @@ async fn n2_admin_probes_token_reload_and_leave() {
         .unwrap();
     let mut sink = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(2), raw.read_to_end(&mut sink)).await;
+    assert!(
+        sink.is_empty() || String::from_utf8_lossy(&sink).starts_with("HTTP/1.1 4"),
+        "garbage gets a 4xx or a closed connection"
+    );
     let big = vec![b'x'; 64 * 1024];
-    let (s, _) = http(port, "POST", "/cluster/leave", Some("wrong"), &big).await;
-    assert!(s == 0 || (400..500).contains(&s), "status {s}");
+    let (s, _) = http(port, "POST", "/cluster/reload", Some("let-me-in"), &big).await;
+    assert_eq!(s, 200, "the body is not read");
+    // A client that never finishes its headers is cut off.
+    let mut slow = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    slow.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        cluster_provisioning::admin::HEADER_TIMEOUT + Duration::from_secs(3),
+        slow.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(closed.is_ok(), "a slow header is cut off");
     assert_eq!(http(port, "GET", "/health/live", None, b"").await.0, 200);
 
     // A leave over HTTP: accepted, then the node is no longer ready.
     let (s, _) = http(port, "POST", "/cluster/leave", Some("let-me-in"), b"").await;
     assert_eq!(s, 202);
-    // Let the leave finish first (provisioning stops, so liveness fails):
-    // `run_until_signal` must still return when the leave is already over
-    // (regression: the end of the leave was lost when nobody was waiting).
+    let (s, body) = http(port, "GET", "/health/ready", None, b"").await;
+    assert!(s == 503 || s == 0, "not ready while leaving: {s} {body}");
+    // Let the leave finish first (provisioning stops, so the members view
+    // fails): `run_until_signal` must still return when the leave is
+    // already over (regression: the end of the leave was lost when nobody
+    // was waiting).
     for _ in 0..500 {
-        if http(port, "GET", "/health/live", None, b"").await.0 != 200 {
+        if http(port, "GET", "/cluster/members", None, b"").await.0 != 200 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_ne!(http(port, "GET", "/health/live", None, b"").await.0, 200);
+    assert_ne!(
+        http(port, "GET", "/cluster/members", None, b"").await.0,
+        200
+    );
+    // Live while leaving: the process is fine.
+    assert_eq!(http(port, "GET", "/health/live", None, b"").await.0, 200);
     tokio::time::timeout(Duration::from_secs(10), node.run_until_signal())
         .await
         .expect("run_until_signal returns after an HTTP leave");

@@ -321,7 +321,41 @@ pub enum ProviderSettings {
     Etcd(Box<EtcdSettings>),
     /// A kind the application registered itself: its settings are passed
     /// through as strings, and its factory checks them.
-    Custom(BTreeMap<String, String>),
+    Custom(CustomSettings),
+}
+
+/// The settings of a kind the application registered: strings, with the
+/// values of secret keys (`token`, `password`, `secret` in the name) shown
+/// as `<redacted>` in `Debug` and in the effective configuration.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct CustomSettings(pub BTreeMap<String, String>);
+
+impl CustomSettings {
+    fn redacted(&self) -> BTreeMap<&str, &str> {
+        self.0
+            .iter()
+            .map(|(k, v)| {
+                let v = if cluster_core::is_secret_setting(k) {
+                    "<redacted>"
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), v)
+            })
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for CustomSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.redacted()).finish()
+    }
+}
+
+impl Serialize for CustomSettings {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.redacted().serialize(s)
+    }
 }
 
 /// Where a setting's value comes from when the file leaves it out.
@@ -437,10 +471,18 @@ impl ProviderSettings {
             serde_path_to_error::deserialize(&v).map_err(|e| {
                 let path = e.path().to_string();
                 let path = if path == "." { String::new() } else { path };
+                let secret = e
+                    .path()
+                    .iter()
+                    .next_back()
+                    .is_some_and(|seg| cluster_core::is_secret_setting(&seg.to_string()));
                 let reason = match &e.inner().kind {
                     figment::error::Kind::UnknownField(_, expected) => {
                         format!("unknown key (expected one of: {})", expected.join(", "))
                     }
+                    figment::error::Kind::InvalidType(_, expected) if secret => format!(
+                        "invalid type (value not shown: it is a secret): expected {expected}"
+                    ),
                     kind => kind.to_string(),
                 };
                 SettingError::new(path, reason)
@@ -475,7 +517,7 @@ impl ProviderSettings {
                     };
                     out.insert(k, s);
                 }
-                Self::Custom(out)
+                Self::Custom(CustomSettings(out))
             }
         })
     }
@@ -656,7 +698,7 @@ impl ProviderSettings {
                 l.path("tls_cert", e.tls_cert.as_ref());
                 l.path("tls_key", e.tls_key.as_ref());
             }
-            Self::Custom(m) => l.out = m.clone(),
+            Self::Custom(m) => l.out = m.0.clone(),
         }
         Ok(l.out)
     }
