@@ -352,7 +352,7 @@ pub fn validate(config: &NodeConfig, kinds: &ProviderKinds) -> Result<(), NodeEr
                         d.id,
                         crate::config::ProviderSettings::field_name(&field)
                     ),
-                    reason,
+                    crate::config::ProviderSettings::reason_in_file_units(&field, &reason),
                 ),
                 other => (format!("providers[{}]", d.id), other.to_string()),
             };

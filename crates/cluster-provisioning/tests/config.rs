@@ -138,7 +138,7 @@ fn n1_bad_input_is_one_line_naming_file_provider_and_field() {
         (with_provider("adress = \"h:1\""), "node.toml: providers[consul-main].settings.adress: unknown key (expected one of: address, ssl"),
         (with_provider("tags = \"a\""), "node.toml: providers[consul-main].settings.tags:"),
         // Out of range: a provider's duration (the kind's range) and a section's.
-        ("cluster = \"shop\"\nnode_id = \"a\"\n[[providers]]\nid = \"m\"\nkind = \"memory\"\nsettings = { keepalive = \"0s\" }".into(), "node.toml: providers[m].settings.keepalive: \"0\" is not a number of milliseconds in 1..=3600000"),
+        ("cluster = \"shop\"\nnode_id = \"a\"\n[[providers]]\nid = \"m\"\nkind = \"memory\"\nsettings = { keepalive = \"0s\" }".into(), "node.toml: providers[m].settings.keepalive: 0s is out of range 1ms..=1h"),
         ("cluster = \"shop\"\nnode_id = \"a\"\n[remoting]\nfailure_timeout = \"2h\"".into(), "node.toml: remoting.failure_timeout: 2h is out of range"),
         // Unknown provider kind.
         ("cluster = \"shop\"\nnode_id = \"a\"\n[[providers]]\nid = \"p\"\nkind = \"consol\"".into(), "node.toml: providers[p].kind: unknown provider kind \"consol\""),

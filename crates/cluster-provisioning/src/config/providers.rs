@@ -703,6 +703,33 @@ impl ProviderSettings {
         Ok(l.out)
     }
 
+    /// A kind's reason about a lowered duration key, in the file's words:
+    /// `"360000000" is not a whole number in 10..=600000` on `wait_ms`
+    /// becomes `4days 4h is out of range 10ms..=10m`. Other reasons are kept.
+    pub fn reason_in_file_units(lowered_key: &str, reason: &str) -> String {
+        let Some((_, _, unit)) = DURATION_KEYS.iter().find(|(_, k, _)| *k == lowered_key) else {
+            return reason.to_owned();
+        };
+        let numbers: Vec<u64> = reason
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|n| !n.is_empty())
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let [value, .., lo, hi] = numbers.as_slice() else {
+            return reason.to_owned();
+        };
+        let d = |n: u64| match unit {
+            Unit::Millis => Duration::from_millis(n),
+            Unit::Secs => Duration::from_secs(n),
+        };
+        format!(
+            "{} is out of range {}..={}",
+            humantime::format_duration(d(*value)),
+            humantime::format_duration(d(*lo)),
+            humantime::format_duration(d(*hi))
+        )
+    }
+
     /// The key of the file for a key of the lowered settings (`wait_ms` →
     /// `wait`), so that a range error reported by the kind names what the
     /// operator wrote.
@@ -773,6 +800,17 @@ mod tests {
             .unwrap_err();
         assert_eq!(secs.field, "ttl");
         assert_eq!(ProviderSettings::field_name("wait_ms"), "wait");
+        assert_eq!(
+            ProviderSettings::reason_in_file_units(
+                "wait_ms",
+                "\"360000000\" is not a whole number in 10..=600000"
+            ),
+            "4days 4h is out of range 10ms..=10m"
+        );
+        assert_eq!(
+            ProviderSettings::reason_in_file_units("dir", "must exist"),
+            "must exist"
+        );
         assert_eq!(ProviderSettings::field_name("dir"), "dir");
     }
 
