@@ -94,11 +94,17 @@ impl PostgresGrainStorage {
 
     /// The open connection, or a new one.
     async fn connection(&self) -> Result<Arc<Conn>, StorageError> {
+        self.connection_reused().await.map(|(c, _)| c)
+    }
+
+    /// The open connection (`true`: it was open before this call), or a
+    /// new one (`false`).
+    async fn connection_reused(&self) -> Result<(Arc<Conn>, bool), StorageError> {
         let mut slot = self.inner.conn.lock().await;
         if let Some(c) = slot.as_ref()
             && c.usable()
         {
-            return Ok(Arc::clone(c));
+            return Ok((Arc::clone(c), true));
         }
         *slot = None;
         let within = self.inner.settings.connect_timeout;
@@ -112,7 +118,7 @@ impl PostgresGrainStorage {
             })??;
         let c = Arc::new(c);
         *slot = Some(Arc::clone(&c));
-        Ok(c)
+        Ok((c, false))
     }
 
     async fn open(&self) -> Result<Conn, StorageError> {
@@ -195,12 +201,25 @@ impl PostgresGrainStorage {
     }
 
     async fn read_now(&self, key: &GrainKey) -> Result<Option<StoredState>, StorageError> {
-        let conn = self.connection().await?;
-        let row = conn
-            .client
-            .query_opt(&conn.read, &[&&*key.cluster, &&*key.kind, &&*key.id])
-            .await
-            .map_err(|e| self.failed(&conn, &e))?;
+        let (mut conn, mut reused) = self.connection_reused().await?;
+        let row = loop {
+            match conn
+                .client
+                .query_opt(&conn.read, &[&&*key.cluster, &&*key.kind, &&*key.id])
+                .await
+            {
+                Ok(row) => break row,
+                // A read changes nothing: when a connection kept from
+                // before turns out lost (the server restarted since), read
+                // once more on a new one.
+                Err(e) if reused && error::connection_lost(&e) => {
+                    conn.broken.store(true, Ordering::Relaxed);
+                    conn = self.connection().await?;
+                    reused = false;
+                }
+                Err(e) => return Err(self.failed(&conn, &e)),
+            }
+        };
         let Some(row) = row else {
             return Ok(None);
         };
