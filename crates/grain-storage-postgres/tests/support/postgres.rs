@@ -30,7 +30,8 @@ const SERVER_USER: &str = "postgres";
 /// The bin directory of the newest installed PostgreSQL.
 fn find_bin() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("PG_BIN") {
-        return Some(PathBuf::from(p));
+        let bin = PathBuf::from(p);
+        return bin.join("initdb").is_file().then_some(bin);
     }
     let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .ok()?
