@@ -276,3 +276,84 @@ fn the_store_and_its_futures_are_send_and_sync() {
     send(&store.write(&k, 0, 1, b""));
     send(&store.clear(&k, 0));
 }
+
+/// The environment variable that turns [`child_incrementer`] on: the path
+/// of the database it increments a counter in.
+const CHILD_DB: &str = "GRAIN_SQLITE_CHILD_DB";
+const INCREMENTS: u64 = 100;
+
+/// Increments a counter with read-then-write, trying again on each
+/// conflict, as an activation would.
+async fn increment(store: &SqliteGrainStorage, times: u64) {
+    let k = key("counter");
+    for _ in 0..times {
+        loop {
+            let (version, n) = match store.read(&k).await.unwrap() {
+                None => (0, 0u64),
+                Some(s) => (
+                    s.version,
+                    String::from_utf8(s.data).unwrap().parse().unwrap(),
+                ),
+            };
+            match store
+                .write(&k, version, 1, (n + 1).to_string().as_bytes())
+                .await
+            {
+                Ok(_) => break,
+                Err(StorageError::Conflict { .. }) => continue,
+                Err(e) => panic!("an increment failed with {} ({e})", e.code()),
+            }
+        }
+    }
+}
+
+/// The child process of
+/// [`three_processes_incrementing_one_counter_lose_no_update`]; does
+/// nothing as an ordinary test.
+#[tokio::test]
+async fn child_incrementer() {
+    let Some(path) = std::env::var_os(CHILD_DB) else {
+        return;
+    };
+    let store = SqliteGrainStorage::open(path).await.unwrap();
+    increment(&store, INCREMENTS).await;
+}
+
+#[tokio::test]
+async fn three_processes_incrementing_one_counter_lose_no_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("grains.db");
+    let store = SqliteGrainStorage::open(&path).await.unwrap();
+    // Two more processes: this test binary running only `child_incrementer`.
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "child_incrementer",
+                    "--exact",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CHILD_DB, &path)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    increment(&store, INCREMENTS).await;
+    for mut c in children {
+        let status = tokio::task::spawn_blocking(move || c.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "a child process failed: {status}");
+    }
+    let s = store.read(&key("counter")).await.unwrap().unwrap();
+    let n: u64 = String::from_utf8(s.data).unwrap().parse().unwrap();
+    assert_eq!(
+        n,
+        3 * INCREMENTS,
+        "every increment of every process counted"
+    );
+    assert_eq!(s.version, 3 * INCREMENTS, "one version per write");
+}
