@@ -41,7 +41,7 @@ use provisioning_actors::{
 };
 use tokio::net::TcpListener;
 
-use crate::grain::GrainOptions;
+use crate::grain::{GrainOptions, NamedGrain};
 use crate::partition_manager::{PartitionHandle, PartitionManager};
 use crate::placement::{CALL_TYPE, PLACEMENT_ACTOR, RELEASE_TYPE, REPLY_TYPE};
 use crate::placement::{
@@ -126,6 +126,7 @@ pub struct ClusterBuilder {
     remoting: RemotingConfig,
     placement: PlacementConfig,
     grains: GrainKinds,
+    secret: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for ClusterBuilder {
@@ -197,6 +198,51 @@ impl ClusterBuilder {
     pub fn remoting_config(mut self, config: RemotingConfig) -> Self {
         self.remoting = config;
         self
+    }
+
+    /// The cluster secret of the Remoting handshake: only nodes that share
+    /// it associate (set here rather than in [`RemotingConfig`]; applied
+    /// whatever `remoting_config` is called before or after).
+    pub fn secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.secret = Some(secret.into());
+        self
+    }
+
+    /// [`secret`](Self::secret) read from a file (its content without the
+    /// trailing newline). An unreadable or empty file is a
+    /// `validation.invalid_field` error on `secret_file` naming the path.
+    pub fn secret_file(mut self, path: impl AsRef<std::path::Path>) -> Result<Self, ClusterError> {
+        let path = path.as_ref();
+        let text = std::fs::read(path).map_err(|e| {
+            ProvisioningError::validation(
+                "secret_file",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        let end = text
+            .iter()
+            .rposition(|b| *b != b'\n' && *b != b'\r')
+            .map_or(0, |i| i + 1);
+        if end == 0 {
+            return Err(ProvisioningError::validation(
+                "secret_file",
+                format!("{} is empty", path.display()),
+            )
+            .into());
+        }
+        self.secret = Some(text[..end].to_vec());
+        Ok(self)
+    }
+
+    /// Hosts the grain kind named by `G::KIND` (see [`NamedGrain`]): the
+    /// kind is carried by the type, so registering and calling cannot
+    /// disagree on it.
+    pub fn named_grain<G: NamedGrain>(
+        self,
+        options: GrainOptions,
+        factory: impl Fn(&str) -> G + Send + Sync + 'static,
+    ) -> Self {
+        self.grain_with(G::KIND, options, factory)
     }
 
     /// Placement settings.
@@ -272,6 +318,9 @@ impl ClusterBuilder {
                 .await?;
 
         let mut rconfig = self.remoting;
+        if let Some(secret) = self.secret {
+            rconfig = rconfig.with_secret(secret);
+        }
         rconfig.handshake.cluster = self.cluster.clone();
         rconfig.bind = bound;
         let remoting = match Remoting::spawn_with_listener(
@@ -401,6 +450,7 @@ impl Cluster {
             remoting: RemotingConfig::new(cluster),
             placement: PlacementConfig::default(),
             grains: GrainKinds::new(),
+            secret: None,
         }
     }
 
@@ -442,6 +492,70 @@ impl Cluster {
     /// The current topology.
     pub async fn topology(&self) -> Result<Arc<Topology>, ProvisioningError> {
         self.inner.provisioning.topology().await
+    }
+
+    /// Waits until the published topology lists this node (its own
+    /// incarnation) with placement running (status Active or Degraded), at
+    /// most `timeout`; answers that topology. Use it instead of polling
+    /// [`topology`](Self::topology) before the first grain request.
+    pub async fn ready(&self, timeout: Duration) -> Result<Arc<Topology>, ProvisioningError> {
+        let local = self.inner.local.clone();
+        self.wait_for(timeout, move |t| {
+            t.members
+                .iter()
+                .any(|m| m.node_id == local.node_id && m.incarnation == local.incarnation)
+        })
+        .await
+    }
+
+    /// Waits until the topology has at least `n` members with placement
+    /// running, at most `timeout`; answers that topology. An error is the
+    /// provisioning error of the last attempt, or
+    /// `provisioning.unavailable` naming the members seen at the deadline.
+    pub async fn wait_for_members(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Arc<Topology>, ProvisioningError> {
+        self.wait_for(timeout, move |t| t.members.len() >= n).await
+    }
+
+    async fn wait_for(
+        &self,
+        timeout: Duration,
+        ok: impl Fn(&Topology) -> bool,
+    ) -> Result<Arc<Topology>, ProvisioningError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let t = self.inner.provisioning.topology().await?;
+            let running = matches!(
+                t.status,
+                cluster_core::ProvisioningStatus::Active
+                    | cluster_core::ProvisioningStatus::Degraded
+            );
+            if running && ok(&t) {
+                return Ok(t);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ProvisioningError::Unavailable(
+                    "not ready within the timeout (see the topology's status and members)",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Sends `request` to the grain `id` of the kind `G::KIND` (see
+    /// [`NamedGrain`]).
+    pub async fn call<G: NamedGrain>(
+        &self,
+        id: &str,
+        request: &G::Request,
+    ) -> Result<G::Response, PlacementError> {
+        self.inner
+            .placement
+            .request::<G>(G::KIND, id, request)
+            .await
     }
 
     /// Sends `request` to the grain `(kind, id)` of type `G`, wherever it

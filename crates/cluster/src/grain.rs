@@ -77,6 +77,15 @@ pub trait Grain: Send + 'static {
     }
 }
 
+/// A grain whose kind is part of its type: register it with
+/// [`ClusterBuilder::named_grain`](crate::ClusterBuilder::named_grain) and
+/// call it with [`Cluster::call`](crate::Cluster::call), and the two cannot
+/// disagree on the kind's name.
+pub trait NamedGrain: Grain {
+    /// The kind's name.
+    const KIND: &'static str;
+}
+
 /// Why an activation ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -128,10 +128,11 @@ async fn fill(n: &TestNode) {
 async fn all_orders_intact(n: &TestNode) -> usize {
     let mut intact = 0;
     for i in 0..ORDERS {
-        if order(n, &format!("o-{i}"), None).await
-            == Ok(vec!["apple".to_owned(), "pear".to_owned()])
-        {
+        let got = order(n, &format!("o-{i}"), None).await;
+        if got == Ok(vec!["apple".to_owned(), "pear".to_owned()]) {
             intact += 1;
+        } else {
+            eprintln!("o-{i} from {}: {got:?}", n.id);
         }
     }
     intact
@@ -346,4 +347,77 @@ async fn g18_deactivation_deadline_and_idle_timeout() {
         .filter(|l| l.starts_with("activate"))
         .count();
     assert_eq!(activations, 2, "activated, idled out, activated again");
+}
+
+/// A grain whose kind is carried by its type.
+#[derive(Default)]
+struct Visits(u64);
+
+impl Grain for Visits {
+    type Request = u64;
+    type Response = u64;
+    async fn handle(&mut self, add: u64) -> u64 {
+        self.0 += add;
+        self.0
+    }
+}
+
+impl cluster::grain::NamedGrain for Visits {
+    const KIND: &'static str = "visits";
+}
+
+/// Issue 18, an API without traps: the kind comes from the type
+/// (`named_grain` / `call`), `ready` and `wait_for_members` replace
+/// polling the topology, and the secret is set on the builder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g18_named_grains_ready_wait_for_members_and_the_secret_on_the_builder() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let b = Backends::new();
+    let start = |name: &'static str| {
+        let secret = secret.clone();
+        let b = b.clone();
+        async move {
+            b.start_with(name, move |builder| {
+                builder
+                    .secret_file(&secret)
+                    .unwrap()
+                    .named_grain(GrainOptions::new(), |_| Visits::default())
+            })
+            .await
+        }
+    };
+    let (x, y) = (start("a").await, start("b").await);
+    x.cluster.ready(Duration::from_secs(10)).await.unwrap();
+    let t = x
+        .cluster
+        .wait_for_members(2, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(t.members.len(), 2);
+    y.cluster
+        .wait_for_members(2, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(x.cluster.call::<Visits>("home", &2).await.unwrap(), 2);
+    assert_eq!(
+        y.cluster.call::<Visits>("home", &3).await.unwrap(),
+        5,
+        "one grain, wherever it lives"
+    );
+    let e = x
+        .cluster
+        .wait_for_members(3, Duration::from_millis(100))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "provisioning.unavailable");
+
+    std::fs::write(&secret, "\n").unwrap();
+    let system = actor_runtime::ActorSystem::new("z");
+    let e = cluster::Cluster::builder(&system, CLUSTER, nid("z"))
+        .secret_file(&secret)
+        .unwrap_err();
+    assert!(e.to_string().contains("is empty"), "{e}");
+    system.shutdown().await;
 }
