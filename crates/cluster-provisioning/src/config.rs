@@ -43,6 +43,7 @@
 pub mod duration;
 pub mod providers;
 mod secret;
+pub mod storage;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -57,6 +58,7 @@ use serde::{Deserialize, Serialize};
 
 pub use providers::ProviderSettings;
 pub use secret::Secret;
+pub use storage::StorageConfig;
 
 /// The prefix of the environment variables that override the file.
 pub const ENV_PREFIX: &str = "CLUSTER_";
@@ -345,6 +347,8 @@ pub struct NodeConfig {
     pub placement: PlacementSection,
     /// `[leave]`.
     pub leave: LeaveSection,
+    /// `[storage]`: where stateful grains keep their state.
+    pub storage: StorageConfig,
     /// Providers, in priority order.
     pub providers: Vec<ProviderConfig>,
     /// The file it was loaded from (or the name given to
@@ -388,6 +392,8 @@ struct RawConfig {
     #[serde(default)]
     leave: LeaveSection,
     #[serde(default)]
+    storage: StorageConfig,
+    #[serde(default)]
     providers: Vec<RawProvider>,
 }
 
@@ -409,6 +415,7 @@ const TOP_LEVEL: &[&str] = &[
     "remoting",
     "placement",
     "leave",
+    "storage",
 ];
 
 fn default_bind() -> String {
@@ -624,6 +631,9 @@ impl NodeConfig {
             s(600),
         )?;
         in_range("leave.deadline", raw.leave.deadline, ms(100), s(3600))?;
+        raw.storage
+            .check()
+            .map_err(|(field, reason)| err(&field, reason))?;
 
         let mut providers: Vec<ProviderConfig> = Vec::new();
         for (i, p) in raw.providers.into_iter().enumerate() {
@@ -685,6 +695,7 @@ impl NodeConfig {
             remoting: raw.remoting,
             placement: raw.placement,
             leave: raw.leave,
+            storage: raw.storage,
             providers,
             path: None,
         })

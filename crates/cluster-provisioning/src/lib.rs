@@ -56,6 +56,7 @@
 pub mod admin;
 pub mod config;
 mod node;
+mod storage;
 pub mod telemetry;
 pub mod view;
 
@@ -65,11 +66,15 @@ pub use config::{ConfigError, NodeConfig};
 
 pub use actor_runtime;
 pub use actor_runtime::ActorSystem;
+pub use cluster::grain::{
+    DeactivationReason, GrainContext, GrainError, GrainOptions, NamedGrain, PersistentState,
+};
 pub use cluster::placement::{Grain, GrainKinds, PlacementConfig, PlacementError};
 pub use cluster::remoting::RemotingConfig;
 pub use cluster::{Cluster, ClusterBuilder, ClusterError, LeaveReport};
 pub use cluster_core;
 pub use cluster_core::events;
+pub use cluster_core::{GrainKey, GrainStorage, MemoryGrainStorage, StorageError};
 pub use cluster_core::{
     Member, MemberAddress, NodeId, ProviderDescriptor, ProviderId, ProvisioningError,
     ProvisioningStatus, Topology,
@@ -98,6 +103,14 @@ pub use provider_k8s as kubernetes;
 /// The etcd provider (`etcd` feature).
 #[cfg(feature = "etcd")]
 pub use provider_etcd as etcd;
+
+/// Grain state in one SQLite file (`sqlite` feature).
+#[cfg(feature = "sqlite")]
+pub use grain_storage_sqlite as sqlite;
+
+/// Grain state in PostgreSQL (`postgres` feature).
+#[cfg(feature = "postgres")]
+pub use grain_storage_postgres as postgres;
 
 /// The provider kinds compiled into this build, ready for
 /// [`ClusterBuilder::kinds`]: `memory` tables are shared by name within the

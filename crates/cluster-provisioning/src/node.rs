@@ -52,6 +52,9 @@ pub enum NodeError {
     /// The cluster bootstrap failed (its own code).
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    /// The `[storage]` could not be opened (its `storage.*` code).
+    #[error("could not open the grain storage")]
+    Storage(#[source] cluster_core::StorageError),
     /// The admin address could not be bound (`admin.bind`).
     #[error("could not bind the admin address {addr}")]
     AdminBind {
@@ -71,11 +74,13 @@ impl NodeError {
             Self::Unsafe(_) => "config.unsafe",
             Self::Cluster(e) => e.code(),
             Self::AdminBind { .. } => "admin.bind",
+            Self::Storage(e) => e.code(),
         }
     }
 }
 
-type GrainFn = Box<dyn FnOnce(ClusterBuilder) -> ClusterBuilder + Send>;
+type GrainFn =
+    Box<dyn FnOnce(ClusterBuilder, &Arc<dyn cluster_core::GrainStorage>) -> ClusterBuilder + Send>;
 
 /// Builds a [`Node`]; see the [crate documentation](crate).
 #[must_use]
@@ -104,9 +109,40 @@ impl NodeBuilder {
         factory: impl Fn(&str) -> G + Send + Sync + 'static,
     ) -> Self {
         let kind = kind.to_owned();
-        self.grains.push(Box::new(move |b: ClusterBuilder| {
+        self.grains.push(Box::new(move |b: ClusterBuilder, _: &_| {
             b.grain::<G>(&kind, factory)
         }));
+        self
+    }
+
+    /// Hosts the grain kind `kind` with its own options (storage, schema,
+    /// idle timeout, deactivation deadline; see [`cluster::grain`]).
+    pub fn grain_with<G: Grain>(
+        mut self,
+        kind: &str,
+        options: cluster::grain::GrainOptions,
+        factory: impl Fn(&str) -> G + Send + Sync + 'static,
+    ) -> Self {
+        let kind = kind.to_owned();
+        self.grains.push(Box::new(move |b: ClusterBuilder, _: &_| {
+            b.grain_with::<G>(&kind, options, factory)
+        }));
+        self
+    }
+
+    /// Hosts the grain kind `kind` with its state in the node's `[storage]`
+    /// (its other options from `options`: schema, idle timeout, deadline).
+    pub fn stored_grain<G: Grain>(
+        mut self,
+        kind: &str,
+        options: cluster::grain::GrainOptions,
+        factory: impl Fn(&str) -> G + Send + Sync + 'static,
+    ) -> Self {
+        let kind = kind.to_owned();
+        self.grains
+            .push(Box::new(move |b: ClusterBuilder, storage: &_| {
+                b.grain_with::<G>(&kind, options.shared_storage(Arc::clone(storage)), factory)
+            }));
         self
     }
 
@@ -216,8 +252,15 @@ impl NodeBuilder {
         for d in descriptors {
             builder = builder.provider(d);
         }
+        let storage = match crate::storage::open(&config.storage).await {
+            Ok(s) => s,
+            Err(e) => {
+                system.shutdown().await;
+                return Err(NodeError::Storage(e));
+            }
+        };
         for g in self.grains {
-            builder = g(builder);
+            builder = g(builder, &storage);
         }
         if config.insecure && !config.binds_loopback() && config.secret.is_none() {
             tracing::warn!(
@@ -246,6 +289,7 @@ impl NodeBuilder {
         let (left_tx, _) = watch::channel(false);
         let (stop_admin, _) = watch::channel(false);
         let inner = Arc::new(Inner {
+            storage,
             config: Mutex::new(config.clone()),
             kinds,
             reloading: tokio::sync::Mutex::new(()),
@@ -368,6 +412,8 @@ pub fn validate(config: &NodeConfig, kinds: &ProviderKinds) -> Result<(), NodeEr
 }
 
 struct Inner {
+    /// The `[storage]` of stateful grains.
+    storage: Arc<dyn cluster_core::GrainStorage>,
     config: Mutex<NodeConfig>,
     /// The provider kinds, to check a reloaded file like `check-config`.
     kinds: ProviderKinds,
@@ -439,6 +485,11 @@ impl Node {
     /// A copy of the configuration in force (providers change on reload).
     pub fn config(&self) -> NodeConfig {
         lock(&self.inner.config).clone()
+    }
+
+    /// The node's grain storage (`[storage]`).
+    pub fn storage(&self) -> &Arc<dyn cluster_core::GrainStorage> {
+        &self.inner.storage
     }
 
     /// Changes of the active provider since the start.

@@ -235,3 +235,30 @@ fn n1_a_node_that_could_not_run_is_refused_at_the_check() {
         "figment errors name the provider by id: {e}"
     );
 }
+
+/// Issue 18: `[storage]` is typed like the rest (kind-tagged, unknown keys
+/// refused), and a kind this build lacks is named with its feature.
+#[test]
+fn g18_storage_section_is_checked() {
+    let base = "cluster = \"c\"\nnode_id = \"a\"\n[[providers]]\nid = \"m\"\nkind = \"memory\"\n";
+    let c = parse(base).expect("memory by default");
+    assert_eq!(c.storage.kind(), "memory");
+    let e = err(&format!("{base}[storage]\nkind = \"mongo\"\n"));
+    assert!(e.starts_with("node.toml: storage"), "{e}");
+    let e = err(&format!(
+        "{base}[storage]\nkind = \"sqlite\"\npath = \"/tmp/x.db\"\nbusy = \"1s\"\n"
+    ));
+    assert!(e.contains("busy"), "{e}");
+    let sqlite = parse(&format!(
+        "{base}[storage]\nkind = \"sqlite\"\npath = \"/tmp/x.db\"\n"
+    ));
+    if cfg!(feature = "sqlite") {
+        assert!(sqlite.is_ok());
+    } else {
+        let e = sqlite.unwrap_err().to_string();
+        assert!(
+            e.contains("storage.kind: \"sqlite\" is not compiled into this build"),
+            "{e}"
+        );
+    }
+}
