@@ -249,7 +249,7 @@ impl FailoverPolicy {
             return Decision {
                 health: Vec::new(),
                 active: d,
-                next_deadline: self.next_deadline(),
+                next_deadline: self.next_deadline(now),
             };
         }
         self.decide(now, Vec::new())
@@ -359,7 +359,7 @@ impl FailoverPolicy {
         Decision {
             health,
             active,
-            next_deadline: self.next_deadline(),
+            next_deadline: self.next_deadline(now),
         }
     }
 
@@ -464,7 +464,7 @@ impl FailoverPolicy {
             .any(|(id, p)| p.health == ProviderHealth::Starting && (p.priority, id.clone()) < rank)
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
+    fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let mut deadline: Option<Instant> = None;
         let mut consider = |t: Instant| {
             deadline = Some(deadline.map_or(t, |d| d.min(t)));
@@ -477,10 +477,13 @@ impl FailoverPolicy {
                 consider(t);
             }
         }
-        // The end of the startup grace.
+        // The end of the startup grace, while it is ahead (once passed it
+        // is no deadline: a tick at a past instant would be armed again at
+        // once, forever, while no provider ever became active).
         if !self.ever_active
             && let Some(started) = self.started
             && let Some(t) = started.checked_add(self.config.startup_grace)
+            && t > now
         {
             consider(t);
         }
@@ -756,6 +759,22 @@ mod tests {
             Some(t0 + Duration::from_secs(13)),
             "fail-back"
         );
+    }
+
+    /// Regression (issue 19): with no provider ever active, the end of the
+    /// startup grace is a deadline only while it is ahead; a past one made
+    /// the supervisor tick at once, forever (a busy loop).
+    #[test]
+    fn a_passed_startup_grace_is_no_deadline() {
+        let t0 = Instant::now();
+        let mut p = FailoverPolicy::new(FailoverConfig::default());
+        let d = p.add(id("only"), 0, true, t0);
+        assert_eq!(d.next_deadline, Some(t0 + Duration::from_secs(2)));
+        let d = p.on_input(&id("only"), Input::Failed, t0 + Duration::from_secs(1));
+        assert_eq!(d.next_deadline, Some(t0 + Duration::from_secs(2)));
+        let later = t0 + Duration::from_secs(3);
+        assert_eq!(p.tick(later).next_deadline, None);
+        assert_eq!(p.availability(), Availability::Unavailable);
     }
 
     #[derive(Clone, Debug)]
