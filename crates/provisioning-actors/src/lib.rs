@@ -11,6 +11,10 @@
 //!   [`failover::FailoverPolicy`] (which provider is active, from health and
 //!   time) and [`merge::TopologyMerger`] (the published member set, the
 //!   quarantine overlay and the diff).
+//! - Two more small cores guard against backend trouble (issue 19):
+//!   [`activation::Activation`] (only a provider that was never activated
+//!   is suppressed by R5.2) and [`presence::SelfPresence`] (a snapshot that
+//!   no longer lists this node is held while the node registers again).
 //! - [`registry`] accepts definitions (R1.1–R1.4); [`store`] persists them
 //!   (R1.5).
 //! - Everything consumers need travels on the EventStream as
@@ -47,10 +51,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod activation;
 pub mod failover;
 mod memory_kind;
 pub mod merge;
 pub mod metrics;
+pub mod presence;
 pub mod provider_actor;
 pub mod recorder;
 pub mod registry;

@@ -21,6 +21,8 @@ use crate::registry::ProviderFactory;
 pub struct MemoryKind {
     tables: BTreeMap<String, MembershipTable>,
     faults: Arc<std::sync::Mutex<BTreeMap<String, FaultHandle>>>,
+    /// Fault handles given beforehand, by descriptor id.
+    preset: BTreeMap<String, FaultHandle>,
 }
 
 impl std::fmt::Debug for MemoryKind {
@@ -40,6 +42,14 @@ impl MemoryKind {
     /// Makes `table` available under `name`.
     pub fn with_table(mut self, name: &str, table: MembershipTable) -> Self {
         self.tables.insert(name.to_owned(), table);
+        self
+    }
+
+    /// Builds the provider of descriptor id `id` with `faults` as its fault
+    /// handle, so that faults set on it beforehand apply from the
+    /// provider's very first call (a provider failing its activation).
+    pub fn with_faults(mut self, id: &str, faults: FaultHandle) -> Self {
+        self.preset.insert(id.to_owned(), faults);
         self
     }
 
@@ -72,7 +82,10 @@ impl ProviderFactory for MemoryKind {
             reason: format!("no in-memory table named {name:?}"),
         })?;
         let keepalive = d.millis_setting("keepalive_ms", 1..=3_600_000, 5_000)?;
-        let provider = MemoryProvider::new(table.clone()).with_keepalive(keepalive);
+        let mut provider = MemoryProvider::new(table.clone()).with_keepalive(keepalive);
+        if let Some(f) = self.preset.get(d.id.as_str()) {
+            provider = provider.with_faults(f.clone());
+        }
         self.faults
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -34,6 +34,11 @@ pub const ACTIVATION_SUPPRESSED: &str = "provisioning_activation_suppressed_tota
 /// local member that failed (each is retried with backoff).
 pub const REGISTRATION_FAILURES: &str = "provisioning_registration_failures_total";
 
+/// Counter, labels `provider`, `reason` (`self_missing` | `mass_removal`):
+/// snapshots held as suspect by the self-presence rule (issue 19, see
+/// [`presence`](crate::presence)).
+pub const SUSPECT_SNAPSHOTS_HELD: &str = "provisioning_suspect_snapshots_held_total";
+
 /// Describes every provisioning metric (description and unit) to the
 /// installed recorder. Call it once, after installing the recorder;
 /// metrics are recorded whether or not it was called.
@@ -81,6 +86,11 @@ pub fn describe() {
         ACTIVATION_SUPPRESSED,
         Unit::Count,
         "Providers whose activation was suppressed (R5.2), by node and provider."
+    );
+    describe_counter!(
+        SUSPECT_SNAPSHOTS_HELD,
+        Unit::Count,
+        "Snapshots held as suspect (this node missing, or more than half of the members gone), by node, provider and reason."
     );
     describe_counter!(
         REGISTRATION_FAILURES,

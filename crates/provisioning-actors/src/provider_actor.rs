@@ -44,6 +44,10 @@ pub enum ProviderMsg {
     Deregister(ReplyTo<Result<(), ProviderError>>),
     /// Try the failed registration again (the attempt number).
     RetryRegister(u32),
+    /// Register the local member again now: a snapshot of the provider no
+    /// longer lists it (the backend lost it, issue 19). A failure is
+    /// retried like any failed registration.
+    Reregister,
 }
 
 /// First pause before registering again after a failure.
@@ -155,6 +159,11 @@ impl Actor for ProviderActor {
                         .saturating_mul(1 << attempt.min(5))
                         .min(REGISTER_RETRY_MAX);
                     ctx.schedule_once(delay, ProviderMsg::RetryRegister(attempt + 1));
+                }
+            }
+            ProviderMsg::Reregister => {
+                if !self.register().await {
+                    ctx.schedule_once(REGISTER_RETRY_MIN, ProviderMsg::RetryRegister(1));
                 }
             }
             ProviderMsg::Deregister(reply) => {

@@ -36,11 +36,13 @@ use cluster_core::{
 use metrics::{counter, gauge, histogram};
 use tokio::time::Instant;
 
+use crate::activation::{Activation, Verdict as ActivationVerdict};
 use crate::failover::{
     Availability, Decision, FailoverConfig, FailoverPolicy, HealthChange, Input,
 };
 use crate::merge::{MergeConfig, ProviderInput, TopologyMerger};
 use crate::metrics as m;
+use crate::presence::{Release, SelfPresence, Verdict as PresenceVerdict};
 use crate::provider_actor::{ProviderActor, ProviderEvent, ProviderMsg};
 use crate::registry::{Accepted, ProviderKinds, accept};
 use crate::store::DefinitionStore;
@@ -68,8 +70,17 @@ pub struct ProvisioningConfig {
     pub provider_restart_window: Duration,
     /// Consecutive activation failures (registration failures, malformed or
     /// unauthorized responses, bad settings) before activation is suppressed
-    /// (R5.2, default 5).
+    /// (R5.2, default 5). Only failures before a provider's first snapshot
+    /// count (see [`activation`](crate::activation)): a running provider
+    /// that fails is Degraded, never suppressed.
     pub activation_failure_threshold: u32,
+    /// The self-presence rule's bound (see [`presence`](crate::presence)):
+    /// a suspect snapshot (one that does not list the local member while it
+    /// is registered, or that removes more than half of the members) is
+    /// held at most this long, then applied with a WARN. A few keepalive
+    /// periods of the providers (default 15 s, three of the memory
+    /// provider's 5 s); zero turns the rule off.
+    pub suspect_hold: Duration,
     /// Bound of a connectivity check at acceptance (R1.4, default 5 s).
     pub connectivity_timeout: Duration,
     /// Bound of a register / deregister call (default 5 s).
@@ -99,6 +110,7 @@ impl Default for ProvisioningConfig {
             provider_max_restarts: 10,
             provider_restart_window: Duration::from_secs(300),
             activation_failure_threshold: 5,
+            suspect_hold: Duration::from_secs(15),
             connectivity_timeout: Duration::from_secs(5),
             register_timeout: Duration::from_secs(5),
             quarantine_ttl: None,
@@ -195,7 +207,8 @@ struct Entry {
     last_observed: Option<SystemTime>,
     last_hash: Option<TopologyHash>,
     last_update: Option<SystemTime>,
-    activation_failures: u32,
+    /// R5.2: activating or running (see [`crate::activation`]).
+    activation: Activation,
 }
 
 /// The supervisor actor. Spawn it with [`ProvisioningSupervisor::spawn`].
@@ -209,6 +222,8 @@ pub struct ProvisioningSupervisor {
     initial: Vec<Accepted>,
     policy: FailoverPolicy,
     merger: TopologyMerger,
+    /// The self-presence rule (issue 19): which snapshots are held.
+    presence: SelfPresence,
     published: Arc<Topology>,
     status: ProvisioningStatus,
     seq_no: u64,
@@ -401,7 +416,12 @@ impl ProvisioningSupervisor {
             Some(t) => TopologyMerger::with_published(config.merge, t),
             None => TopologyMerger::new(config.merge),
         };
+        let local = config
+            .local
+            .as_ref()
+            .map(|m| (m.node_id.clone(), m.incarnation));
         Self {
+            presence: SelfPresence::new(local, config.suspect_hold),
             policy: FailoverPolicy::new(config.failover),
             merger,
             node,
@@ -475,7 +495,7 @@ impl ProvisioningSupervisor {
             last_observed: None,
             last_hash: None,
             last_update: None,
-            activation_failures: 0,
+            activation: Activation::new(),
         };
         if enabled {
             let (actor, base) = self.spawn_provider(&id, &entry.provider, ctx)?;
@@ -545,6 +565,7 @@ impl ProvisioningSupervisor {
     /// Stops a provider's actor and forgets it.
     fn uninstall(&mut self, id: &ProviderId, ctx: &mut Context<Self>) {
         self.merger.remove_provider(id);
+        self.presence.forget(id);
         if let Some(e) = self.entries.remove(id)
             && let Some(a) = e.actor
         {
@@ -591,11 +612,58 @@ impl ProvisioningSupervisor {
                     .record(lag.as_secs_f64());
                 gauge!(m::PROVIDER_LAST_UPDATE, "node" => self.node.clone(), "provider" => id.to_string())
                     .set(now_unix(received));
+                entry.last_update = Some(received);
+                entry.activation.on_snapshot();
+                // The self-presence rule (issue 19): a suspect snapshot is
+                // held, the provider's last applied one stays in force.
+                let previous = self.merger.snapshot(&id).map(|s| s.members().clone());
+                let previous: &[Member] = previous.as_deref().unwrap_or(&[]);
+                let verdict = self
+                    .presence
+                    .on_snapshot(&id, previous, &snapshot.members, now);
+                match verdict {
+                    PresenceVerdict::Apply => {}
+                    PresenceVerdict::ApplyEndingHold { held, held_for } => {
+                        tracing::info!(
+                            provider = %id,
+                            held,
+                            held_for_ms = u64::try_from(held_for.as_millis()).unwrap_or(u64::MAX),
+                            "suspect snapshots released: this node and every member are listed again"
+                        );
+                    }
+                    PresenceVerdict::Hold {
+                        kind,
+                        first,
+                        reregister,
+                        previous,
+                        members,
+                    } => {
+                        counter!(m::SUSPECT_SNAPSHOTS_HELD, "node" => self.node.clone(), "provider" => id.to_string(), "reason" => kind.as_str())
+                            .increment(1);
+                        if first {
+                            tracing::warn!(
+                                provider = %id,
+                                reason = kind.as_str(),
+                                members,
+                                previous,
+                                hold_ms = u64::try_from(self.config.suspect_hold.as_millis()).unwrap_or(u64::MAX),
+                                "suspect snapshot held: it does not list this node or lost more than half of the members"
+                            );
+                        } else {
+                            tracing::debug!(provider = %id, reason = kind.as_str(), members, "suspect snapshot held");
+                        }
+                        if reregister && let Some(a) = &entry.actor {
+                            let _ = a.tell(ProviderMsg::Reregister);
+                        }
+                        // A sign of life all the same: the stream works.
+                        let d = self.policy.on_input(&id, Input::Snapshot { lag }, now);
+                        self.apply(d, ctx);
+                        return;
+                    }
+                }
                 entry.last_observed = Some(snapshot.observed_at);
                 let info = self.merger.on_refresh(&id, snapshot.members);
                 entry.last_hash = Some(info.hash);
-                entry.last_update = Some(received);
-                entry.activation_failures = 0;
                 self.policy.on_input(&id, Input::Snapshot { lag }, now)
             }
             ProviderEvent::Error(e) => {
@@ -640,9 +708,32 @@ impl ProvisioningSupervisor {
         self.apply(decision, ctx);
     }
 
-    /// Counts an activation failure (R5.2); past the threshold the provider
-    /// is stopped, Failed, and a warning published. Returns whether it was
-    /// suppressed.
+    /// Applies the snapshots whose hold reached its bound (issue 19), each
+    /// with a WARN line.
+    fn release_held(&mut self, released: Vec<Release>) {
+        for r in released {
+            tracing::warn!(
+                provider = %r.provider,
+                reason = r.kind.as_str(),
+                held = r.held,
+                held_for_ms = u64::try_from(r.held_for.as_millis()).unwrap_or(u64::MAX),
+                members = r.members.len(),
+                lists_this_node = r.lists_self,
+                "suspect snapshot applied: the hold reached its bound"
+            );
+            let Some(entry) = self.entries.get_mut(&r.provider) else {
+                continue;
+            };
+            entry.last_observed = Some(SystemTime::now());
+            let info = self.merger.on_refresh(&r.provider, r.members);
+            entry.last_hash = Some(info.hash);
+        }
+    }
+
+    /// Counts an activation failure (R5.2, see [`crate::activation`]): only
+    /// a provider that has not delivered a snapshot yet is counted; past the
+    /// threshold it is stopped, Failed, and a warning published. Returns
+    /// whether it was suppressed.
     fn count_activation_failure(
         &mut self,
         id: &ProviderId,
@@ -653,11 +744,11 @@ impl ProvisioningSupervisor {
         let Some(entry) = self.entries.get_mut(id) else {
             return false;
         };
-        entry.activation_failures += 1;
-        if entry.activation_failures < threshold {
+        let ActivationVerdict::Suppress { failures } = entry.activation.on_failure(threshold)
+        else {
             return false;
-        }
-        let failures = entry.activation_failures;
+        };
+        self.presence.forget(id);
         entry.disabled = Some(format!(
             "activation suppressed after {failures} consecutive failures (last: {code})"
         ));
@@ -745,14 +836,14 @@ impl ProvisioningSupervisor {
         self.recompute(ctx);
     }
 
-    /// Arms the tick timer for the earliest of the policy's deadline and
-    /// the next quarantine expiry.
+    /// Arms the tick timer for the earliest of the policy's deadline, the
+    /// next quarantine expiry and the end of a suspect snapshot's hold.
     fn schedule(&mut self, ctx: &mut Context<Self>) {
         let expiry = self.merger.next_expiry().map(Instant::from_std);
-        let deadline = match (self.policy_deadline, expiry) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let deadline = [self.policy_deadline, expiry, self.presence.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min();
         match (deadline, self.timer) {
             (Some(t), Some((_, at))) if at == t => {}
             (Some(t), old) => {
@@ -1138,6 +1229,8 @@ impl Actor for ProvisioningSupervisor {
                 self.timer = None;
                 let now = Instant::now();
                 self.merger.expire(now.into_std());
+                let released = self.presence.tick(now);
+                self.release_held(released);
                 let d = self.policy.tick(now);
                 self.apply(d, ctx);
             }

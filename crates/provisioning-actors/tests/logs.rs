@@ -15,7 +15,7 @@ use std::time::Duration;
 use cluster_core::{ProviderError, ProviderHealth, ProvisioningStatus};
 use harness::*;
 use logs::Logs;
-use provider_memory::MembershipTable;
+use provider_memory::{FaultHandle, MembershipTable};
 use tracing::Level;
 
 /// Waits until both providers of [`two_provider_node`] are healthy and the
@@ -181,10 +181,10 @@ async fn n3_quarantine_and_reactivation_log_one_line_each() {
 async fn n3_activation_suppression_logs_one_warn() {
     let (logs, _guard) = Logs::capture();
     let (p, s) = (MembershipTable::new(), MembershipTable::new());
-    let node = two_provider_node(&p, &s).await;
-    started(&node).await;
-    node.faults("primary")
-        .fail_next(5, ProviderError::Protocol("garbage".into()));
+    // At activation: a running provider is never suppressed (issue 19).
+    let faults = FaultHandle::new();
+    faults.fail_next(5, ProviderError::Protocol("garbage".into()));
+    let node = two_provider_node_failing_primary(&p, &s, faults).await;
     node.wait_events("suppressed", |e| !e.suppressed().is_empty())
         .await;
     let lines = logs.with_message("activation suppressed");

@@ -113,12 +113,22 @@ pub async fn node_with(
     config: ProvisioningConfig,
     defs: Vec<ProviderDescriptor>,
 ) -> cluster_core::Result<Node> {
-    let system = ActorSystem::new(name);
-    let events = Events::record(&system);
     let mut kind = MemoryKind::new();
     for (n, t) in tables {
         kind = kind.with_table(n, t.clone());
     }
+    node_with_kind(name, kind, config, defs).await
+}
+
+/// A node over a prepared memory kind (tables, preset faults).
+pub async fn node_with_kind(
+    name: &str,
+    kind: MemoryKind,
+    config: ProvisioningConfig,
+    defs: Vec<ProviderDescriptor>,
+) -> cluster_core::Result<Node> {
+    let system = ActorSystem::new(name);
+    let events = Events::record(&system);
     let kinds = ProviderKinds::new().with(kind.clone());
     let handle = ProvisioningSupervisor::spawn(&system, config, kinds, defs).await?;
     Ok(Node {
@@ -146,6 +156,30 @@ pub async fn two_provider_node_with(
         "node",
         &[("primary", primary.clone()), ("standby", standby.clone())],
         config,
+        vec![
+            memory("primary", 0, "primary"),
+            memory("standby", 1, "standby"),
+        ],
+    )
+    .await
+    .unwrap()
+}
+
+/// [`two_provider_node`] whose primary is built with `primary_faults`, set
+/// beforehand: faults that hit its activation (its first calls).
+pub async fn two_provider_node_failing_primary(
+    primary: &MembershipTable,
+    standby: &MembershipTable,
+    primary_faults: FaultHandle,
+) -> Node {
+    let kind = MemoryKind::new()
+        .with_table("primary", primary.clone())
+        .with_table("standby", standby.clone())
+        .with_faults("primary", primary_faults);
+    node_with_kind(
+        "node",
+        kind,
+        test_config(Some(member("local", 1))),
         vec![
             memory("primary", 0, "primary"),
             memory("standby", 1, "standby"),
