@@ -172,6 +172,146 @@ async fn p5_etcd_restarted_empty_everyone_registers_again() {
     .await;
 }
 
+/// Issue 19, R4.3 (self-presence rule): etcd restarted with an empty data
+/// dir under three running nodes. No node ever publishes a topology without
+/// itself, nor an empty one: the empty and the self-less snapshots of the
+/// resynced watch are held while every node registers again; once all are
+/// back every topology is complete. (A partial snapshot that lists this
+/// node and misses at most half of the others is indistinguishable from
+/// those nodes leaving and is applied; see docs/provisioning.md.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r4_3_etcd_restarted_empty_no_node_publishes_a_topology_without_itself() {
+    bounded(async {
+        let Some(mut etcd) = EtcdServer::start().await else {
+            return;
+        };
+        let ep = etcd.endpoint();
+        let all = ["a", "b", "c"];
+        let mut nodes = Vec::new();
+        for (i, name) in all.iter().enumerate() {
+            let port = 4001 + u16::try_from(i).unwrap();
+            nodes.push(node(name, port, vec![etcd_descriptor("etcd", 0, &ep)], None).await);
+        }
+        for n in &nodes {
+            n.wait_members(&all).await;
+        }
+        let before: Vec<usize> = nodes.iter().map(|n| n.events.updates().len()).collect();
+        etcd.restart_empty().await;
+        let mut client = etcd.client().await;
+        wait_registered(&mut client, &all).await;
+        for n in &nodes {
+            n.wait_topology("all three, Active", |t| {
+                ids(t) == set(&all) && t.status == ProvisioningStatus::Active
+            })
+            .await;
+        }
+        for (n, skip) in nodes.iter().zip(before) {
+            for u in n.events.updates().iter().skip(skip) {
+                let t = &u.topology;
+                assert!(
+                    ids(t).contains(&n.name),
+                    "{} published a topology without itself: {t:?}",
+                    n.name
+                );
+                assert!(t.members.len() >= 2, "{}: {t:?}", n.name);
+                assert_ne!(t.status, ProvisioningStatus::Empty, "{}: {t:?}", n.name);
+            }
+        }
+        for n in nodes {
+            n.shutdown().await;
+        }
+    })
+    .await;
+}
+
+/// Issue 19, R5.2 / R4.3: the etcd user's role loses its permission on the
+/// prefix while the provider runs (and etcd freezes for a moment, so the
+/// watch must read again and is refused). The provider yields `provider.auth` errors
+/// for seconds (dozens of them, far past R5.2's threshold of five): it is
+/// Degraded with its last topology, never suppressed, the node stays
+/// registered in the topology; the permission granted again makes it
+/// Healthy and the status Active.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r5_2_r4_3_etcd_permission_revoked_while_running_stays_degraded() {
+    bounded(async {
+        let Some(etcd) = EtcdServer::start().await else {
+            return;
+        };
+        let ep = etcd.endpoint();
+        let mut root = etcd.client().await;
+        root.user_add("root", "root-pw", None).await.unwrap();
+        root.user_grant_role("root", "root").await.unwrap();
+        root.role_add("cluster-provisioning").await.unwrap();
+        let permission = || Permission::read_write("/cluster-provisioning/").with_prefix();
+        root.role_grant_permission("cluster-provisioning", permission())
+            .await
+            .unwrap();
+        root.user_add("node", "node-pw", None).await.unwrap();
+        root.user_grant_role("node", "cluster-provisioning")
+            .await
+            .unwrap();
+        root.auth_enable().await.unwrap();
+        let d = etcd_descriptor("etcd", 0, &ep)
+            .with_setting("user", "node")
+            .with_setting("password", "node-pw");
+        let a = node("a", 4001, vec![d], None).await;
+        a.wait_topology("a, Active", |t| {
+            ids(t) == set(&["a"]) && t.status == ProvisioningStatus::Active
+        })
+        .await;
+        let as_root = || async {
+            Client::connect(
+                [ep.clone()],
+                Some(etcd_client::ConnectOptions::new().with_user("root", "root-pw")),
+            )
+            .await
+            .unwrap()
+        };
+        as_root()
+            .await
+            .role_revoke_permission(
+                "cluster-provisioning",
+                "/cluster-provisioning/",
+                Some(etcd_client::RoleRevokePermissionOptions::new().with_prefix()),
+            )
+            .await
+            .unwrap();
+        // The open watch keeps its grant; freezing etcd past the watch's
+        // progress deadline makes it fail and read again.
+        etcd.pause();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        etcd.resume();
+        a.wait_topology("Degraded", |t| t.status == ProvisioningStatus::Degraded)
+            .await;
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        let errors = a
+            .events
+            .terminations()
+            .iter()
+            .filter(|t| t.reason == "provider.auth")
+            .count();
+        assert!(errors > 5, "past R5.2's threshold: {errors} auth errors");
+        assert!(a.events.suppressed().is_empty(), "R5.2: never suppressed");
+        let t = a.topology().await;
+        assert_eq!(ids(&t), set(&["a"]), "R4.3: last topology kept");
+        assert_eq!(t.status, ProvisioningStatus::Degraded);
+        let p = a.handle.providers().await.unwrap();
+        assert_eq!(p[0].health, cluster_core::ProviderHealth::Degraded);
+        // Granted again: Healthy, Active.
+        as_root()
+            .await
+            .role_grant_permission("cluster-provisioning", permission())
+            .await
+            .unwrap();
+        a.wait_topology("Active again", |t| {
+            ids(t) == set(&["a"]) && t.status == ProvisioningStatus::Active
+        })
+        .await;
+        a.shutdown().await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn p5_r2_5_etcd_killed_fails_over_to_memory_and_fails_back_after_restart() {
     bounded(async {
