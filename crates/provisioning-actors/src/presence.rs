@@ -28,7 +28,10 @@
 //!
 //! A suspect snapshot is **held**: the provider's last applied snapshot
 //! stays in force, and when this node is missing the provider registers it
-//! again at once (once per hold). The hold ends
+//! again at once: once per hold, and at most once per `hold_bound` for one
+//! provider (a backend that keeps losing this node, say an agent refusing
+//! its heartbeats, is left to the provider's own re-registration rather
+//! than masked by the supervisor's). The hold ends
 //!
 //! - **early**, with the first snapshot that lists this node *and* every
 //!   node of the last applied snapshot (the backend has its data back; new
@@ -148,6 +151,8 @@ struct Track {
     /// without it).
     listed: bool,
     hold: Option<Hold>,
+    /// When a hold last asked to register this node again.
+    reregistered: Option<Instant>,
 }
 
 /// The self-presence core. See the module docs for the rule.
@@ -229,6 +234,13 @@ impl SelfPresence {
             return Verdict::Apply;
         };
         let previous = base.len();
+        let reregister = !lists_self
+            && track
+                .reregistered
+                .is_none_or(|t| now.saturating_duration_since(t) >= bound);
+        if reregister {
+            track.reregistered = Some(now);
+        }
         track.hold = Some(Hold {
             kind,
             since: now,
@@ -240,7 +252,7 @@ impl SelfPresence {
         Verdict::Hold {
             kind,
             first: true,
-            reregister: !lists_self,
+            reregister,
             previous,
             members: members.len(),
         }
@@ -443,6 +455,28 @@ mod tests {
             r.on_snapshot(&pid(), &list(&["b"]), &list(&["c"]), t0 + BOUND),
             Verdict::Apply
         );
+    }
+
+    /// Registering again is asked at most once per bound for one provider:
+    /// a backend that keeps losing this node is not masked.
+    #[test]
+    fn registering_again_is_asked_at_most_once_per_bound() {
+        let t0 = Instant::now();
+        let mut r = rule();
+        let two = list(&["a", "b"]);
+        r.on_snapshot(&pid(), &[], &two, t0);
+        let hold = |r: &mut SelfPresence, at: Instant| {
+            let v = r.on_snapshot(&pid(), &two, &list(&["b"]), at);
+            r.on_snapshot(&pid(), &two, &two, at);
+            match v {
+                Verdict::Hold { reregister, .. } => reregister,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert!(hold(&mut r, t0));
+        assert!(!hold(&mut r, t0 + Duration::from_secs(1)));
+        assert!(!hold(&mut r, t0 + BOUND - Duration::from_millis(1)));
+        assert!(hold(&mut r, t0 + BOUND));
     }
 
     /// Off without a local member or with a zero bound.
