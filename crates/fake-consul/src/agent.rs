@@ -24,8 +24,9 @@ pub(crate) struct Shared {
     pub catalog: Mutex<Catalog>,
     /// Bumped after every change; blocking queries wait on it.
     pub notify: watch::Sender<u64>,
-    /// `None`: ACLs off. Otherwise the accepted tokens.
-    pub acl: Option<BTreeMap<String, Access>>,
+    /// `None`: ACLs off. Otherwise the accepted tokens (changed at run time
+    /// by [`FakeConsul::set_token`](crate::FakeConsul::set_token)).
+    pub acl: Mutex<Option<BTreeMap<String, Access>>>,
 }
 
 impl Shared {

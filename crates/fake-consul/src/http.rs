@@ -112,7 +112,8 @@ fn authorize(
     need: Need,
     what: &str,
 ) -> Result<(), ApiError> {
-    let Some(acl) = &agent.shared.acl else {
+    let acl = lock(&agent.shared.acl);
+    let Some(acl) = acl.as_ref() else {
         return Ok(());
     };
     let access = match token.filter(|t| !t.is_empty()) {
@@ -149,7 +150,8 @@ fn authorize(
 /// nodes (anonymous under default deny, or `agent:read` only) gets an empty
 /// result marked `X-Consul-Results-Filtered-By-ACLs: true`.
 fn filtered(agent: &AgentState, token: Option<&str>) -> Result<bool, ApiError> {
-    let Some(acl) = &agent.shared.acl else {
+    let acl = lock(&agent.shared.acl);
+    let Some(acl) = acl.as_ref() else {
         return Ok(false);
     };
     match token.filter(|t| !t.is_empty()) {

@@ -42,7 +42,8 @@
 //! (TTL updates answered 500, so the TTL lapses),
 //! [`reset_index`](FakeConsul::reset_index) (every index goes backwards),
 //! [`restart`](FakeConsul::restart) (the agent forgets its services, keeps its
-//! port), [`stop`](FakeConsul::stop) / [`start_again`](FakeConsul::start_again)
+//! port), [`set_token`](FakeConsul::set_token) (a token's access changed or
+//! revoked while clients use it), [`stop`](FakeConsul::stop) / [`start_again`](FakeConsul::start_again)
 //! (agent down: connections refused, its node's `serfHealth` critical).
 //! [`requests`](FakeConsul::requests) counts requests per endpoint.
 //!
@@ -172,7 +173,7 @@ impl FakeConsulBuilder {
         let shared = Arc::new(Shared {
             catalog: Mutex::new(Catalog::new(self.datacenter, self.min_deregister_after)),
             notify,
-            acl: self.tokens,
+            acl: Mutex::new(self.tokens),
         });
         Shared::spawn_ticker(&shared, self.tick, self.reap_interval);
         FakeConsul::start_agent(shared, self.bind, self.node).await
@@ -282,6 +283,24 @@ impl FakeConsul {
     pub fn reset_index(&self, to: u64) {
         lock(&self.agent.shared.catalog).reset_index(to.max(1));
         self.agent.shared.changed();
+    }
+
+    /// Changes what `token` may do, for every agent of the cluster, from the
+    /// next request on: `Some(access)` grants (or adds the token), `None`
+    /// revokes it (unknown: 403 `ACL not found`), as when an operator edits
+    /// the token's policy or deletes the token. Turns ACLs on if they were
+    /// off (every other token then unknown).
+    pub fn set_token(&self, token: &str, access: Option<Access>) {
+        let mut acl = lock(&self.agent.shared.acl);
+        let tokens = acl.get_or_insert_with(BTreeMap::new);
+        match access {
+            Some(a) => {
+                tokens.insert(token.to_owned(), a);
+            }
+            None => {
+                tokens.remove(token);
+            }
+        }
     }
 
     /// Agent restart: it forgets its services and checks, keeps its port.

@@ -392,6 +392,48 @@ async fn p2_acl_tokens_and_403s() {
     .await;
 }
 
+/// P2: set_token changes a token's access at run time (a policy edited):
+/// downgraded to AgentRead, health reads are filtered to nothing; revoked,
+/// it is "ACL not found"; granted again, it works again.
+#[tokio::test]
+async fn p2_set_token_changes_access_at_run_time() {
+    within(async {
+        let c = FakeConsul::builder()
+            .token("writer", Access::Write)
+            .start()
+            .await
+            .unwrap();
+        let register = |token: &'static str| {
+            let c = c.clone();
+            async move {
+                call(
+                    &c,
+                    Method::PUT,
+                    "/v1/agent/service/register",
+                    &[("X-Consul-Token", token)],
+                    Some(web("w1", "10s", "passing")),
+                )
+                .await
+                .unwrap()
+                .status
+            }
+        };
+        assert_eq!(register("writer").await, 200);
+        c.set_token("writer", Some(Access::AgentRead));
+        let read = get(&c, "/v1/health/service/web?token=writer").await;
+        assert_eq!(read.status, 200);
+        assert!(read.json().as_array().unwrap().is_empty(), "filtered");
+        assert_eq!(register("writer").await, 403);
+        c.set_token("writer", None);
+        let gone = get(&c, "/v1/health/service/web?token=writer").await;
+        assert_eq!((gone.status, gone.body.as_str()), (403, "ACL not found"));
+        c.set_token("writer", Some(Access::Write));
+        let back = get(&c, "/v1/health/service/web?token=writer").await;
+        assert_eq!(back.json().as_array().unwrap().len(), 1);
+    })
+    .await;
+}
+
 /// P2 faults: 500s, dropped connections, malformed JSON, refused check
 /// updates, agent restart (forgets), stop (refused, node critical) and
 /// start on the same port; two agents share one catalog.
