@@ -43,6 +43,9 @@
 //! - [`stall_watches`](FakeKube::stall_watches): watches are accepted and
 //!   then send nothing, not even their end at `timeoutSeconds` (a stuck
 //!   server or proxy).
+//! - [`restore_backup`](FakeKube::restore_backup): the API comes back from
+//!   a backup: every pod changed in one step (say, without the labels
+//!   written since), older resource versions expired, open watches ended.
 //! - [`set_delay`](FakeKube::set_delay): every answer is delayed.
 //! - [`stop`](FakeKube::stop) / [`start_again`](FakeKube::start_again): the
 //!   API is down (connections dropped and refused), then back on the same
@@ -303,6 +306,16 @@ impl FakeKube {
     }
 
     // ---------- faults ----------
+
+    /// The API comes back from a restored backup: every pod becomes
+    /// `f(pod)` in one step (e.g. the labels and annotations written since
+    /// the backup are gone), every earlier resource version expires (410)
+    /// and every open watch ends, so clients relist and see the restored
+    /// state at once.
+    pub fn restore_backup(&self, f: impl Fn(&mut Value)) {
+        self.shared.write(|s| s.restore(f));
+        self.drop_watches();
+    }
 
     /// Ends every open watch (cleanly: the chunked body ends).
     pub fn drop_watches(&self) {

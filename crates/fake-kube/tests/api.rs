@@ -174,6 +174,61 @@ async fn watch_from_an_expired_resource_version_gets_410_in_the_stream() {
     assert!(end.is_none(), "the watch ends after the error");
 }
 
+/// `restore_backup` changes every pod in one step under one new resource
+/// version, expires the earlier ones (a watch from them gets 410) and ends
+/// the open watches.
+#[tokio::test]
+async fn a_restored_backup_expires_old_versions_and_ends_watches() {
+    let fake = FakeKube::start().await.unwrap();
+    seed(&fake, 2).await;
+    let api = pods(&fake);
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut open = api
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    fake.restore_backup(|p| {
+        p["metadata"]["labels"]
+            .as_object_mut()
+            .unwrap()
+            .remove("app");
+    });
+    // (It may send what it had before it ends.)
+    tokio::time::timeout(WAIT, async { while open.next().await.is_some() {} })
+        .await
+        .expect("open watches end");
+    let listed = api.list(&ListParams::default()).await.unwrap();
+    assert_eq!(listed.items.len(), 2);
+    assert!(listed.items.iter().all(|p| {
+        p.metadata
+            .labels
+            .as_ref()
+            .is_none_or(|l| !l.contains_key("app"))
+    }));
+    let versions: Vec<_> = listed
+        .items
+        .iter()
+        .map(|p| p.metadata.resource_version.clone().unwrap())
+        .collect();
+    assert_eq!(versions[0], versions[1], "one step");
+    let mut old = api
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    match tokio::time::timeout(WAIT, old.try_next()).await.unwrap() {
+        Ok(Some(WatchEvent::Error(s))) => assert_eq!(s.code, 410),
+        other => panic!("expected a 410 ERROR event, got {other:?}"),
+    }
+}
+
 /// Bookmarks (kube asks for them by default) carry the current resource
 /// version; `timeoutSeconds` ends the watch.
 #[tokio::test]
