@@ -185,3 +185,58 @@ async fn n2_r4_5_two_nodes_keep_separate_gauges_and_drain_shows_in_status() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// Issue 19, N2: a snapshot held by the self-presence rule is counted in
+/// `provisioning_suspect_snapshots_held_total`, with the `node`, `provider`
+/// and `reason` labels; a graceful leave of another node counts nothing.
+#[tokio::test(start_paused = true)]
+async fn n2_held_suspect_snapshots_are_counted_by_node_provider_and_reason() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    m::describe();
+
+    let t = MembershipTable::new();
+    t.upsert(member("x", 1));
+    t.upsert(member("y", 1));
+    let a = node_with(
+        "sys-a",
+        &[("t", t.clone())],
+        test_config(Some(member("a", 1))),
+        vec![memory("primary", 0, "t")],
+    )
+    .await
+    .unwrap();
+    a.wait_topology("a, x, y", |t| t.members.len() == 3).await;
+    t.remove(&nid("y")); // another node leaves: not suspect
+    a.wait_topology("y left", |t| t.members.len() == 2).await;
+    t.lose_all_data(); // suspect: held, `a` registers again at once
+    a.wait_topology("a back in the table", |_| t.get(&nid("a")).is_some())
+        .await;
+
+    let snap: Snap = snapshotter.snapshot().into_vec();
+    let held = labelled(
+        &snap,
+        m::SUSPECT_SNAPSHOTS_HELD,
+        &[
+            ("node", "a"),
+            ("provider", "primary"),
+            ("reason", "self_missing"),
+        ],
+    );
+    assert!(held.is_some_and(|n| n >= 1.0), "{held:?}");
+    assert_eq!(
+        labelled(
+            &snap,
+            m::SUSPECT_SNAPSHOTS_HELD,
+            &[("reason", "mass_removal")]
+        ),
+        None
+    );
+    let described = snap
+        .iter()
+        .find(|(key, _, _, _)| key.key().name() == m::SUSPECT_SNAPSHOTS_HELD)
+        .and_then(|(_, unit, _, _)| *unit);
+    assert_eq!(described, Some(metrics::Unit::Count));
+    a.shutdown().await;
+}
