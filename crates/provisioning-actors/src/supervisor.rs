@@ -5,8 +5,14 @@
 //! [`TopologyMerger`], and publishes the events of
 //! [`cluster_core::events`] on the system's EventStream.
 //!
-//! The actor is a driver: each message is turned into inputs for the two
-//! pure cores, and their outputs into events, timers and child actions.
+//! The actor is a driver: each message is turned into inputs for the pure
+//! cores, and their outputs into events, timers and child actions. Two more
+//! small cores guard against backend trouble (issue 19): a snapshot passes
+//! [`SelfPresence`](crate::presence::SelfPresence) before it reaches the
+//! merger (held while it lacks this node, the provider told to register
+//! again), and a provider's failures pass
+//! [`Activation`](crate::activation::Activation) before they count towards
+//! R5.2 (only a provider that never delivered a snapshot is suppressed).
 //!
 //! ```text
 //!  ProviderActor ──ProviderEvent──► FailoverPolicy ──Decision──┐
