@@ -1,7 +1,10 @@
 //! A real PostgreSQL for tests: Debian's `initdb` and `pg_ctl` (package
 //! `postgresql`, under `/usr/lib/postgresql/<version>/bin`, or `PG_BIN`),
 //! a temporary data dir, a free port on 127.0.0.1, trust authentication,
-//! stopped when dropped (so also when a test panics).
+//! stopped when dropped (so also when a test panics). Tests run it with
+//! `fsync=off` ([`PostgresServer::start`]); benchmarks that report write
+//! costs run it durable ([`PostgresServer::start_durable`]). Also used by
+//! `crates/cluster/benches/grains.rs` through `#[path]`.
 //!
 //! PostgreSQL refuses to run as root: as root, the data dir is given to the
 //! `postgres` system user (created by the package) and the server runs as
@@ -79,12 +82,25 @@ pub struct PostgresServer {
     port: u16,
     as_root: bool,
     running: bool,
+    /// `fsync=off` (tests) or PostgreSQL's durable defaults.
+    fsync: bool,
 }
 
 impl PostgresServer {
-    /// Initialises a cluster and starts it; `None` when PostgreSQL is not
-    /// installed (and `CI_REQUIRE_POSTGRES` is not `1`).
+    /// Initialises a cluster and starts it with `fsync=off` (tests); `None`
+    /// when PostgreSQL is not installed (and `CI_REQUIRE_POSTGRES` is not
+    /// `1`).
     pub fn start() -> Option<Self> {
+        Self::start_with_fsync(false)
+    }
+
+    /// [`start`](Self::start) with PostgreSQL's durable defaults (`fsync`
+    /// and `synchronous_commit` on): what a benchmark of writes measures.
+    pub fn start_durable() -> Option<Self> {
+        Self::start_with_fsync(true)
+    }
+
+    fn start_with_fsync(fsync: bool) -> Option<Self> {
         let Some(bin) = find_bin() else {
             if std::env::var("CI_REQUIRE_POSTGRES").as_deref() == Ok("1") {
                 panic!(
@@ -120,6 +136,7 @@ impl PostgresServer {
             port: 0,
             as_root,
             running: false,
+            fsync,
         };
         let out = server.run(
             "initdb",
@@ -215,9 +232,10 @@ impl PostgresServer {
     /// log on failure.
     fn launch(&mut self) -> Result<(), String> {
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=30",
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync={} -c max_connections=30",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            if self.fsync { "on" } else { "off" }
         );
         let log = self.log_path().to_string_lossy().into_owned();
         let timeout = START_BOUND.as_secs().to_string();
