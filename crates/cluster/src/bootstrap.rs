@@ -579,11 +579,15 @@ impl Cluster {
         let i = &self.inner;
         // Refuse new activations first: local requests fail with
         // `provisioning.draining`, remote callers are told to place again.
-        let handed_off = tokio::time::timeout(timeout, i.placement.hand_off_all())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or(0);
+        // Every grain's on_deactivate (its save) finishes before the node
+        // deregisters, so that no new owner loads an older state.
+        let handed_off = match i.placement.hand_off_all_within(timeout).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(code = e.code(), error = %e, timeout = ?timeout, "hand-off did not finish: some grains may still be saving while this node deregisters");
+                0
+            }
+        };
         let deregistered = tokio::time::timeout(timeout, i.provisioning.drain())
             .await
             .ok()

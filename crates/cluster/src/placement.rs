@@ -926,6 +926,7 @@ impl PlacementSupervisor {
         }
         let seq_no = next.seq_no();
         self.released.retain(|_, s| *s > seq_no);
+        self.fail_requests_to_departed(&next);
         if let Some(prev) = self.table.take() {
             self.history.push_front(prev);
             self.history.truncate(HISTORY);
@@ -962,6 +963,32 @@ impl PlacementSupervisor {
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not read the current topology"),
+        }
+    }
+
+    /// Requests waiting for an answer from a member that is no longer in
+    /// the topology (it left or crashed) will not get one: they fail now
+    /// with `placement.remote`, which their callers place again, instead of
+    /// waiting out the request timeout.
+    fn fail_requests_to_departed(&self, table: &PartitionTable) {
+        // A paused table (Starting, Empty, Unavailable, Draining) says
+        // nothing about who left.
+        if table.is_paused() {
+            return;
+        }
+        let mut pending = lock(&self.shared.pending);
+        let gone: Vec<u64> = pending
+            .iter()
+            .filter(|(_, (node, _))| !table.members().iter().any(|m| &m.node_id == node))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            if let Some((node, waiter)) = pending.remove(&id) {
+                let _ = waiter.send(Err(PlacementError::Remote {
+                    reason: format!("{node} left the topology (seq_no {})", table.seq_no()),
+                    node,
+                }));
+            }
         }
     }
 
@@ -1479,16 +1506,26 @@ impl PlacementHandle {
             .map_err(|_| PlacementError::Stopped)
     }
 
-    /// Stops every activation on this node (the first step of a graceful
-    /// leave); answers how many were stopped.
+    /// Deactivates every activation on this node and refuses new ones for
+    /// good (the first step of a graceful leave); answers how many were
+    /// running, once every `on_deactivate` has finished. Bounded by the
+    /// request timeout; see [`hand_off_all_within`](Self::hand_off_all_within).
     pub async fn hand_off_all(&self) -> Result<usize, PlacementError> {
-        self.actor
-            .ask(
-                |r| PlacementMsg(Msg::HandOffAll(r)),
-                self.shared.config.request_timeout,
-            )
+        self.hand_off_all_within(self.shared.config.request_timeout)
             .await
-            .map_err(|_| PlacementError::Stopped)
+    }
+
+    /// [`hand_off_all`](Self::hand_off_all) bounded by `timeout`: a node
+    /// with many grains to save needs longer than one request. Running out
+    /// of time is `placement.timeout` (the deactivations go on).
+    pub async fn hand_off_all_within(&self, timeout: Duration) -> Result<usize, PlacementError> {
+        self.actor
+            .ask(|r| PlacementMsg(Msg::HandOffAll(r)), timeout)
+            .await
+            .map_err(|e| match e {
+                actor_runtime::AskError::Timeout(t) => PlacementError::Timeout(t),
+                _ => PlacementError::Stopped,
+            })
     }
 
     /// Stops the PlacementSupervisor and its activations.

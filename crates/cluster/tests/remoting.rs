@@ -234,9 +234,11 @@ async fn r4_1_associations_open_for_joined_members_and_close_for_a_member_that_l
     assert_eq!(ids(&a), ["b", "c"]);
     assert_eq!(ids(&c), ["a", "b"]);
 
-    // c leaves the table: a and b close their associations with it (with a
-    // Goodbye, which c sees).
-    table.remove(&c.id);
+    // c leaves (drains: deregistered from the table): a and b close their
+    // associations with it (with a Goodbye, which c sees). Removing c from
+    // the table behind its back would not do: c, still registered, would
+    // register again (the self-presence rule of issue 19).
+    c.provisioning.drain().await.unwrap();
     wait_until("a and b dropped c", WAIT, async || {
         a.remoting().associations() == [(b.id.clone(), 1, Up)]
             && b.remoting().associations() == [(a.id.clone(), 1, Up)]

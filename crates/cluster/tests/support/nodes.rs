@@ -69,6 +69,9 @@ pub struct Backends {
     pub standby: MembershipTable,
     pub net: NetSim,
     pub failure_timeout: Duration,
+    /// `ProvisioningConfig::suspect_hold` (the self-presence rule of issue
+    /// 19; zero turns it off). Default: the provisioning default.
+    pub suspect_hold: Option<Duration>,
 }
 
 impl Default for Backends {
@@ -78,6 +81,7 @@ impl Default for Backends {
             standby: MembershipTable::new(),
             net: NetSim::new(),
             failure_timeout: Duration::from_secs(3),
+            suspect_hold: None,
         }
     }
 }
@@ -163,6 +167,9 @@ impl Backends {
             .provider(descriptor("standby", "standby", 1))
             .provisioning_config(ProvisioningConfig {
                 failover: failover(),
+                suspect_hold: self
+                    .suspect_hold
+                    .unwrap_or(ProvisioningConfig::default().suspect_hold),
                 ..ProvisioningConfig::default()
             })
             .remoting_config(remoting(self.failure_timeout).with_netsim(self.net.clone()))
