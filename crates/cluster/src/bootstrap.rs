@@ -414,6 +414,43 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
+/// The published topology, from [`Cluster::watch_topology`]: the current
+/// one at once, then every newer one. Dropping it ends the subscription.
+#[derive(Debug)]
+pub struct TopologyWatch {
+    rx: tokio::sync::watch::Receiver<Arc<Topology>>,
+    subscription: Option<actor_runtime::Subscription>,
+}
+
+impl TopologyWatch {
+    /// The latest topology.
+    pub fn current(&self) -> Arc<Topology> {
+        self.rx.borrow().clone()
+    }
+
+    /// Waits for a topology newer than the last one returned by `changed`
+    /// or [`current`](Self::current); `None` once the node has stopped.
+    pub async fn changed(&mut self) -> Option<Arc<Topology>> {
+        self.rx.changed().await.ok()?;
+        Some(self.rx.borrow_and_update().clone())
+    }
+
+    /// Waits until `ok` holds for the latest topology (checked at once,
+    /// then at every change); `None` once the node has stopped.
+    pub async fn wait_for(&mut self, ok: impl Fn(&Topology) -> bool) -> Option<Arc<Topology>> {
+        let t = self.rx.wait_for(|t| ok(t)).await.ok()?;
+        Some(t.clone())
+    }
+}
+
+impl Drop for TopologyWatch {
+    fn drop(&mut self) {
+        if let Some(s) = self.subscription.take() {
+            s.cancel();
+        }
+    }
+}
+
 /// What [`Cluster::leave`] did.
 #[derive(Debug)]
 pub struct LeaveReport {
@@ -542,6 +579,51 @@ impl Cluster {
                 ));
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The published topology as a watch that **starts with the current
+    /// one** and then follows every `TopologyUpdated` in seq_no order, so
+    /// nothing published between subscribing and reading is missed (a
+    /// plain EventStream subscription starts empty; polling
+    /// [`topology`](Self::topology) can miss intermediate changes).
+    /// Intermediate topologies may be skipped when several are published
+    /// before the reader looks; the latest is never lost.
+    pub async fn watch_topology(&self) -> Result<TopologyWatch, ProvisioningError> {
+        let (tx, rx) = tokio::sync::watch::channel(Arc::new(Topology::starting()));
+        let tx = Arc::new(tx);
+        let newer = |tx: &tokio::sync::watch::Sender<Arc<Topology>>, t: &Arc<Topology>| {
+            tx.send_if_modified(|cur| {
+                if t.seq_no > cur.seq_no {
+                    *cur = t.clone();
+                    true
+                } else {
+                    false
+                }
+            });
+        };
+        let from_events = tx.clone();
+        // Subscribe first, then read: whatever is published in between
+        // reaches the watch through the subscription.
+        let subscription = self
+            .inner
+            .system
+            .event_stream()
+            .subscribe_fn::<cluster_core::events::TopologyUpdated>(move |e| {
+                newer(&from_events, &e.topology);
+            });
+        match self.inner.provisioning.topology().await {
+            Ok(current) => {
+                newer(&tx, &current);
+                Ok(TopologyWatch {
+                    rx,
+                    subscription: Some(subscription),
+                })
+            }
+            Err(e) => {
+                subscription.cancel();
+                Err(e)
+            }
         }
     }
 

@@ -60,4 +60,4 @@ pub mod placement;
 pub mod remoting;
 pub mod wire;
 
-pub use bootstrap::{Cluster, ClusterBuilder, ClusterError, LeaveReport};
+pub use bootstrap::{Cluster, ClusterBuilder, ClusterError, LeaveReport, TopologyWatch};

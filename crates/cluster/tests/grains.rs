@@ -481,3 +481,59 @@ async fn g18_a_request_in_flight_to_a_departed_member_is_placed_again() {
     let answer = request.await.unwrap();
     assert_eq!(answer.map_err(|e| e.code().to_owned()), Ok("a".to_owned()));
 }
+
+/// Issue 18: a member this node cannot authenticate with (another secret)
+/// is reported (WARN on the dialing side) and quarantined by the nodes that
+/// dial it, so their placement sends its grains to members they can reach
+/// instead of failing with `remoting.not_associated`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g18_grains_avoid_a_member_this_node_cannot_authenticate_with() {
+    let b = Backends::new();
+    let with_secret =
+        |secret: &'static str| move |builder: cluster::ClusterBuilder| builder.secret(secret);
+    let x = b.start_with("a", with_secret("ours")).await;
+    let y = b.start_with("b", with_secret("ours")).await;
+    let z = b.start_with("c", with_secret("another")).await;
+    // a and b dial c (the smaller id dials), are refused, and quarantine it.
+    for n in [&x, &y] {
+        eventually(&format!("{} quarantines c", n.id), || async {
+            let t = n.topology().await;
+            t.blocked.iter().any(|m| m.node_id.as_str() == "c")
+                && ids(&t) == ["a", "b"].iter().map(|s| (*s).to_owned()).collect()
+        })
+        .await;
+    }
+    for i in 0..30 {
+        let r = x.request(&format!("g-{i}")).await.unwrap();
+        assert_ne!(
+            r.node.as_str(),
+            "c",
+            "g-{i} placed on the member a cannot reach"
+        );
+    }
+    drop(z);
+}
+
+/// Issue 18: a topology watch starts with the current topology (nothing
+/// published before the subscription is missed) and follows later ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g18_a_topology_watch_starts_with_the_current_topology() {
+    let b = Backends::new();
+    let x = b.start("a").await;
+    x.cluster.ready(Duration::from_secs(10)).await.unwrap();
+    // Subscribed after a's topology was published: it is there at once.
+    let mut watch = x.cluster.watch_topology().await.unwrap();
+    let first = watch.current();
+    assert_eq!(ids(&first), ["a".to_owned()].into_iter().collect());
+    assert!(first.seq_no > 0);
+    let y = b.start("b").await;
+    let t = tokio::time::timeout(
+        Duration::from_secs(10),
+        watch.wait_for(|t| t.members.len() == 2),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(t.seq_no > first.seq_no);
+    drop(y);
+}

@@ -560,6 +560,7 @@ impl RemotingActor {
                         self.report_reachable(&node, incarnation);
                     }
                 }
+
                 match conn::refusal(&e) {
                     Some((code, reason)) if conn::may_be_race(code) && !p.raced => {
                         p.raced = true;
@@ -569,6 +570,39 @@ impl RemotingActor {
                         tracing::warn!(side = "dial", %node, code, reason, "remoting handshake refused");
                     }
                     None => tracing::debug!(%node, error = %conn::Chain(&e), "dial failed"),
+                }
+                // A member this node cannot authenticate with (another
+                // secret, another cluster or protocol version at its
+                // advertised address) cannot be used: it is reported for
+                // quarantine, so that this node's placement sends its grains
+                // to members it can reach. Only the dialing side decides
+                // this: it asked the member's own address; an acceptor only
+                // has the dialer's unauthenticated claim. A later dial that
+                // succeeds reports it reachable again (R4.4).
+                let cannot_authenticate = match &e {
+                    WireError::Auth(_) | WireError::Cluster(_) | WireError::Version(_) => true,
+                    WireError::Refused { code, .. } => {
+                        matches!(code.as_str(), "wire.auth" | "wire.cluster" | "wire.version")
+                    }
+                    _ => false,
+                };
+                if !failed && cannot_authenticate {
+                    // The refusal is logged above (WARN) and the quarantine by the
+                    // supervisor (N3: one line each).
+                    tracing::debug!(%node, incarnation, code = e.code(), "cannot authenticate with a member: reporting it for quarantine");
+                    self.shared.provisioning.quarantine(
+                        node.clone(),
+                        incarnation,
+                        format!("handshake refused: {}", e.code()),
+                    );
+                    metrics::counter!(M_QUARANTINES, "node" => self.shared.node.clone())
+                        .increment(1);
+                    p.state = AssociationState::Failed;
+                    p.seen_blocked = false;
+                    p.attempts = 0;
+                    p.retry_at = now + self.shared.config.failure_timeout;
+                    self.peers.insert(node, p);
+                    return;
                 }
                 self.retry_later(&mut p, now);
             }
