@@ -195,6 +195,12 @@ pub struct FailoverSection {
     /// `priority` or `union`.
     #[serde(default)]
     pub merge: MergeSetting,
+    /// How long a provider's snapshot that no longer lists this node (or
+    /// drops more than half of the members) is held while the node
+    /// registers again: a backend that lost its data is not "everyone
+    /// left" (15s; "0s" turns the rule off). See docs/provisioning.md.
+    #[serde(with = "duration", default = "d15s")]
+    pub suspect_hold: Duration,
 }
 
 fn d15s() -> Duration {
@@ -223,6 +229,7 @@ impl Default for FailoverSection {
             error_threshold: 3,
             stability_window: d10s(),
             merge: MergeSetting::Priority,
+            suspect_hold: d15s(),
         }
     }
 }
@@ -595,6 +602,12 @@ impl NodeConfig {
             "failover.silence_timeout",
             raw.failover.silence_timeout,
             ms(100),
+            s(3600),
+        )?;
+        in_range(
+            "failover.suspect_hold",
+            raw.failover.suspect_hold,
+            ms(0),
             s(3600),
         )?;
         in_range(

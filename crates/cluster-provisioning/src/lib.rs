@@ -71,7 +71,7 @@ pub use cluster::grain::{
 };
 pub use cluster::placement::{Grain, GrainKinds, PlacementConfig, PlacementError};
 pub use cluster::remoting::RemotingConfig;
-pub use cluster::{Cluster, ClusterBuilder, ClusterError, LeaveReport};
+pub use cluster::{Cluster, ClusterBuilder, ClusterError, LeaveReport, TopologyWatch};
 pub use cluster_core;
 pub use cluster_core::events;
 pub use cluster_core::{GrainKey, GrainStorage, MemoryGrainStorage, StorageError};

@@ -222,6 +222,7 @@ impl NodeBuilder {
         provisioning.failover.silence_timeout = config.failover.silence_timeout;
         provisioning.failover.error_threshold = config.failover.error_threshold;
         provisioning.failover.stability_window = config.failover.stability_window;
+        provisioning.suspect_hold = config.failover.suspect_hold;
         provisioning.merge.policy = match config.failover.merge {
             MergeSetting::Priority => provisioning_actors::merge::MergePolicy::Priority,
             MergeSetting::Union => provisioning_actors::merge::MergePolicy::Union,

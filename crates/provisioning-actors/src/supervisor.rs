@@ -272,11 +272,36 @@ fn log_store_differences(stored: &[ProviderDescriptor], given: &[ProviderDescrip
             ),
             Some(g) if g != s => tracing::warn!(
                 provider = %s.id,
+                differs = %definition_differences(s, g).join(", "),
                 "the stored definition differs from the configuration; the configuration wins"
             ),
             Some(_) => {}
         }
     }
+}
+
+/// The fields in which two definitions of one provider differ: `kind`,
+/// `priority`, `enabled`, and `settings.<key>` for every setting added,
+/// removed or changed (keys only: a value may be a secret).
+fn definition_differences(a: &ProviderDescriptor, b: &ProviderDescriptor) -> Vec<String> {
+    let mut out = Vec::new();
+    if a.kind != b.kind {
+        out.push("kind".to_owned());
+    }
+    if a.priority != b.priority {
+        out.push("priority".to_owned());
+    }
+    if a.enabled != b.enabled {
+        out.push("enabled".to_owned());
+    }
+    let keys: std::collections::BTreeSet<&String> =
+        a.settings.keys().chain(b.settings.keys()).collect();
+    for k in keys {
+        if a.settings.get(k) != b.settings.get(k) {
+            out.push(format!("settings.{k}"));
+        }
+    }
+    out
 }
 
 fn now_unix(t: SystemTime) -> f64 {
@@ -1483,5 +1508,34 @@ impl ProvisioningHandle {
     pub async fn drain(&self) -> Result<Vec<(ProviderId, std::result::Result<(), ProviderError>)>> {
         let n = u32::try_from(self.timeout.as_secs()).unwrap_or(5).max(1);
         self.ask(SupervisorMsg::Drain, self.timeout * n).await
+    }
+}
+
+#[cfg(test)]
+mod definition_difference_tests {
+    use super::*;
+
+    /// N1: the WARN about a stored definition names what differs, keys
+    /// only (a value may be a secret).
+    #[test]
+    fn n1_store_differences_name_fields_not_values() {
+        let id = ProviderId::new("c").expect("id");
+        let stored = ProviderDescriptor::new(id.clone(), "consul", 0)
+            .with_setting("token", "old-secret")
+            .with_setting("wait_ms", "5000");
+        let given = ProviderDescriptor::new(id, "consul", 1)
+            .with_setting("token", "new-secret")
+            .with_setting("ttl_s", "10");
+        let d = definition_differences(&stored, &given);
+        assert_eq!(
+            d,
+            [
+                "priority",
+                "settings.token",
+                "settings.ttl_s",
+                "settings.wait_ms"
+            ]
+        );
+        assert!(!d.join(",").contains("secret"));
     }
 }
