@@ -132,6 +132,11 @@ async fn p3_expired_resource_version_relists_and_drops_pods_deleted_meanwhile() 
     let lists = fake.requests().list;
 
     fake.refuse_watches(true);
+    // A watch request accepted just before the refusal may still be
+    // setting up: let it, then drop it with the others (otherwise it
+    // survives, sees the changes below and no relist is needed: a flaky
+    // failure seen under a loaded full run).
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     fake.drop_watches();
     fake.delete_pod(NS, "b").unwrap();
     fake.create_pod(member_pod("c", "node-c", "10.0.0.3", true))
