@@ -37,7 +37,12 @@ impl Grain for Order {
     async fn handle(&mut self, item: Option<String>) -> Self::Response {
         if let Some(item) = item {
             self.items.get_mut().push(item);
-            self.items.save().await.map_err(|e| e.code().to_owned())?;
+            if let Err(e) = self.items.save().await {
+                // Not saved (a conflict: another activation wrote first; or
+                // the store is down): drop the change, answer the error.
+                let _ = self.items.reload().await;
+                return Err(e.code().to_owned());
+            }
         }
         Ok(self.items.get().clone())
     }
@@ -49,16 +54,27 @@ impl Grain for Order {
 }
 
 async fn request(node: &Node, id: &str, item: Option<&str>) -> Result<Vec<String>, String> {
-    // Retried while the cluster settles (a member just left or crashed).
+    // Retried while the cluster settles (a member just left or crashed). A
+    // read is retried whatever failed; a write only when it cannot have run
+    // (retrying a write that may have run would add the item twice).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let r = node
             .cluster()
             .request::<Order>("order", id, &item.map(str::to_owned))
             .await;
+        let never_ran = |code: &str| {
+            matches!(
+                code,
+                "placement.not_owner" | "placement.handed_off" | "placement.remote"
+            ) || code.starts_with("provisioning.")
+        };
         match r {
             Ok(answer) => return answer,
-            Err(e) if tokio::time::Instant::now() < deadline => {
+            Err(e)
+                if tokio::time::Instant::now() < deadline
+                    && (item.is_none() || never_ran(e.code())) =>
+            {
                 eprintln!("{id}: {} ({}); retrying", e, e.code());
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

@@ -69,7 +69,9 @@ impl Grain for Counter {
     async fn handle(&mut self, add: u64) -> (String, u64) {
         *self.value.get_mut() += add;
         if let Err(e) = self.value.save().await {
-            // A conflict would mean a second activation wrote first.
+            // Not saved (a conflict: a second activation wrote first): drop
+            // the change and say so.
+            let _ = self.value.reload().await;
             return (format!("{} ({})", self.node, e.code()), *self.value.get());
         }
         (self.node.clone(), *self.value.get())

@@ -704,7 +704,7 @@ impl Cluster {
         i.remoting.unregister(PLACEMENT_ACTOR, RELEASE_TYPE);
         i.remoting.crash();
         i.remoting.stopped().await;
-        i.placement.stop();
+        i.placement.crash();
         i.partitions.actor().stop();
         i.provisioning.actor().stop();
         i.placement.stopped().await;

@@ -125,6 +125,14 @@ pub enum GrainError {
     /// (`grain.activation_refused`).
     #[error("{0}")]
     Refused(String),
+    /// `on_activate` did not finish within the kind's deadline
+    /// (`grain.activation_timeout`): a store that hangs fails the request
+    /// instead of wedging the grain.
+    #[error("the activation did not finish within {0:?}")]
+    ActivationTimeout(Duration),
+    /// `save` or `clear` before `load` (`grain.not_loaded`).
+    #[error("the state was not loaded")]
+    NotLoaded,
 }
 
 impl GrainError {
@@ -134,6 +142,8 @@ impl GrainError {
             Self::Storage(e) => e.code(),
             Self::NoStorage(_) => "grain.no_storage",
             Self::Refused(_) => "grain.activation_refused",
+            Self::ActivationTimeout(_) => "grain.activation_timeout",
+            Self::NotLoaded => "grain.not_loaded",
         }
     }
 }
@@ -197,13 +207,14 @@ impl GrainOptions {
         self
     }
 
-    /// Deactivate an activation after this long without a request.
+    /// Deactivate an activation after this long without a request (at
+    /// least 10 ms).
     pub fn idle_timeout(mut self, idle: Duration) -> Self {
-        self.idle_timeout = Some(idle);
+        self.idle_timeout = Some(idle.max(Duration::from_millis(10)));
         self
     }
 
-    /// Bound of `on_deactivate` (default 5 s).
+    /// Bound of `on_activate` and of `on_deactivate`, each (default 5 s).
     pub fn deactivation_deadline(mut self, deadline: Duration) -> Self {
         self.deactivation_deadline = deadline;
         self
@@ -278,8 +289,11 @@ impl GrainContext {
 ///     async fn handle(&mut self, item: String) -> Self::Response {
 ///         self.items.get_mut().push(item);
 ///         // Write-through: saved before answering. A conflict means another
-///         // activation wrote first: answer an error, keep nothing unsaved.
-///         self.items.save().await.map_err(|e| e.code().to_owned())?;
+///         // activation wrote first: drop the unsaved change, answer an error.
+///         if let Err(e) = self.items.save().await {
+///             let _ = self.items.reload().await;
+///             return Err(e.code().to_owned());
+///         }
 ///         Ok(self.items.get().len())
 ///     }
 /// }
@@ -352,10 +366,7 @@ where
     /// Saves the state, based on the version it was loaded (or last saved)
     /// at; `storage.conflict` when another activation wrote in between.
     pub async fn save(&mut self) -> Result<(), GrainError> {
-        let ctx = self
-            .ctx
-            .as_ref()
-            .ok_or_else(|| GrainError::Refused("save before load".into()))?;
+        let ctx = self.ctx.as_ref().ok_or(GrainError::NotLoaded)?;
         let storage = ctx
             .storage
             .as_ref()
@@ -370,10 +381,7 @@ where
 
     /// Removes the stored state and resets to the default.
     pub async fn clear(&mut self) -> Result<(), GrainError> {
-        let ctx = self
-            .ctx
-            .as_ref()
-            .ok_or_else(|| GrainError::Refused("clear before load".into()))?;
+        let ctx = self.ctx.as_ref().ok_or(GrainError::NotLoaded)?;
         let storage = ctx
             .storage
             .as_ref()
@@ -382,6 +390,14 @@ where
         self.version = 0;
         self.value = S::default();
         Ok(())
+    }
+
+    /// Loads the stored state again, dropping unsaved changes: after a
+    /// `storage.conflict`, to continue from what the other activation
+    /// wrote.
+    pub async fn reload(&mut self) -> Result<(), GrainError> {
+        let ctx = self.ctx.clone().ok_or(GrainError::NotLoaded)?;
+        self.load(&ctx).await
     }
 
     /// The state.

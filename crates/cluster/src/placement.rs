@@ -80,7 +80,9 @@
 //!   before this node joined, and the owners under the last few tables) to
 //!   release it (`placement.release`): each deactivates the grain if it
 //!   runs there and answers once `on_deactivate` has finished, and will not
-//!   activate it again until its own topology is as new as the asker's.
+//!   activate it again while its own view disagrees with the asker's (it
+//!   does not list the asker yet, or still names itself the owner), for at
+//!   most ten seconds.
 //!   Requests that arrive meanwhile wait in the new activation's mailbox.
 //!   An unreachable or slow previous owner delays the activation by at
 //!   most the kind's deactivation deadline plus one second.
@@ -93,9 +95,10 @@
 //!
 //! # Failures
 //!
-//! A grain that panics or fails is restarted by the supervisor (its state is
-//! lost; the failed request is answered `placement.activation_failed` and is
-//! not retried). Every error has a stable code ([`PlacementError::code`]).
+//! A grain that panics or fails is restarted by the supervisor (its memory
+//! is lost, and with a storage its next activation loads the last saved
+//! state; the failed request is answered `placement.activation_failed` and
+//! is not retried). Every error has a stable code ([`PlacementError::code`]).
 //!
 //! # Leaving
 //!
@@ -121,7 +124,7 @@ use provisioning_actors::ProvisioningHandle;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::grain::{DeactivationReason, GrainContext, GrainOptions};
+use crate::grain::{DeactivationReason, GrainContext, GrainError, GrainOptions};
 use crate::partition::PartitionTable;
 use crate::partition_manager::OwnershipChanged;
 use crate::remoting::{RemotingError, RemotingHandle};
@@ -187,6 +190,11 @@ pub enum PlacementError {
     /// The PlacementSupervisor is not running (`placement.stopped`).
     #[error("the placement supervisor is not running")]
     Stopped,
+    /// The owner left the topology while the request was in flight
+    /// (`placement.owner_left`): the request may or may not have run there,
+    /// so it is not sent again (at most once); the caller decides.
+    #[error("the owner {0} left the topology while the request was in flight; it may have run")]
+    OwnerLeft(NodeId),
     /// An error reported by the owner, with its code.
     #[error("{code}: {message}")]
     Reported {
@@ -210,6 +218,7 @@ impl PlacementError {
             Self::ActivationFailed => "placement.activation_failed",
             Self::HandedOff => "placement.handed_off",
             Self::Stopped => "placement.stopped",
+            Self::OwnerLeft(_) => "placement.owner_left",
             Self::Reported { code, .. } => code,
         }
     }
@@ -396,6 +405,7 @@ struct Setup {
     reason: Arc<AtomicU8>,
     supervisor: ActorRef<PlacementMsg>,
     node: Arc<str>,
+    crashed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The actor hosting one grain activation (see [`crate::grain`] for the
@@ -418,7 +428,11 @@ impl<G: Grain> GrainActor<G> {
         if let Some(b) = barrier {
             b.await;
         }
-        match self.grain.on_activate(&self.setup.ctx).await {
+        let deadline = self.setup.options.deactivation_deadline;
+        let outcome = tokio::time::timeout(deadline, self.grain.on_activate(&self.setup.ctx))
+            .await
+            .unwrap_or(Err(GrainError::ActivationTimeout(deadline)));
+        match outcome {
             Ok(()) => {
                 self.activated = true;
                 if let Some(idle) = self.setup.options.idle_timeout {
@@ -500,7 +514,7 @@ impl<G: Grain> Actor for GrainActor<G> {
     }
 
     async fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        if !self.activated || self.in_request {
+        if !self.activated || self.in_request || self.setup.crashed.load(Ordering::Relaxed) {
             return;
         }
         let reason = reason_of(self.setup.reason.load(Ordering::Relaxed));
@@ -614,8 +628,8 @@ struct ReleaseCall {
     from: NodeId,
     kind: String,
     id: String,
-    /// The seq_no of the asker's topology: the previous owner activates the
-    /// grain again only once its own topology is at least this new.
+    /// The seq_no of the asker's topology (informational: seq_nos are per
+    /// node and are not compared across nodes).
     seq_no: u64,
 }
 
@@ -717,6 +731,9 @@ impl From<ProviderChanged> for PlacementMsg {
 type Pending = Mutex<HashMap<u64, (NodeId, oneshot::Sender<Responder>)>>;
 
 struct Shared {
+    /// Set by [`PlacementHandle::crash`]: activations end without
+    /// `on_deactivate`, as in a real crash.
+    crashed: Arc<std::sync::atomic::AtomicBool>,
     local: NodeId,
     /// The cluster's name (grain storage keys).
     cluster: Arc<str>,
@@ -784,15 +801,40 @@ pub struct PlacementSupervisor {
     /// Activations told to stop whose `on_deactivate` may still run: a new
     /// activation of the same grain waits for them.
     deactivating: HashMap<Key, ActorRef<GrainMsg>>,
-    /// Grains released to a member with a newer topology: not activated
-    /// here again until this node's topology is at least that new.
-    released: HashMap<Key, u64>,
+    /// Grains released to another member, with who asked and when: not
+    /// activated here again while this node's view disagrees with the
+    /// asker's (it lacks the asker, or still names this node the owner),
+    /// for at most [`RELEASE_BLOCK`]. Seq_nos are per node and cannot be
+    /// compared across nodes; membership can.
+    released: HashMap<Key, (NodeId, tokio::time::Instant)>,
     /// Set by [`PlacementHandle::hand_off_all`]: no new activation.
     leaving: bool,
 }
 
 /// Tables kept to find a grain's previous owners.
 const HISTORY: usize = 4;
+
+/// How long a released grain stays blocked here while the views disagree.
+const RELEASE_BLOCK: Duration = Duration::from_secs(10);
+
+/// Released grains remembered at most (a peer cannot grow the map without
+/// bound).
+const MAX_RELEASED: usize = 100_000;
+
+/// Whether this node's view `table` disagrees with `asker`'s claim to own
+/// `(kind, id)`: it does not list the asker, or it names this node the
+/// owner.
+fn views_disagree(
+    table: &PartitionTable,
+    local: &NodeId,
+    asker: &NodeId,
+    kind: &str,
+    id: &str,
+) -> bool {
+    let lists_asker = table.members().iter().any(|m| &m.node_id == asker);
+    let we_own = table.owner(kind, id).is_some_and(|m| &m.node_id == local);
+    !lists_asker || we_own
+}
 
 impl PlacementSupervisor {
     /// Spawns the PlacementSupervisor for the member `local` as the system
@@ -810,6 +852,7 @@ impl PlacementSupervisor {
         provisioning: Option<ProvisioningHandle>,
     ) -> Result<PlacementHandle, SpawnError> {
         let shared = Arc::new(Shared {
+            crashed: Arc::default(),
             local: local.node_id.clone(),
             cluster: Arc::from(config.cluster.as_str()),
             node: Arc::from(local.node_id.to_string()),
@@ -925,7 +968,13 @@ impl PlacementSupervisor {
             self.stop_all(REASON_LEAVING, ctx);
         }
         let seq_no = next.seq_no();
-        self.released.retain(|_, s| *s > seq_no);
+        let _ = seq_no;
+        let local = self.shared.local.clone();
+        let now = tokio::time::Instant::now();
+        self.released.retain(|(kind, id), (asker, at)| {
+            now.duration_since(*at) < RELEASE_BLOCK
+                && views_disagree(&next, &local, asker, kind, id)
+        });
         self.fail_requests_to_departed(&next);
         if let Some(prev) = self.table.take() {
             self.history.push_front(prev);
@@ -968,8 +1017,8 @@ impl PlacementSupervisor {
 
     /// Requests waiting for an answer from a member that is no longer in
     /// the topology (it left or crashed) will not get one: they fail now
-    /// with `placement.remote`, which their callers place again, instead of
-    /// waiting out the request timeout.
+    /// with `placement.owner_left` instead of waiting out the request
+    /// timeout. Not retried: the request may have run there.
     fn fail_requests_to_departed(&self, table: &PartitionTable) {
         // A paused table (Starting, Empty, Unavailable, Draining) says
         // nothing about who left.
@@ -984,10 +1033,7 @@ impl PlacementSupervisor {
             .collect();
         for id in gone {
             if let Some((node, waiter)) = pending.remove(&id) {
-                let _ = waiter.send(Err(PlacementError::Remote {
-                    reason: format!("{node} left the topology (seq_no {})", table.seq_no()),
-                    node,
-                }));
+                let _ = waiter.send(Err(PlacementError::OwnerLeft(node)));
             }
         }
     }
@@ -1040,7 +1086,9 @@ impl PlacementSupervisor {
         options: &GrainOptions,
     ) -> Option<BoxFuture<'static, ()>> {
         let key = (kind.to_owned(), id.to_owned());
-        let bound = options.deactivation_deadline + Duration::from_secs(1);
+        let bound = options
+            .deactivation_deadline
+            .saturating_add(Duration::from_secs(1));
         let mut waits: Vec<BoxFuture<'static, ()>> = Vec::new();
         if let Some(prev) = self.deactivating.get(&key) {
             let prev = prev.clone();
@@ -1114,9 +1162,15 @@ impl PlacementSupervisor {
         {
             return Ok(a.actor.clone());
         }
-        if let Some(&seq_no) = self.released.get(&key) {
+        if let Some((asker, at)) = self.released.get(&key)
+            && at.elapsed() < RELEASE_BLOCK
+            && self
+                .table
+                .as_ref()
+                .is_some_and(|t| views_disagree(t, &self.shared.local, asker, kind, id))
+        {
             return Err(PlacementError::NotOwner(format!(
-                "node {} released {kind}/{id} to a member with topology seq_no {seq_no}",
+                "node {} released {kind}/{id} to {asker}, whose view is newer",
                 self.shared.local
             )));
         }
@@ -1135,6 +1189,7 @@ impl PlacementSupervisor {
             reason: reason.clone(),
             supervisor: ctx.myself().clone(),
             node: self.shared.node.clone(),
+            crashed: self.shared.crashed.clone(),
         };
         let a = spawner(ctx, setup, id).map_err(|_| PlacementError::Stopped)?;
         self.activations.insert(
@@ -1219,15 +1274,31 @@ impl PlacementSupervisor {
 impl PlacementSupervisor {
     /// A new owner asks for `(kind, id)`: deactivate it here (if it runs),
     /// answer once its `on_deactivate` has finished, and do not activate it
-    /// again until this node's topology is as new as the asker's.
+    /// again while this node's view disagrees with the asker's (see
+    /// `released`). A kind this node does not host is answered at once and
+    /// remembered nowhere; the map is bounded by [`MAX_RELEASED`].
     fn on_release(&mut self, call: ReleaseCall, ctx: &mut Context<Self>) {
         let Some(remoting) = self.shared.remoting.clone() else {
             return;
         };
         let key = (call.kind.clone(), call.id.clone());
-        let ours = self.table.as_ref().map_or(0, |t| t.seq_no());
-        if call.seq_no > ours {
-            self.released.insert(key.clone(), call.seq_no);
+        // An asker that is the owner in this node's own view does not need
+        // this node to stop activating: the views agree.
+        let agree = self.table.as_ref().is_some_and(|t| {
+            !views_disagree(t, &self.shared.local, &call.from, &call.kind, &call.id)
+        });
+        if self.kinds.contains(&call.kind) && !agree {
+            if self.released.len() >= MAX_RELEASED {
+                let now = tokio::time::Instant::now();
+                self.released
+                    .retain(|_, (_, at)| now.duration_since(*at) < RELEASE_BLOCK);
+            }
+            if self.released.len() < MAX_RELEASED {
+                self.released.insert(
+                    key.clone(),
+                    (call.from.clone(), tokio::time::Instant::now()),
+                );
+            }
         }
         if self.deactivate(key.clone(), REASON_HANDOFF, ctx) {
             metrics::counter!(M_HANDOFFS, "node" => self.shared.node.clone()).increment(1);
@@ -1530,6 +1601,13 @@ impl PlacementHandle {
 
     /// Stops the PlacementSupervisor and its activations.
     pub fn stop(&self) {
+        self.actor.stop();
+    }
+
+    /// Stops it the way a crash would: activations end without
+    /// `on_deactivate` (nothing is saved). For demonstrations and tests.
+    pub fn crash(&self) {
+        self.shared.crashed.store(true, Ordering::SeqCst);
         self.actor.stop();
     }
 

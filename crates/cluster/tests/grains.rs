@@ -441,9 +441,9 @@ impl Grain for Slow {
 
 /// Regression (found by the leave benchmark): a request in flight to a
 /// member that then leaves the topology (here: cut off and quarantined)
-/// got no answer and waited out the whole request timeout. It now fails as
-/// `placement.remote` when the member leaves the topology, and is placed
-/// again on the new owner, which answers.
+/// got no answer and waited out the whole request timeout. It now fails at
+/// once as `placement.owner_left` (not retried: it may have run there, and
+/// delivery is at most once), and the next request goes to the new owner.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g18_a_request_in_flight_to_a_departed_member_is_placed_again() {
     let b = Backends::fast_detection();
@@ -479,7 +479,14 @@ async fn g18_a_request_in_flight_to_a_departed_member_is_placed_again() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     b.net.partition(&[nid("a")], &[nid("b")]);
     let answer = request.await.unwrap();
-    assert_eq!(answer.map_err(|e| e.code().to_owned()), Ok("a".to_owned()));
+    assert_eq!(
+        answer.map_err(|e| e.code().to_owned()),
+        Err("placement.owner_left".to_owned())
+    );
+    assert_eq!(
+        x.cluster.request::<Slow>("slow", &id, &()).await.unwrap(),
+        "a"
+    );
 }
 
 /// Issue 18: a member this node cannot authenticate with (another secret)
@@ -536,4 +543,26 @@ async fn g18_a_topology_watch_starts_with_the_current_topology() {
     .unwrap();
     assert!(t.seq_no > first.seq_no);
     drop(y);
+}
+
+/// A node whose own secret is wrong must not quarantine the healthy
+/// members it dials (it has authenticated with nobody: the fault may be its
+/// own), or it would own every grain by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g18_a_node_with_the_wrong_secret_does_not_quarantine_the_healthy_ones() {
+    let b = Backends::new();
+    // a has the smallest id: it dials b and c, and is refused.
+    let x = b.start_with("a", |c| c.secret("wrong")).await;
+    let y = b.start_with("b", |c| c.secret("ours")).await;
+    let z = b.start_with("c", |c| c.secret("ours")).await;
+    eventually("b and c see three members", || async {
+        y.topology().await.members.len() == 3 && z.topology().await.members.len() == 3
+    })
+    .await;
+    // Long enough for several refused dials from a.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let t = x.topology().await;
+    assert!(t.blocked.is_empty(), "a quarantined {:?}", t.blocked);
+    assert_eq!(t.members.len(), 3);
+    drop((y, z));
 }

@@ -171,6 +171,10 @@ pub(crate) struct RemotingActor {
     /// The per-peer gauges (`remoting_peer_up`, last heard) of the peers
     /// published so far; a peer's are zeroed and dropped when it leaves.
     peer_gauges: BTreeMap<NodeId, (Gauge, Gauge)>,
+    /// Whether an association with some member ever came up: evidence
+    /// that this node's own secret and cluster name are right, without
+    /// which a refused handshake says nothing about which side is wrong.
+    authenticated_any: bool,
 }
 
 impl RemotingActor {
@@ -186,6 +190,7 @@ impl RemotingActor {
             next_id: 0,
             frozen: None,
             peer_gauges: BTreeMap::new(),
+            authenticated_any: false,
         }
     }
 
@@ -455,6 +460,7 @@ impl RemotingActor {
 
     /// Makes `stream` the connection of the association with `node`.
     fn install(&mut self, node: &NodeId, stream: TcpStream, ctx: &mut Context<Self>, now: Instant) {
+        self.authenticated_any = true;
         self.next_id += 1;
         let id = self.next_id;
         let config = &self.shared.config;
@@ -572,21 +578,25 @@ impl RemotingActor {
                     None => tracing::debug!(%node, error = %conn::Chain(&e), "dial failed"),
                 }
                 // A member this node cannot authenticate with (another
-                // secret, another cluster or protocol version at its
-                // advertised address) cannot be used: it is reported for
-                // quarantine, so that this node's placement sends its grains
-                // to members it can reach. Only the dialing side decides
-                // this: it asked the member's own address; an acceptor only
-                // has the dialer's unauthenticated claim. A later dial that
-                // succeeds reports it reachable again (R4.4).
+                // secret or cluster name at its advertised address) cannot
+                // be used: it is reported for quarantine, so that this
+                // node's placement sends its grains to members it can reach.
+                // Only with evidence that the fault is the member's: this
+                // node has authenticated with some other member (a node
+                // whose own secret is wrong must not quarantine the healthy
+                // ones and own every grain). Only the dialing side decides:
+                // it asked the member's own address; an acceptor has only
+                // the dialer's unauthenticated claim. A protocol version
+                // mismatch (a rolling upgrade) is not a reason. A later dial
+                // that succeeds reports the member reachable again (R4.4).
                 let cannot_authenticate = match &e {
-                    WireError::Auth(_) | WireError::Cluster(_) | WireError::Version(_) => true,
+                    WireError::Auth(_) | WireError::Cluster(_) => true,
                     WireError::Refused { code, .. } => {
-                        matches!(code.as_str(), "wire.auth" | "wire.cluster" | "wire.version")
+                        matches!(code.as_str(), "wire.auth" | "wire.cluster")
                     }
                     _ => false,
                 };
-                if !failed && cannot_authenticate {
+                if !failed && cannot_authenticate && self.authenticated_any {
                     // The refusal is logged above (WARN) and the quarantine by the
                     // supervisor (N3: one line each).
                     tracing::debug!(%node, incarnation, code = e.code(), "cannot authenticate with a member: reporting it for quarantine");
