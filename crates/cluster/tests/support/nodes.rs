@@ -119,7 +119,7 @@ pub fn remoting(failure_timeout: Duration) -> RemotingConfig {
     RemotingConfig::new(CLUSTER)
         .with_heartbeat_interval(Duration::from_millis(100))
         .with_failure_timeout(failure_timeout)
-        .with_handshake_timeout(Duration::from_millis(500))
+        .with_handshake_timeout(Duration::from_secs(2))
 }
 
 pub fn descriptor(id: &str, table: &str, priority: u32) -> ProviderDescriptor {
