@@ -11,7 +11,7 @@
 
 use ::metrics::{Unit, describe_counter, describe_gauge};
 
-use crate::placement::{M_ACTIVATIONS, M_HANDOFFS, M_REQUESTS};
+use crate::placement::{M_ACTIVATIONS, M_DEACTIVATIONS, M_HANDOFFS, M_REQUESTS};
 use crate::remoting::{
     M_ASSOCIATIONS, M_DEGRADED_REFUSALS, M_FRAMES_DROPPED, M_FRAMES_REFUSED, M_FROZEN,
     M_HEARTBEATS_MISSED, M_HEARTBEATS_SENT, M_PEER_LAST_HEARD, M_PEER_UP, M_QUARANTINES,
@@ -75,6 +75,11 @@ pub fn describe() {
         M_REQUESTS,
         Unit::Count,
         "Placement lookups (one per attempt of a grain request), by node."
+    );
+    describe_counter!(
+        M_DEACTIVATIONS,
+        Unit::Count,
+        "Grain deactivations, by node, reason (hand_off, idle, leaving) and result (ok, error, timeout)."
     );
     describe_gauge!(
         M_ACTIVATIONS,
