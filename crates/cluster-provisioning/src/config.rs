@@ -454,14 +454,11 @@ pub fn read_secret_file(path: &Path) -> Result<Secret, String> {
     Ok(Secret::new(value))
 }
 
-/// What the environment holds, for [`NodeConfig::load_with_env`].
-pub type EnvVars = Vec<(String, String)>;
-
 impl NodeConfig {
     /// Loads `path`, then the `CLUSTER_*` environment overrides and the
     /// providers' own environment variables of this process.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
-        let env: EnvVars = std::env::vars().collect();
+        let env: Vec<(String, String)> = std::env::vars().collect();
         Self::load_with_env(path, &env)
     }
 
