@@ -628,9 +628,6 @@ struct ReleaseCall {
     from: NodeId,
     kind: String,
     id: String,
-    /// The seq_no of the asker's topology (informational: seq_nos are per
-    /// node and are not compared across nodes).
-    seq_no: u64,
 }
 
 /// A remote grain answer.
@@ -750,14 +747,7 @@ impl Shared {
     /// `bound`. Any outcome lets the activation go on: an unreachable or
     /// slow previous owner must not block the grain (the store's versions
     /// still refuse a stale writer).
-    async fn release_remote(
-        &self,
-        node: NodeId,
-        kind: String,
-        id: String,
-        seq_no: u64,
-        bound: Duration,
-    ) {
+    async fn release_remote(&self, node: NodeId, kind: String, id: String, bound: Duration) {
         let Some(remoting) = &self.remoting else {
             return;
         };
@@ -767,7 +757,6 @@ impl Shared {
             from: self.local.clone(),
             kind,
             id,
-            seq_no,
         };
         let Ok(bytes) = rmp_serde::to_vec(&call) else {
             return;
@@ -820,6 +809,46 @@ const RELEASE_BLOCK: Duration = Duration::from_secs(10);
 /// Released grains remembered at most (a peer cannot grow the map without
 /// bound).
 const MAX_RELEASED: usize = 100_000;
+
+/// The members a new activation of `(kind, id)` on `local` asks to release
+/// the grain: the rendezvous runner-up among the current members (who owned
+/// it before `local` joined; a node that just joined has no older table to
+/// ask it from), then the owners under the older tables `history` (newest
+/// first), each once, never `local`, and only those still members of
+/// `table` (a member that left has saved before it deregistered; one that
+/// crashed has nothing to release).
+fn previous_owners(
+    table: &PartitionTable,
+    history: &VecDeque<Arc<PartitionTable>>,
+    local: &NodeId,
+    kind: &str,
+    id: &str,
+) -> Vec<NodeId> {
+    let runner_up = table
+        .members()
+        .iter()
+        .filter(|m| &m.node_id != local)
+        .max_by_key(|m| {
+            (
+                crate::partition::weight(&m.node_id, kind, id),
+                m.node_id.clone(),
+            )
+        })
+        .map(|m| m.node_id.clone());
+    let older = history
+        .iter()
+        .filter_map(|old| old.place(kind, id, None).ok().map(|m| m.node_id.clone()));
+    let mut asked: Vec<NodeId> = Vec::new();
+    for owner in runner_up.into_iter().chain(older) {
+        if &owner != local
+            && !asked.contains(&owner)
+            && table.members().iter().any(|m| m.node_id == owner)
+        {
+            asked.push(owner);
+        }
+    }
+    asked
+}
 
 /// Whether this node's view `table` disagrees with `asker`'s claim to own
 /// `(kind, id)`: it does not list the asker, or it names this node the
@@ -1097,37 +1126,11 @@ impl PlacementSupervisor {
             }));
         }
         if let (Some(table), Some(_)) = (&self.table, &self.shared.remoting) {
-            let mut asked: Vec<NodeId> = Vec::new();
-            // The member that owned the grain before this node joined: with
-            // rendezvous hashing, the runner-up among the current members.
-            // A node that just joined has no older table to ask it from.
-            let runner_up = table
-                .members()
-                .iter()
-                .filter(|m| m.node_id != self.shared.local)
-                .max_by_key(|m| {
-                    (
-                        crate::partition::weight(&m.node_id, kind, id),
-                        m.node_id.clone(),
-                    )
-                })
-                .map(|m| m.node_id.clone());
-            let previous = self
-                .history
-                .iter()
-                .filter_map(|old| old.place(kind, id, None).ok().map(|m| m.node_id.clone()));
-            for owner in runner_up.into_iter().chain(previous) {
-                if owner == self.shared.local
-                    || asked.contains(&owner)
-                    || !table.members().iter().any(|m| m.node_id == owner)
-                {
-                    continue;
-                }
-                asked.push(owner.clone());
+            for owner in previous_owners(table, &self.history, &self.shared.local, kind, id) {
                 let shared = self.shared.clone();
-                let (kind, id, seq_no) = (kind.to_owned(), id.to_owned(), table.seq_no());
+                let (kind, id) = (kind.to_owned(), id.to_owned());
                 waits.push(Box::pin(async move {
-                    shared.release_remote(owner, kind, id, seq_no, bound).await;
+                    shared.release_remote(owner, kind, id, bound).await;
                 }));
             }
         }
@@ -1614,5 +1617,86 @@ impl PlacementHandle {
     /// Waits until it has stopped.
     pub async fn stopped(&self) {
         self.actor.stopped().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cluster_core::{MemberAddress, ProvisioningStatus};
+
+    fn table(names: &[&str], seq_no: u64) -> PartitionTable {
+        let members = names.iter().enumerate().map(|(i, n)| {
+            Member::new(
+                NodeId::new(n).expect("id"),
+                MemberAddress::new("127.0.0.1", 4000 + u16::try_from(i).expect("few"))
+                    .expect("addr"),
+                1,
+            )
+        });
+        PartitionTable::from_members(members, seq_no, ProvisioningStatus::Active)
+    }
+
+    fn nid(n: &str) -> NodeId {
+        NodeId::new(n).expect("id")
+    }
+
+    /// An identity `local` owns in `t`, found by search.
+    fn owned_by(t: &PartitionTable, local: &str) -> String {
+        (0..10_000)
+            .map(|i| format!("g-{i}"))
+            .find(|id| {
+                t.owner("k", id)
+                    .is_some_and(|m| m.node_id.as_str() == local)
+            })
+            .expect("some identity")
+    }
+
+    /// Issue 18: after a join, the joiner asks the member that owned the
+    /// grain before it joined (the rendezvous runner-up), though it has no
+    /// older table; owners under older tables are asked once each, never
+    /// itself, and only while they are members.
+    #[test]
+    fn g18_previous_owners_are_the_runner_up_and_older_owners_still_listed() {
+        let before = table(&["a", "b"], 1);
+        let after = table(&["a", "b", "c"], 2);
+        let id = owned_by(&after, "c");
+        let old_owner = before.owner("k", &id).expect("owner").node_id.clone();
+        // A joiner without history asks the previous owner all the same.
+        let asked = previous_owners(&after, &VecDeque::new(), &nid("c"), "k", &id);
+        assert_eq!(asked, vec![old_owner.clone()]);
+        // With history naming the same owner: asked once.
+        let history: VecDeque<_> = [Arc::new(before.clone())].into();
+        assert_eq!(
+            previous_owners(&after, &history, &nid("c"), "k", &id),
+            vec![old_owner.clone()]
+        );
+        // A previous owner that is gone from the current table is not asked.
+        let without = table(&["c", if old_owner.as_str() == "a" { "b" } else { "a" }], 3);
+        assert!(
+            !previous_owners(&without, &history, &nid("c"), "k", &id).contains(&old_owner),
+            "a member that left is not asked"
+        );
+        // Never oneself.
+        let id_a = owned_by(&after, "a");
+        assert!(!previous_owners(&after, &history, &nid("a"), "k", &id_a).contains(&nid("a")));
+    }
+
+    /// Issue 18: a released grain stays blocked only while this node's view
+    /// disagrees with the asker's (it does not list the asker, or still
+    /// names this node the owner); seq_nos are not compared across nodes.
+    #[test]
+    fn g18_views_disagree_by_membership_and_ownership() {
+        let old = table(&["a", "b"], 9);
+        let new = table(&["a", "b", "c"], 1);
+        let id = owned_by(&new, "c");
+        let owner_before = old.owner("k", &id).expect("owner").node_id.clone();
+        // The old owner has not seen c join: disagree.
+        assert!(views_disagree(&old, &owner_before, &nid("c"), "k", &id));
+        // Once it lists c, which owns the grain: agree (whatever the seq_nos).
+        assert!(!views_disagree(&new, &owner_before, &nid("c"), "k", &id));
+        // If its view still names itself the owner: disagree.
+        let id_own = owned_by(&new, owner_before.as_str());
+        assert!(views_disagree(&new, &owner_before, &nid("c"), "k", &id_own));
     }
 }

@@ -589,14 +589,7 @@ impl RemotingActor {
                 // the dialer's unauthenticated claim. A protocol version
                 // mismatch (a rolling upgrade) is not a reason. A later dial
                 // that succeeds reports the member reachable again (R4.4).
-                let cannot_authenticate = match &e {
-                    WireError::Auth(_) | WireError::Cluster(_) => true,
-                    WireError::Refused { code, .. } => {
-                        matches!(code.as_str(), "wire.auth" | "wire.cluster")
-                    }
-                    _ => false,
-                };
-                if !failed && cannot_authenticate && self.authenticated_any {
+                if conn::quarantine_for_refusal(&e, failed, self.authenticated_any) {
                     // The refusal is logged above (WARN) and the quarantine by the
                     // supervisor (N3: one line each).
                     tracing::debug!(%node, incarnation, code = e.code(), "cannot authenticate with a member: reporting it for quarantine");

@@ -76,6 +76,25 @@ impl std::fmt::Display for Chain<'_> {
     }
 }
 
+/// Whether a dial that failed with `e` reports the member for quarantine
+/// (see the comment at its use in the actor): only for another secret or
+/// cluster name at the member's own address (not a protocol version: a
+/// rolling upgrade), only when the member is not already `Failed`, and only
+/// with evidence that this node's own secret is right: it has authenticated
+/// with some other member (`authenticated_any`).
+pub(super) fn quarantine_for_refusal(
+    e: &WireError,
+    already_failed: bool,
+    authenticated_any: bool,
+) -> bool {
+    let cannot_authenticate = match e {
+        WireError::Auth(_) | WireError::Cluster(_) => true,
+        WireError::Refused { code, .. } => matches!(code.as_str(), "wire.auth" | "wire.cluster"),
+        _ => false,
+    };
+    cannot_authenticate && !already_failed && authenticated_any
+}
+
 /// Whether a refusal with this code can be a normal race: a peer that
 /// dials before the acceptor's topology lists it (or before its Remoting
 /// knows it). The first one for a node is logged at DEBUG, a repeated one
@@ -303,4 +322,41 @@ pub(super) async fn write_loop(
         }
     }
     let _ = tokio::time::timeout(timeout, writer.shutdown()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 18 (R4.2): a refused handshake quarantines the member only for
+    /// another secret or cluster, only once, and only when this node has
+    /// shown its own secret right with another member.
+    #[test]
+    fn g18_r4_2_quarantine_only_for_auth_refusals_with_evidence() {
+        let auth = WireError::Auth("bad proof".into());
+        let refused_auth = WireError::Refused {
+            code: "wire.auth".into(),
+            reason: "bad proof".into(),
+        };
+        let version = WireError::Version("v9".into());
+        let not_member = WireError::Refused {
+            code: "remoting.not_member".into(),
+            reason: "unknown".into(),
+        };
+        assert!(quarantine_for_refusal(&auth, false, true));
+        assert!(quarantine_for_refusal(&refused_auth, false, true));
+        assert!(
+            !quarantine_for_refusal(&auth, false, false),
+            "no evidence: our own secret may be wrong"
+        );
+        assert!(
+            !quarantine_for_refusal(&auth, true, true),
+            "already quarantined"
+        );
+        assert!(
+            !quarantine_for_refusal(&version, false, true),
+            "a rolling upgrade is no reason"
+        );
+        assert!(!quarantine_for_refusal(&not_member, false, true));
+    }
 }
