@@ -73,7 +73,7 @@ async fn wait_ready(port: u16) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn n2_admin_probes_token_reload_and_leave() {
+async fn n2_r5_4_admin_probes_token_reload_and_leave() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("node.toml");
     std::fs::write(&path, config_text("node-test-1", "")).unwrap();

@@ -169,7 +169,7 @@ async fn g18_state_survives_a_graceful_leave() {
 /// even with state saved only on deactivation and a slow deactivation: the
 /// new owner asks the previous one to release the grain and waits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn g18_state_survives_a_join_that_moves_grains() {
+async fn g18_r3_1_state_survives_a_join_that_moves_grains() {
     let b = Backends::new();
     let mut s = Setup::new(false);
     s.slow_deactivate = Some(Duration::from_millis(300));
@@ -193,7 +193,7 @@ async fn g18_state_survives_a_join_that_moves_grains() {
 /// Issue 18: after a crash, the next activation loads the last saved state
 /// (write-through).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn g18_state_survives_a_crash_from_storage() {
+async fn g18_r4_2_state_survives_a_crash_from_storage() {
     let b = Backends::fast_detection();
     let s = Setup::new(true);
     let (x, y, z) = (
@@ -494,7 +494,7 @@ async fn g18_a_request_in_flight_to_a_departed_member_is_placed_again() {
 /// dial it, so their placement sends its grains to members they can reach
 /// instead of failing with `remoting.not_associated`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn g18_grains_avoid_a_member_this_node_cannot_authenticate_with() {
+async fn g18_r4_2_grains_avoid_a_member_this_node_cannot_authenticate_with() {
     let b = Backends::new();
     let with_secret =
         |secret: &'static str| move |builder: cluster::ClusterBuilder| builder.secret(secret);
@@ -549,7 +549,7 @@ async fn g18_a_topology_watch_starts_with_the_current_topology() {
 /// members it dials (it has authenticated with nobody: the fault may be its
 /// own), or it would own every grain by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn g18_a_node_with_the_wrong_secret_does_not_quarantine_the_healthy_ones() {
+async fn g18_r4_2_a_node_with_the_wrong_secret_does_not_quarantine_the_healthy_ones() {
     let b = Backends::new();
     // a has the smallest id: it dials b and c, and is refused.
     let x = b.start_with("a", |c| c.secret("wrong")).await;

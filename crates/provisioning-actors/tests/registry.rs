@@ -544,7 +544,7 @@ async fn r3_5_drained_node_does_not_register_again() {
 /// one the configuration no longer defines is dropped (both logged), and the
 /// store is rewritten with the configuration's set.
 #[tokio::test(start_paused = true)]
-async fn n1_the_configuration_wins_over_a_store_that_differs() {
+async fn n1_r1_5_the_configuration_wins_over_a_store_that_differs() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("providers.store");
     let t = MembershipTable::new();
