@@ -365,6 +365,51 @@ pub async fn check_storage_contract(store: &dyn GrainStorage, cluster: &str) {
     );
 }
 
+/// Runs the concurrency part of the contract: `stores` (several
+/// connections to one backend, as several nodes would have) each start
+/// writes of one key based on the same version at once, 12 per round, for 5
+/// rounds; in every round exactly one wins with the next version, the others
+/// are `storage.conflict` naming the version that won, and the winner's data
+/// is what is stored. Panics with the broken rule.
+pub async fn check_concurrent_writers(stores: &[&dyn GrainStorage], cluster: &str) {
+    assert!(!stores.is_empty(), "at least one store");
+    let key = GrainKey::new(cluster, "order", "hot");
+    for round in 0..5u64 {
+        let datas: Vec<String> = (0..12)
+            .map(|i| format!("round {round} writer {i}"))
+            .collect();
+        let writes = datas.iter().enumerate().map(|(i, data)| {
+            let store = stores[i % stores.len()];
+            let key = &key;
+            async move {
+                store
+                    .write(key, round, 1, data.as_bytes())
+                    .await
+                    .map(|v| (v, data))
+            }
+        });
+        let mut wins = Vec::new();
+        for outcome in futures::future::join_all(writes).await {
+            match outcome {
+                Ok(w) => wins.push(w),
+                Err(StorageError::Conflict { expected, actual }) => {
+                    assert_eq!((expected, actual), (round, round + 1), "round {round}");
+                }
+                Err(e) => panic!("a writer failed with {} ({e})", e.code()),
+            }
+        }
+        assert_eq!(wins.len(), 1, "round {round}: exactly one writer wins");
+        let (v, data) = wins.pop().expect("one winner");
+        assert_eq!(v, round + 1);
+        let stored = stores[stores.len() - 1]
+            .read(&key)
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(stored.data, data.as_bytes(), "the winner's state is stored");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,6 +418,7 @@ mod tests {
     async fn the_memory_store_meets_the_contract() {
         let store = MemoryGrainStorage::new();
         check_storage_contract(&store, "c").await;
+        check_concurrent_writers(&[&store, &store.clone()], "c").await;
         store.set_unavailable(true);
         let k = GrainKey::new("c", "k", "i");
         assert_eq!(

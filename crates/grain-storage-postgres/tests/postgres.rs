@@ -11,7 +11,6 @@
 #[path = "support/postgres.rs"]
 mod postgres;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cluster_core::grain_storage::check_storage_contract;
@@ -129,40 +128,11 @@ async fn concurrent_writers_with_the_same_expected_version_exactly_one_wins() {
     for _ in 0..3 {
         stores.push(PostgresGrainStorage::connect(pg.settings()).await.unwrap());
     }
-    for round in 0..5u64 {
-        let barrier = Arc::new(tokio::sync::Barrier::new(12));
-        let tasks: Vec<_> = (0..12)
-            .map(|i| {
-                let store = stores[i % 3].clone();
-                let barrier = Arc::clone(&barrier);
-                tokio::spawn(async move {
-                    barrier.wait().await;
-                    let data = format!("writer {i}");
-                    store
-                        .write(&key("hot"), round, 1, data.as_bytes())
-                        .await
-                        .map(|v| (v, data))
-                })
-            })
-            .collect();
-        let mut wins = Vec::new();
-        for t in tasks {
-            match t.await.unwrap() {
-                Ok(w) => wins.push(w),
-                Err(StorageError::Conflict { expected, actual }) => {
-                    assert_eq!((expected, actual), (round, round + 1));
-                }
-                Err(e) => panic!("a writer failed with {} ({e})", e.code()),
-            }
-        }
-        assert_eq!(wins.len(), 1, "round {round}: exactly one writer wins");
-        let (v, data) = wins.pop().unwrap();
-        assert_eq!(v, round + 1);
-        let stored = stores[2].read(&key("hot")).await.unwrap().unwrap();
-        assert_eq!(stored.data, data.as_bytes(), "the winner's state is stored");
-    }
-    // Concurrent clears based on the same version: one wins too.
-    let hot = key("hot");
+    let refs: Vec<&dyn GrainStorage> = stores.iter().map(|s| s as &dyn GrainStorage).collect();
+    cluster_core::grain_storage::check_concurrent_writers(&refs, "test").await;
+    // Concurrent clears based on the same version: one wins too (the key
+    // the writers above wrote 5 times).
+    let hot = GrainKey::new("test", "order", "hot");
     let results = futures::future::join_all(stores.iter().map(|s| s.clear(&hot, 5))).await;
     assert_eq!(
         results.iter().filter(|r| r.is_ok()).count(),

@@ -3,7 +3,6 @@
 //! foreign file, a damaged row, a held lock, a newer layout.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cluster_core::grain_storage::check_storage_contract;
@@ -86,39 +85,9 @@ async fn concurrent_writers_with_the_same_expected_version_exactly_one_wins() {
         SqliteGrainStorage::open(&path).await.unwrap(),
         SqliteGrainStorage::open(&path).await.unwrap(),
     ];
-    for round in 0..5u64 {
-        // 12 writers over 3 connections, all based on the same version.
-        let barrier = Arc::new(tokio::sync::Barrier::new(12));
-        let tasks: Vec<_> = (0..12)
-            .map(|i| {
-                let store = stores[i % 3].clone();
-                let barrier = Arc::clone(&barrier);
-                tokio::spawn(async move {
-                    barrier.wait().await;
-                    let data = format!("writer {i}");
-                    store
-                        .write(&key("hot"), round, 1, data.as_bytes())
-                        .await
-                        .map(|v| (v, data))
-                })
-            })
-            .collect();
-        let mut wins = Vec::new();
-        for t in tasks {
-            match t.await.unwrap() {
-                Ok(w) => wins.push(w),
-                Err(StorageError::Conflict { expected, actual }) => {
-                    assert_eq!((expected, actual), (round, round + 1));
-                }
-                Err(e) => panic!("a writer failed with {} ({e})", e.code()),
-            }
-        }
-        assert_eq!(wins.len(), 1, "round {round}: exactly one writer wins");
-        let (v, data) = wins.pop().unwrap();
-        assert_eq!(v, round + 1);
-        let stored = stores[0].read(&key("hot")).await.unwrap().unwrap();
-        assert_eq!(stored.data, data.as_bytes(), "the winner's state is stored");
-    }
+    // 12 writers over 3 connections, all based on the same version.
+    let refs: Vec<&dyn GrainStorage> = stores.iter().map(|s| s as &dyn GrainStorage).collect();
+    cluster_core::grain_storage::check_concurrent_writers(&refs, "test").await;
 }
 
 #[tokio::test]
