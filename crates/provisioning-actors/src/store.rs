@@ -513,6 +513,36 @@ fn remove_stray_temp_files(path: &Path) {
     }
 }
 
+/// Entry points for the fuzz targets in `fuzz/` (`store_decode`): the pure
+/// decoder and encoder of the file format, without the file. Not part of
+/// the API; hidden from the docs.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::path::Path;
+
+    use super::{Payload, Stored};
+
+    /// Decodes complete store file contents as [`super::DefinitionStore::open`]
+    /// does after reading them (the topology is *not* marked stale, so that
+    /// a decode, encode, decode round trip compares equal).
+    pub fn decode(bytes: &[u8]) -> Result<Stored, String> {
+        super::decode(bytes)
+            .map(|p| Stored {
+                definitions: p.definitions,
+                last_topology: p.last_topology,
+            })
+            .map_err(|e| e.into_error(Path::new("<fuzz>")).to_string())
+    }
+
+    /// Encodes `stored` as complete store file contents, as a save does.
+    pub fn encode(stored: &Stored) -> Result<Vec<u8>, String> {
+        super::encode(&Payload {
+            definitions: stored.definitions.clone(),
+            last_topology: stored.last_topology.clone(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
