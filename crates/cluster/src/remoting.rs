@@ -108,6 +108,9 @@
 
 mod actor;
 mod conn;
+mod probe;
+
+pub use self::probe::{ProbeAnswer, ProbeConfig, probe, probe_over};
 
 use std::collections::HashMap;
 use std::fmt;

@@ -100,6 +100,32 @@
 //! An undecodable, empty or oversized frame during the handshake is answered
 //! with a Reject of that code too.
 //!
+//! # Probes
+//!
+//! A node that is still discovering its contact points (the `static` and
+//! `dns` providers, P4/P6) is not a member of anyone's topology yet, so a
+//! normal handshake would be refused (`remoting.not_member`). It opens a
+//! *probe* instead: the same exchange with [`Frame::Probe`] in place of
+//! the connector's [`Frame::Hello`]:
+//!
+//! ```text
+//! connector                                         acceptor
+//!  1 ── Probe(C) ─────────────────────────────────────►  version, cluster, node id (no membership check)
+//!    ... Hello(A), Challenge / Proof, Welcome exactly as above ...
+//!  n ◄────────────────────── ProbeInfo{joined, members}  then the acceptor closes
+//! ```
+//!
+//! Every check of a Hello applies except the caller's (membership) check,
+//! and with a shared secret both sides prove it, so a probe tells the
+//! connector who is at an address (node id, incarnation) with the same
+//! assurance as a handshake. `joined` says whether the acceptor's own node
+//! is listed in the topology it follows; `members` how many that topology
+//! lists. A probe never becomes an association. [`accept_handshake_or_probe`]
+//! tells the two apart ([`Accepted`]); [`connect_probe`] runs the
+//! connector's side; a `Probe` given to [`accept_handshake`] is refused
+//! with `wire.handshake`. The variants were added at the end of [`Frame`],
+//! so the protocol version stays 1.
+//!
 //! # After the handshake
 //!
 //! Both sides may send [`Frame::Heartbeat`] (answered by
@@ -163,8 +189,8 @@ pub use codec::{
 };
 pub use error::{Refusal, WireError};
 pub use handshake::{
-    Acceptor, Connector, DEFAULT_HANDSHAKE_TIMEOUT, HandshakeConfig, Outcome, Step,
-    accept_handshake, connect_handshake,
+    Accepted, Acceptor, Connector, DEFAULT_HANDSHAKE_TIMEOUT, HandshakeConfig, Outcome, Step,
+    accept_handshake, accept_handshake_or_probe, connect_handshake, connect_probe,
 };
 pub use message::{Frame, Hello, NONCE_LEN, Nonce, PROTOCOL_VERSION};
 

@@ -19,7 +19,8 @@ use super::actor::Msg;
 use super::{DEGRADED, M_FRAMES_REFUSED, NOT_MEMBER, Shared};
 use crate::netsim::NetSim;
 use crate::wire::{
-    Frame, Hello, WireError, accept_handshake, connect_handshake, read_frame, write_frame,
+    Accepted, Frame, Hello, WireError, accept_handshake_or_probe, connect_handshake, read_frame,
+    write_frame,
 };
 
 /// Aborts its task when dropped: ties a task to its owner's lifetime.
@@ -141,11 +142,18 @@ async fn accept_one(
     let _ = stream.set_nodelay(true);
     let config = &shared.config.handshake;
     let mut dialer = None;
-    let outcome = accept_handshake(&mut stream, config, &shared.local, |peer: &Hello| {
+    let outcome = accept_handshake_or_probe(&mut stream, config, &shared.local, |peer: &Hello| {
         dialer = Some(peer.node_id.clone());
         shared.check(peer)
     })
     .await;
+    let outcome = match outcome {
+        Ok(Accepted::Probe(peer)) => {
+            return super::probe::answer(&mut stream, &shared, &peer).await;
+        }
+        Ok(Accepted::Peer(peer)) => Ok(peer),
+        Err(e) => Err(e),
+    };
     match outcome {
         Ok(peer) if cut(&shared, &peer.node_id) => {
             tracing::debug!(node = %peer.node_id, "netsim: link cut, inbound connection dropped");

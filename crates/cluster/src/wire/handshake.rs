@@ -242,6 +242,7 @@ pub struct Connector<'a> {
     local: Hello,
     nonce: Nonce,
     state: ConnectorState,
+    probe: bool,
 }
 
 impl<'a> Connector<'a> {
@@ -253,12 +254,27 @@ impl<'a> Connector<'a> {
             local,
             nonce,
             state: ConnectorState::AwaitHello,
+            probe: false,
         }
     }
 
-    /// The first frame to send: this node's Hello.
+    /// A connector that opens a probe ([`Frame::Probe`] instead of
+    /// [`Frame::Hello`]); the rest of the handshake is the same, and once it
+    /// is done the acceptor sends one [`Frame::ProbeInfo`] and closes.
+    pub fn probe(config: &'a HandshakeConfig, local: Hello, nonce: Nonce) -> Self {
+        Self {
+            probe: true,
+            ..Self::new(config, local, nonce)
+        }
+    }
+
+    /// The first frame to send: this node's Hello (or Probe).
     pub fn hello(&self) -> Frame {
-        Frame::Hello(self.local.clone())
+        if self.probe {
+            Frame::Probe(self.local.clone())
+        } else {
+            Frame::Hello(self.local.clone())
+        }
     }
 
     /// Handles one frame from the acceptor.
@@ -372,6 +388,7 @@ pub struct Acceptor<'a> {
     local: Hello,
     nonce: Nonce,
     state: AcceptorState,
+    probe: bool,
 }
 
 impl<'a> Acceptor<'a> {
@@ -383,7 +400,16 @@ impl<'a> Acceptor<'a> {
             local,
             nonce,
             state: AcceptorState::AwaitHello,
+            probe: false,
         }
+    }
+
+    /// Whether the connector opened a probe ([`Frame::Probe`]): its
+    /// membership check was skipped, and once the handshake is done the
+    /// caller answers one [`Frame::ProbeInfo`] and closes (never an
+    /// association).
+    pub fn is_probe(&self) -> bool {
+        self.probe
     }
 
     /// Handles one frame from the connector; `check` is asked about the
@@ -393,7 +419,17 @@ impl<'a> Acceptor<'a> {
         F: FnMut(&Hello) -> Result<(), Refusal>,
     {
         let state = std::mem::replace(&mut self.state, AcceptorState::Finished);
-        let (step, next) = self.transition(state, frame, check);
+        // A probe is a Hello without the membership check.
+        let frame = match frame {
+            Frame::Probe(peer) if matches!(state, AcceptorState::AwaitHello) => {
+                self.probe = true;
+                Frame::Hello(peer)
+            }
+            other => other,
+        };
+        let probe = self.probe;
+        let mut checked = |peer: &Hello| if probe { Ok(()) } else { check(peer) };
+        let (step, next) = self.transition(state, frame, &mut checked);
         self.state = next;
         step
     }
@@ -585,12 +621,92 @@ where
 {
     bounded(config.timeout, async {
         let mut machine = Acceptor::new(config, local.clone(), random_nonce()?);
-        drive(stream, config.max_frame, Vec::new(), |frame| {
-            machine.on_frame(frame, &mut check)
+        drive(stream, config.max_frame, Vec::new(), |frame| match frame {
+            Frame::Probe(_) => Step::fail(WireError::Handshake(
+                "a probe where a Hello was expected".into(),
+            )),
+            frame => machine.on_frame(frame, &mut check),
         })
         .await
     })
     .await
+}
+
+/// What [`accept_handshake_or_probe`] accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Accepted {
+    /// A handshake for an association: the connector's Hello, which passed
+    /// the caller's check.
+    Peer(Hello),
+    /// A probe ([`Frame::Probe`]): the connector's Hello, authenticated but
+    /// not checked for membership. Answer one [`Frame::ProbeInfo`] and
+    /// close.
+    Probe(Hello),
+}
+
+/// [`accept_handshake`] that also accepts a probe: a connector that opened
+/// with [`Frame::Probe`] goes through the same version, cluster, node id
+/// and secret checks, but not through `check`, and comes back as
+/// [`Accepted::Probe`].
+pub async fn accept_handshake_or_probe<S, F>(
+    stream: &mut S,
+    config: &HandshakeConfig,
+    local: &Hello,
+    mut check: F,
+) -> Result<Accepted, WireError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    F: FnMut(&Hello) -> Result<(), Refusal>,
+{
+    let mut probe = false;
+    let peer = bounded(config.timeout, async {
+        let mut machine = Acceptor::new(config, local.clone(), random_nonce()?);
+        let peer = drive(stream, config.max_frame, Vec::new(), |frame| {
+            machine.on_frame(frame, &mut check)
+        })
+        .await;
+        probe = machine.is_probe();
+        peer
+    })
+    .await?;
+    Ok(if probe {
+        Accepted::Probe(peer)
+    } else {
+        Accepted::Peer(peer)
+    })
+}
+
+/// Runs the connector's side of a probe over `stream`: the handshake opened
+/// with [`Frame::Probe`], then the acceptor's [`Frame::ProbeInfo`]. Returns
+/// the acceptor's Hello and its `(joined, members)`. Bounded by
+/// `config.timeout` as a whole (`wire.timeout`).
+pub async fn connect_probe<S>(
+    stream: &mut S,
+    config: &HandshakeConfig,
+    local: &Hello,
+) -> Result<(Hello, bool, u32), WireError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
+    let attempt = async {
+        let mut machine = Connector::probe(config, local.clone(), random_nonce()?);
+        let first = vec![machine.hello()];
+        let peer = drive(stream, config.max_frame, first, |frame| {
+            machine.on_frame(frame)
+        })
+        .await?;
+        match read_frame::<Frame, _>(stream, config.max_frame).await? {
+            Frame::ProbeInfo { joined, members } => Ok((peer, joined, members)),
+            Frame::Reject { code, reason } => Err(WireError::from_reject(code, reason)),
+            other => Err(WireError::Handshake(format!(
+                "expected ProbeInfo, got {}",
+                other.kind()
+            ))),
+        }
+    };
+    tokio::time::timeout(config.timeout, attempt)
+        .await
+        .unwrap_or(Err(WireError::Timeout(config.timeout)))
 }
 
 #[cfg(test)]
@@ -830,6 +946,217 @@ mod tests {
             }]
         );
         assert_eq!(asked, 1);
+    }
+
+    /// Runs a probing connector against an acceptor whose check refuses
+    /// everyone: the frames, the connector's result, the acceptor's result
+    /// and whether the acceptor saw a probe.
+    fn run_probe(
+        cc: &HandshakeConfig,
+        ac: &HandshakeConfig,
+        c_hello: Hello,
+        a_hello: Hello,
+    ) -> (
+        Vec<&'static str>,
+        Result<Hello, WireError>,
+        Result<Hello, WireError>,
+        bool,
+    ) {
+        let mut connector = Connector::probe(cc, c_hello, [1; 32]);
+        let mut acceptor = Acceptor::new(ac, a_hello, [2; 32]);
+        let mut refuse = |_: &Hello| Err(Refusal::new("remoting.not_member", "not a member"));
+        let mut log = vec![connector.hello()];
+        let mut pending = vec![connector.hello()];
+        let (mut c, mut a) = (None, None);
+        while let Some(f) = pending.pop() {
+            if a.is_none() {
+                let step = acceptor.on_frame(f, &mut refuse);
+                log.extend(step.send.iter().cloned());
+                match step.outcome {
+                    Outcome::Continue => {}
+                    Outcome::Done(h) => a = Some(Ok(h)),
+                    Outcome::Failed(e) => a = Some(Err(e)),
+                }
+                for back in step.send {
+                    if c.is_some() {
+                        break;
+                    }
+                    let step = connector.on_frame(back);
+                    log.extend(step.send.iter().cloned());
+                    pending.extend(step.send);
+                    match step.outcome {
+                        Outcome::Continue => {}
+                        Outcome::Done(h) => c = Some(Ok(h)),
+                        Outcome::Failed(e) => c = Some(Err(e)),
+                    }
+                }
+            }
+        }
+        (
+            kinds(&log),
+            c.expect("connector finished"),
+            a.expect("acceptor finished"),
+            acceptor.is_probe(),
+        )
+    }
+
+    /// P4/P6: a probe is a handshake without the membership check, with
+    /// every other check and the full secret exchange, table-style.
+    #[test]
+    fn p4_p6_probe_skips_only_the_membership_check() {
+        let plain = HandshakeConfig::new("c1");
+        let secret = with_secret();
+        let other_secret = HandshakeConfig::new("c1").with_secret(b"other".to_vec());
+        let mut other_cluster = hello("a", 1);
+        other_cluster.cluster = "c2".into();
+        let mut old_version = hello("a", 1);
+        old_version.protocol_version = 0;
+        type Row<'a> = (
+            &'a str,
+            &'a HandshakeConfig,
+            &'a HandshakeConfig,
+            Hello,
+            &'a [&'a str],
+            Option<&'a str>,
+            Option<&'a str>,
+        );
+        let rows: Vec<Row<'_>> = vec![
+            (
+                "no secret",
+                &plain,
+                &plain,
+                hello("a", 1),
+                &["Probe", "Hello", "Welcome"],
+                None,
+                None,
+            ),
+            (
+                "secret",
+                &secret,
+                &secret,
+                hello("a", 1),
+                &["Probe", "Hello", "Challenge", "Proof", "Welcome"],
+                None,
+                None,
+            ),
+            (
+                "wrong secret",
+                &other_secret,
+                &secret,
+                hello("a", 1),
+                &["Probe", "Hello", "Challenge", "Proof", "Reject"],
+                Some("wire.auth"),
+                Some("wire.auth"),
+            ),
+            (
+                "no secret on the prober",
+                &plain,
+                &secret,
+                hello("a", 1),
+                &["Probe", "Hello", "Challenge", "Reject"],
+                Some("wire.auth"),
+                Some("wire.auth"),
+            ),
+            (
+                "another cluster",
+                &plain,
+                &plain,
+                other_cluster,
+                &["Probe", "Reject"],
+                Some("wire.cluster"),
+                Some("wire.cluster"),
+            ),
+            (
+                "another version",
+                &plain,
+                &plain,
+                old_version,
+                &["Probe", "Reject"],
+                Some("wire.version"),
+                Some("wire.version"),
+            ),
+            (
+                "itself",
+                &plain,
+                &plain,
+                hello("b", 1),
+                &["Probe", "Reject"],
+                Some("wire.handshake"),
+                Some("wire.handshake"),
+            ),
+        ];
+        for (name, cc, ac, prober, frames, c_err, a_err) in rows {
+            let (log, c, a, probe) = run_probe(cc, ac, prober.clone(), hello("b", 2));
+            assert_eq!(log, frames, "{name}");
+            assert_eq!(
+                c.as_ref().err().map(WireError::code),
+                c_err,
+                "{name}: {c:?}"
+            );
+            assert_eq!(
+                a.as_ref().err().map(WireError::code),
+                a_err,
+                "{name}: {a:?}"
+            );
+            if a_err.is_none() {
+                assert!(probe, "{name}: the acceptor must know it was a probe");
+                assert_eq!(a.unwrap(), prober, "{name}");
+                assert_eq!(c.unwrap(), hello("b", 2), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn p4_p6_a_probe_is_only_a_first_frame_and_a_hello_is_no_probe() {
+        let cfg = HandshakeConfig::new("c1");
+        let mut acceptor = Acceptor::new(&cfg, hello("b", 2), [0; 32]);
+        let step = acceptor.on_frame(Frame::Hello(hello("a", 1)), &mut allow);
+        assert!(matches!(step.outcome, Outcome::Done(_)));
+        assert!(!acceptor.is_probe());
+
+        let secret = with_secret();
+        let mut acceptor = Acceptor::new(&secret, hello("b", 2), [0; 32]);
+        let _ = acceptor.on_frame(Frame::Hello(hello("a", 1)), &mut allow);
+        let step = acceptor.on_frame(Frame::Probe(hello("a", 1)), &mut allow);
+        let Outcome::Failed(e) = step.outcome else {
+            panic!("a Probe in place of a Proof was accepted")
+        };
+        assert_eq!(e.code(), "wire.handshake");
+        assert!(!acceptor.is_probe());
+    }
+
+    #[tokio::test]
+    async fn p4_p6_probe_drivers_over_a_stream() {
+        let cfg = with_secret();
+        let (ha, hb) = (hello("a", 1), hello("b", 2));
+        let (mut c, mut a) = tokio::io::duplex(64 * 1024);
+        let acceptor = async {
+            let accepted = accept_handshake_or_probe(&mut a, &cfg, &hello("b", 2), |_: &Hello| {
+                Err(Refusal::new("remoting.not_member", "no"))
+            })
+            .await;
+            if matches!(accepted, Ok(Accepted::Probe(_))) {
+                let info = Frame::ProbeInfo {
+                    joined: true,
+                    members: 3,
+                };
+                write_frame(&mut a, &info, cfg.max_frame).await.unwrap();
+            }
+            accepted
+        };
+        let (answer, accepted) =
+            tokio::join!(connect_probe(&mut c, &cfg, &ha), acceptor);
+        assert_eq!(accepted.unwrap(), Accepted::Probe(hello("a", 1)));
+        assert_eq!(answer.unwrap(), (hello("b", 2), true, 3));
+
+        // The association-only driver refuses a probe.
+        let (mut c, mut a) = tokio::io::duplex(64 * 1024);
+        let (answer, accepted) = tokio::join!(
+            connect_probe(&mut c, &cfg, &ha),
+            accept_handshake(&mut a, &cfg, &hb, allow)
+        );
+        assert_eq!(accepted.unwrap_err().code(), "wire.handshake");
+        assert_eq!(answer.unwrap_err().code(), "wire.handshake");
     }
 
     #[test]

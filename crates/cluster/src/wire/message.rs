@@ -124,6 +124,22 @@ pub enum Frame {
     },
     /// The sender closes the association gracefully.
     Goodbye,
+    /// Sent by a connector *instead of* [`Frame::Hello`] to open a probe:
+    /// the same identity and the same handshake (version, cluster, node id,
+    /// and the shared-secret exchange), but the acceptor skips its
+    /// membership check (a node that is still discovering its contact
+    /// points is not a member yet) and, after its `Welcome`, answers one
+    /// [`Frame::ProbeInfo`] and closes. See the
+    /// [module documentation](super#probes).
+    Probe(Hello),
+    /// The acceptor's answer to a [`Frame::Probe`], after its `Welcome`.
+    ProbeInfo {
+        /// Whether the acceptor has joined a cluster: its own node is
+        /// listed in the topology it follows.
+        joined: bool,
+        /// How many members that topology lists.
+        members: u32,
+    },
 }
 
 impl Frame {
@@ -139,6 +155,8 @@ impl Frame {
             Self::HeartbeatAck { .. } => "HeartbeatAck",
             Self::Tell { .. } => "Tell",
             Self::Goodbye => "Goodbye",
+            Self::Probe(_) => "Probe",
+            Self::ProbeInfo { .. } => "ProbeInfo",
         }
     }
 }

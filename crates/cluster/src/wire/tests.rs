@@ -132,6 +132,29 @@ fn the_encoding_is_pinned() {
     want.extend(b"h:1");
     assert_eq!(&bytes[HEADER_LEN..], &want[..]);
     assert_eq!(bytes[..HEADER_LEN], (want.len() as u32).to_be_bytes());
+
+    // P4/P6: the probe frames (added at the end, protocol version 1).
+    let h = Hello::new("c1", NodeId::new("a").unwrap(), 3, "h:1");
+    let bytes = encode_frame(&Frame::Probe(h), DEFAULT_MAX_FRAME).unwrap();
+    let mut want = vec![0x81, 0xa5];
+    want.extend(b"Probe");
+    want.extend([0x95, 0x01, 0xa2]);
+    want.extend(b"c1");
+    want.push(0xa1);
+    want.extend(b"a");
+    want.extend([0x03, 0xa3]);
+    want.extend(b"h:1");
+    assert_eq!(&bytes[HEADER_LEN..], &want[..]);
+
+    let info = Frame::ProbeInfo {
+        joined: true,
+        members: 5,
+    };
+    let bytes = encode_frame(&info, DEFAULT_MAX_FRAME).unwrap();
+    let mut want = vec![0x81, 0xa9];
+    want.extend(b"ProbeInfo");
+    want.extend([0x92, 0xc3, 0x05]);
+    assert_eq!(&bytes[HEADER_LEN..], &want[..]);
 }
 
 #[tokio::test]

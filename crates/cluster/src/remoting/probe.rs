@@ -1,0 +1,169 @@
+//! Probes on the remoting port (P4, P6): how a node that is still
+//! discovering its contact points learns who listens at an address.
+//!
+//! The exchange is the handshake opened with a `Probe` frame (see
+//! [`crate::wire`], "Probes"): the same version, cluster, node id and
+//! shared-secret checks, no membership check, and after the `Welcome` the
+//! acceptor answers one `ProbeInfo { joined, members }` and closes.
+//!
+//! - **Accept side** ([`answer`]): `joined` is whether this node is listed,
+//!   at its own incarnation, in the topology Remoting follows, while the
+//!   provisioning status is `Active` or `Degraded` (a node that is starting
+//!   or draining is not a cluster to join); `members` is how many members
+//!   that topology lists. Nothing else is read or changed: a probe never
+//!   opens an association and never reaches the actor.
+//! - **Connector side** ([`probe`]): connects, runs the probe and returns a
+//!   [`ProbeAnswer`], all within the handshake timeout. Errors are
+//!   [`WireError`]s with their stable codes (`wire.io` for a refused
+//!   connection, `wire.timeout`, `wire.cluster`, `wire.auth`, ...).
+//!
+//! Both are written against a generic stream so that a TLS stream can carry
+//! them as well as a plain TCP one.
+
+use cluster_core::{ProvisioningStatus, Topology};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::Shared;
+use crate::wire::{Frame, HandshakeConfig, Hello, WireError, connect_probe, write_frame};
+
+/// What a prober needs: its handshake settings (cluster name, the optional
+/// shared secret, the time bound and the frame limit) and its own Hello.
+#[derive(Clone, Debug)]
+pub struct ProbeConfig {
+    /// Cluster name, secret, timeout (bounds connect + probe) and frame limit.
+    pub handshake: HandshakeConfig,
+    /// Who is asking: the prober's own identity and advertised address.
+    pub local: Hello,
+}
+
+/// The answer of a probed node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeAnswer {
+    /// The probed node's authenticated Hello (node id, incarnation, address).
+    pub peer: Hello,
+    /// Whether it has joined a cluster (lists itself in its topology).
+    pub joined: bool,
+    /// How many members its topology lists.
+    pub members: u32,
+}
+
+/// Probes the node listening at `address` (`host:port`). Bounded by
+/// `config.handshake.timeout` as a whole, connect included.
+pub async fn probe(address: &str, config: &ProbeConfig) -> Result<ProbeAnswer, WireError> {
+    let timeout = config.handshake.timeout;
+    let attempt = async {
+        let mut stream = TcpStream::connect(address).await.map_err(WireError::Io)?;
+        let _ = stream.set_nodelay(true);
+        let answer = probe_over(&mut stream, config).await;
+        let _ = stream.shutdown().await;
+        answer
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .unwrap_or(Err(WireError::Timeout(timeout)))
+}
+
+/// The connector's side of a probe over an established stream.
+pub async fn probe_over<S>(stream: &mut S, config: &ProbeConfig) -> Result<ProbeAnswer, WireError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
+    let (peer, joined, members) = connect_probe(stream, &config.handshake, &config.local).await?;
+    Ok(ProbeAnswer {
+        peer,
+        joined,
+        members,
+    })
+}
+
+/// What this node answers to a probe: `(joined, members)` from the
+/// topology and status Remoting follows.
+pub(super) fn probe_info(
+    topology: &Topology,
+    status: ProvisioningStatus,
+    local: &Hello,
+) -> (bool, u32) {
+    let listed = topology
+        .member(&local.node_id)
+        .is_some_and(|m| m.incarnation == local.incarnation);
+    let joined = listed
+        && matches!(
+            status,
+            ProvisioningStatus::Active | ProvisioningStatus::Degraded
+        );
+    let members = u32::try_from(topology.members.len()).unwrap_or(u32::MAX);
+    (joined, members)
+}
+
+/// Answers an accepted probe (after the handshake's `Welcome`) with one
+/// `ProbeInfo`, then closes the write half. Best effort: the prober may
+/// already be gone.
+pub(super) async fn answer<S>(stream: &mut S, shared: &Shared, peer: &Hello)
+where
+    S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
+    let (joined, members) = {
+        let view = super::lock(&shared.view);
+        probe_info(&view.topology, view.status, &shared.local)
+    };
+    tracing::debug!(prober = %peer.node_id, incarnation = peer.incarnation, address = %peer.address, joined, members, "remoting probe answered");
+    let config = &shared.config.handshake;
+    let _ = tokio::time::timeout(config.timeout, async {
+        let _ = write_frame(
+            stream,
+            &Frame::ProbeInfo { joined, members },
+            config.max_frame,
+        )
+        .await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cluster_core::{Member, MemberAddress, NodeId};
+
+    fn member(id: &str, inc: u64) -> Member {
+        Member::new(
+            NodeId::new(id).unwrap(),
+            MemberAddress::new("127.0.0.1", 4000).unwrap(),
+            inc,
+        )
+    }
+
+    fn topology(members: Vec<Member>) -> Topology {
+        let mut t = Topology::starting();
+        t.members = members.into();
+        t
+    }
+
+    /// P4/P6: `joined` means listed at this very incarnation, in a status
+    /// that is a cluster to join.
+    #[test]
+    fn p4_p6_probe_info_joined_only_when_listed_at_this_incarnation() {
+        let local = Hello::for_member("c", &member("a", 2));
+        let listed = topology(vec![member("a", 2), member("b", 1)]);
+        let old = topology(vec![member("a", 1), member("b", 1)]);
+        let absent = topology(vec![member("b", 1)]);
+        use ProvisioningStatus as S;
+        let rows = [
+            (&listed, S::Active, (true, 2)),
+            (&listed, S::Degraded, (true, 2)),
+            (&listed, S::Starting, (false, 2)),
+            (&listed, S::Draining, (false, 2)),
+            (&old, S::Active, (false, 2)),
+            (&absent, S::Active, (false, 1)),
+        ];
+        for (t, status, want) in rows {
+            assert_eq!(
+                probe_info(t, status, &local),
+                want,
+                "{status:?} {:?}",
+                t.members
+            );
+        }
+    }
+}
