@@ -10,8 +10,9 @@
 //! | `GET /metrics` | Prometheus text (404 when the application installed its own recorder) |
 //! | `POST /cluster/leave` | 202: the graceful leave starts |
 //! | `POST /cluster/reload` | 200 with the number of providers, or 400 with the one-line reason (the running set stays) |
+//! | `POST /grains/probe-counter/{id}` | only with `[diagnostics] probe_counter = true` (else 404): JSON [`ProbeAnswer`](crate::probe::ProbeAnswer) ([`crate::probe`]) |
 //!
-//! The two `POST`s need `Authorization: Bearer <admin.token>` whenever a
+//! The `POST`s need `Authorization: Bearer <admin.token>` whenever a
 //! token is configured; a node refuses to start with the admin port off
 //! loopback and no token. No handler reads a request body; anything else is
 //! a 404 or 405. The server bounds what a client can hold: at most
@@ -44,6 +45,7 @@ pub fn router(node: Node) -> Router {
         .route("/metrics", get(metrics))
         .route("/cluster/leave", post(leave))
         .route("/cluster/reload", post(reload))
+        .route("/grains/probe-counter/{id}", post(crate::probe::route))
         .with_state(node)
 }
 
@@ -192,7 +194,7 @@ async fn metrics(State(node): State<Node>) -> Response {
 }
 
 /// Whether `headers` carry the admin token (always true without one).
-fn authorized(node: &Node, headers: &HeaderMap) -> bool {
+pub(crate) fn authorized(node: &Node, headers: &HeaderMap) -> bool {
     let config = node.config();
     let Some(token) = config.admin.token.as_ref() else {
         return true;
@@ -216,7 +218,7 @@ fn authorized(node: &Node, headers: &HeaderMap) -> bool {
     diff == 0
 }
 
-fn unauthorized() -> Response {
+pub(crate) fn unauthorized() -> Response {
     let mut r = text(
         StatusCode::UNAUTHORIZED,
         "a bearer token is required (admin.token)\n",

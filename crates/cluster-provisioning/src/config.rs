@@ -40,6 +40,7 @@
 //! field: `node.toml: providers[consul-main].settings.wait: "5x" is not a
 //! duration (...)`. Its [`code`](ConfigError::code) is `config.invalid`.
 
+pub mod diagnostics;
 pub mod duration;
 pub mod providers;
 mod secret;
@@ -56,6 +57,7 @@ use figment::providers::{Format, Toml};
 use figment::value::Value;
 use serde::{Deserialize, Serialize};
 
+pub use diagnostics::DiagnosticsSection;
 pub use providers::ProviderSettings;
 pub use secret::Secret;
 pub use storage::StorageConfig;
@@ -356,6 +358,8 @@ pub struct NodeConfig {
     pub leave: LeaveSection,
     /// `[storage]`: where stateful grains keep their state.
     pub storage: StorageConfig,
+    /// `[diagnostics]`: opt-in test tools (the probe grain).
+    pub diagnostics: DiagnosticsSection,
     /// Providers, in priority order.
     pub providers: Vec<ProviderConfig>,
     /// The file it was loaded from (or the name given to
@@ -401,6 +405,8 @@ struct RawConfig {
     #[serde(default)]
     storage: StorageConfig,
     #[serde(default)]
+    diagnostics: DiagnosticsSection,
+    #[serde(default)]
     providers: Vec<RawProvider>,
 }
 
@@ -423,6 +429,7 @@ const TOP_LEVEL: &[&str] = &[
     "placement",
     "leave",
     "storage",
+    "diagnostics",
 ];
 
 fn default_bind() -> String {
@@ -706,6 +713,7 @@ impl NodeConfig {
             placement: raw.placement,
             leave: raw.leave,
             storage: raw.storage,
+            diagnostics: raw.diagnostics,
             providers,
             path: None,
         })

@@ -56,6 +56,7 @@
 pub mod admin;
 pub mod config;
 mod node;
+pub mod probe;
 mod storage;
 pub mod telemetry;
 pub mod view;

@@ -263,6 +263,9 @@ impl NodeBuilder {
         for g in self.grains {
             builder = g(builder, &storage);
         }
+        if config.diagnostics.probe_counter {
+            builder = crate::probe::register(builder, &config);
+        }
         if config.insecure && !config.binds_loopback() && config.secret.is_none() {
             tracing::warn!(
                 bind = %config.bind,
@@ -719,7 +722,7 @@ impl Node {
 /// only the providers; secrets are compared, never printed).
 fn changed_sections(old: &NodeConfig, new: &NodeConfig) -> Vec<&'static str> {
     let secret = |s: &Option<crate::config::Secret>| s.as_ref().map(|s| s.expose().to_owned());
-    let checks: [(&'static str, bool); 12] = [
+    let checks: [(&'static str, bool); 13] = [
         ("cluster", old.cluster != new.cluster),
         ("node_id", old.node_id != new.node_id),
         (
@@ -742,6 +745,7 @@ fn changed_sections(old: &NodeConfig, new: &NodeConfig) -> Vec<&'static str> {
         ("remoting", old.remoting != new.remoting),
         ("placement", old.placement != new.placement),
         ("leave", old.leave != new.leave),
+        ("diagnostics", old.diagnostics != new.diagnostics),
         (
             "store_dir/insecure",
             old.store_dir != new.store_dir || old.insecure != new.insecure,
