@@ -112,7 +112,7 @@
 //! connector                                         acceptor
 //!  1 ── Probe(C) ─────────────────────────────────────►  version, cluster, node id (no membership check)
 //!    ... Hello(A), Challenge / Proof, Welcome exactly as above ...
-//!  n ◄────────────────────── ProbeInfo{joined, members}  then the acceptor closes
+//!  n ◄─────── ProbeInfo{joined, members, roles, labels}  then the acceptor closes
 //! ```
 //!
 //! Every check of a Hello applies except the caller's (membership) check,
@@ -120,7 +120,8 @@
 //! connector who is at an address (node id, incarnation) with the same
 //! assurance as a handshake. `joined` says whether the acceptor's own node
 //! is listed in the topology it follows; `members` how many that topology
-//! lists. A probe never becomes an association. [`accept_handshake_or_probe`]
+//! lists; `roles` and `labels` are the acceptor's own as listed there (so
+//! a member found by probing keeps them). A probe never becomes an association. [`accept_handshake_or_probe`]
 //! tells the two apart ([`Accepted`]); [`connect_probe`] runs the
 //! connector's side; a `Probe` given to [`accept_handshake`] is refused
 //! with `wire.handshake`. The variants were added at the end of [`Frame`],
@@ -192,7 +193,7 @@ pub use handshake::{
     Accepted, Acceptor, Connector, DEFAULT_HANDSHAKE_TIMEOUT, HandshakeConfig, Outcome, Step,
     accept_handshake, accept_handshake_or_probe, connect_handshake, connect_probe,
 };
-pub use message::{Frame, Hello, NONCE_LEN, Nonce, PROTOCOL_VERSION};
+pub use message::{Frame, Hello, NONCE_LEN, Nonce, PROTOCOL_VERSION, ProbeInfo};
 
 #[cfg(test)]
 mod tests;

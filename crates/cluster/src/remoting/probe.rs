@@ -6,12 +6,13 @@
 //! shared-secret checks, no membership check, and after the `Welcome` the
 //! acceptor answers one `ProbeInfo { joined, members }` and closes.
 //!
-//! - **Accept side** ([`answer`]): `joined` is whether this node is listed,
+//! - **Accept side** (`answer`): `joined` is whether this node is listed,
 //!   at its own incarnation, in the topology Remoting follows, while the
 //!   provisioning status is `Active` or `Degraded` (a node that is starting
 //!   or draining is not a cluster to join); `members` is how many members
-//!   that topology lists. Nothing else is read or changed: a probe never
-//!   opens an association and never reaches the actor.
+//!   that topology lists; `roles` and `labels` are this node's own entry
+//!   there (empty when not listed). Nothing else is read or changed: a
+//!   probe never opens an association and never reaches the actor.
 //! - **Connector side** ([`probe`]): connects, runs the probe and returns a
 //!   [`ProbeAnswer`], all within the handshake timeout. Errors are
 //!   [`WireError`]s with their stable codes (`wire.io` for a refused
@@ -25,7 +26,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::Shared;
-use crate::wire::{Frame, HandshakeConfig, Hello, WireError, connect_probe, write_frame};
+use crate::wire::{
+    Frame, HandshakeConfig, Hello, ProbeInfo, WireError, connect_probe, write_frame,
+};
 
 /// What a prober needs: its handshake settings (cluster name, the optional
 /// shared secret, the time bound and the frame limit) and its own Hello.
@@ -42,10 +45,9 @@ pub struct ProbeConfig {
 pub struct ProbeAnswer {
     /// The probed node's authenticated Hello (node id, incarnation, address).
     pub peer: Hello,
-    /// Whether it has joined a cluster (lists itself in its topology).
-    pub joined: bool,
-    /// How many members its topology lists.
-    pub members: u32,
+    /// What it says about itself: joined or not, its topology's size, its
+    /// roles and labels.
+    pub info: ProbeInfo,
 }
 
 /// Probes the node listening at `address` (`host:port`). Bounded by
@@ -69,31 +71,41 @@ pub async fn probe_over<S>(stream: &mut S, config: &ProbeConfig) -> Result<Probe
 where
     S: AsyncRead + AsyncWrite + Unpin + ?Sized,
 {
-    let (peer, joined, members) = connect_probe(stream, &config.handshake, &config.local).await?;
-    Ok(ProbeAnswer {
-        peer,
-        joined,
-        members,
-    })
+    let (peer, info) = connect_probe(stream, &config.handshake, &config.local).await?;
+    Ok(ProbeAnswer { peer, info })
 }
 
-/// What this node answers to a probe: `(joined, members)` from the
-/// topology and status Remoting follows.
+/// What this node answers to a probe, from the topology and status
+/// Remoting follows.
 pub(super) fn probe_info(
     topology: &Topology,
     status: ProvisioningStatus,
     local: &Hello,
-) -> (bool, u32) {
+) -> ProbeInfo {
     let listed = topology
         .member(&local.node_id)
-        .is_some_and(|m| m.incarnation == local.incarnation);
-    let joined = listed
-        && matches!(
-            status,
-            ProvisioningStatus::Active | ProvisioningStatus::Degraded
-        );
+        .filter(|m| m.incarnation == local.incarnation);
     let members = u32::try_from(topology.members.len()).unwrap_or(u32::MAX);
-    (joined, members)
+    match listed {
+        Some(me)
+            if matches!(
+                status,
+                ProvisioningStatus::Active | ProvisioningStatus::Degraded
+            ) =>
+        {
+            ProbeInfo {
+                joined: true,
+                members,
+                roles: me.roles.iter().cloned().collect(),
+                labels: me.labels.clone(),
+            }
+        }
+        _ => ProbeInfo {
+            joined: false,
+            members,
+            ..ProbeInfo::default()
+        },
+    }
 }
 
 /// Answers an accepted probe (after the handshake's `Welcome`) with one
@@ -103,19 +115,14 @@ pub(super) async fn answer<S>(stream: &mut S, shared: &Shared, peer: &Hello)
 where
     S: AsyncRead + AsyncWrite + Unpin + ?Sized,
 {
-    let (joined, members) = {
+    let info = {
         let view = super::lock(&shared.view);
         probe_info(&view.topology, view.status, &shared.local)
     };
-    tracing::debug!(prober = %peer.node_id, incarnation = peer.incarnation, address = %peer.address, joined, members, "remoting probe answered");
+    tracing::debug!(prober = %peer.node_id, incarnation = peer.incarnation, address = %peer.address, joined = info.joined, members = info.members, "remoting probe answered");
     let config = &shared.config.handshake;
     let _ = tokio::time::timeout(config.timeout, async {
-        let _ = write_frame(
-            stream,
-            &Frame::ProbeInfo { joined, members },
-            config.max_frame,
-        )
-        .await;
+        let _ = write_frame(stream, &Frame::ProbeInfo(info), config.max_frame).await;
         let _ = stream.shutdown().await;
     })
     .await;
@@ -145,7 +152,7 @@ mod tests {
     #[test]
     fn p4_p6_probe_info_joined_only_when_listed_at_this_incarnation() {
         let local = Hello::for_member("c", &member("a", 2));
-        let listed = topology(vec![member("a", 2), member("b", 1)]);
+        let listed = topology(vec![member("a", 2).with_role("web"), member("b", 1)]);
         let old = topology(vec![member("a", 1), member("b", 1)]);
         let absent = topology(vec![member("b", 1)]);
         use ProvisioningStatus as S;
@@ -158,12 +165,15 @@ mod tests {
             (&absent, S::Active, (false, 1)),
         ];
         for (t, status, want) in rows {
+            let info = probe_info(t, status, &local);
             assert_eq!(
-                probe_info(t, status, &local),
+                (info.joined, info.members),
                 want,
                 "{status:?} {:?}",
                 t.members
             );
+            let roles: &[&str] = if info.joined { &["web"] } else { &[] };
+            assert_eq!(info.roles, roles, "{status:?}");
         }
     }
 }

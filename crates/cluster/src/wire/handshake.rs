@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::codec::{DEFAULT_MAX_FRAME, read_frame, write_frame};
 use super::error::{Refusal, WireError};
-use super::message::{Frame, Hello, NONCE_LEN, Nonce, PROTOCOL_VERSION};
+use super::message::{Frame, Hello, NONCE_LEN, Nonce, PROTOCOL_VERSION, ProbeInfo};
 
 /// The default bound on a whole handshake: 5 seconds.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -678,13 +678,13 @@ where
 
 /// Runs the connector's side of a probe over `stream`: the handshake opened
 /// with [`Frame::Probe`], then the acceptor's [`Frame::ProbeInfo`]. Returns
-/// the acceptor's Hello and its `(joined, members)`. Bounded by
+/// the acceptor's Hello and its [`ProbeInfo`]. Bounded by
 /// `config.timeout` as a whole (`wire.timeout`).
 pub async fn connect_probe<S>(
     stream: &mut S,
     config: &HandshakeConfig,
     local: &Hello,
-) -> Result<(Hello, bool, u32), WireError>
+) -> Result<(Hello, ProbeInfo), WireError>
 where
     S: AsyncRead + AsyncWrite + Unpin + ?Sized,
 {
@@ -696,7 +696,7 @@ where
         })
         .await?;
         match read_frame::<Frame, _>(stream, config.max_frame).await? {
-            Frame::ProbeInfo { joined, members } => Ok((peer, joined, members)),
+            Frame::ProbeInfo(info) => Ok((peer, info)),
             Frame::Reject { code, reason } => Err(WireError::from_reject(code, reason)),
             other => Err(WireError::Handshake(format!(
                 "expected ProbeInfo, got {}",
@@ -1136,18 +1136,20 @@ mod tests {
             })
             .await;
             if matches!(accepted, Ok(Accepted::Probe(_))) {
-                let info = Frame::ProbeInfo {
+                let info = Frame::ProbeInfo(ProbeInfo {
                     joined: true,
                     members: 3,
-                };
+                    ..ProbeInfo::default()
+                });
                 write_frame(&mut a, &info, cfg.max_frame).await.unwrap();
             }
             accepted
         };
-        let (answer, accepted) =
-            tokio::join!(connect_probe(&mut c, &cfg, &ha), acceptor);
+        let (answer, accepted) = tokio::join!(connect_probe(&mut c, &cfg, &ha), acceptor);
         assert_eq!(accepted.unwrap(), Accepted::Probe(hello("a", 1)));
-        assert_eq!(answer.unwrap(), (hello("b", 2), true, 3));
+        let (peer, info) = answer.unwrap();
+        assert_eq!(peer, hello("b", 2));
+        assert!(info.joined && info.members == 3);
 
         // The association-only driver refuses a probe.
         let (mut c, mut a) = tokio::io::duplex(64 * 1024);

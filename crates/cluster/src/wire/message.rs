@@ -1,5 +1,7 @@
 //! The messages: [`Frame`] and [`Hello`].
 
+use std::collections::BTreeMap;
+
 use cluster_core::{Member, NodeId};
 use serde::{Deserialize, Serialize};
 
@@ -133,13 +135,24 @@ pub enum Frame {
     /// [module documentation](super#probes).
     Probe(Hello),
     /// The acceptor's answer to a [`Frame::Probe`], after its `Welcome`.
-    ProbeInfo {
-        /// Whether the acceptor has joined a cluster: its own node is
-        /// listed in the topology it follows.
-        joined: bool,
-        /// How many members that topology lists.
-        members: u32,
-    },
+    ProbeInfo(ProbeInfo),
+}
+
+/// What a probed node says about itself (the payload of
+/// [`Frame::ProbeInfo`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeInfo {
+    /// Whether the acceptor has joined a cluster: its own node is listed,
+    /// at its incarnation, in the topology it follows.
+    pub joined: bool,
+    /// How many members that topology lists.
+    pub members: u32,
+    /// The acceptor's roles as its topology lists them (empty when not
+    /// joined).
+    pub roles: Vec<String>,
+    /// The acceptor's labels as its topology lists them (empty when not
+    /// joined).
+    pub labels: BTreeMap<String, String>,
 }
 
 impl Frame {

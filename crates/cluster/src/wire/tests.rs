@@ -146,14 +146,18 @@ fn the_encoding_is_pinned() {
     want.extend(b"h:1");
     assert_eq!(&bytes[HEADER_LEN..], &want[..]);
 
-    let info = Frame::ProbeInfo {
+    let info = Frame::ProbeInfo(ProbeInfo {
         joined: true,
         members: 5,
-    };
+        roles: vec!["w".into()],
+        labels: [("k".to_owned(), "v".to_owned())].into(),
+    });
     let bytes = encode_frame(&info, DEFAULT_MAX_FRAME).unwrap();
     let mut want = vec![0x81, 0xa9];
     want.extend(b"ProbeInfo");
-    want.extend([0x92, 0xc3, 0x05]);
+    want.extend([
+        0x94, 0xc3, 0x05, 0x91, 0xa1, b'w', 0x81, 0xa1, b'k', 0xa1, b'v',
+    ]);
     assert_eq!(&bytes[HEADER_LEN..], &want[..]);
 }
 
