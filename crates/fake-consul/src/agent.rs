@@ -85,6 +85,8 @@ pub(crate) struct AgentState {
     /// Blocking queries waiting right now.
     pub blocking: AtomicU64,
     pub server: Mutex<Option<JoinHandle<()>>>,
+    /// Serve HTTPS with this configuration (issue 14).
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 impl AgentState {
@@ -119,6 +121,13 @@ impl Drop for AgentState {
     }
 }
 
+/// How long a TLS client may take to finish its handshake.
+const TLS_HANDSHAKE_BOUND: Duration = Duration::from_secs(5);
+
+/// The [`requests`](crate::FakeConsul::requests) label counting refused or
+/// stalled TLS handshakes.
+pub const TLS_HANDSHAKE_FAILED: &str = "TLS handshake failed";
+
 async fn accept_loop(listener: TcpListener, agent: Weak<AgentState>) {
     // Dropping this set (when the task is aborted) aborts every connection.
     let mut conns = JoinSet::new();
@@ -131,10 +140,32 @@ async fn accept_loop(listener: TcpListener, agent: Weak<AgentState>) {
                 };
                 let Some(agent) = agent.upgrade() else { return };
                 conns.spawn(async move {
+                    let tls = agent.tls.clone();
+                    let counted = agent.clone();
                     let svc = service_fn(move |req| crate::http::serve(agent.clone(), req));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    match tls {
+                        None => {
+                            let _ = http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), svc)
+                                .await;
+                        }
+                        Some(config) => {
+                            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                            // A client that stalls mid-handshake is dropped.
+                            match tokio::time::timeout(TLS_HANDSHAKE_BOUND, acceptor.accept(stream)).await {
+                                Ok(Ok(tls)) => {
+                                    let _ = http1::Builder::new()
+                                        .serve_connection(TokioIo::new(tls), svc)
+                                        .await;
+                                }
+                                Ok(Err(e)) => {
+                                    tracing::debug!(error = %e, "fake-consul: TLS handshake failed");
+                                    counted.count(TLS_HANDSHAKE_FAILED.to_owned());
+                                }
+                                Err(_) => counted.count(TLS_HANDSHAKE_FAILED.to_owned()),
+                            }
+                        }
+                    }
                 });
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}

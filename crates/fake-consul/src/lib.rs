@@ -62,7 +62,8 @@
 //! anti-entropy delays (registrations are in the catalog at once), script /
 //! HTTP / TCP / gRPC checks, node checks other than `serfHealth`, consistency
 //! modes, agent caching, filtering expressions, namespaces and partitions,
-//! ACL policies (a token is read-only or read-write for everything), TLS,
+//! ACL policies (a token is read-only or read-write for everything), TLS
+//! settings other than the certificate and client-certificate check,
 //! persistence across a [`restart`](FakeConsul::restart) (it behaves like a
 //! `-dev` agent), and every endpoint not listed above.
 
@@ -79,6 +80,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use agent::TLS_HANDSHAKE_FAILED;
 use agent::{AgentState, Faults, Shared};
 use catalog::Catalog;
 pub use catalog::{ApiError, CheckStatus};
@@ -111,6 +113,7 @@ pub struct FakeConsulBuilder {
     tick: Duration,
     reap_interval: Duration,
     min_deregister_after: Duration,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 impl Default for FakeConsulBuilder {
@@ -123,6 +126,7 @@ impl Default for FakeConsulBuilder {
             tick: Duration::from_millis(20),
             reap_interval: Duration::from_secs(30),
             min_deregister_after: Duration::from_secs(60),
+            tls: None,
         }
     }
 }
@@ -167,6 +171,18 @@ impl FakeConsulBuilder {
         self
     }
 
+    /// Serves HTTPS with `config` (every agent of the cluster): the
+    /// certificate it presents and, if the configuration has a client
+    /// certificate verifier, the client certificates it accepts, as an
+    /// agent with `verify_incoming`. [`url`](FakeConsul::url) is then
+    /// `https://`. A handshake that fails or stalls (5 s) closes the
+    /// connection and counts under [`TLS_HANDSHAKE_FAILED`] in
+    /// [`requests`](FakeConsul::requests).
+    pub fn tls(mut self, config: Arc<tokio_rustls::rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// Starts the cluster and its first agent. Needs a tokio runtime.
     pub async fn start(self) -> std::io::Result<FakeConsul> {
         let (notify, _) = watch::channel(0);
@@ -176,7 +192,7 @@ impl FakeConsulBuilder {
             acl: Mutex::new(self.tokens),
         });
         Shared::spawn_ticker(&shared, self.tick, self.reap_interval);
-        FakeConsul::start_agent(shared, self.bind, self.node).await
+        FakeConsul::start_agent(shared, self.bind, self.node, self.tls).await
     }
 }
 
@@ -202,6 +218,7 @@ impl FakeConsul {
         shared: Arc<Shared>,
         bind: SocketAddr,
         node: String,
+        tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
@@ -221,6 +238,7 @@ impl FakeConsul {
             counters: Mutex::new(BTreeMap::new()),
             blocking: Default::default(),
             server: Mutex::new(None),
+            tls,
         });
         AgentState::serve(&agent, listener);
         Ok(Self { agent })
@@ -233,6 +251,7 @@ impl FakeConsul {
             self.agent.shared.clone(),
             SocketAddr::from(([127, 0, 0, 1], 0)),
             node.into(),
+            self.agent.tls.clone(),
         )
         .await
     }
@@ -242,9 +261,14 @@ impl FakeConsul {
         self.agent.addr
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>`, or `https://` with [`tls`](FakeConsulBuilder::tls).
     pub fn url(&self) -> String {
-        format!("http://{}", self.agent.addr)
+        let scheme = if self.agent.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.agent.addr)
     }
 
     /// The agent's node name.
