@@ -69,7 +69,8 @@
 //! # What it does not model
 //!
 //! Authentication and RBAC (every request is allowed unless a verb is
-//! [`forbid`](FakeKube::forbid)den), TLS, every resource but pods (no
+//! [`forbid`](FakeKube::forbid)den; a TLS client certificate is checked
+//! against the CA of [`FakeKubeConfig::tls`] but names no user), every resource but pods (no
 //! namespaces objects: any namespace name exists), subresources
 //! (`status`, `log`, `exec`...), PUT, server-side apply, strategic-merge
 //! list semantics, graceful deletion (DELETE removes at once; use
@@ -118,6 +119,13 @@ pub struct FakeKubeConfig {
     /// How many changes are kept for watches to replay; older resource
     /// versions are compacted. Default 10 000.
     pub history_limit: usize,
+    /// Serve HTTPS with this configuration (issue 14): the certificate the
+    /// server presents and, if it has a client certificate verifier, the
+    /// client certificates it accepts (like the API server's
+    /// `--client-ca-file`). A handshake that fails or stalls (5 s) closes
+    /// the connection and counts in [`FakeKube::tls_handshake_failures`].
+    /// Default: plain HTTP.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 impl Default for FakeKubeConfig {
@@ -126,9 +134,13 @@ impl Default for FakeKubeConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             bookmark_interval: Duration::from_secs(60),
             history_limit: 10_000,
+            tls: None,
         }
     }
 }
+
+/// How long a TLS client may take to finish its handshake.
+const TLS_HANDSHAKE_BOUND: Duration = Duration::from_secs(5);
 
 struct Running {
     accept: JoinHandle<()>,
@@ -140,6 +152,8 @@ struct Running {
 pub struct FakeKube {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    tls_failures: Arc<std::sync::atomic::AtomicU64>,
     running: Mutex<Option<Running>>,
 }
 
@@ -178,6 +192,8 @@ impl FakeKube {
         let me = Self {
             shared,
             addr,
+            tls: config.tls,
+            tls_failures: Default::default(),
             running: Mutex::new(None),
         };
         me.serve(listener);
@@ -188,6 +204,8 @@ impl FakeKube {
         let (close, _) = watch::channel(0u64);
         let close_tx = close.clone();
         let shared = self.shared.clone();
+        let tls = self.tls.clone();
+        let tls_failures = self.tls_failures.clone();
         let accept = tokio::spawn(async move {
             loop {
                 let stream = match listener.accept().await {
@@ -201,11 +219,40 @@ impl FakeKube {
                 let _ = stream.set_nodelay(true);
                 let shared = shared.clone();
                 let mut closed = close_tx.subscribe();
+                let tls = tls.clone();
+                let tls_failures = tls_failures.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
                         let shared = shared.clone();
                         async move { Ok::<_, std::convert::Infallible>(http::handle(shared, req).await) }
                     });
+                    let Some(config) = tls else {
+                        let conn =
+                            http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+                        tokio::select! {
+                            _ = conn => {}
+                            _ = closed.changed() => {}
+                        }
+                        return;
+                    };
+                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                    let handshake =
+                        tokio::time::timeout(TLS_HANDSHAKE_BOUND, acceptor.accept(stream));
+                    let stream = tokio::select! {
+                        r = handshake => match r {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, "fake-kube: TLS handshake failed");
+                                tls_failures.fetch_add(1, Ordering::Relaxed);
+                                return;
+                            }
+                            Err(_) => {
+                                tls_failures.fetch_add(1, Ordering::Relaxed);
+                                return;
+                            }
+                        },
+                        _ = closed.changed() => return,
+                    };
                     let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
                     tokio::select! {
                         _ = conn => {}
@@ -218,9 +265,34 @@ impl FakeKube {
             Some(Running { accept, close });
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>`, or `https://` when serving TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// TLS handshakes that failed or stalled so far.
+    pub fn tls_handshake_failures(&self) -> u64 {
+        self.tls_failures.load(Ordering::Relaxed)
+    }
+
+    /// [`kubeconfig`](Self::kubeconfig) for a TLS server: the cluster's
+    /// `certificate-authority` and the user's `client-certificate` and
+    /// `client-key` are these files.
+    pub fn kubeconfig_tls(
+        &self,
+        namespace: &str,
+        ca: &std::path::Path,
+        client_cert: &std::path::Path,
+        client_key: &std::path::Path,
+    ) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake-kube\n  cluster:\n    server: {}\n    certificate-authority: {}\ncontexts:\n- name: fake-kube\n  context:\n    cluster: fake-kube\n    user: fake-kube\n    namespace: {namespace}\ncurrent-context: fake-kube\nusers:\n- name: fake-kube\n  user:\n    client-certificate: {}\n    client-key: {}\npreferences: {{}}\n",
+            self.url(),
+            ca.display(),
+            client_cert.display(),
+            client_key.display()
+        )
     }
 
     /// The address it listens on.
