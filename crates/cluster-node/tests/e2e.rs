@@ -467,7 +467,7 @@ fn n1_check_config_and_run_exit_2_with_one_line_on_bad_input() {
             Some(
                 "cluster = \"c\"\nnode_id = \"n\"\nbind = \"0.0.0.0:0\"\nadvertise_host = \"198.18.0.1\"\n[[providers]]\nid = \"m\"\nkind = \"memory\"",
             ),
-            "unsafe.toml: bind: Remoting on 0.0.0.0:0 (not loopback) needs a cluster secret",
+            "unsafe.toml: bind: Remoting on 0.0.0.0:0 (not loopback) needs [remoting.tls] or a cluster secret",
         ),
     ];
     for (file, content, want) in cases {

@@ -246,6 +246,10 @@ pub struct RemotingSection {
     /// A peer silent this long is reported unreachable (5s).
     #[serde(with = "duration", default = "d5s")]
     pub failure_timeout: Duration,
+    /// `[remoting.tls]`: mutual TLS on every association (see
+    /// `cluster::remoting::tls` for the identity rule and rotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSection>,
 }
 
 impl Default for RemotingSection {
@@ -253,8 +257,43 @@ impl Default for RemotingSection {
         Self {
             heartbeat_interval: d1s(),
             failure_timeout: d5s(),
+            tls: None,
         }
     }
+}
+
+/// `[remoting.tls]`: this node's certificate and key, and the cluster's CA
+/// (PEM files, re-read when they change). The certificate must carry the
+/// URI SAN `cluster://<cluster>/<node_id>` and both `serverAuth` and
+/// `clientAuth` usages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// This node's certificate chain (PEM, leaf first).
+    pub cert_file: PathBuf,
+    /// This node's private key (PEM).
+    pub key_file: PathBuf,
+    /// The cluster's CA certificates (PEM).
+    pub ca_file: PathBuf,
+    /// How often the files are checked for a change (10s).
+    #[serde(with = "duration", default = "d10s")]
+    pub reload_check: Duration,
+    /// Warn this long before the certificate expires (14days).
+    #[serde(with = "duration", default = "d14days")]
+    pub expiry_warning: Duration,
+}
+
+impl TlsSection {
+    /// Remoting's TLS configuration from this section.
+    pub fn to_tls_config(&self) -> cluster::remoting::TlsConfig {
+        cluster::remoting::TlsConfig::new(&self.cert_file, &self.key_file, &self.ca_file)
+            .with_reload_check(self.reload_check)
+            .with_expiry_warning(self.expiry_warning)
+    }
+}
+
+fn d14days() -> Duration {
+    Duration::from_secs(14 * 24 * 3600)
 }
 
 /// `[placement]`.

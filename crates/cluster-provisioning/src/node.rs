@@ -218,6 +218,9 @@ impl NodeBuilder {
         if let Some(secret) = &config.secret {
             remoting = remoting.with_secret(secret.expose().as_bytes().to_vec());
         }
+        if let Some(tls) = &config.remoting.tls {
+            remoting = remoting.with_tls(tls.to_tls_config());
+        }
         let mut provisioning = ProvisioningConfig::default();
         provisioning.failover.silence_timeout = config.failover.silence_timeout;
         provisioning.failover.error_threshold = config.failover.error_threshold;
@@ -266,12 +269,9 @@ impl NodeBuilder {
         if config.diagnostics.probe_counter {
             builder = crate::probe::register(builder, &config);
         }
-        if config.insecure && !config.binds_loopback() && config.secret.is_none() {
-            tracing::warn!(
-                bind = %config.bind,
-                "insecure = true: Remoting accepts any peer that knows the cluster name; set a secret"
-            );
-        }
+        // The bootstrap warns at every start when `insecure` is what lets
+        // it run (off loopback, neither TLS nor a secret).
+        builder = builder.insecure(config.insecure);
         let cluster = match builder.start().await {
             Ok(c) => c,
             Err(e) => {
@@ -325,12 +325,38 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// `[remoting.tls]`'s files can be read and fit together.
+fn check_tls(config: &NodeConfig) -> Result<(), NodeError> {
+    let Some(tls) = &config.remoting.tls else {
+        return Ok(());
+    };
+    tls.to_tls_config().check().map_err(|e| {
+        let field = if e.path == tls.cert_file {
+            "cert_file"
+        } else if e.path == tls.key_file {
+            "key_file"
+        } else {
+            "ca_file"
+        };
+        ConfigError {
+            source_name: config.source_name(),
+            field: format!("remoting.tls.{field}"),
+            reason: e.to_string(),
+        }
+        .into()
+    })
+}
+
 /// The start-time safety rules (`config.unsafe`).
 fn check_safety(config: &NodeConfig) -> Result<(), NodeError> {
-    if !config.binds_loopback() && config.secret.is_none() && !config.insecure {
+    if !config.binds_loopback()
+        && config.secret.is_none()
+        && config.remoting.tls.is_none()
+        && !config.insecure
+    {
         return Err(NodeError::Unsafe(format!(
-            "{}: bind: Remoting on {} (not loopback) needs a cluster secret (secret or secret_file); \
-             set insecure = true to run without one",
+            "{}: bind: Remoting on {} (not loopback) needs [remoting.tls] or a cluster secret \
+             (secret or secret_file); set insecure = true to run without either",
             config.source_name(),
             config.bind
         )));
@@ -382,6 +408,7 @@ fn check_kinds(config: &NodeConfig, kinds: &ProviderKinds) -> Result<(), ConfigE
 /// runs.
 pub fn validate(config: &NodeConfig, kinds: &ProviderKinds) -> Result<(), NodeError> {
     check_safety(config)?;
+    check_tls(config)?;
     check_kinds(config, kinds)?;
     let descriptors = config.descriptors()?;
     for d in &descriptors {
@@ -581,6 +608,12 @@ impl Node {
             NodeError::Config(c) => ReloadError::Config(c),
             other => ReloadError::Unsafe(other.to_string()),
         })?;
+        // The TLS files are read again at once (they are also watched):
+        // a rotation takes effect for the next association. A failure is
+        // logged by Remoting, and the running material stays.
+        if let Ok(true) = self.inner.cluster.remoting().reload_tls() {
+            tracing::info!("reload: remoting TLS files re-read");
+        }
         let descriptors = new.descriptors()?;
         let old = lock(&self.inner.config).clone();
         let changed = changed_sections(&old, &new);

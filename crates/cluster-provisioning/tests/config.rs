@@ -182,7 +182,7 @@ fn n1_unsafe_combinations_are_refused_at_start() {
     let c = parse(&off_loopback).expect("parses");
     let e = validate(&c, &built_in_kinds()).unwrap_err();
     assert_eq!(e.code(), "config.unsafe");
-    assert!(e.to_string().contains("needs a cluster secret"), "{e}");
+    assert!(e.to_string().contains("needs [remoting.tls] or a cluster secret"), "{e}");
     let admin_open = GOOD.replace(
         "[admin]\nbind = \"127.0.0.1:0\"",
         "[admin]\nbind = \"0.0.0.0:0\"",

@@ -72,6 +72,18 @@ pub enum ClusterError {
     /// Remoting could not start (its own code, e.g. `remoting.spawn`).
     #[error(transparent)]
     Remoting(#[from] RemotingError),
+    /// Remoting would listen off loopback with neither TLS nor a secret,
+    /// and [`ClusterBuilder::insecure`] does not allow it
+    /// (`cluster.insecure`).
+    #[error(
+        "Remoting would listen on {addr} (not loopback) with neither TLS nor a cluster secret: \
+         anyone who reaches the port could join and read grain traffic; configure TLS or a \
+         secret, or allow it explicitly (insecure)"
+    )]
+    Insecure {
+        /// The bound address.
+        addr: SocketAddr,
+    },
 }
 
 impl ClusterError {
@@ -82,6 +94,7 @@ impl ClusterError {
             Self::Provisioning(e) => e.code(),
             Self::Spawn(_) => "cluster.spawn",
             Self::Remoting(e) => e.code(),
+            Self::Insecure { .. } => "cluster.insecure",
         }
     }
 }
@@ -127,6 +140,7 @@ pub struct ClusterBuilder {
     placement: PlacementConfig,
     grains: GrainKinds,
     secret: Option<Vec<u8>>,
+    insecure: bool,
 }
 
 impl std::fmt::Debug for ClusterBuilder {
@@ -197,6 +211,21 @@ impl ClusterBuilder {
     /// address [`bind`](Self::bind)'s.
     pub fn remoting_config(mut self, config: RemotingConfig) -> Self {
         self.remoting = config;
+        self
+    }
+
+    /// Mutual TLS on every association (see [`crate::remoting::tls`]): the
+    /// node's certificate and key and the cluster's CA, as files.
+    pub fn tls(mut self, tls: crate::remoting::TlsConfig) -> Self {
+        self.remoting.tls = Some(tls);
+        self
+    }
+
+    /// Allows Remoting to listen off loopback with neither TLS nor a
+    /// secret (default `false`: [`start`](Self::start) refuses it with
+    /// `cluster.insecure`). A warning is logged at every such start.
+    pub fn insecure(mut self, allow: bool) -> Self {
+        self.insecure = allow;
         self
     }
 
@@ -287,6 +316,19 @@ impl ClusterBuilder {
             addr: self.bind.clone(),
             source,
         })?;
+        let secured = self.secret.is_some()
+            || self.remoting.handshake.secret.is_some()
+            || self.remoting.tls.is_some();
+        if !bound.ip().is_loopback() && !secured {
+            if !self.insecure {
+                return Err(ClusterError::Insecure { addr: bound });
+            }
+            tracing::warn!(
+                bind = %bound,
+                "insecure: Remoting listens off loopback with neither TLS nor a secret: any peer \
+                 that knows the cluster name can join and read grain traffic"
+            );
+        }
         let host = match &self.advertise_host {
             Some(h) => h.clone(),
             None if bound.ip().is_unspecified() => {
@@ -488,6 +530,7 @@ impl Cluster {
             placement: PlacementConfig::default(),
             grains: GrainKinds::new(),
             secret: None,
+            insecure: false,
         }
     }
 

@@ -109,6 +109,7 @@
 mod actor;
 mod conn;
 mod probe;
+pub mod tls;
 
 pub use self::probe::{ProbeAnswer, ProbeConfig, probe, probe_over};
 
@@ -130,6 +131,9 @@ use tokio::sync::mpsc;
 use crate::failure_detector::{DetectorConfig, PhiAccrualConfig};
 use crate::netsim::NetSim;
 use crate::wire::{Frame, HandshakeConfig, Hello, Refusal, WireError};
+
+use self::tls::Tls;
+pub use self::tls::{TlsConfig, TlsConfigError};
 
 use self::actor::{Msg, RemotingActor};
 
@@ -193,6 +197,9 @@ pub struct RemotingConfig {
     /// A simulated network to pass every inbound frame through (tests;
     /// default none).
     pub netsim: Option<NetSim>,
+    /// Mutual TLS on every association (default none: plain TCP; see
+    /// [`tls`]).
+    pub tls: Option<TlsConfig>,
 }
 
 impl RemotingConfig {
@@ -208,6 +215,7 @@ impl RemotingConfig {
             send_queue: 1024,
             phi_accrual: None,
             netsim: None,
+            tls: None,
         }
     }
 
@@ -259,6 +267,13 @@ impl RemotingConfig {
     /// Passes every inbound frame through `net` (see [`crate::netsim`]).
     pub fn with_netsim(mut self, net: NetSim) -> Self {
         self.netsim = Some(net);
+        self
+    }
+
+    /// Runs every association over mutual TLS with these files (see
+    /// [`tls`]).
+    pub fn with_tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -335,6 +350,10 @@ pub enum RemotingError {
     /// (the wire error's code).
     #[error(transparent)]
     Wire(#[from] WireError),
+    /// The TLS certificate, key or CA file cannot be used
+    /// (`remoting.tls.config`).
+    #[error("remoting TLS: {0}")]
+    Tls(#[from] TlsConfigError),
 }
 
 impl RemotingError {
@@ -346,6 +365,7 @@ impl RemotingError {
             Self::NotAssociated(_) => "remoting.not_associated",
             Self::Backpressure(_) => "remoting.backpressure",
             Self::Wire(e) => e.code(),
+            Self::Tls(e) => e.code(),
         }
     }
 }
@@ -375,6 +395,8 @@ struct Shared {
     associations: Mutex<Vec<(NodeId, u64, AssociationState)>>,
     /// Set by [`RemotingHandle::crash`]: stop without `Goodbye`.
     crashed: AtomicBool,
+    /// The TLS material, when associations run over TLS.
+    tls: Option<Tls>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -479,8 +501,14 @@ impl Remoting {
     ) -> Result<RemotingHandle, RemotingError> {
         let local_addr = listener.local_addr().map_err(RemotingError::Bind)?;
         let hello = Hello::for_member(config.handshake.cluster.clone(), &local);
+        let node: Arc<str> = Arc::from(hello.node_id.to_string());
+        let tls = match &config.tls {
+            Some(c) => Some(Tls::load(c.clone(), node.clone())?),
+            None => None,
+        };
         let shared = Arc::new(Shared {
-            node: Arc::from(hello.node_id.to_string()),
+            node,
+            tls,
             local: hello,
             provisioning,
             writers: Mutex::new(HashMap::new()),
@@ -645,6 +673,21 @@ impl RemotingHandle {
     /// Waits until the Remoting actor has stopped.
     pub async fn stopped(&self) {
         self.actor.stopped().await;
+    }
+
+    /// Re-reads the TLS files now (what a node's SIGHUP calls; they are
+    /// also re-read when they change, see [`tls`]). `Ok(false)` without TLS.
+    /// On an error the previous material stays in use.
+    pub fn reload_tls(&self) -> Result<bool, TlsConfigError> {
+        match &self.shared.tls {
+            Some(tls) => tls.reload(true),
+            None => Ok(false),
+        }
+    }
+
+    /// Whether associations run over TLS.
+    pub fn tls_enabled(&self) -> bool {
+        self.shared.tls.is_some()
     }
 
     /// Whether the Remoting actor (and with it the listener) is running.

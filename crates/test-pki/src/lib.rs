@@ -30,6 +30,9 @@ use rcgen::{
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+mod nodes;
+pub use nodes::{NodeCert, NodePki};
+
 /// A certificate and its key, as PEM files.
 #[derive(Clone, Debug)]
 pub struct Pair {

@@ -9,12 +9,13 @@ use std::time::Duration;
 use actor_runtime::{Actor, Context, HandlerResult};
 use cluster_core::events::{ProvisioningStatusChanged, TopologyUpdated};
 use cluster_core::{Member, NodeId, ProvisioningStatus, Topology};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::conn::{self, AbortOnDrop};
+use super::tls::Stream;
 use metrics::{Gauge, gauge};
 
 use super::{
@@ -34,12 +35,12 @@ pub(crate) enum Msg {
     /// Heartbeats, failure detection, re-dials.
     Tick,
     /// An inbound connection passed the handshake.
-    Accepted { peer: Hello, stream: TcpStream },
+    Accepted { peer: Hello, stream: Stream },
     /// A dial finished.
     Dialed {
         node: NodeId,
         attempt: u64,
-        result: Result<(Hello, TcpStream), WireError>,
+        result: Result<(Hello, Stream), WireError>,
     },
     /// A frame on an established connection.
     Frame {
@@ -160,6 +161,8 @@ pub(crate) struct RemotingActor {
     shared: Arc<Shared>,
     listener: Arc<TcpListener>,
     accept: Option<AbortOnDrop>,
+    /// Re-reads the TLS files when they change (with TLS only).
+    tls_watch: Option<AbortOnDrop>,
     topology: Arc<Topology>,
     applied: Option<u64>,
     status: ProvisioningStatus,
@@ -183,6 +186,7 @@ impl RemotingActor {
             shared,
             listener,
             accept: None,
+            tls_watch: None,
             topology: Arc::new(Topology::starting()),
             applied: None,
             status: ProvisioningStatus::Starting,
@@ -459,25 +463,37 @@ impl RemotingActor {
     }
 
     /// Makes `stream` the connection of the association with `node`.
-    fn install(&mut self, node: &NodeId, stream: TcpStream, ctx: &mut Context<Self>, now: Instant) {
+    fn install(&mut self, node: &NodeId, stream: Stream, ctx: &mut Context<Self>, now: Instant) {
         self.authenticated_any = true;
         self.next_id += 1;
         let id = self.next_id;
         let config = &self.shared.config;
-        let (reader, writer) = stream.into_split();
         let (queue, rx) = mpsc::channel(config.send_queue.max(1));
-        let writer = tokio::spawn(conn::write_loop(writer, rx, config.failure_timeout));
-        let reader = AbortOnDrop(tokio::spawn(conn::read_loop(
-            reader,
-            config.handshake.max_frame,
-            node.clone(),
-            id,
-            ctx.myself().clone(),
-            config
-                .netsim
-                .clone()
-                .map(|n| (n, self.shared.local.node_id.clone())),
-        )));
+        let net = config
+            .netsim
+            .clone()
+            .map(|n| (n, self.shared.local.node_id.clone()));
+        let (max_frame, me) = (config.handshake.max_frame, ctx.myself().clone());
+        // A plain TCP stream splits into two owned halves without a lock; a
+        // TLS stream (one session for both directions) through tokio's
+        // split.
+        let (writer, reader) = match stream {
+            Stream::Plain(tcp) => {
+                let (r, w) = tcp.into_split();
+                (
+                    tokio::spawn(conn::write_loop(w, rx, config.failure_timeout)),
+                    tokio::spawn(conn::read_loop(r, max_frame, node.clone(), id, me, net)),
+                )
+            }
+            tls @ Stream::Tls(_) => {
+                let (r, w) = tokio::io::split(tls);
+                (
+                    tokio::spawn(conn::write_loop(w, rx, config.failure_timeout)),
+                    tokio::spawn(conn::read_loop(r, max_frame, node.clone(), id, me, net)),
+                )
+            }
+        };
+        let reader = AbortOnDrop(reader);
         let Some(p) = self.peers.get_mut(node) else {
             return;
         };
@@ -501,13 +517,7 @@ impl RemotingActor {
         tracing::info!(%node, incarnation = p.member.incarnation, "association up");
     }
 
-    fn on_accepted(
-        &mut self,
-        peer: Hello,
-        stream: TcpStream,
-        ctx: &mut Context<Self>,
-        now: Instant,
-    ) {
+    fn on_accepted(&mut self, peer: Hello, stream: Stream, ctx: &mut Context<Self>, now: Instant) {
         let wanted = self.peers.get(&peer.node_id).is_some_and(|p| {
             p.member.incarnation == peer.incarnation && p.state != AssociationState::Failed
         });
@@ -522,7 +532,7 @@ impl RemotingActor {
         &mut self,
         node: NodeId,
         attempt: u64,
-        result: Result<(Hello, TcpStream), WireError>,
+        result: Result<(Hello, Stream), WireError>,
         ctx: &mut Context<Self>,
         now: Instant,
     ) {
@@ -727,6 +737,21 @@ impl Actor for RemotingActor {
             ctx.myself().clone(),
         );
         self.accept = Some(AbortOnDrop(tokio::spawn(accept)));
+        if self.shared.tls.is_some() {
+            let shared = self.shared.clone();
+            self.tls_watch = Some(AbortOnDrop(tokio::spawn(async move {
+                let Some(tls) = &shared.tls else { return };
+                let mut every =
+                    tokio::time::interval(tls.config.reload_check.max(Duration::from_millis(10)));
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    // A failure is logged by `reload` and the old material stays.
+                    let _ = tls.reload(false);
+                }
+            })));
+        }
         ctx.schedule_once(self.tick_every(), Msg::Tick);
         tracing::info!(
             node = %self.shared.local.node_id,

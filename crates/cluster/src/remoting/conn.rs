@@ -9,18 +9,18 @@ use std::time::Duration;
 
 use actor_runtime::ActorRef;
 use cluster_core::NodeId;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::actor::Msg;
+use super::tls::{self, Stream, TLS_IDENTITY, TLS_REQUIRED};
 use super::{DEGRADED, M_FRAMES_REFUSED, NOT_MEMBER, Shared};
 use crate::netsim::NetSim;
 use crate::wire::{
-    Accepted, Frame, Hello, WireError, accept_handshake_or_probe, connect_handshake, read_frame,
-    write_frame,
+    Accepted, Frame, Hello, Refusal, WireError, accept_handshake_or_probe, connect_handshake,
+    read_frame, write_frame,
 };
 
 /// Aborts its task when dropped: ties a task to its owner's lifetime.
@@ -57,6 +57,7 @@ pub(super) fn refusal(e: &WireError) -> Option<(&str, &str)> {
         | WireError::Version(why)
         | WireError::Cluster(why)
         | WireError::Handshake(why) => Some((e.code(), why)),
+        WireError::Tls { code, reason } => Some((code, reason)),
         _ => None,
     }
 }
@@ -132,33 +133,85 @@ pub(super) async fn accept_loop(
     }
 }
 
+/// A plaintext frame header that is the start of a TLS record: the peer
+/// speaks TLS and we do not (`remoting.tls.required`).
+fn tls_hint(e: WireError, we_speak_tls: bool) -> WireError {
+    match e {
+        WireError::Oversized { len, .. } if !we_speak_tls && tls::looks_like_tls(len) => {
+            WireError::Tls {
+                code: TLS_REQUIRED,
+                reason: "the peer speaks TLS and this node has no TLS configured".to_owned(),
+            }
+        }
+        other => other,
+    }
+}
+
+/// The TLS handshake of an inbound connection, when TLS is on (bounded by
+/// the handshake timeout).
+async fn accept_tls(tcp: TcpStream, shared: &Shared) -> Result<Stream, WireError> {
+    let Some(tls) = &shared.tls else {
+        return Ok(Stream::Plain(tcp));
+    };
+    let timeout = shared.config.handshake.timeout;
+    tokio::time::timeout(timeout, tls::accept(tls, tcp))
+        .await
+        .unwrap_or(Err(WireError::Timeout(timeout)))
+}
+
 async fn accept_one(
-    mut stream: TcpStream,
+    tcp: TcpStream,
     addr: SocketAddr,
     shared: Arc<Shared>,
     actor: ActorRef<Msg>,
     raced: Arc<Mutex<HashSet<NodeId>>>,
 ) {
-    let _ = stream.set_nodelay(true);
+    let _ = tcp.set_nodelay(true);
     let config = &shared.config.handshake;
     let mut dialer = None;
-    let outcome = accept_handshake_or_probe(&mut stream, config, &shared.local, |peer: &Hello| {
-        dialer = Some(peer.node_id.clone());
-        shared.check(peer)
-    })
-    .await;
-    let outcome = match outcome {
-        Ok(Accepted::Probe(peer)) => {
-            return super::probe::answer(&mut stream, &shared, &peer).await;
+    let outcome = match accept_tls(tcp, &shared).await {
+        Ok(mut stream) => {
+            let identities = stream.peer_identities();
+            let with_tls = shared.tls.is_some();
+            // The certificate must name the node id the Hello claims (see
+            // `tls`), before the membership check.
+            let identity = |peer: &Hello| {
+                if with_tls {
+                    tls::check_identity(&identities, &config.cluster, peer.node_id.as_str())
+                        .map_err(|reason| Refusal::new(TLS_IDENTITY, reason))
+                } else {
+                    Ok(())
+                }
+            };
+            let outcome =
+                accept_handshake_or_probe(&mut stream, config, &shared.local, |peer: &Hello| {
+                    dialer = Some(peer.node_id.clone());
+                    identity(peer)?;
+                    shared.check(peer)
+                })
+                .await;
+            match outcome {
+                Ok(Accepted::Probe(peer)) => match identity(&peer) {
+                    Ok(()) => return super::probe::answer(&mut stream, &shared, &peer).await,
+                    Err(refusal) => {
+                        dialer = Some(peer.node_id.clone());
+                        Err(WireError::Refused {
+                            code: refusal.code,
+                            reason: refusal.reason,
+                        })
+                    }
+                },
+                Ok(Accepted::Peer(peer)) => Ok((peer, stream)),
+                Err(e) => Err(tls_hint(e, with_tls)),
+            }
         }
-        Ok(Accepted::Peer(peer)) => Ok(peer),
         Err(e) => Err(e),
     };
     match outcome {
-        Ok(peer) if cut(&shared, &peer.node_id) => {
+        Ok((peer, _)) if cut(&shared, &peer.node_id) => {
             tracing::debug!(node = %peer.node_id, "netsim: link cut, inbound connection dropped");
         }
-        Ok(peer) => {
+        Ok((peer, stream)) => {
             lock(&raced).remove(&peer.node_id);
             let _ = actor.tell(Msg::Accepted { peer, stream });
         }
@@ -198,7 +251,7 @@ pub(super) async fn dial(
     node: &NodeId,
     address: String,
     shared: Arc<Shared>,
-) -> Result<(Hello, TcpStream), WireError> {
+) -> Result<(Hello, Stream), WireError> {
     let config = &shared.config.handshake;
     if let Some(net) = &shared.config.netsim {
         let local = &shared.local.node_id;
@@ -210,11 +263,41 @@ pub(super) async fn dial(
         }
     }
     let attempt = async {
-        let mut stream = TcpStream::connect(address.as_str())
+        let tcp = TcpStream::connect(address.as_str())
             .await
             .map_err(WireError::Io)?;
-        let _ = stream.set_nodelay(true);
-        let peer = connect_handshake(&mut stream, config, &shared.local).await?;
+        let _ = tcp.set_nodelay(true);
+        let mut stream = match &shared.tls {
+            Some(tls) => {
+                let host = address
+                    .rsplit_once(':')
+                    .map_or(address.as_str(), |(h, _)| h);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                tls::connect(tls, host, tcp).await?
+            }
+            None => Stream::Plain(tcp),
+        };
+        if shared.tls.is_some() {
+            // The acceptor's certificate must name the node we meant to
+            // dial (see `tls`): checked before our Hello, and told to the
+            // acceptor in a Reject so that both sides log the reason.
+            let identities = stream.peer_identities();
+            if let Err(reason) = tls::check_identity(&identities, &config.cluster, node.as_str()) {
+                let reject = Frame::Reject {
+                    code: TLS_IDENTITY.to_owned(),
+                    reason: format!("the dialer refuses this node's certificate: {reason}"),
+                };
+                let _ = write_frame(&mut stream, &reject, config.max_frame).await;
+                let _ = stream.shutdown().await;
+                return Err(WireError::Tls {
+                    code: TLS_IDENTITY,
+                    reason,
+                });
+            }
+        }
+        let peer = connect_handshake(&mut stream, config, &shared.local)
+            .await
+            .map_err(|e| tls_hint(e, shared.tls.is_some()))?;
         if cut(&shared, &peer.node_id) {
             // A one-way cut (the peer's frames do not reach us): its Welcome
             // is lost, so the attempt ends as a lost one would.
@@ -237,7 +320,7 @@ fn cut(shared: &Shared, peer: &NodeId) -> bool {
 }
 
 /// Says `Goodbye` on a connection that is not kept (a probe), then closes.
-pub(super) async fn goodbye(mut stream: TcpStream, max_frame: usize, timeout: Duration) {
+pub(super) async fn goodbye(mut stream: Stream, max_frame: usize, timeout: Duration) {
     let _ = tokio::time::timeout(timeout, async {
         let _ = write_frame(&mut stream, &Frame::Goodbye, max_frame).await;
         let _ = stream.shutdown().await;
@@ -247,8 +330,8 @@ pub(super) async fn goodbye(mut stream: TcpStream, max_frame: usize, timeout: Du
 
 /// Reads frames and hands them to the actor, until the connection ends, a
 /// frame is bad, or the peer says `Goodbye`.
-pub(super) async fn read_loop(
-    mut reader: OwnedReadHalf,
+pub(super) async fn read_loop<R: AsyncRead + Unpin>(
+    mut reader: R,
     max_frame: usize,
     node: NodeId,
     conn: u64,
@@ -293,8 +376,8 @@ const WRITE_BATCH: usize = 64 * 1024;
 /// write half down. Frames already queued behind the first are gathered
 /// into one write (up to [`WRITE_BATCH`] bytes): one syscall for a burst
 /// instead of one per frame. A write that stalls past `timeout` ends it.
-pub(super) async fn write_loop(
-    mut writer: OwnedWriteHalf,
+pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
     mut queue: mpsc::Receiver<Vec<u8>>,
     timeout: Duration,
 ) {

@@ -67,6 +67,15 @@ pub enum WireError {
     /// The handshake did not finish in time (`wire.timeout`).
     #[error("handshake timed out after {0:?}")]
     Timeout(Duration),
+    /// The TLS layer under the handshake failed: its `remoting.tls.*` code
+    /// (see [`crate::remoting::tls`]) and why.
+    #[error("TLS ({code}): {reason}")]
+    Tls {
+        /// A `remoting.tls.*` code.
+        code: &'static str,
+        /// Human-readable reason.
+        reason: String,
+    },
 }
 
 impl WireError {
@@ -85,6 +94,7 @@ impl WireError {
             Self::Cluster(_) => "wire.cluster",
             Self::Refused { .. } => "wire.refused",
             Self::Timeout(_) => "wire.timeout",
+            Self::Tls { code, .. } => code,
         }
     }
 
@@ -117,7 +127,11 @@ impl WireError {
                     reason: reason.clone(),
                 });
             }
-            Self::Encode(_) | Self::Io(_) | Self::Closed { .. } | Self::Timeout(_) => return None,
+            Self::Encode(_)
+            | Self::Io(_)
+            | Self::Closed { .. }
+            | Self::Timeout(_)
+            | Self::Tls { .. } => return None,
         };
         Some(Frame::Reject {
             code: self.code().to_owned(),
