@@ -40,6 +40,13 @@ pub struct ProbeConfig {
     pub local: Hello,
 }
 
+impl ProbeConfig {
+    /// A prober without TLS.
+    pub fn new(handshake: HandshakeConfig, local: Hello) -> Self {
+        Self { handshake, local }
+    }
+}
+
 /// The answer of a probed node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProbeAnswer {
