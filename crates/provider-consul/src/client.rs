@@ -7,8 +7,6 @@ use std::time::Duration;
 use cluster_core::ProviderError;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::{ConsulConfig, config};
 
@@ -24,12 +22,15 @@ pub(crate) enum CallError {
     Unreachable(String),
     /// The exchange broke after it started (connection closed, body cut).
     Broken(String),
+    /// The TLS handshake failed: reported as `provider.connectivity` with
+    /// the `tls.*` reason in the message.
+    Tls(String),
 }
 
 impl CallError {
     pub(crate) fn message(&self) -> &str {
         match self {
-            Self::Unreachable(m) | Self::Broken(m) => m,
+            Self::Unreachable(m) | Self::Broken(m) | Self::Tls(m) => m,
         }
     }
 
@@ -39,7 +40,7 @@ impl CallError {
     /// exchange is `provider.registration`.
     pub(crate) fn into_registration_error(self) -> ProviderError {
         match self {
-            Self::Unreachable(m) => ProviderError::Connectivity(m),
+            Self::Unreachable(m) | Self::Tls(m) => ProviderError::Connectivity(m),
             Self::Broken(m) => ProviderError::Registration(m),
         }
     }
@@ -47,7 +48,7 @@ impl CallError {
     /// As the watch reports it.
     pub(crate) fn into_watch_error(self) -> ProviderError {
         match self {
-            Self::Unreachable(m) => ProviderError::Connectivity(m),
+            Self::Unreachable(m) | Self::Tls(m) => ProviderError::Connectivity(m),
             Self::Broken(m) => ProviderError::Stream(m),
         }
     }
@@ -106,54 +107,40 @@ fn describe(e: &reqwest::Error) -> String {
     s
 }
 
+/// The setting names of this kind's TLS files.
+const TLS_FIELDS: provider_tls::Fields = provider_tls::Fields {
+    ca: "ca_file",
+    cert: "client_cert",
+    key: "client_key",
+    server_name: "tls_server_name",
+};
+
 fn tls_config(c: &ConsulConfig) -> Result<rustls::ClientConfig, ProviderError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| config("address", format!("TLS setup: {e}")))?;
-    let https = c.address.scheme() == "https";
-    let builder = match (&c.tls.ca_file, https) {
-        (Some(ca), true) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(ca)
-                .map_err(|e| config("ca_file", format!("{}: {e}", ca.display())))?
-            {
-                let cert = cert.map_err(|e| config("ca_file", format!("{}: {e}", ca.display())))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| config("ca_file", format!("{}: {e}", ca.display())))?;
-            }
-            if roots.is_empty() {
-                return Err(config(
-                    "ca_file",
-                    format!("{}: no certificate", ca.display()),
-                ));
-            }
-            builder.with_root_certificates(roots)
-        }
-        (None, true) => {
-            let verifier = rustls_platform_verifier::Verifier::new(provider)
-                .map_err(|e| config("ca_file", format!("platform trust store: {e}")))?;
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(verifier))
-        }
-        // Plain http: the TLS configuration is never used.
-        (_, false) => builder.with_root_certificates(rustls::RootCertStore::empty()),
-    };
-    match (&c.tls.client_cert, &c.tls.client_key, https) {
-        (Some(cert), Some(key), true) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| config("client_cert", format!("{}: {e}", cert.display())))?;
-            let key = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| config("client_key", format!("{}: {e}", key.display())))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| config("client_cert", e.to_string()))
-        }
-        _ => Ok(builder.with_no_client_auth()),
+    if c.address.scheme() != "https" {
+        // Plain http: the TLS configuration is never used, its files are
+        // not read.
+        return rustls::ClientConfig::builder_with_provider(provider_tls::ring_provider())
+            .with_safe_default_protocol_versions()
+            .map(|b| {
+                b.with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth()
+            })
+            .map_err(|e| config("address", format!("TLS setup: {e}")));
     }
+    let files = provider_tls::ClientFiles {
+        ca: c.tls.ca_file.as_deref(),
+        identity: c
+            .tls
+            .client_cert
+            .as_deref()
+            .zip(c.tls.client_key.as_deref()),
+        server_name: c.tls.server_name.as_deref(),
+    };
+    provider_tls::client_config(files, TLS_FIELDS, |provider| {
+        let verifier = rustls_platform_verifier::Verifier::new(provider)
+            .map_err(|e| config("ca_file", format!("platform trust store: {e}")))?;
+        Ok(Arc::new(verifier) as Arc<dyn rustls::client::danger::ServerCertVerifier>)
+    })
 }
 
 impl Http {
@@ -215,6 +202,17 @@ impl Http {
             req = req.header("Content-Type", "application/json").body(b);
         }
         let classify = |e: reqwest::Error| {
+            // A refused handshake is reported as such (issue 14): the
+            // reason says which certificate check failed. With TLS 1.3 a
+            // refused client certificate only shows on the first read, so
+            // this comes before the connect/exchange split.
+            if let Some(f) = provider_tls::TlsFailure::of(&e) {
+                return CallError::Tls(provider_tls::message(
+                    f,
+                    self.base.as_str(),
+                    &format!("{what}: {}", describe(&e)),
+                ));
+            }
             if e.is_timeout() {
                 CallError::Unreachable(format!(
                     "{what}: no answer from {} within {timeout:?}",

@@ -40,6 +40,10 @@ pub struct TlsFiles {
     pub client_cert: Option<PathBuf>,
     /// PEM client private key (`CONSUL_CLIENT_KEY`).
     pub client_key: Option<PathBuf>,
+    /// The name the agent's certificate must carry instead of the
+    /// address's host (`CONSUL_TLS_SERVER_NAME`), e.g.
+    /// `server.dc1.consul` for an agent reached by IP address.
+    pub server_name: Option<String>,
 }
 
 /// Everything a [`ConsulProvider`](crate::ConsulProvider) needs. Build it
@@ -124,6 +128,7 @@ impl ConsulConfig {
             "ca_file",
             "client_cert",
             "client_key",
+            "tls_server_name",
         ];
         if let Some(k) = settings.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(config(
@@ -227,6 +232,7 @@ impl ConsulConfig {
             ca_file: get("ca_file", Some("CONSUL_CACERT")).map(PathBuf::from),
             client_cert: get("client_cert", Some("CONSUL_CLIENT_CERT")).map(PathBuf::from),
             client_key: get("client_key", Some("CONSUL_CLIENT_KEY")).map(PathBuf::from),
+            server_name: get("tls_server_name", Some("CONSUL_TLS_SERVER_NAME")),
         };
         if c.tls.client_cert.is_some() != c.tls.client_key.is_some() {
             return Err(config(

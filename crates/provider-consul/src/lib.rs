@@ -35,6 +35,11 @@
 //! malformed JSON, no `X-Consul-Index`, unexpected status →
 //! `provider.protocol`; 5xx and broken exchanges mid-watch →
 //! `provider.stream`; a refused registration → `provider.registration`.
+//! A failed TLS handshake is `provider.connectivity` with a reason in the
+//! message: `[tls.unknown_ca]`, `[tls.expired]`, `[tls.wrong_name]`,
+//! `[tls.client_cert_refused]` or `[tls.handshake]` (see the
+//! `provider-tls` crate); a missing or wrong TLS file is `provider.config`
+//! naming the setting, when the provider is built.
 //! The token travels only in the `X-Consul-Token` header (marked
 //! sensitive) and never appears in `Debug` output or logs.
 //!
@@ -53,6 +58,7 @@
 //! | `token_file` | `CONSUL_HTTP_TOKEN_FILE` | file holding the token (when `token` is unset) |
 //! | `ca_file` | `CONSUL_CACERT` | PEM CA bundle verifying the agent (else the platform trust store) |
 //! | `client_cert`, `client_key` | `CONSUL_CLIENT_CERT`, `CONSUL_CLIENT_KEY` | PEM client certificate and key (mutual TLS), together |
+//! | `tls_server_name` | `CONSUL_TLS_SERVER_NAME` | name the agent's certificate must carry instead of the address's host (e.g. `server.dc1.consul`) |
 //! | `datacenter` | the agent's | `?dc=` of health queries |
 //! | `tags` | none | comma-separated tags of the registration |
 //! | `ttl_s` | 10 | TTL of the check, 1..=3600; passed every TTL/3 |

@@ -386,14 +386,19 @@ pub fn chain_text(e: &(dyn StdError + 'static)) -> String {
     out
 }
 
-/// A `provider.connectivity` error for a failed handshake with `target`:
-/// `TLS handshake with <target> failed [tls.unknown_ca]: <hint>: <detail>`.
+/// A `provider.connectivity` error for a failed handshake with `target`,
+/// with [`message`].
 pub fn connectivity(failure: TlsFailure, target: &str, detail: &str) -> ProviderError {
-    ProviderError::Connectivity(format!(
+    ProviderError::Connectivity(message(failure, target, detail))
+}
+
+/// `TLS handshake with <target> failed [tls.unknown_ca]: <hint>: <detail>`.
+pub fn message(failure: TlsFailure, target: &str, detail: &str) -> String {
+    format!(
         "TLS handshake with {target} failed [{}]: {}: {detail}",
         failure.as_str(),
         failure.hint()
-    ))
+    )
 }
 
 #[cfg(test)]
