@@ -1,0 +1,397 @@
+//! The async driver: resolves, probes, feeds the [`Core`] and yields
+//! snapshots (see the [crate documentation](crate#rounds)).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use cluster::remoting::{ProbeConfig, probe};
+use cluster::wire::{HandshakeConfig, Hello, WireError};
+use cluster_core::{Capabilities, ClusterProvider, Member, ProviderError, Snapshot};
+use futures::future::BoxFuture;
+use futures::stream::{self, BoxStream, StreamExt};
+use hickory_resolver::TokioResolver;
+
+use crate::core::{Core, Event, Output, Peer, Probe, parse_member_address};
+use crate::discovery::{self, DnsSettings, Resolved, Seed};
+use crate::metrics_names::{ERRORS_TOTAL, PROBES_TOTAL};
+use crate::{Identity, SeedError, Settings, Source, codes};
+
+/// Most probes in flight at once per round.
+const CONCURRENT_PROBES: usize = 32;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A `static` or `dns` provider (see the [crate documentation](crate)).
+#[derive(Clone)]
+pub struct SeedProvider {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SeedProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeedProvider")
+            .field("settings", &self.inner.settings)
+            .field("identity", &self.inner.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    settings: Settings,
+    identity: Option<Arc<Identity>>,
+    kind: &'static str,
+    resolver: Option<TokioResolver>,
+    local: Mutex<Option<Member>>,
+    state: Mutex<State>,
+}
+
+struct State {
+    core: Core,
+    /// `static`: each seed's last good addresses.
+    seeds: BTreeMap<String, Vec<SocketAddr>>,
+    /// `dns`: the last good answer and when to resolve again.
+    dns: Option<(Vec<SocketAddr>, Instant)>,
+}
+
+/// What one round found, before the core.
+enum Round {
+    /// The core's output.
+    Done(Output, bool),
+    /// The contacts could not be resolved.
+    Failed(SeedError),
+}
+
+impl SeedProvider {
+    /// A provider with `settings`, probing as `identity` (`None`: it fails
+    /// the connectivity check with `provider.seed.no_identity`).
+    pub fn new(settings: Settings, identity: Option<Arc<Identity>>) -> Result<Self, ProviderError> {
+        let (kind, resolver) = match &settings.source {
+            Source::Static(_) => ("static", None),
+            Source::Dns(dns) => (
+                "dns",
+                Some(discovery::resolver(dns).map_err(|e| ProviderError::Config {
+                    field: "nameserver".into(),
+                    reason: e.to_string(),
+                })?),
+            ),
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State {
+                    core: Core::new(settings.rules),
+                    seeds: BTreeMap::new(),
+                    dns: None,
+                }),
+                settings,
+                identity,
+                kind,
+                resolver,
+                local: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// Whether this node has joined (or formed) a cluster.
+    pub fn joined(&self) -> bool {
+        lock(&self.inner.state).core.joined()
+    }
+}
+
+impl Inner {
+    fn node(&self) -> String {
+        lock(&self.local)
+            .as_ref()
+            .map(|m| m.node_id.to_string())
+            .unwrap_or_default()
+    }
+
+    /// The contact addresses of this round.
+    async fn contacts(&self) -> Result<Vec<SocketAddr>, SeedError> {
+        match &self.settings.source {
+            Source::Static(seeds) => self.static_contacts(seeds).await,
+            Source::Dns(dns) => self.dns_contacts(dns).await,
+        }
+    }
+
+    async fn static_contacts(&self, seeds: &[Seed]) -> Result<Vec<SocketAddr>, SeedError> {
+        let resolved = discovery::resolve_seeds(seeds).await;
+        let mut state = lock(&self.state);
+        let mut errors = Vec::new();
+        for (seed, result) in resolved {
+            match result {
+                Ok(addrs) => {
+                    state.seeds.insert(seed.text.clone(), addrs);
+                }
+                Err(e) => {
+                    tracing::debug!(code = e.code, error = %e.message, "seed did not resolve; its last addresses are kept");
+                    errors.push(e.message);
+                }
+            }
+        }
+        let all: BTreeSet<SocketAddr> = state.seeds.values().flatten().copied().collect();
+        if all.is_empty() {
+            return Err(SeedError::new(codes::SEED_RESOLVE, errors.join("; ")));
+        }
+        Ok(all.into_iter().collect())
+    }
+
+    async fn dns_contacts(&self, dns: &DnsSettings) -> Result<Vec<SocketAddr>, SeedError> {
+        let now = Instant::now();
+        if let Some((addrs, next)) = &lock(&self.state).dns
+            && now < *next
+        {
+            return Ok(addrs.clone());
+        }
+        let Some(resolver) = &self.resolver else {
+            return Err(SeedError::new(codes::DNS_CONFIG, "no resolver"));
+        };
+        let Resolved {
+            addrs,
+            ttl,
+            skipped,
+        } = discovery::resolve_dns(resolver, dns).await?;
+        for e in skipped {
+            metrics::counter!(ERRORS_TOTAL, "node" => self.node(), "kind" => self.kind, "code" => e.code).increment(1);
+            tracing::warn!(code = e.code, error = %e.message, "SRV target skipped");
+        }
+        let next = discovery::next_resolve(now, self.settings.resolve_interval, ttl);
+        lock(&self.state).dns = Some((addrs.clone(), next));
+        Ok(addrs)
+    }
+
+    /// Probes one address and classifies the answer for the core.
+    async fn probe_one(&self, addr: SocketAddr, config: &ProbeConfig) -> Probe {
+        let outcome = probe(&addr.to_string(), config).await;
+        let (probe, label) = classify(outcome, &config.handshake.cluster);
+        metrics::counter!(PROBES_TOTAL, "node" => config.local.node_id.to_string(), "kind" => self.kind, "outcome" => label).increment(1);
+        probe
+    }
+
+    async fn round(&self, local: &Member) -> Round {
+        let Some(identity) = &self.identity else {
+            return Round::Failed(SeedError::new(
+                codes::SEED_NO_IDENTITY,
+                "this kind was built without the cluster name and secret (StaticKind::new / DnsKind::new)",
+            ));
+        };
+        let contacts = match self.contacts().await {
+            Ok(c) => c,
+            Err(e) => return Round::Failed(e),
+        };
+        let own = own_addresses(local).await;
+        let mut handshake = HandshakeConfig::new(identity.cluster.clone())
+            .with_timeout(self.settings.probe_timeout)
+            .with_max_frame(identity.max_frame);
+        if let Some(secret) = &identity.secret {
+            handshake = handshake.with_secret(secret.clone());
+        }
+        let config =
+            ProbeConfig::new(handshake, Hello::for_member(identity.cluster.clone(), local));
+        let results: Vec<(SocketAddr, Probe)> = stream::iter(contacts)
+            .map(|addr| {
+                let config = &config;
+                let own = &own;
+                async move {
+                    if own.contains(&addr) {
+                        (addr, Probe::Itself)
+                    } else {
+                        (addr, self.probe_one(addr, config).await)
+                    }
+                }
+            })
+            .buffer_unordered(CONCURRENT_PROBES)
+            .collect()
+            .await;
+        let answered = results.iter().any(|(_, p)| matches!(p, Probe::Answered(_)));
+        let out = lock(&self.state).core.round(Instant::now(), local, results);
+        Round::Done(out, answered)
+    }
+
+    fn log(&self, events: &[Event]) {
+        for e in events {
+            match e {
+                Event::Refused {
+                    contact,
+                    code,
+                    reason,
+                } => tracing::warn!(
+                    code = codes::SEED_NOT_MEMBER,
+                    %contact,
+                    refusal = %code,
+                    reason = %reason,
+                    "a contact point answered but is not a node of this cluster; never listed"
+                ),
+                Event::Replaced { contact, old, new } => tracing::info!(
+                    %contact,
+                    old_node = %old.0, old_incarnation = old.1,
+                    new_node = %new.0, new_incarnation = new.1,
+                    "another node or incarnation answers at a contact point; the old one is replaced"
+                ),
+                Event::Left { contact, node } => tracing::info!(
+                    %contact, %node,
+                    "a contact point stopped answering past unreachable_timeout; no longer listed"
+                ),
+                Event::Formed { contacts } => tracing::info!(
+                    contacts = ?contacts,
+                    "no cluster found: this node has the lowest contact address and forms a new cluster"
+                ),
+                Event::Joined { via, node } => tracing::info!(
+                    %via, %node,
+                    "a contact point has joined a cluster: joining it"
+                ),
+            }
+        }
+    }
+}
+
+/// The probe's outcome as the core sees it, and the metric label.
+fn classify(
+    outcome: Result<cluster::remoting::ProbeAnswer, WireError>,
+    cluster: &str,
+) -> (Probe, &'static str) {
+    match outcome {
+        Ok(answer) => match parse_member_address(&answer.peer.address) {
+            Some(address) => {
+                let mut member = Member::new(answer.peer.node_id, address, answer.peer.incarnation);
+                member.roles = answer.info.roles.into_iter().collect();
+                member.labels = answer.info.labels;
+                (
+                    Probe::Answered(Peer {
+                        member,
+                        joined: answer.info.joined,
+                    }),
+                    "answered",
+                )
+            }
+            None => (
+                Probe::Refused {
+                    code: "wire.handshake".into(),
+                    reason: format!(
+                        "node {} of cluster {cluster} advertises {:?}, not host:port",
+                        answer.peer.node_id, answer.peer.address
+                    ),
+                },
+                "refused",
+            ),
+        },
+        Err(e) => {
+            let code = e.code().to_owned();
+            let reason = e.to_string();
+            match e {
+                // Something answered and is not one of ours.
+                WireError::Auth(_)
+                | WireError::Cluster(_)
+                | WireError::Version(_)
+                | WireError::Handshake(_)
+                | WireError::Refused { .. }
+                | WireError::Decode(_)
+                | WireError::Oversized { .. } => (Probe::Refused { code, reason }, "refused"),
+                // Nothing (usable) answered.
+                _ => (Probe::Silent { code, reason }, "silent"),
+            }
+        }
+    }
+}
+
+/// The local node's own addresses: its advertised address resolved.
+async fn own_addresses(local: &Member) -> BTreeSet<SocketAddr> {
+    match tokio::net::lookup_host((local.address.host.as_str(), local.address.port)).await {
+        Ok(addrs) => addrs.collect(),
+        Err(_) => BTreeSet::new(),
+    }
+}
+
+/// The delay before the next round: `interval` jittered ±20 %, times
+/// `2^backoff` (at most 8×).
+fn delay(interval: Duration, backoff: u32) -> Duration {
+    let factor = 1u32 << backoff.min(3);
+    let base = interval * factor;
+    base.mul_f64(0.8 + 0.4 * fastrand::f64())
+}
+
+impl ClusterProvider for SeedProvider {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            watch: true,
+            register: true,
+            external: true,
+        }
+    }
+
+    /// R1.4: the identity is there, and the contacts can be looked up: a
+    /// static seed list where at least one seed resolves; a DNS server
+    /// that answers (NXDOMAIN and an empty answer are answers: the name
+    /// may have no record before the first node is up).
+    fn check_connectivity(&self) -> BoxFuture<'_, Result<(), ProviderError>> {
+        Box::pin(async move {
+            if self.inner.identity.is_none() {
+                return Err(SeedError::new(
+                    codes::SEED_NO_IDENTITY,
+                    "this kind was built without the cluster name and secret",
+                )
+                .into_provider_error());
+            }
+            match self.inner.contacts().await {
+                Ok(_) => Ok(()),
+                Err(e) if e.code == codes::DNS_NXDOMAIN || e.code == codes::DNS_NO_RECORDS => {
+                    Ok(())
+                }
+                Err(e) => Err(e.into_provider_error()),
+            }
+        })
+    }
+
+    /// Keeps the local member (listed once joined, and the Hello of every
+    /// probe). Nothing is written anywhere: the contacts find this node by
+    /// probing it.
+    fn register(&self, local: &Member) -> BoxFuture<'_, Result<(), ProviderError>> {
+        *lock(&self.inner.local) = Some(local.clone());
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Nothing to remove: once this node leaves, its probes answer
+    /// `joined = false` (draining) or nothing, and the others drop it.
+    fn deregister(&self, _local: &Member) -> BoxFuture<'_, Result<(), ProviderError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn watch(&self) -> BoxStream<'static, Result<Snapshot, ProviderError>> {
+        let inner = self.inner.clone();
+        stream::unfold((inner, None::<Duration>, 0u32), |(inner, wait, mut backoff)| async move {
+            if let Some(wait) = wait {
+                tokio::time::sleep(wait).await;
+            }
+            let interval = inner.settings.probe_interval;
+            loop {
+                let local = lock(&inner.local).clone();
+                let Some(local) = local else {
+                    // Not registered yet: nothing to probe as.
+                    tokio::time::sleep(delay(interval, 0)).await;
+                    continue;
+                };
+                match inner.round(&local).await {
+                    Round::Done(out, answered) => {
+                        inner.log(&out.events);
+                        if let Some(members) = out.members {
+                            let next = delay(interval, 0);
+                            return Some((Ok(Snapshot::now(members)), (inner, Some(next), 0)));
+                        }
+                        // Bootstrapping: no snapshot; back off while nobody answers.
+                        backoff = if answered { 0 } else { backoff.saturating_add(1) };
+                        tokio::time::sleep(delay(interval, backoff)).await;
+                    }
+                    Round::Failed(e) => {
+                        metrics::counter!(ERRORS_TOTAL, "node" => inner.node(), "kind" => inner.kind, "code" => e.code).increment(1);
+                        let next = delay(interval, 0);
+                        return Some((Err(e.into_provider_error()), (inner, Some(next), backoff)));
+                    }
+                }
+            }
+        })
+        .boxed()
+    }
+}
