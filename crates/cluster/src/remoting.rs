@@ -111,7 +111,7 @@ mod conn;
 mod probe;
 pub mod tls;
 
-pub use self::probe::{ProbeAnswer, ProbeConfig, probe, probe_over};
+pub use self::probe::{ProbeAnswer, ProbeConfig, ProbeTls, probe, probe_over};
 
 use std::collections::HashMap;
 use std::fmt;

@@ -478,3 +478,57 @@ async fn i14_insecure_bind_is_refused_unless_allowed_explicitly() {
     drop(allowed);
     system.shutdown().await;
 }
+
+/// Issue 14 with P4/P6: a probe (the contact-point providers' question
+/// "who are you?") runs inside TLS when TLS is on: a prober with a good
+/// certificate gets the answer, one whose certificate names another node
+/// than it claims is refused with `remoting.tls.identity`, and a plaintext
+/// prober gets `remoting.tls.*` too.
+#[tokio::test]
+async fn i14_probes_run_inside_tls_and_check_identities() {
+    use cluster::remoting::{ProbeConfig, ProbeTls, probe};
+    let dir = tempfile::tempdir().unwrap();
+    let pki = NodePki::generate(dir.path()).unwrap();
+    let backends = Backends::new();
+    let a = start_tls(
+        &backends,
+        "a",
+        config(&pki, &cert(&pki, "a", NodeCert::Valid)),
+    )
+    .await;
+    let addr = a.cluster.remoting().local_addr().to_string();
+    let hello = |node: &str| cluster::wire::Hello {
+        protocol_version: cluster::wire::PROTOCOL_VERSION,
+        cluster: CLUSTER.to_owned(),
+        node_id: nid(node),
+        incarnation: 7,
+        address: "127.0.0.1:1".to_owned(),
+    };
+    let handshake =
+        cluster::wire::HandshakeConfig::new(CLUSTER).with_timeout(Duration::from_secs(2));
+
+    let good = ProbeTls::load(config(&pki, &cert(&pki, "p", NodeCert::Valid)), "p").unwrap();
+    let answer = probe(
+        &addr,
+        &ProbeConfig::new(handshake.clone(), hello("p")).with_tls(good),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.peer.node_id, a.id);
+
+    let liar = ProbeTls::load(config(&pki, &cert(&pki, "q", NodeCert::Valid)), "q").unwrap();
+    let refused = probe(
+        &addr,
+        &ProbeConfig::new(handshake.clone(), hello("p")).with_tls(liar),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.code(), "wire.refused", "{refused}");
+    assert!(refused.to_string().contains(tls::TLS_IDENTITY), "{refused}");
+
+    let plain = probe(&addr, &ProbeConfig::new(handshake, hello("p")))
+        .await
+        .unwrap_err();
+    assert_eq!(plain.code(), tls::TLS_REQUIRED, "{plain}");
+    a.system.shutdown().await;
+}

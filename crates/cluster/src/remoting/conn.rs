@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::actor::Msg;
-use super::tls::{self, Stream, TLS_IDENTITY, TLS_REQUIRED};
+use super::tls::{self, Stream, TLS_IDENTITY, tls_hint};
 use super::{DEGRADED, M_FRAMES_REFUSED, NOT_MEMBER, Shared};
 use crate::netsim::NetSim;
 use crate::wire::{
@@ -133,20 +133,6 @@ pub(super) async fn accept_loop(
     }
 }
 
-/// A plaintext frame header that is the start of a TLS record: the peer
-/// speaks TLS and we do not (`remoting.tls.required`).
-fn tls_hint(e: WireError, we_speak_tls: bool) -> WireError {
-    match e {
-        WireError::Oversized { len, .. } if !we_speak_tls && tls::looks_like_tls(len) => {
-            WireError::Tls {
-                code: TLS_REQUIRED,
-                reason: "the peer speaks TLS and this node has no TLS configured".to_owned(),
-            }
-        }
-        other => other,
-    }
-}
-
 /// The TLS handshake of an inbound connection, when TLS is on (bounded by
 /// the handshake timeout).
 async fn accept_tls(tcp: TcpStream, shared: &Shared) -> Result<Stream, WireError> {
@@ -194,7 +180,17 @@ async fn accept_one(
                 Ok(Accepted::Probe(peer)) => match identity(&peer) {
                     Ok(()) => return super::probe::answer(&mut stream, &shared, &peer).await,
                     Err(refusal) => {
+                        // The answer's place gets the Reject instead.
                         dialer = Some(peer.node_id.clone());
+                        let reject = Frame::Reject {
+                            code: refusal.code.clone(),
+                            reason: refusal.reason.clone(),
+                        };
+                        let _ = tokio::time::timeout(config.timeout, async {
+                            let _ = write_frame(&mut stream, &reject, config.max_frame).await;
+                            let _ = stream.shutdown().await;
+                        })
+                        .await;
                         Err(WireError::Refused {
                             code: refusal.code,
                             reason: refusal.reason,

@@ -21,11 +21,15 @@
 //! Both are written against a generic stream so that a TLS stream can carry
 //! them as well as a plain TCP one.
 
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
 use cluster_core::{ProvisioningStatus, Topology};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::Shared;
+use super::tls::{self, Stream, TLS_IDENTITY, Tls, TlsConfig, TlsConfigError};
 use crate::wire::{
     Frame, HandshakeConfig, Hello, ProbeInfo, WireError, connect_probe, write_frame,
 };
@@ -38,12 +42,73 @@ pub struct ProbeConfig {
     pub handshake: HandshakeConfig,
     /// Who is asking: the prober's own identity and advertised address.
     pub local: Hello,
+    /// Mutual TLS, as Remoting runs it (see [`super::tls`]): the probe
+    /// runs inside TLS, and the probed node's certificate must name the
+    /// node id it answers with. `None`: plain TCP.
+    pub tls: Option<ProbeTls>,
 }
 
 impl ProbeConfig {
     /// A prober without TLS.
     pub fn new(handshake: HandshakeConfig, local: Hello) -> Self {
-        Self { handshake, local }
+        Self {
+            handshake,
+            local,
+            tls: None,
+        }
+    }
+
+    /// Probes over mutual TLS.
+    pub fn with_tls(mut self, tls: ProbeTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+}
+
+/// A prober's TLS material: the node's Remoting TLS files, loaded once and
+/// read again when they change (looked at no more often than the
+/// configuration's `reload_check`).
+#[derive(Clone)]
+pub struct ProbeTls {
+    tls: Arc<Tls>,
+    checked: Arc<Mutex<Instant>>,
+}
+
+impl std::fmt::Debug for ProbeTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProbeTls")
+            .field("cert_file", &self.tls.config.cert_file)
+            .finish()
+    }
+}
+
+impl ProbeTls {
+    /// Loads the files (errors name the file: `remoting.tls.config`).
+    /// `node` labels the expiry gauge.
+    pub fn load(config: TlsConfig, node: &str) -> Result<Self, TlsConfigError> {
+        Ok(Self {
+            tls: Arc::new(Tls::load(config, Arc::from(node))?),
+            checked: Arc::new(Mutex::new(Instant::now())),
+        })
+    }
+
+    fn current(&self) -> &Tls {
+        let due = {
+            let mut checked = self
+                .checked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let due = checked.elapsed() >= self.tls.config.reload_check;
+            if due {
+                *checked = Instant::now();
+            }
+            due
+        };
+        if due {
+            // A failure is logged, and the previous material stays.
+            let _ = self.tls.reload(false);
+        }
+        &self.tls
     }
 }
 
@@ -62,11 +127,33 @@ pub struct ProbeAnswer {
 pub async fn probe(address: &str, config: &ProbeConfig) -> Result<ProbeAnswer, WireError> {
     let timeout = config.handshake.timeout;
     let attempt = async {
-        let mut stream = TcpStream::connect(address).await.map_err(WireError::Io)?;
-        let _ = stream.set_nodelay(true);
+        let tcp = TcpStream::connect(address).await.map_err(WireError::Io)?;
+        let _ = tcp.set_nodelay(true);
+        let mut stream = match &config.tls {
+            Some(t) => {
+                let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                tls::connect(t.current(), host, tcp).await?
+            }
+            None => Stream::Plain(tcp),
+        };
         let answer = probe_over(&mut stream, config).await;
         let _ = stream.shutdown().await;
-        answer
+        let answer = answer.map_err(|e| tls::tls_hint(e, config.tls.is_some()))?;
+        if config.tls.is_some() {
+            // Only a certificate naming the node id it answered with makes
+            // the answer count.
+            tls::check_identity(
+                &stream.peer_identities(),
+                &config.handshake.cluster,
+                answer.peer.node_id.as_str(),
+            )
+            .map_err(|reason| WireError::Tls {
+                code: TLS_IDENTITY,
+                reason,
+            })?;
+        }
+        Ok(answer)
     };
     tokio::time::timeout(timeout, attempt)
         .await

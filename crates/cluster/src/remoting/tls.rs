@@ -659,8 +659,22 @@ pub(crate) fn classify(e: io::Error) -> WireError {
 
 /// Whether a plaintext read's frame header is the start of a TLS record
 /// (an alert or a handshake): the peer speaks TLS.
-pub(crate) fn looks_like_tls(len: u64) -> bool {
+fn looks_like_tls(len: u64) -> bool {
     // A TLS record: type 0x15 (alert) or 0x16 (handshake), then version
     // 0x03 0x0?; read as a big-endian u32 length.
     matches!(len >> 16, 0x1503 | 0x1603)
+}
+
+/// A plaintext frame header that is the start of a TLS record: the peer
+/// speaks TLS and we do not (`remoting.tls.required`).
+pub(crate) fn tls_hint(e: WireError, we_speak_tls: bool) -> WireError {
+    match e {
+        WireError::Oversized { len, .. } if !we_speak_tls && looks_like_tls(len) => {
+            WireError::Tls {
+                code: TLS_REQUIRED,
+                reason: "the peer speaks TLS and this node has no TLS configured".to_owned(),
+            }
+        }
+        other => other,
+    }
 }
