@@ -1,0 +1,755 @@
+//! The checker: pure functions from a run's history (requests, membership
+//! observations, faults) to figures and a verdict. No I/O, no clock.
+//!
+//! Per fault, with its window running from its start to the next fault's
+//! start (or the end of the run):
+//!
+//! - **double activations**: two activations of one grain that both served
+//!   requests at the same time. An activation *certainly* lived from the
+//!   end of its first answer to the start of its last one; two activations
+//!   of a grain are a double activation when an answer of one lies wholly
+//!   inside that span of the other (so a slow request straddling a normal
+//!   hand-off is not one). The figure is the overlap of their spans from
+//!   first answer start to last answer end. Inside a fault that splits the
+//!   members' views ([`FaultKind::splits_views`]) they are bounded by that
+//!   kind's bound; anywhere else the bound is zero. A double activation
+//!   is a fault's when it begins between the fault's start and the moment
+//!   the members agree again after the heal (at least `settle_ms` after
+//!   it).
+//! - **unavailability**: per grain, the longest time without an answer
+//!   (from any node) counted from the fault's start until the heal; and
+//!   after the heal, the longest time any node's client waited for its
+//!   first answer of a grain.
+//! - **convergence**: time from the heal until every node reports the same
+//!   topology hash with every node up (observations after the heal only).
+//! - **failovers** (provider changes), **quarantines** (a member newly
+//!   quarantined by an observer), **topology changes** (hash changes), and
+//!   **new activations** in the window; **errors by code**.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::Serialize;
+
+use crate::history::{Fault, FaultKind, Observation, Request};
+
+/// The limits a fault's figures must stay within (milliseconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Bounds {
+    /// Longest time a grain goes without an answer from any node, from
+    /// the fault's start to its heal.
+    pub unavailable_ms: u64,
+    /// Longest wait of any node's client for a grain's first answer after
+    /// the heal.
+    pub after_heal_ms: u64,
+    /// From the heal to one topology hash on every node, every node up.
+    pub convergence_ms: u64,
+    /// Longest double activation attributed to the fault (0: none
+    /// allowed).
+    pub double_activation_ms: u64,
+}
+
+/// The timing of the cluster under test, from which the bounds follow
+/// (see docs/reliability.md for the reasoning).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Timing {
+    /// `[remoting] failure_timeout`.
+    pub failure_timeout_ms: u64,
+    /// The provider's lease (etcd `lease_ttl`) or equivalent.
+    pub lease_ttl_ms: u64,
+    /// How long a cut or pause lasts.
+    pub fault_ms: u64,
+}
+
+/// Allowance for follow-up FS-1 (docs/reliability.md): a process resumed
+/// after a pause longer than the failure timeout counts its own pause as
+/// its peers' silence and quarantines every peer; it then serves every
+/// grain alone until the quarantines are lifted, measured at about 5 s.
+pub const FS1_RESUMED_NODE_QUARANTINES_PEERS_MS: u64 = 5_000;
+
+/// The bounds of `kind` for `timing`.
+pub fn bounds_for(kind: FaultKind, t: Timing) -> Bounds {
+    let detect = t.failure_timeout_ms + 500;
+    let converge = 5_000;
+    let after_heal = 5_000;
+    match kind {
+        FaultKind::Kill | FaultKind::EtcdRestart => Bounds {
+            unavailable_ms: detect,
+            after_heal_ms: after_heal,
+            convergence_ms: converge,
+            double_activation_ms: 0,
+        },
+        FaultKind::Rolling => Bounds {
+            unavailable_ms: detect,
+            after_heal_ms: after_heal,
+            convergence_ms: converge,
+            double_activation_ms: 0,
+        },
+        FaultKind::Pause => Bounds {
+            unavailable_ms: detect,
+            after_heal_ms: after_heal,
+            convergence_ms: converge + FS1_RESUMED_NODE_QUARANTINES_PEERS_MS,
+            double_activation_ms: t.fault_ms
+                + t.failure_timeout_ms
+                + 1_000
+                + FS1_RESUMED_NODE_QUARANTINES_PEERS_MS,
+        },
+        FaultKind::Partition | FaultKind::OneWay => Bounds {
+            unavailable_ms: detect,
+            after_heal_ms: after_heal,
+            convergence_ms: converge,
+            double_activation_ms: t.fault_ms + t.failure_timeout_ms + 1_000,
+        },
+        FaultKind::EtcdCut => Bounds {
+            unavailable_ms: t.lease_ttl_ms + detect,
+            after_heal_ms: after_heal,
+            convergence_ms: converge,
+            double_activation_ms: t.fault_ms + t.lease_ttl_ms + 1_000,
+        },
+    }
+}
+
+/// Two activations of a grain serving at the same time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DoubleActivation {
+    /// The grain.
+    pub grain: String,
+    /// One activation.
+    pub first: String,
+    /// The other.
+    pub second: String,
+    /// Start of the overlap.
+    pub from_ms: u64,
+    /// End of the overlap.
+    pub to_ms: u64,
+}
+
+impl DoubleActivation {
+    /// Its length.
+    pub fn overlap_ms(&self) -> u64 {
+        self.to_ms.saturating_sub(self.from_ms)
+    }
+}
+
+/// The figures of one fault.
+#[derive(Clone, Debug, Serialize)]
+pub struct FaultFigures {
+    /// The fault.
+    pub fault: Fault,
+    /// Its bounds.
+    pub bounds: Bounds,
+    /// Where its window ends (the next fault's start, or the run's end).
+    pub window_end_ms: u64,
+    /// The worst grain and its time without an answer, start to heal.
+    pub unavailable: Option<(String, u64)>,
+    /// The worst (node, grain) and its wait after the heal.
+    pub after_heal: Option<(String, String, u64)>,
+    /// Heal to one hash everywhere; `None`: not within the window.
+    pub convergence_ms: Option<u64>,
+    /// Provider failovers in the window, all nodes.
+    pub failovers: u64,
+    /// Members newly quarantined in the window (observer, member) pairs.
+    pub quarantines: usize,
+    /// Topology hash changes in the window, all nodes.
+    pub topology_changes: usize,
+    /// Activations whose first answer is in the window.
+    pub new_activations: usize,
+    /// Requests in the window.
+    pub requests: usize,
+    /// Failed requests in the window by code.
+    pub errors: BTreeMap<String, usize>,
+    /// Double activations attributed to it.
+    pub doubles: Vec<DoubleActivation>,
+    /// Bounds exceeded, one line each.
+    pub violations: Vec<String>,
+}
+
+impl FaultFigures {
+    /// The longest double activation.
+    pub fn longest_double_ms(&self) -> u64 {
+        self.doubles
+            .iter()
+            .map(DoubleActivation::overlap_ms)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// A run's verdict.
+#[derive(Clone, Debug, Serialize)]
+pub struct Verdict {
+    /// Per fault.
+    pub faults: Vec<FaultFigures>,
+    /// Double activations in no fault's window.
+    pub doubles_outside: Vec<DoubleActivation>,
+    /// Requests.
+    pub requests: usize,
+    /// Answered.
+    pub answered: usize,
+    /// Failed requests by code, whole run.
+    pub errors: BTreeMap<String, usize>,
+    /// Every bound exceeded.
+    pub violations: Vec<String>,
+}
+
+impl Verdict {
+    /// Whether every figure is within its bounds.
+    pub fn pass(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// What the checker reads.
+#[derive(Clone, Copy, Debug)]
+pub struct Input<'a> {
+    /// The workload's requests.
+    pub requests: &'a [Request],
+    /// The nodes' membership as observed.
+    pub observations: &'a [Observation],
+    /// The faults, in order.
+    pub faults: &'a [Fault],
+    /// Every node of the cluster.
+    pub nodes: &'a [String],
+    /// The run's end.
+    pub end_ms: u64,
+    /// How long after a heal a double activation is still the fault's.
+    pub settle_ms: u64,
+}
+
+#[derive(Debug)]
+struct Span {
+    grain: String,
+    activation: String,
+    /// First answer's start, last answer's end.
+    loose: (u64, u64),
+    /// First answer's end, last answer's start (may be empty).
+    certain: (u64, u64),
+    answers: Vec<(u64, u64)>,
+}
+
+fn spans(requests: &[Request]) -> Vec<Span> {
+    let mut by: BTreeMap<(&str, &str), Vec<(u64, u64)>> = BTreeMap::new();
+    for r in requests.iter().filter(|r| r.ok()) {
+        if let Some(a) = &r.activation {
+            by.entry((r.grain.as_str(), a.as_str()))
+                .or_default()
+                .push((r.start_ms, r.end_ms));
+        }
+    }
+    by.into_iter()
+        .map(|((grain, activation), mut answers)| {
+            answers.sort_unstable();
+            let first_start = answers.iter().map(|a| a.0).min().unwrap_or(0);
+            let last_end = answers.iter().map(|a| a.1).max().unwrap_or(0);
+            let first_end = answers.iter().map(|a| a.1).min().unwrap_or(0);
+            let last_start = answers.iter().map(|a| a.0).max().unwrap_or(0);
+            Span {
+                grain: grain.to_owned(),
+                activation: activation.to_owned(),
+                loose: (first_start, last_end),
+                certain: (first_end, last_start),
+                answers,
+            }
+        })
+        .collect()
+}
+
+fn inside(answer: (u64, u64), certain: (u64, u64)) -> bool {
+    certain.0 <= certain.1 && answer.0 >= certain.0 && answer.1 <= certain.1
+}
+
+/// Every double activation in `requests` (see the module documentation).
+pub fn double_activations(requests: &[Request]) -> Vec<DoubleActivation> {
+    let spans = spans(requests);
+    let mut by_grain: BTreeMap<&str, Vec<&Span>> = BTreeMap::new();
+    for s in &spans {
+        by_grain.entry(s.grain.as_str()).or_default().push(s);
+    }
+    let mut out = Vec::new();
+    for (grain, list) in by_grain {
+        for (i, a) in list.iter().enumerate() {
+            for b in &list[i + 1..] {
+                let interleaved = b.answers.iter().any(|x| inside(*x, a.certain))
+                    || a.answers.iter().any(|x| inside(*x, b.certain));
+                if !interleaved {
+                    continue;
+                }
+                let from = a.loose.0.max(b.loose.0);
+                let to = a.loose.1.min(b.loose.1);
+                out.push(DoubleActivation {
+                    grain: grain.to_owned(),
+                    first: a.activation.clone(),
+                    second: b.activation.clone(),
+                    from_ms: from,
+                    to_ms: to.max(from),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The longest time `grain` went without an answer from any node,
+/// counted from `from` until its first answer at or after `to` (or the end
+/// of the run).
+pub fn unavailable_ms(ok_ends: &[u64], from: u64, to: u64, end_ms: u64) -> u64 {
+    // ok_ends is sorted.
+    let before = ok_ends.iter().rev().find(|t| **t <= from).copied();
+    let mut prev = before.unwrap_or(from).max(from);
+    let mut worst = 0;
+    for &t in ok_ends.iter().filter(|t| **t > from) {
+        worst = worst.max(t - prev);
+        prev = t;
+        if t >= to {
+            return worst;
+        }
+    }
+    // Never answered again after `prev`.
+    worst.max(end_ms.saturating_sub(prev))
+}
+
+/// The first time at or after `heal` (before `until`) when every node's
+/// latest observation since `heal` has the same hash and lists every node
+/// up; as milliseconds after `heal`.
+pub fn convergence_ms(
+    observations: &[Observation],
+    nodes: &[String],
+    heal: u64,
+    until: u64,
+) -> Option<u64> {
+    let mut after: Vec<&Observation> = observations
+        .iter()
+        .filter(|o| o.t_ms >= heal && o.t_ms <= until)
+        .collect();
+    after.sort_by_key(|o| o.t_ms);
+    let everyone: BTreeSet<&str> = nodes.iter().map(String::as_str).collect();
+    let mut latest: HashMap<&str, &Observation> = HashMap::new();
+    for o in after {
+        latest.insert(o.node.as_str(), o);
+        if latest.len() < nodes.len() {
+            continue;
+        }
+        let mut hashes = BTreeSet::new();
+        let mut all_up = true;
+        for n in nodes {
+            match latest.get(n.as_str()) {
+                Some(l) if l.answered => {
+                    hashes.insert(l.hash.clone());
+                    let up: BTreeSet<&str> = l.up.iter().map(String::as_str).collect();
+                    all_up &= up == everyone;
+                }
+                _ => all_up = false,
+            }
+        }
+        if all_up && hashes.len() == 1 {
+            return Some(o.t_ms - heal);
+        }
+    }
+    None
+}
+
+struct Changes {
+    failovers: u64,
+    quarantines: usize,
+    topology_changes: usize,
+}
+
+fn changes(observations: &[Observation], from: u64, to: u64) -> Changes {
+    let mut by_node: BTreeMap<&str, Vec<&Observation>> = BTreeMap::new();
+    for o in observations.iter().filter(|o| o.answered) {
+        by_node.entry(o.node.as_str()).or_default().push(o);
+    }
+    let mut c = Changes {
+        failovers: 0,
+        quarantines: 0,
+        topology_changes: 0,
+    };
+    for list in by_node.values_mut() {
+        list.sort_by_key(|o| o.t_ms);
+        for pair in list.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            if b.t_ms < from || b.t_ms >= to {
+                continue;
+            }
+            // A restarted node counts from zero again.
+            c.failovers += b.failovers.saturating_sub(a.failovers);
+            if a.hash != b.hash {
+                c.topology_changes += 1;
+            }
+            c.quarantines += b
+                .quarantined
+                .iter()
+                .filter(|q| !a.quarantined.contains(q))
+                .count();
+        }
+    }
+    c
+}
+
+/// Checks a run against `bounds` (per kind).
+pub fn check(input: Input<'_>, bounds: &dyn Fn(FaultKind) -> Bounds) -> Verdict {
+    let mut ok_ends: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    let mut grains: BTreeSet<&str> = BTreeSet::new();
+    for r in input.requests {
+        grains.insert(r.grain.as_str());
+        if r.ok() {
+            ok_ends.entry(r.grain.as_str()).or_default().push(r.end_ms);
+        }
+    }
+    for v in ok_ends.values_mut() {
+        v.sort_unstable();
+    }
+    let doubles = double_activations(input.requests);
+    let spans = spans(input.requests);
+    let mut attributed = vec![false; doubles.len()];
+    let mut faults = Vec::new();
+    let mut violations = Vec::new();
+
+    for (i, f) in input.faults.iter().enumerate() {
+        let b = bounds(f.kind);
+        let window_end = input
+            .faults
+            .get(i + 1)
+            .map_or(input.end_ms, |n| n.start_ms)
+            .max(f.heal_ms);
+        let mut unavailable: Option<(String, u64)> = None;
+        for g in &grains {
+            let ends = ok_ends.get(g).map_or(&[][..], Vec::as_slice);
+            let u = unavailable_ms(ends, f.start_ms, f.heal_ms, input.end_ms);
+            if unavailable.as_ref().is_none_or(|(_, w)| u > *w) {
+                unavailable = Some(((*g).to_owned(), u));
+            }
+        }
+        let mut after_heal: Option<(String, String, u64)> = None;
+        for n in input.nodes {
+            for g in &grains {
+                let mine: Vec<&Request> = input
+                    .requests
+                    .iter()
+                    .filter(|r| r.asked == *n && r.grain == *g && r.start_ms >= f.heal_ms)
+                    .collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                let wait = mine
+                    .iter()
+                    .filter(|r| r.ok())
+                    .map(|r| r.end_ms)
+                    .min()
+                    .unwrap_or(input.end_ms)
+                    .saturating_sub(f.heal_ms);
+                if after_heal.as_ref().is_none_or(|(_, _, w)| wait > *w) {
+                    after_heal = Some((n.clone(), (*g).to_owned(), wait));
+                }
+            }
+        }
+        let convergence = convergence_ms(input.observations, input.nodes, f.heal_ms, window_end);
+        let c = changes(input.observations, f.start_ms, window_end);
+        let in_window = |r: &&Request| r.start_ms >= f.start_ms && r.start_ms < window_end;
+        let mut errors = BTreeMap::new();
+        let mut requests = 0;
+        for r in input.requests.iter().filter(in_window) {
+            requests += 1;
+            if !r.ok() {
+                *errors.entry(r.result.clone()).or_insert(0) += 1;
+            }
+        }
+        let new_activations = spans
+            .iter()
+            .filter(|s| s.loose.0 >= f.start_ms && s.loose.0 < window_end)
+            .count();
+        // A double activation that begins before the members agree again
+        // (or within `settle_ms` of the heal) is the fault's.
+        let settle_end = f.heal_ms
+            + input
+                .settle_ms
+                .max(convergence.unwrap_or(window_end - f.heal_ms));
+        let mut mine = Vec::new();
+        for (d, seen) in doubles.iter().zip(attributed.iter_mut()) {
+            if d.to_ms >= f.start_ms && d.from_ms <= settle_end && !*seen {
+                *seen = true;
+                mine.push(d.clone());
+            }
+        }
+        let mut v = Vec::new();
+        let name = format!("fault {} ({})", f.index, f.kind.as_str());
+        if let Some((g, u)) = &unavailable
+            && *u > b.unavailable_ms
+        {
+            v.push(format!(
+                "{name}: grain {g} had no answer for {u} ms (bound {} ms)",
+                b.unavailable_ms
+            ));
+        }
+        if let Some((n, g, w)) = &after_heal
+            && *w > b.after_heal_ms
+        {
+            v.push(format!(
+                "{name}: {n} waited {w} ms after the heal for grain {g} (bound {} ms)",
+                b.after_heal_ms
+            ));
+        }
+        match convergence {
+            Some(ms) if ms > b.convergence_ms => v.push(format!(
+                "{name}: one topology hash {ms} ms after the heal (bound {} ms)",
+                b.convergence_ms
+            )),
+            None => v.push(format!(
+                "{name}: the nodes did not agree on one topology with every node up before the next fault"
+            )),
+            _ => {}
+        }
+        let longest = mine
+            .iter()
+            .map(DoubleActivation::overlap_ms)
+            .max()
+            .unwrap_or(0);
+        let too_long = if b.double_activation_ms == 0 {
+            !mine.is_empty()
+        } else {
+            longest > b.double_activation_ms
+        };
+        if too_long {
+            let bound = if b.double_activation_ms == 0 {
+                "none allowed".to_owned()
+            } else {
+                format!("bound {} ms", b.double_activation_ms)
+            };
+            v.push(format!(
+                "{name}: {} double activations, longest {longest} ms ({bound})",
+                mine.len()
+            ));
+        }
+        violations.extend(v.iter().cloned());
+        faults.push(FaultFigures {
+            fault: f.clone(),
+            bounds: b,
+            window_end_ms: window_end,
+            unavailable,
+            after_heal,
+            convergence_ms: convergence,
+            failovers: c.failovers,
+            quarantines: c.quarantines,
+            topology_changes: c.topology_changes,
+            new_activations,
+            requests,
+            errors,
+            doubles: mine,
+            violations: v,
+        });
+    }
+    let doubles_outside: Vec<DoubleActivation> = doubles
+        .iter()
+        .zip(&attributed)
+        .filter(|(_, seen)| !**seen)
+        .map(|(d, _)| d.clone())
+        .collect();
+    if !doubles_outside.is_empty() {
+        let longest = doubles_outside
+            .iter()
+            .map(DoubleActivation::overlap_ms)
+            .max()
+            .unwrap_or(0);
+        violations.push(format!(
+            "{} double activations outside any fault, longest {longest} ms (none allowed)",
+            doubles_outside.len()
+        ));
+    }
+    let mut errors = BTreeMap::new();
+    for r in input.requests.iter().filter(|r| !r.ok()) {
+        *errors.entry(r.result.clone()).or_insert(0) += 1;
+    }
+    Verdict {
+        faults,
+        doubles_outside,
+        requests: input.requests.len(),
+        answered: input.requests.iter().filter(|r| r.ok()).count(),
+        errors,
+        violations,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::OK;
+
+    fn req(asked: &str, grain: &str, by: &str, act: &str, start: u64, end: u64) -> Request {
+        Request {
+            id: format!("{asked}-{start}"),
+            asked: asked.into(),
+            grain: grain.into(),
+            answered_by: Some(by.into()),
+            activation: Some(act.into()),
+            value: Some(1),
+            start_ms: start,
+            end_ms: end,
+            result: OK.into(),
+        }
+    }
+
+    fn fail(asked: &str, grain: &str, code: &str, start: u64, end: u64) -> Request {
+        Request {
+            id: format!("{asked}-{start}-f"),
+            asked: asked.into(),
+            grain: grain.into(),
+            answered_by: None,
+            activation: None,
+            value: None,
+            start_ms: start,
+            end_ms: end,
+            result: code.into(),
+        }
+    }
+
+    fn obs(node: &str, t: u64, hash: &str, up: &[&str]) -> Observation {
+        Observation {
+            node: node.into(),
+            t_ms: t,
+            answered: true,
+            hash: Some(hash.into()),
+            seq_no: 1,
+            up: up.iter().map(|s| (*s).to_owned()).collect(),
+            quarantined: Vec::new(),
+            failovers: 0,
+            status: "active".into(),
+        }
+    }
+
+    #[test]
+    fn issue16_a_clean_hand_off_is_not_a_double_activation() {
+        // a1 serves until 1000; a slow request to a1 (900..1100) straddles
+        // the first answers of a2 (1000..1050): not interleaved.
+        let h = vec![
+            req("n1", "g", "n1", "a1", 0, 10),
+            req("n1", "g", "n1", "a1", 500, 510),
+            req("n2", "g", "n1", "a1", 900, 1100),
+            req("n1", "g", "n2", "a2", 1000, 1050),
+            req("n1", "g", "n2", "a2", 1200, 1210),
+        ];
+        assert!(double_activations(&h).is_empty());
+    }
+
+    #[test]
+    fn issue16_interleaved_activations_are_found_with_their_overlap() {
+        let h = vec![
+            req("n1", "g", "n1", "a1", 0, 10),
+            req("n3", "g", "n3", "a2", 100, 110),
+            req("n1", "g", "n1", "a1", 200, 210),
+            req("n3", "g", "n3", "a2", 300, 310),
+            // Another grain, alone: nothing.
+            req("n1", "h", "n1", "b1", 0, 10),
+            req("n1", "h", "n1", "b1", 400, 410),
+        ];
+        let d = double_activations(&h);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].grain, "g");
+        // a1 spans 0..210, a2 100..310: they overlap 100..210.
+        assert_eq!(
+            (d[0].from_ms, d[0].to_ms, d[0].overlap_ms()),
+            (100, 210, 110)
+        );
+    }
+
+    #[test]
+    fn issue16_unavailability_counts_from_the_fault_until_the_next_answer() {
+        let ends = [100, 200, 300, 2_300, 2_400];
+        // Fault at 250, healed at 1000: one more answer at 300, then none
+        // until 2300.
+        assert_eq!(unavailable_ms(&ends, 250, 1_000, 5_000), 2_000);
+        // Fault at 320: counted from the fault, not from the last answer.
+        assert_eq!(unavailable_ms(&ends, 320, 1_000, 5_000), 1_980);
+        // Never answered again: until the end of the run.
+        assert_eq!(unavailable_ms(&[100], 250, 1_000, 5_000), 4_750);
+        // Answers all along: the longest gap inside.
+        assert_eq!(unavailable_ms(&[0, 100, 250, 300, 400], 120, 300, 500), 130);
+    }
+
+    #[test]
+    fn issue16_convergence_waits_for_every_node_after_the_heal() {
+        let all = ["a", "b", "c"];
+        let nodes: Vec<String> = all.iter().map(|s| (*s).to_owned()).collect();
+        let o = vec![
+            // Before the heal: agreeing, but too early.
+            obs("a", 900, "h1", &all),
+            obs("b", 900, "h1", &all),
+            obs("c", 900, "h1", &all),
+            obs("a", 1_100, "h1", &all),
+            obs("b", 1_200, "h2", &["a", "b"]),
+            obs("c", 1_300, "h1", &all),
+            obs("b", 1_500, "h1", &all),
+        ];
+        assert_eq!(convergence_ms(&o, &nodes, 1_000, 10_000), Some(500));
+        assert_eq!(convergence_ms(&o, &nodes, 1_000, 1_400), None);
+    }
+
+    #[test]
+    fn issue16_verdict_applies_the_bounds_per_fault_and_outside() {
+        let nodes: Vec<String> = ["a", "b"].iter().map(|s| (*s).to_owned()).collect();
+        let mut requests = Vec::new();
+        // Grain g answers every 100 ms from a1, except 1000..3000 (a kill
+        // of its owner), then from a2.
+        for t in (0..1_000).step_by(100) {
+            requests.push(req("b", "g", "a", "a1", t, t + 5));
+        }
+        requests.push(fail("b", "g", "placement.timeout", 1_000, 2_000));
+        for t in (3_000..6_000).step_by(100) {
+            requests.push(req("b", "g", "b", "a2", t, t + 5));
+        }
+        // A double activation outside any fault (5000..).
+        requests.push(req("a", "g", "a", "a3", 5_000, 5_005));
+        requests.push(req("a", "g", "a", "a3", 5_500, 5_505));
+        let observations = vec![
+            obs("a", 3_500, "h", &["a", "b"]),
+            obs("b", 3_600, "h", &["a", "b"]),
+        ];
+        let faults = vec![Fault {
+            index: 0,
+            kind: FaultKind::Kill,
+            targets: vec!["a".into()],
+            start_ms: 1_000,
+            heal_ms: 3_000,
+        }];
+        let input = Input {
+            requests: &requests,
+            observations: &observations,
+            faults: &faults,
+            nodes: &nodes,
+            end_ms: 6_000,
+            settle_ms: 1_000,
+        };
+        let t = Timing {
+            failure_timeout_ms: 1_000,
+            lease_ttl_ms: 4_000,
+            fault_ms: 5_000,
+        };
+        let v = check(input, &|k| bounds_for(k, t));
+        let f = &v.faults[0];
+        assert_eq!(f.unavailable, Some(("g".to_owned(), 2_005)));
+        assert_eq!(f.convergence_ms, Some(600));
+        assert_eq!(f.errors.get("placement.timeout"), Some(&1));
+        assert_eq!(f.new_activations, 2);
+        // 2005 ms > 1500 ms: the unavailability bound is exceeded.
+        assert_eq!(f.violations.len(), 1, "{:?}", f.violations);
+        assert_eq!(v.doubles_outside.len(), 1);
+        assert_eq!(v.violations.len(), 2, "{:?}", v.violations);
+        assert!(!v.pass());
+        assert_eq!(v.errors.get("placement.timeout"), Some(&1));
+    }
+
+    #[test]
+    fn issue16_bounds_allow_double_activations_only_where_views_split() {
+        let t = Timing {
+            failure_timeout_ms: 1_000,
+            lease_ttl_ms: 4_000,
+            fault_ms: 8_000,
+        };
+        for k in FaultKind::ALL {
+            let b = bounds_for(k, t);
+            assert_eq!(b.double_activation_ms > 0, k.splits_views(), "{k:?}");
+            if k != FaultKind::Pause {
+                assert_eq!(b.convergence_ms, 5_000);
+            }
+        }
+        assert_eq!(bounds_for(FaultKind::Kill, t).unavailable_ms, 1_500);
+    }
+}
