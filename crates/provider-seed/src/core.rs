@@ -23,6 +23,7 @@
 //!    │   └──────────── (stay; the driver retries with backoff)   │
 //!    │                                                          │
 //!    └── form_new_cluster, itself a contact, lowest discovered ──┘ (Formed)
+//!        (not refused)
 //!        address, ≥ required_contacts answering (itself counted),
 //!        none joined, both sets unchanged for stable_margin
 //! ```
@@ -63,9 +64,9 @@
 //! # Safe first bootstrap
 //!
 //! A new cluster is formed only by the node with the lowest socket address
-//! among **all discovered** contact points (answering or not), so two nodes
-//! that discover the same set can never both form; the lowest must itself
-//! be up. At least `required_contacts` of them (itself included) must
+//! among **all discovered** contact points (answering or silent; not those
+//! refused as another cluster's), so two nodes that discover the same set
+//! can never both form; the lowest must itself be up. At least `required_contacts` of them (itself included) must
 //! answer, none may answer joined, and both the discovered and the
 //! answering set must have stayed the same for `stable_margin`. Any other
 //! node waits, and joins as soon as one contact answers `joined = true`.
@@ -306,7 +307,13 @@ impl Core {
                 events.push(Event::Joined { via, node });
                 self.phase = Phase::Joined;
             } else {
-                let discovered: BTreeSet<SocketAddr> = results.keys().copied().collect();
+                // An address that answered as something else is no
+                // contact of ours, and must not block the rule.
+                let discovered: BTreeSet<SocketAddr> = results
+                    .iter()
+                    .filter(|(_, p)| !matches!(p, Probe::Refused { .. }))
+                    .map(|(a, _)| *a)
+                    .collect();
                 let up: BTreeSet<SocketAddr> = answering.union(&itself).copied().collect();
                 let same = candidate
                     .as_ref()
@@ -588,6 +595,29 @@ mod tests {
             [(addr(1), Probe::Itself), (addr(2), refused("wire.cluster"))],
         );
         assert_eq!(ids(&out), Some(vec!["a@1".into()]));
+    }
+
+    #[test]
+    fn p4_a_lower_address_of_another_cluster_does_not_block_forming() {
+        let t0 = Instant::now();
+        let me = member("b", 2, 1);
+        let mut core = Core::new(Rules {
+            stable_margin: Duration::ZERO,
+            ..rules(1)
+        });
+        let out = core.round(
+            t0,
+            &me,
+            [(addr(1), refused("wire.cluster")), (addr(2), Probe::Itself)],
+        );
+        assert_eq!(ids(&out), Some(vec!["b@1".into()]));
+        // A silent lower address does block: it may be ours, down.
+        let mut core = Core::new(Rules {
+            stable_margin: Duration::ZERO,
+            ..rules(1)
+        });
+        let out = core.round(t0, &me, [(addr(1), silent()), (addr(2), Probe::Itself)]);
+        assert_eq!(out.members, None);
     }
 
     #[test]

@@ -457,6 +457,9 @@ pub mod metrics_names {
     /// Counter, labels `node`, `kind`, `code`: rounds that failed (no seed
     /// resolved, a DNS error) or SRV targets skipped.
     pub const ERRORS_TOTAL: &str = "provider_seed_errors_total";
+    /// Counter, labels `node`, `kind`, `outcome` (`formed`: this node
+    /// formed a new cluster; `joined`: it joined a running one).
+    pub const BOOTSTRAP_TOTAL: &str = "provider_seed_bootstrap_total";
 }
 
 /// Describes this crate's metrics to the installed recorder.
@@ -470,6 +473,11 @@ pub fn describe() {
         metrics_names::ERRORS_TOTAL,
         metrics::Unit::Count,
         "Failed rounds of the static and dns providers (resolution), by code."
+    );
+    metrics::describe_counter!(
+        metrics_names::BOOTSTRAP_TOTAL,
+        metrics::Unit::Count,
+        "How the static and dns providers ended their bootstrap: formed a new cluster or joined one."
     );
 }
 

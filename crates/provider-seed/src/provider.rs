@@ -15,7 +15,7 @@ use hickory_resolver::TokioResolver;
 
 use crate::core::{Core, Event, Output, Peer, Probe, parse_member_address};
 use crate::discovery::{self, DnsSettings, Resolved, Seed};
-use crate::metrics_names::{ERRORS_TOTAL, PROBES_TOTAL};
+use crate::metrics_names::{BOOTSTRAP_TOTAL, ERRORS_TOTAL, PROBES_TOTAL};
 use crate::{Identity, SeedError, Settings, Source, codes};
 
 /// Most probes in flight at once per round.
@@ -189,8 +189,10 @@ impl Inner {
         if let Some(secret) = &identity.secret {
             handshake = handshake.with_secret(secret.clone());
         }
-        let config =
-            ProbeConfig::new(handshake, Hello::for_member(identity.cluster.clone(), local));
+        let config = ProbeConfig::new(
+            handshake,
+            Hello::for_member(identity.cluster.clone(), local),
+        );
         let results: Vec<(SocketAddr, Probe)> = stream::iter(contacts)
             .map(|addr| {
                 let config = &config;
@@ -213,6 +215,14 @@ impl Inner {
 
     fn log(&self, events: &[Event]) {
         for e in events {
+            let outcome = match e {
+                Event::Formed { .. } => Some("formed"),
+                Event::Joined { .. } => Some("joined"),
+                _ => None,
+            };
+            if let Some(outcome) = outcome {
+                metrics::counter!(BOOTSTRAP_TOTAL, "node" => self.node(), "kind" => self.kind, "outcome" => outcome).increment(1);
+            }
             match e {
                 Event::Refused {
                     contact,
