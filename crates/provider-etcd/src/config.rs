@@ -63,6 +63,9 @@ pub struct TlsFiles {
     pub cert: Option<PathBuf>,
     /// The client key (PEM), with `cert`.
     pub key: Option<PathBuf>,
+    /// The name etcd's certificate must carry instead of the endpoint's
+    /// host (`tls_server_name`).
+    pub server_name: Option<String>,
 }
 
 /// The settings of one etcd provider. Build it with
@@ -140,6 +143,7 @@ impl EtcdConfig {
         "tls_ca",
         "tls_cert",
         "tls_key",
+        "tls_server_name",
     ];
 
     /// Parses the settings of an `etcd` descriptor (see the crate docs for
@@ -208,18 +212,24 @@ impl EtcdConfig {
             (Some(_), None) => return Err(config("password", "missing: `user` is set")),
             (None, Some(_)) => return Err(config("user", "missing: `password` is set")),
         };
-        c.tls = match (get("tls_ca"), get("tls_cert"), get("tls_key")) {
-            (None, None, None) => None,
-            (None, _, _) => {
+        c.tls = match (
+            get("tls_ca"),
+            get("tls_cert"),
+            get("tls_key"),
+            get("tls_server_name"),
+        ) {
+            (None, None, None, None) => None,
+            (None, _, _, _) => {
                 return Err(config(
                     "tls_ca",
-                    "missing: the CA certificate is required with tls_cert / tls_key",
+                    "missing: the CA certificate is required with tls_cert / tls_key / tls_server_name",
                 ));
             }
-            (Some(ca), cert, key) => Some(TlsFiles {
+            (Some(ca), cert, key, server_name) => Some(TlsFiles {
                 ca: ca.into(),
                 cert: cert.map(PathBuf::from),
                 key: key.map(PathBuf::from),
+                server_name: server_name.map(str::to_owned),
             }),
         };
         c.validate()?;
@@ -476,6 +486,7 @@ mod tests {
                 "lease_ttl_s" => (*k, "30"),
                 "user" | "password" => (*k, "x"),
                 "tls_ca" | "tls_cert" | "tls_key" => (*k, "f.pem"),
+                "tls_server_name" => (*k, "etcd.example"),
                 _ => (*k, "1000"),
             })
             .collect();

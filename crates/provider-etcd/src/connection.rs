@@ -12,6 +12,14 @@ use tokio::sync::Mutex;
 
 use crate::config::{self as settings, EtcdConfig};
 
+/// The setting names of this kind's TLS files.
+const TLS_FIELDS: provider_tls::Fields = provider_tls::Fields {
+    ca: "tls_ca",
+    cert: "tls_cert",
+    key: "tls_key",
+    server_name: "tls_server_name",
+};
+
 /// What a call was doing: decides the error class of failures that are not
 /// connectivity or authorization.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -34,6 +42,8 @@ pub(crate) enum Op {
 pub(crate) struct Connection {
     pub(crate) config: Arc<EtcdConfig>,
     tls: Option<TlsOptions>,
+    /// The same TLS setup as rustls sees it, for [`diagnose`](Self::diagnose).
+    probe: Option<Arc<provider_tls::rustls::ClientConfig>>,
     client: Mutex<Option<Client>>,
 }
 
@@ -41,9 +51,24 @@ impl Connection {
     /// Reads the TLS files now, so a missing file is a setting error at
     /// acceptance rather than a connection error later.
     pub(crate) fn new(config: Arc<EtcdConfig>) -> Result<Self, ProviderError> {
+        let mut probe = None;
         let tls = match &config.tls {
             None => None,
             Some(files) => {
+                // Parsed once with rustls (ring) so that a file without a
+                // certificate, a key that does not go with its certificate
+                // or a bad server name is a setting error naming the key
+                // now, not an opaque handshake failure later.
+                let checked = provider_tls::client_config(
+                    provider_tls::ClientFiles {
+                        ca: Some(&files.ca),
+                        identity: files.cert.as_deref().zip(files.key.as_deref()),
+                        server_name: files.server_name.as_deref(),
+                    },
+                    TLS_FIELDS,
+                    |_| Err(settings::config("tls_ca", "missing")),
+                )?;
+                probe = Some(Arc::new(checked));
                 let read = |field: &str, path: &std::path::Path| {
                     std::fs::read(path).map_err(|e| {
                         settings::config(field, format!("cannot read {}: {e}", path.display()))
@@ -57,12 +82,16 @@ impl Connection {
                         read("tls_key", key)?,
                     ));
                 }
+                if let Some(name) = &files.server_name {
+                    tls = tls.domain_name(name.clone());
+                }
                 Some(tls)
             }
         };
         Ok(Self {
             config,
             tls,
+            probe,
             client: Mutex::new(None),
         })
     }
@@ -97,7 +126,7 @@ impl Connection {
         let connect = Client::connect(self.config.endpoints.clone(), Some(self.options()));
         let client = match tokio::time::timeout(bound, connect).await {
             Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(classify(&e, Op::Connect)),
+            Ok(Err(e)) => return Err(self.diagnose(classify(&e, Op::Connect)).await),
             Err(_) => {
                 return Err(ProviderError::Connectivity(format!(
                     "no answer from {} within {bound:?}",
@@ -119,8 +148,44 @@ impl Connection {
         let client = self.client().await?;
         let bound = self.config.request_timeout;
         match tokio::time::timeout(bound, f(client)).await {
-            Ok(r) => r.map_err(|e| classify(&e, op)),
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(self.diagnose(classify(&e, op)).await),
             Err(_) => Err(timed_out(&self.config, bound)),
+        }
+    }
+
+    /// A connectivity error over TLS whose reason the gRPC client lost (a
+    /// Go server refusing the client certificate only closes the
+    /// connection) gets it from one handshake of our own with the first
+    /// endpoint (issue 14): `[tls.client_cert_refused]` and the like.
+    pub(crate) async fn diagnose(&self, e: ProviderError) -> ProviderError {
+        let (Some(config), ProviderError::Connectivity(msg)) = (&self.probe, &e) else {
+            return e;
+        };
+        if msg.contains("[tls.") {
+            return e;
+        }
+        let Some(endpoint) = self.config.endpoints.first() else {
+            return e;
+        };
+        let addr = endpoint
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .to_owned();
+        let host = match &self.config.tls.as_ref().and_then(|t| t.server_name.clone()) {
+            Some(name) => name.clone(),
+            None => match addr.rsplit_once(':') {
+                Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']').to_owned(),
+                None => addr.clone(),
+            },
+        };
+        let Ok(name) = provider_tls::ServerName::try_from(host) else {
+            return e;
+        };
+        let bound = self.config.connect_timeout.min(Duration::from_secs(2));
+        match provider_tls::probe(&addr, name, config.clone(), bound).await {
+            Some(f) => ProviderError::Connectivity(provider_tls::message(f, endpoint, msg)),
+            None => e,
         }
     }
 }
@@ -138,6 +203,12 @@ pub(crate) fn timed_out(config: &EtcdConfig, bound: Duration) -> ProviderError {
 pub(crate) fn classify(e: &etcd_client::Error, op: Op) -> ProviderError {
     use etcd_client::Error as E;
     use tonic::Code;
+    // A refused TLS handshake, wherever the client put it (a transport
+    // error, or an `Unavailable` status carrying it), says why (issue 14).
+    if let Some(f) = provider_tls::TlsFailure::of(e) {
+        let detail = provider_tls::chain_text(e);
+        return ProviderError::Connectivity(provider_tls::message(f, "etcd", &detail));
+    }
     let other = |msg: String| match op {
         Op::Connect | Op::Read => ProviderError::Protocol(msg),
         Op::Watch => ProviderError::Stream(msg),

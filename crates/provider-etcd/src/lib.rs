@@ -63,10 +63,19 @@
 //! | `user` / `password` | together | | etcd authentication; the password never appears in logs or `Debug` |
 //! | `tls_ca` | with https | | PEM file of the CA that signed etcd's certificate; endpoints then use TLS |
 //! | `tls_cert` / `tls_key` | together, with `tls_ca` | | PEM files of a client certificate and key (mutual TLS) |
+//! | `tls_server_name` | no, with `tls_ca` | the endpoint's host | the name etcd's certificate must carry (an etcd reached by IP address whose certificate names `etcd.internal`) |
 //!
 //! Any other key is refused as `ProviderError::Config` naming it (a typo
 //! such as `passwd` would otherwise give an unauthenticated client). TLS
-//! uses rustls with ring (no OpenSSL, no aws-lc).
+//! uses rustls with ring (no OpenSSL, no aws-lc). The TLS files are parsed
+//! when the provider is built: a missing file, one without a certificate or
+//! key, or a key that does not go with its certificate is
+//! `provider.config` naming `tls_ca`, `tls_cert` or `tls_key`. A refused
+//! handshake is `provider.connectivity` with its reason in the message
+//! (`[tls.unknown_ca]`, `[tls.expired]`, `[tls.wrong_name]`,
+//! `[tls.client_cert_refused]`, `[tls.handshake]`); when the gRPC client
+//! only saw its connection closed (etcd refusing the client certificate),
+//! one handshake of our own with the first endpoint reads the reason.
 //!
 //! # Example
 //!

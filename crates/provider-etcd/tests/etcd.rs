@@ -695,6 +695,7 @@ async fn p5_tls_with_a_client_certificate_registers_and_watches() {
                 ca: certs.ca.clone(),
                 cert: Some(certs.client_cert.clone()),
                 key: Some(certs.client_key.clone()),
+                server_name: None,
             });
             EtcdProvider::new(c).unwrap()
         };
@@ -707,13 +708,125 @@ async fn p5_tls_with_a_client_certificate_registers_and_watches() {
             ca: certs.ca.clone(),
             cert: None,
             key: None,
+            server_name: None,
         });
         let anonymous = EtcdProvider::new(c).unwrap();
         let e = anonymous.check_connectivity().await.unwrap_err();
         assert_eq!(e.code(), "provider.connectivity", "{e}");
+        assert!(e.to_string().contains("[tls.client_cert_refused]"), "{e}");
         a.shutdown().await;
     })
     .await;
+}
+
+/// A provider for `etcd` trusting `pki`'s CA, with `client` and an
+/// optional `tls_server_name`, through the kind's settings.
+fn tls_provider(
+    etcd: &EtcdServer,
+    pki: &test_pki::TestPki,
+    client: &test_pki::Pair,
+    server_name: Option<&str>,
+) -> std::sync::Arc<dyn ClusterProvider> {
+    use provisioning_actors::ProviderFactory;
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let mut d = etcd_descriptor("etcd", 0, &etcd.endpoint())
+        .with_setting("tls_ca", path(&pki.ca))
+        .with_setting("tls_cert", path(&client.cert))
+        .with_setting("tls_key", path(&client.key));
+    if let Some(n) = server_name {
+        d = d.with_setting("tls_server_name", n);
+    }
+    provider_etcd::EtcdKind::new().create(&d).unwrap()
+}
+
+/// Issue 14 (item 4), P5: etcd started with `--cert-file --key-file
+/// --trusted-ca-file --client-cert-auth`. A server certificate from
+/// another CA, an expired one, one for another name, and a client
+/// certificate from another CA are each refused with
+/// `provider.connectivity` and their `tls.*` reason; `tls_server_name`
+/// accepts the certificate for another name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i14_p5_tls_refusals_name_their_reason() {
+    bounded(async {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = test_pki::TestPki::generate(dir.path()).unwrap();
+        for (server, reason) in [
+            (&pki.other_server, "tls.unknown_ca"),
+            (&pki.expired, "tls.expired"),
+            (&pki.wrong_name, "tls.wrong_name"),
+        ] {
+            let certs = etcd::TestCerts::from_pki(&pki, server);
+            let Some(etcd) = EtcdServer::start_tls_with(certs, true).await else {
+                return;
+            };
+            let p = tls_provider(&etcd, &pki, &pki.client, None);
+            let e = p.check_connectivity().await.unwrap_err();
+            assert_eq!(e.code(), "provider.connectivity", "{e}");
+            assert!(
+                e.to_string().contains(&format!("[{reason}]")),
+                "{reason}: {e}"
+            );
+            if reason == "tls.wrong_name" {
+                // The name the certificate carries, said explicitly.
+                let named = tls_provider(&etcd, &pki, &pki.client, Some("other.example"));
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+                while let Err(e) = named.check_connectivity().await {
+                    assert!(tokio::time::Instant::now() < deadline, "{e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        // The right server, a client certificate from another CA.
+        let certs = etcd::TestCerts::from_pki(&pki, &pki.server);
+        let Some(etcd) = EtcdServer::start_tls_with(certs, false).await else {
+            return;
+        };
+        let p = tls_provider(&etcd, &pki, &pki.other_client, None);
+        let e = p.check_connectivity().await.unwrap_err();
+        assert_eq!(e.code(), "provider.connectivity", "{e}");
+        assert!(e.to_string().contains("[tls.client_cert_refused]"), "{e}");
+        let e = p.register(&member("x", 4009)).await.unwrap_err();
+        assert!(e.to_string().contains("[tls.client_cert_refused]"), "{e}");
+        tls_provider(&etcd, &pki, &pki.client, None)
+            .check_connectivity()
+            .await
+            .unwrap();
+    })
+    .await;
+}
+
+/// R1.1 / issue 14: a missing file, a file without a certificate, a key
+/// that does not go with its certificate and a bad server name are config
+/// errors naming the setting, when the provider is built.
+#[test]
+fn i14_r1_1_bad_tls_files_name_their_setting() {
+    use provisioning_actors::ProviderFactory;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = test_pki::TestPki::generate(dir.path()).unwrap();
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let missing = dir.path().join("missing.pem");
+    let field =
+        |ca: &std::path::Path, cert: &std::path::Path, key: &std::path::Path, name: &str| {
+            let mut d = etcd_descriptor("etcd", 0, "https://127.0.0.1:1")
+                .with_setting("tls_ca", path(ca))
+                .with_setting("tls_cert", path(cert))
+                .with_setting("tls_key", path(key));
+            if !name.is_empty() {
+                d = d.with_setting("tls_server_name", name);
+            }
+            match provider_etcd::EtcdKind::new().create(&d) {
+                Err(cluster_core::ProviderError::Config { field, .. }) => field,
+                Err(other) => panic!("{other}"),
+                Ok(_) => panic!("accepted"),
+            }
+        };
+    let (ca, cert, key) = (&pki.ca, &pki.client.cert, &pki.client.key);
+    assert_eq!(field(&missing, cert, key, ""), "tls_ca");
+    assert_eq!(field(key, cert, key, ""), "tls_ca");
+    assert_eq!(field(ca, &missing, key, ""), "tls_cert");
+    assert_eq!(field(ca, cert, cert, ""), "tls_key");
+    assert_eq!(field(ca, cert, &pki.other_client.key, ""), "tls_key");
+    assert_eq!(field(ca, cert, key, "bad name"), "tls_server_name");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

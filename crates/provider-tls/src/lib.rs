@@ -29,6 +29,11 @@
 //! | `tls.wrong_name` | the server's certificate does not name the address (or `tls_server_name`) |
 //! | `tls.client_cert_refused` | the server refused our client certificate, or wanted one and got none |
 //! | `tls.handshake` | any other handshake failure (a plaintext server on the address, no common cipher...) |
+//!
+//! Some clients lose the reason: a gRPC channel to a Go server that
+//! refuses the client certificate only sees its connection closed. For
+//! those, [`probe`] runs one handshake of its own with the same
+//! configuration and reads the server's alert.
 
 use std::error::Error as StdError;
 use std::path::Path;
@@ -40,7 +45,10 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::{AlertDescription, CertificateError, DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+
+pub use rustls;
+pub use rustls_pki_types::ServerName;
 
 /// The `ring` crypto provider.
 pub fn ring_provider() -> Arc<CryptoProvider> {
@@ -399,6 +407,40 @@ pub fn message(failure: TlsFailure, target: &str, detail: &str) -> String {
         failure.as_str(),
         failure.hint()
     )
+}
+
+/// One TLS handshake with `addr` (`host:port`) as `config` would make it,
+/// then a short read for the server's verdict on our certificate (with TLS
+/// 1.3 a refused client certificate arrives after the handshake): the
+/// failure, or `None` when the server accepted us, could not be reached
+/// (not a TLS problem), or did not answer within `bound`.
+pub async fn probe(
+    addr: &str,
+    name: ServerName<'static>,
+    config: Arc<rustls::ClientConfig>,
+    bound: std::time::Duration,
+) -> Option<TlsFailure> {
+    use tokio::io::AsyncReadExt;
+    let run = async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let mut tls = match tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => return Some(TlsFailure::of(&e).unwrap_or(TlsFailure::Handshake)),
+        };
+        let mut byte = [0u8; 1];
+        match tokio::time::timeout(bound / 2, tls.read(&mut byte)).await {
+            // Silence or data: the server accepted the handshake.
+            Err(_) | Ok(Ok(1..)) => None,
+            Ok(Err(e)) => TlsFailure::of(&e).or(Some(TlsFailure::ClientCertRefused)),
+            // Closed right after the handshake without a word: a server
+            // that refused our certificate (or its absence).
+            Ok(Ok(0)) => Some(TlsFailure::ClientCertRefused),
+        }
+    };
+    tokio::time::timeout(bound, run).await.ok().flatten()
 }
 
 #[cfg(test)]

@@ -105,12 +105,7 @@ fn handshake(
     Err(rustls::Error::HandshakeNotComplete)
 }
 
-fn client(
-    p: &TestPki,
-    ca: &Path,
-    id: Option<&Pair>,
-    name: Option<&str>,
-) -> rustls::ClientConfig {
+fn client(p: &TestPki, ca: &Path, id: Option<&Pair>, name: Option<&str>) -> rustls::ClientConfig {
     client_config(
         ClientFiles {
             ca: Some(ca),
@@ -301,4 +296,53 @@ fn installing_the_ring_default_is_idempotent() {
     install_ring_default();
     install_ring_default();
     assert!(CryptoProvider::get_default().is_some());
+}
+
+/// The probe reads the verdict of a server that refuses client
+/// certificates after the handshake, and finds nothing wrong with a
+/// server that accepts ours.
+#[tokio::test]
+async fn i14_the_probe_reads_the_servers_verdict() {
+    let p = pki("probe");
+    let server = p.server_config(&p.server, true).expect("server config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    tokio::spawn(async move {
+        let acceptor = tokio_rustls::TlsAcceptor::from(server);
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut s) = acceptor.accept(tcp).await {
+                    use tokio::io::AsyncWriteExt;
+                    let _ = s.write_all(b"hello").await;
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            });
+        }
+    });
+    let bound = std::time::Duration::from_secs(2);
+    let name = || ServerName::try_from("localhost").expect("name");
+    let with = |id: Option<&Pair>| Arc::new(client(&p, &p.ca, id, None));
+    assert_eq!(
+        probe(&addr, name(), with(Some(&p.client)), bound).await,
+        None
+    );
+    assert_eq!(
+        probe(&addr, name(), with(Some(&p.other_client)), bound).await,
+        Some(TlsFailure::ClientCertRefused)
+    );
+    assert_eq!(
+        probe(&addr, name(), with(None), bound).await,
+        Some(TlsFailure::ClientCertRefused)
+    );
+    let other = Arc::new(client(&p, &p.other_ca, None, None));
+    assert_eq!(
+        probe(&addr, name(), other, bound).await,
+        Some(TlsFailure::UnknownCa)
+    );
+    // Nobody listening: not a TLS problem.
+    assert_eq!(probe("127.0.0.1:1", name(), with(None), bound).await, None);
+    let _ = std::fs::remove_dir_all(&p.dir);
 }

@@ -84,6 +84,17 @@ impl TestCerts {
         }
     }
 
+    /// The files of `pki`, with `server` as etcd's certificate.
+    pub fn from_pki(pki: &test_pki::TestPki, server: &test_pki::Pair) -> Self {
+        Self {
+            ca: pki.ca.clone(),
+            server_cert: server.cert.clone(),
+            server_key: server.key.clone(),
+            client_cert: pki.client.cert.clone(),
+            client_key: pki.client.key.clone(),
+        }
+    }
+
     /// Client TLS options with the client certificate.
     pub fn client_tls(&self) -> TlsOptions {
         let read = |p: &PathBuf| std::fs::read(p).expect("read a PEM file");
@@ -105,6 +116,9 @@ pub struct EtcdServer {
     peer_port: u16,
     /// Serves clients over TLS and requires a client certificate.
     tls: Option<TestCerts>,
+    /// Ready when the client port accepts connections (for a server whose
+    /// certificate clients are meant to refuse), not when a read works.
+    tcp_ready: bool,
 }
 
 impl EtcdServer {
@@ -120,7 +134,22 @@ impl EtcdServer {
         Self::start_with(true).await
     }
 
+    /// An etcd serving TLS with `certs` (client certificates of its CA
+    /// required). With `clients_refuse`, the server's certificate is one
+    /// clients are meant to refuse (another CA, expired, another name):
+    /// it counts as started once its client port accepts connections.
+    pub async fn start_tls_with(certs: TestCerts, clients_refuse: bool) -> Option<Self> {
+        Self::start_inner(move |_| Some(certs), clients_refuse).await
+    }
+
     async fn start_with(tls: bool) -> Option<Self> {
+        Self::start_inner(|dir| tls.then(|| TestCerts::generate(dir)), false).await
+    }
+
+    async fn start_inner(
+        certs: impl FnOnce(&Path) -> Option<TestCerts>,
+        tcp_ready: bool,
+    ) -> Option<Self> {
         let Some(binary) = find_etcd() else {
             if std::env::var("CI_REQUIRE_ETCD").as_deref() == Ok("1") {
                 panic!(
@@ -137,7 +166,7 @@ impl EtcdServer {
             return None;
         };
         let dir = tempfile::tempdir().expect("temporary dir for etcd");
-        let tls = tls.then(|| TestCerts::generate(dir.path()));
+        let tls = certs(dir.path());
         let mut server = Self {
             binary,
             child: None,
@@ -145,6 +174,7 @@ impl EtcdServer {
             client_port: 0,
             peer_port: 0,
             tls,
+            tcp_ready,
         };
         // Ports picked by binding port 0 can be taken again before etcd
         // binds them: retry with new ones.
@@ -318,6 +348,11 @@ impl EtcdServer {
     }
 
     async fn ready(&self) -> bool {
+        if self.tcp_ready {
+            return tokio::net::TcpStream::connect(("127.0.0.1", self.client_port))
+                .await
+                .is_ok();
+        }
         let probe = async {
             let opts = self.client_options(Duration::from_millis(200));
             let mut c = Client::connect([self.endpoint()], Some(opts)).await.ok()?;
