@@ -122,6 +122,22 @@ pub async fn start_in(
     port: u16,
     descriptor: ProviderDescriptor,
 ) -> Node {
+    start_on(cluster, secret, name, "127.0.0.1", port, descriptor).await
+}
+
+/// [`start`] on another loopback IP.
+pub async fn start_bound(name: &str, ip: &str, port: u16, descriptor: ProviderDescriptor) -> Node {
+    start_on(CLUSTER, SECRET, name, ip, port, descriptor).await
+}
+
+async fn start_on(
+    cluster: &str,
+    secret: &[u8],
+    name: &str,
+    ip: &str,
+    port: u16,
+    descriptor: ProviderDescriptor,
+) -> Node {
     let id = NodeId::new(name).unwrap();
     let system = ActorSystem::builder(name)
         .shutdown_timeout(Duration::from_secs(3))
@@ -131,7 +147,7 @@ pub async fn start_in(
         .with(StaticKind::new(identity(cluster, secret)))
         .with(DnsKind::new(identity(cluster, secret)));
     let built = Cluster::builder(&system, cluster, id.clone())
-        .bind(format!("127.0.0.1:{port}"))
+        .bind(format!("{ip}:{port}"))
         .kinds(kinds)
         .provider(descriptor)
         .secret(secret.to_vec())
@@ -201,18 +217,31 @@ pub async fn converge(nodes: &[&Node], names: &[&str]) -> u64 {
         })
         .await;
     }
-    let mut hashes = BTreeSet::new();
-    for n in nodes {
-        hashes.insert(n.topology().await.hash.0);
-    }
+    // The same ids may still differ in an incarnation for a moment (a
+    // restart seen by one node before the other): wait for one hash.
+    let hashes = || async {
+        let mut hashes = BTreeSet::new();
+        for n in nodes {
+            hashes.insert(n.topology().await.hash.0);
+        }
+        hashes
+    };
+    eventually("one topology hash everywhere", || async {
+        hashes().await.len() == 1
+    })
+    .await;
+    let hashes = hashes().await;
     assert_eq!(hashes.len(), 1, "one topology hash everywhere: {hashes:?}");
     hashes.into_iter().next().unwrap()
 }
 
+/// A counter series seen so far: name, labels, accumulated value.
+type Series = (String, Vec<(String, String)>, f64);
+
 /// A metrics recorder for this test process.
 pub struct Metrics {
     snap: Snapshotter,
-    seen: Mutex<Vec<(String, Vec<(String, String)>, f64)>>,
+    seen: Mutex<Vec<Series>>,
 }
 
 impl Metrics {
