@@ -85,6 +85,8 @@ pub(crate) struct Http {
     base: Url,
     token: Option<HeaderValue>,
     pub request_timeout: Duration,
+    /// The TLS configuration of an `https` agent, for [`diagnose`](Self::diagnose).
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl std::fmt::Debug for Http {
@@ -145,8 +147,9 @@ fn tls_config(c: &ConsulConfig) -> Result<rustls::ClientConfig, ProviderError> {
 
 impl Http {
     pub fn new(c: &ConsulConfig) -> Result<Self, ProviderError> {
+        let tls = Arc::new(tls_config(c)?);
         let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls_config(c)?)
+            .tls_backend_preconfigured((*tls).clone())
             .connect_timeout(c.request_timeout)
             .no_proxy()
             .user_agent(concat!("provider-consul/", env!("CARGO_PKG_VERSION")))
@@ -167,6 +170,7 @@ impl Http {
             base,
             token,
             request_timeout: c.request_timeout,
+            tls: (c.address.scheme() == "https").then_some(tls),
         })
     }
 
@@ -183,6 +187,29 @@ impl Http {
             p.extend(segments);
         }
         u
+    }
+
+    /// A failed exchange with an `https` agent whose reason the HTTP client
+    /// lost (a Go server refusing the client certificate just closes the
+    /// connection) gets it from one handshake of our own (issue 14).
+    async fn diagnose(&self, e: CallError) -> CallError {
+        let (Some(config), CallError::Unreachable(m) | CallError::Broken(m)) = (&self.tls, &e)
+        else {
+            return e;
+        };
+        let (Some(host), Some(port)) = (self.base.host_str(), self.base.port_or_known_default())
+        else {
+            return e;
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let Ok(name) = provider_tls::ServerName::try_from(host.to_owned()) else {
+            return e;
+        };
+        let bound = self.request_timeout.min(Duration::from_secs(2));
+        match provider_tls::probe(&format!("{host}:{port}"), name, config.clone(), bound).await {
+            Some(f) => CallError::Tls(provider_tls::message(f, self.base.as_str(), m)),
+            None => e,
+        }
     }
 
     /// One exchange, bounded by `timeout`.
@@ -228,7 +255,10 @@ impl Http {
                 CallError::Broken(format!("{what}: {}", describe(&e)))
             }
         };
-        let mut resp = req.send().await.map_err(classify)?;
+        let mut resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return Err(self.diagnose(classify(e)).await),
+        };
         let status = resp.status();
         let headers = resp.headers().clone();
         // Read the body chunk by chunk so that a runaway answer is cut off
