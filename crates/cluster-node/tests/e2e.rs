@@ -489,12 +489,24 @@ fn n1_check_config_and_run_exit_2_with_one_line_on_bad_input() {
     }
 }
 
+/// A top-level `key = "value"` of a TOML text (the examples' `cluster`
+/// and `node_id`).
+fn top_level(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .take_while(|l| !l.starts_with('['))
+        .find_map(|l| l.strip_prefix(&format!("{key} = \"")))
+        .and_then(|rest| rest.split('"').next())
+        .map(str::to_owned)
+}
+
 /// N1: every example configuration shipped in `deploy/config` is valid
 /// (`check-config` exits 0), with the files it names (secrets, CA bundles)
-/// created under a temporary root.
+/// created under a temporary root; the Remoting TLS files (issue 14) are a
+/// real CA and a certificate naming the example's node.
 #[test]
 fn n1_every_shipped_example_config_checks() {
     let root = tempfile::tempdir().unwrap();
+    let pki = test_pki::NodePki::generate(&root.path().join("pki")).unwrap();
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config");
     let mut seen = 0;
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&examples)
@@ -519,10 +531,28 @@ fn n1_every_shipped_example_config_checks() {
             let moved = format!("{}{prefix}", root.path().display());
             text = text.replace(&format!("\"{prefix}"), &format!("\"{moved}"));
         }
+        let cluster = top_level(&text, "cluster").unwrap();
+        let node = top_level(&text, "node_id").unwrap_or_else(|| "example-node-0".to_owned());
+        let node_cert = pki
+            .node(
+                &format!("{cluster}-{node}"),
+                &format!("cluster://{cluster}/{node}"),
+                test_pki::NodeCert::Valid,
+            )
+            .unwrap();
         for quoted in text.split('"').skip(1).step_by(2) {
             if let Some(rest) = quoted.strip_prefix(&root.path().display().to_string()) {
                 let p = PathBuf::from(quoted);
-                if rest.ends_with("-demo")
+                let tls_source = match rest.rsplit('/').next() {
+                    Some("tls.crt") if rest.contains("/tls/") => Some(&node_cert.cert),
+                    Some("tls.key") if rest.contains("/tls/") => Some(&node_cert.key),
+                    Some("ca.crt") if rest.contains("/tls/") => Some(&pki.ca),
+                    _ => None,
+                };
+                if let Some(source) = tls_source {
+                    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                    std::fs::copy(source, &p).unwrap();
+                } else if rest.ends_with("-demo")
                     || rest.ends_with("cluster-node")
                     || rest.ends_with("members")
                 {

@@ -212,6 +212,15 @@ impl NodeBuilder {
 
         let system = ActorSystem::new(config.node_id.as_str());
         let kinds = self.kinds;
+        #[cfg(feature = "seed")]
+        let kinds = crate::bind_seed_kinds(
+            kinds,
+            &config.cluster,
+            config
+                .secret
+                .as_ref()
+                .map(|s| s.expose().as_bytes().to_vec()),
+        );
         let mut remoting = RemotingConfig::new(&config.cluster)
             .with_heartbeat_interval(config.remoting.heartbeat_interval)
             .with_failure_timeout(config.remoting.failure_timeout);
@@ -330,21 +339,23 @@ fn check_tls(config: &NodeConfig) -> Result<(), NodeError> {
     let Some(tls) = &config.remoting.tls else {
         return Ok(());
     };
-    tls.to_tls_config().check().map_err(|e| {
-        let field = if e.path == tls.cert_file {
-            "cert_file"
-        } else if e.path == tls.key_file {
-            "key_file"
-        } else {
-            "ca_file"
-        };
-        ConfigError {
-            source_name: config.source_name(),
-            field: format!("remoting.tls.{field}"),
-            reason: e.to_string(),
-        }
-        .into()
-    })
+    tls.to_tls_config()
+        .check_for(&config.cluster, config.node_id.as_str())
+        .map_err(|e| {
+            let field = if e.path == tls.cert_file {
+                "cert_file"
+            } else if e.path == tls.key_file {
+                "key_file"
+            } else {
+                "ca_file"
+            };
+            ConfigError {
+                source_name: config.source_name(),
+                field: format!("remoting.tls.{field}"),
+                reason: e.to_string(),
+            }
+            .into()
+        })
 }
 
 /// The start-time safety rules (`config.unsafe`).

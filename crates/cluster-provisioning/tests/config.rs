@@ -182,7 +182,11 @@ fn n1_unsafe_combinations_are_refused_at_start() {
     let c = parse(&off_loopback).expect("parses");
     let e = validate(&c, &built_in_kinds()).unwrap_err();
     assert_eq!(e.code(), "config.unsafe");
-    assert!(e.to_string().contains("needs [remoting.tls] or a cluster secret"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("needs [remoting.tls] or a cluster secret"),
+        "{e}"
+    );
     let admin_open = GOOD.replace(
         "[admin]\nbind = \"127.0.0.1:0\"",
         "[admin]\nbind = \"0.0.0.0:0\"",
@@ -261,4 +265,66 @@ fn g18_storage_section_is_checked() {
             "{e}"
         );
     }
+}
+
+/// Issue 14: `[remoting.tls]` is checked like every other section: each
+/// unusable file is one line naming `remoting.tls.<field>`, a certificate
+/// that does not name this node is refused at the check, and TLS counts as
+/// securing Remoting off loopback (no secret needed).
+#[test]
+fn i14_remoting_tls_section_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = test_pki::NodePki::generate(dir.path()).unwrap();
+    let mine = pki
+        .node("a", "cluster://shop/node-a", test_pki::NodeCert::Valid)
+        .unwrap();
+    let theirs = pki
+        .node("b", "cluster://shop/node-b", test_pki::NodeCert::Valid)
+        .unwrap();
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not PEM").unwrap();
+    let with_tls = |cert: &std::path::Path, key: &std::path::Path, ca: &std::path::Path| {
+        GOOD.replace(
+            "bind = \"127.0.0.1:0\"\n\n[admin]",
+            &format!(
+                "bind = \"0.0.0.0:0\"\nadvertise_host = \"10.0.0.1\"\n\n[remoting.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\nca_file = \"{}\"\nreload_check = \"1s\"\n\n[admin]",
+                cert.display(),
+                key.display(),
+                ca.display()
+            ),
+        )
+    };
+    let good = parse(&with_tls(&mine.cert, &mine.key, &pki.ca)).expect("parses");
+    validate(&good, &built_in_kinds()).expect("TLS secures Remoting off loopback");
+    for (text, field) in [
+        (
+            with_tls(&garbage, &mine.key, &pki.ca),
+            "remoting.tls.cert_file",
+        ),
+        (
+            with_tls(&mine.cert, &theirs.key, &pki.ca),
+            "remoting.tls.key_file",
+        ),
+        (
+            with_tls(&mine.cert, &mine.key, &garbage),
+            "remoting.tls.ca_file",
+        ),
+        (
+            with_tls(&theirs.cert, &theirs.key, &pki.ca),
+            "remoting.tls.cert_file",
+        ),
+    ] {
+        let c = parse(&text).expect("parses");
+        let e = validate(&c, &built_in_kinds()).unwrap_err();
+        assert_eq!(e.code(), "config.invalid", "{e}");
+        assert!(
+            e.to_string().starts_with(&format!("node.toml: {field}: ")),
+            "{e}"
+        );
+    }
+    let unknown = GOOD.replace(
+        "[admin]",
+        "[remoting.tls]\ncert_file = \"a\"\nkey_file = \"b\"\nca_file = \"c\"\nciphers = \"all\"\n\n[admin]",
+    );
+    assert!(err(&unknown).contains("remoting.tls"), "{}", err(&unknown));
 }

@@ -23,6 +23,16 @@ use crate::remoting::{
 /// recorder; metrics are recorded whether or not it was called.
 pub fn describe() {
     describe_gauge!(
+        crate::remoting::tls::M_TLS_EXPIRY,
+        Unit::Seconds,
+        "Unix time at which this node's Remoting TLS certificate expires (issue 14), by node."
+    );
+    describe_counter!(
+        crate::remoting::tls::M_TLS_RELOADS,
+        Unit::Count,
+        "Reloads of the Remoting TLS files after a change or a SIGHUP, by node and result (ok, error)."
+    );
+    describe_gauge!(
         M_ASSOCIATIONS,
         Unit::Count,
         "Remoting associations in each state, by node and state."

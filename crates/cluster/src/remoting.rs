@@ -87,6 +87,15 @@
 //!   most once: a frame for an unknown pair or with an undecodable payload
 //!   is dropped and counted.
 //!
+//! # Security
+//!
+//! With [`RemotingConfig::with_tls`] every connection (associations and
+//! probes) runs over mutual TLS, and the certificate must name the peer's
+//! node id in this cluster: see [`tls`]. A shared secret
+//! ([`RemotingConfig::with_secret`]) authenticates the handshake only; the
+//! frames after it travel in plain text. The bootstrap refuses to listen off
+//! loopback with neither (`cluster.insecure`).
+//!
 //! # Metrics
 //!
 //! Every metric also carries `node`, the local node id (N2), and
@@ -103,7 +112,9 @@
 //! | `remoting_reachable_reported_total` | counter | | quarantined peers reported reachable again (R4.4) |
 //! | `remoting_new_associations_frozen` | gauge | | 1 while no new association is opened because the status is not `Active` (R4.3; see [`StaleTopologyWarning`]) |
 //! | `remoting_degraded_refusals_total` | counter | | associations not opened (or inbound ones refused) because the status is not `Active` (R4.3) |
-//! | `remoting_frames_refused_total` | counter | `code` | connections closed by us for a bad or refused frame: the handshake's `wire.*` codes, `remoting.not_member`, `remoting.quarantined`, `remoting.degraded`, `remoting.protocol` (a handshake frame after the handshake) |
+//! | `remoting_frames_refused_total` | counter | `code` | connections closed by us for a bad or refused frame: the handshake's `wire.*` codes, `remoting.not_member`, `remoting.quarantined`, `remoting.degraded`, `remoting.protocol` (a handshake frame after the handshake), the `remoting.tls.*` codes |
+//! | `remoting_tls_certificate_expiry_timestamp_seconds` | gauge | | with [`tls`]: Unix time at which this node's certificate expires |
+//! | `remoting_tls_reloads_total` | counter | `result` (`ok`, `error`) | with [`tls`]: the files read again after a change or [`RemotingHandle::reload_tls`] |
 //! | `remoting_frames_dropped_total` | counter | `reason` (`unknown_type`, `undecodable`, `undeliverable`: the actor is stopped or its mailbox full; or a reason given by a [`register_fn`](RemotingHandle::register_fn) handler, e.g. placement's `late_reply`) | received `Tell` frames not delivered |
 
 mod actor;
@@ -503,7 +514,11 @@ impl Remoting {
         let hello = Hello::for_member(config.handshake.cluster.clone(), &local);
         let node: Arc<str> = Arc::from(hello.node_id.to_string());
         let tls = match &config.tls {
-            Some(c) => Some(Tls::load(c.clone(), node.clone())?),
+            Some(c) => Some(Tls::load(
+                c.clone(),
+                node.clone(),
+                Some(tls::identity_uri(&hello.cluster, hello.node_id.as_str())),
+            )?),
             None => None,
         };
         let shared = Arc::new(Shared {

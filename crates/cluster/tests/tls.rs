@@ -227,6 +227,11 @@ async fn i14_acceptor_refuses_a_connector_whose_certificate_names_another_node()
         c.cluster.remoting().association(&b.id),
         Some(AssociationState::Up)
     );
+    // b was told at its start that its certificate does not name it.
+    assert!(logs.all().iter().any(|l| l.level == Level::WARN
+        && l.message
+            == "this node's TLS certificate does not carry its identity: every peer will refuse it"
+        && l.field("wanted") == Some("cluster://test/b")));
     b.system.shutdown().await;
     c.system.shutdown().await;
 }

@@ -87,7 +87,7 @@ impl ProbeTls {
     /// `node` labels the expiry gauge.
     pub fn load(config: TlsConfig, node: &str) -> Result<Self, TlsConfigError> {
         Ok(Self {
-            tls: Arc::new(Tls::load(config, Arc::from(node))?),
+            tls: Arc::new(Tls::load(config, Arc::from(node), None)?),
             checked: Arc::new(Mutex::new(Instant::now())),
         })
     }

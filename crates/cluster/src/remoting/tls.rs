@@ -168,6 +168,15 @@ impl TlsConfig {
     pub fn check(&self) -> Result<(), TlsConfigError> {
         Material::load(self).map(|_| ())
     }
+
+    /// [`check`](Self::check), and that the certificate carries the
+    /// identity of `node_id` in `cluster` ([`identity_uri`]): what a node's
+    /// `check-config` runs. The error names the certificate file.
+    pub fn check_for(&self, cluster: &str, node_id: &str) -> Result<(), TlsConfigError> {
+        let material = Material::load(self)?;
+        check_identity(&material.identities, cluster, node_id)
+            .map_err(|reason| TlsConfigError::new(&self.cert_file, reason))
+    }
 }
 
 /// The TLS files could not be used (`remoting.tls.config`).
@@ -200,6 +209,8 @@ pub(crate) struct Material {
     pub(crate) client: Arc<ClientConfig>,
     /// The leaf certificate's notAfter.
     pub(crate) not_after: SystemTime,
+    /// The leaf certificate's URI SANs.
+    identities: Vec<String>,
     stamp: Stamp,
 }
 
@@ -236,6 +247,11 @@ impl Material {
             ));
         };
         let not_after = not_after(leaf).map_err(|e| TlsConfigError::new(&config.cert_file, e))?;
+        let identities = webpki::EndEntityCert::try_from(leaf)
+            .map(|c| c.valid_uri_names().map(str::to_owned).collect())
+            .map_err(|e| {
+                TlsConfigError::new(&config.cert_file, format!("unusable certificate: {e}"))
+            })?;
         let key_pem = read(&config.key_file)?;
         let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
             TlsConfigError::new(
@@ -296,6 +312,7 @@ impl Material {
             server: Arc::new(server),
             client: Arc::new(client),
             not_after,
+            identities,
             stamp,
         })
     }
@@ -372,17 +389,27 @@ pub(crate) struct Tls {
     /// When the last expiry warning was logged.
     warned: std::sync::Mutex<Option<std::time::Instant>>,
     node: Arc<str>,
+    /// The identity this node's certificate must carry
+    /// ([`identity_uri`]), when known: a certificate without it is a WARN
+    /// at every load (every peer would refuse it).
+    expected: Option<String>,
 }
 
 impl Tls {
-    /// Loads the files (a start).
-    pub(crate) fn load(config: TlsConfig, node: Arc<str>) -> Result<Self, TlsConfigError> {
+    /// Loads the files (a start). `expected`: the identity this node's
+    /// certificate must carry, if known.
+    pub(crate) fn load(
+        config: TlsConfig,
+        node: Arc<str>,
+        expected: Option<String>,
+    ) -> Result<Self, TlsConfigError> {
         let material = Material::load(&config)?;
         let tls = Self {
             config,
             material: RwLock::new(Arc::new(material)),
             warned: std::sync::Mutex::new(None),
             node,
+            expected,
         };
         tls.after_load(true);
         Ok(tls)
@@ -427,7 +454,19 @@ impl Tls {
     }
 
     fn after_load(&self, force_warning: bool) {
-        let not_after = self.current().not_after;
+        let material = self.current();
+        if let Some(wanted) = &self.expected
+            && !material.identities.iter().any(|i| i == wanted)
+        {
+            tracing::warn!(
+                code = TLS_IDENTITY,
+                cert = %self.config.cert_file.display(),
+                wanted = %wanted,
+                names = %material.identities.join(", "),
+                "this node's TLS certificate does not carry its identity: every peer will refuse it"
+            );
+        }
+        let not_after = material.not_after;
         let secs = not_after
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
