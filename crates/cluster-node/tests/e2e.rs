@@ -76,6 +76,12 @@ struct NodeProcess {
 
 impl NodeProcess {
     fn start(dir: &Path, name: &str, primary: &Path, standby: &Path) -> Self {
+        Self::start_with(dir, name, primary, standby, "")
+    }
+
+    /// [`start`](Self::start) with `extra` appended to the file (more
+    /// tables).
+    fn start_with(dir: &Path, name: &str, primary: &Path, standby: &Path, extra: &str) -> Self {
         let admin = free_port();
         let config = dir.join(format!("{name}.toml"));
         std::fs::write(
@@ -108,7 +114,7 @@ settings = {{ dir = {primary:?}, poll = "50ms" }}
 id = "standby"
 kind = "file"
 settings = {{ dir = {standby:?}, poll = "50ms" }}
-"#
+{extra}"#
             ),
         )
         .unwrap();
@@ -489,8 +495,7 @@ fn n1_check_config_and_run_exit_2_with_one_line_on_bad_input() {
     }
 }
 
-/// A top-level `key = "value"` of a TOML text (the examples' `cluster`
-/// and `node_id`).
+/// A top-level `key = "value"` of a TOML text (the examples' `cluster`).
 fn top_level(text: &str, key: &str) -> Option<String> {
     text.lines()
         .take_while(|l| !l.starts_with('['))
@@ -532,7 +537,9 @@ fn n1_every_shipped_example_config_checks() {
             text = text.replace(&format!("\"{prefix}"), &format!("\"{moved}"));
         }
         let cluster = top_level(&text, "cluster").unwrap();
-        let node = top_level(&text, "node_id").unwrap_or_else(|| "example-node-0".to_owned());
+        // CLUSTER_NODE_ID (set below, as the StatefulSet does) wins over
+        // a file's node_id.
+        let node = "example-node-0";
         let node_cert = pki
             .node(
                 &format!("{cluster}-{node}"),
@@ -543,11 +550,20 @@ fn n1_every_shipped_example_config_checks() {
         for quoted in text.split('"').skip(1).step_by(2) {
             if let Some(rest) = quoted.strip_prefix(&root.path().display().to_string()) {
                 let p = PathBuf::from(quoted);
-                let tls_source = match rest.rsplit('/').next() {
-                    Some("tls.crt") if rest.contains("/tls/") => Some(&node_cert.cert),
-                    Some("tls.key") if rest.contains("/tls/") => Some(&node_cert.key),
-                    Some("ca.crt") if rest.contains("/tls/") => Some(&pki.ca),
-                    _ => None,
+                // PEM files get real PEM: a CA bundle, or the node's
+                // certificate or key.
+                let file = rest.rsplit('/').next().unwrap_or_default();
+                let tls_source = if !(file.ends_with(".crt")
+                    || file.ends_with(".pem")
+                    || file.ends_with(".key"))
+                {
+                    None
+                } else if file.contains("ca") {
+                    Some(&pki.ca)
+                } else if file.contains("key") {
+                    Some(&node_cert.key)
+                } else {
+                    Some(&node_cert.cert)
                 };
                 if let Some(source) = tls_source {
                     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -609,4 +625,74 @@ fn write_kubeconfig(dir: &Path) -> PathBuf {
     )
     .unwrap();
     path
+}
+
+/// Issue 14 over the real binary: two node processes with `[remoting.tls]`
+/// form a cluster over mutual TLS and export their certificate's expiry;
+/// a third whose certificate comes from another CA never gets an
+/// association, and the others log why (`remoting.tls.unknown_ca`).
+#[test]
+fn i14_node_processes_associate_over_mutual_tls_and_refuse_another_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = test_pki::NodePki::generate(&dir.path().join("pki")).unwrap();
+    let primary = dir.path().join("primary");
+    let standby = dir.path().join("standby");
+    std::fs::create_dir(&primary).unwrap();
+    std::fs::create_dir(&standby).unwrap();
+    let tls = |name: &str, which: test_pki::NodeCert| {
+        let pair = pki
+            .node(name, &format!("cluster://e2e/{name}"), which)
+            .unwrap();
+        format!(
+            "\n[remoting.tls]\ncert_file = {:?}\nkey_file = {:?}\nca_file = {:?}\n",
+            pair.cert, pair.key, pki.ca
+        )
+    };
+    let good: Vec<NodeProcess> = ["node-a", "node-b"]
+        .iter()
+        .map(|n| {
+            let extra = tls(n, test_pki::NodeCert::Valid);
+            NodeProcess::start_with(dir.path(), n, &primary, &standby, &extra)
+        })
+        .collect();
+    // `remoting_peer_up{peer}`: 1 while the association is up.
+    let peer_up = |n: &NodeProcess, peer: &str| -> f64 {
+        let (_, text) = get(n.admin, "/metrics").unwrap_or_default();
+        parse_prometheus(&text)
+            .into_iter()
+            .find(|(name, labels, _)| {
+                name == "remoting_peer_up" && labels.contains(&format!("peer=\"{peer}\""))
+            })
+            .map_or(0.0, |s| s.2)
+    };
+    wait_for("an association over TLS", Duration::from_secs(20), || {
+        peer_up(&good[0], "node-b") == 1.0 && peer_up(&good[1], "node-a") == 1.0
+    });
+    let (status, text) = get(good[0].admin, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let expiry = parse_prometheus(&text)
+        .into_iter()
+        .find(|(name, _, _)| name == "remoting_tls_certificate_expiry_timestamp_seconds")
+        .expect("the expiry gauge is exported");
+    assert!(expiry.2 > now, "{expiry:?}");
+
+    let extra = tls("node-c", test_pki::NodeCert::OtherCa);
+    let intruder = NodeProcess::start_with(dir.path(), "node-c", &primary, &standby, &extra);
+    wait_for(
+        "node-a logs the refusal of node-c's certificate",
+        Duration::from_secs(20),
+        || good[0].log().contains("remoting.tls.unknown_ca"),
+    );
+    // Listed by the shared directory, but never associated.
+    wait_for("node-c listed", Duration::from_secs(20), || {
+        good[0].up_members().contains(&"node-c".to_owned())
+    });
+    for n in &good {
+        assert_eq!(peer_up(n, "node-c"), 0.0, "{}", n.name);
+    }
+    drop(intruder);
 }
