@@ -283,8 +283,14 @@ fn i14_remoting_tls_section_is_checked() {
         .unwrap();
     let garbage = dir.path().join("garbage.pem");
     std::fs::write(&garbage, "not PEM").unwrap();
+    // The memory kind only (the default features).
+    let memory_only = GOOD.replace(
+        "[[providers]]\nid = \"shared-dir\"\nkind = \"file\"\nsettings = { dir = \"/tmp/shop-members\", poll = \"200ms\" }\n\n",
+        "",
+    );
+    assert!(!memory_only.contains("kind = \"file\""));
     let with_tls = |cert: &std::path::Path, key: &std::path::Path, ca: &std::path::Path| {
-        GOOD.replace(
+        memory_only.replace(
             "bind = \"127.0.0.1:0\"\n\n[admin]",
             &format!(
                 "bind = \"0.0.0.0:0\"\nadvertise_host = \"10.0.0.1\"\n\n[remoting.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\nca_file = \"{}\"\nreload_check = \"1s\"\n\n[admin]",
