@@ -11,7 +11,8 @@
 //! - the events consumers follow ([`events`]: `TopologyUpdated`,
 //!   `RemoteNodeQuarantined`, `ProviderChanged`, ...);
 //! - each membership provider behind a cargo feature: `memory` (default),
-//!   `file`, `consul`, `kubernetes`, `etcd`;
+//!   `file`, `consul`, `kubernetes`, `etcd`, `seed` (the `static` and
+//!   `dns` kinds);
 //! - the **node runtime** ([`Node`]): one call that does everything the
 //!   `cluster-node` program does, inside the application's own service: a
 //!   configuration file with environment overrides ([`config`]), logs
@@ -105,6 +106,26 @@ pub use provider_k8s as kubernetes;
 #[cfg(feature = "etcd")]
 pub use provider_etcd as etcd;
 
+/// The contact-point providers, kinds `static` and `dns` (`seed` feature).
+#[cfg(feature = "seed")]
+pub use provider_seed as seed;
+
+/// The `static` and `dns` kinds bound to this node's cluster name and
+/// secret (their probes carry both), replacing the unbound ones of
+/// [`built_in_kinds`].
+#[cfg(feature = "seed")]
+pub(crate) fn bind_seed_kinds(
+    kinds: ProviderKinds,
+    cluster: &str,
+    secret: Option<Vec<u8>>,
+) -> ProviderKinds {
+    let mut identity = provider_seed::Identity::new(cluster);
+    identity.secret = secret;
+    kinds
+        .with(provider_seed::StaticKind::new(identity.clone()))
+        .with(provider_seed::DnsKind::new(identity))
+}
+
 /// Grain state in one SQLite file (`sqlite` feature).
 #[cfg(feature = "sqlite")]
 pub use grain_storage_sqlite as sqlite;
@@ -138,6 +159,14 @@ pub fn built_in_kinds() -> ProviderKinds {
     #[cfg(feature = "etcd")]
     {
         kinds = kinds.with(provider_etcd::EtcdKind::new());
+    }
+    // Unbound: they validate settings; a node binds them to its cluster
+    // name and secret when it starts.
+    #[cfg(feature = "seed")]
+    {
+        kinds = kinds
+            .with(provider_seed::StaticKind::unbound())
+            .with(provider_seed::DnsKind::unbound());
     }
     kinds
 }

@@ -30,7 +30,15 @@ use super::duration;
 
 /// The kinds this crate knows the settings of, whether or not their
 /// feature is compiled in.
-pub const BUILT_IN_KINDS: &[&str] = &["memory", "file", "consul", "kubernetes", "etcd"];
+pub const BUILT_IN_KINDS: &[&str] = &[
+    "memory",
+    "file",
+    "consul",
+    "kubernetes",
+    "etcd",
+    "static",
+    "dns",
+];
 
 /// Settings of a `memory` provider: a table shared by the nodes of one
 /// process (tests, demos, a one-node development setup).
@@ -304,6 +312,77 @@ pub struct EtcdSettings {
     pub tls_key: Option<PathBuf>,
 }
 
+/// The bootstrap settings the `static` and `dns` kinds share (see
+/// `docs/providers/seeds-dns.md`).
+macro_rules! seed_settings {
+    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* pub $field:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $ty,)*
+            /// Whether this node may form a new cluster (default true).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub form_new_cluster: Option<bool>,
+            /// Contacts (itself included) that must answer before a new
+            /// cluster is formed (default 1).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub required_contacts: Option<u32>,
+            /// How long the contact sets must stay unchanged before forming
+            /// (default 3s).
+            #[serde(default, with = "duration::option", skip_serializing_if = "Option::is_none")]
+            pub stable_margin: Option<Duration>,
+            /// How long a contact that stopped answering stays listed
+            /// (default 10s).
+            #[serde(default, with = "duration::option", skip_serializing_if = "Option::is_none")]
+            pub unreachable_timeout: Option<Duration>,
+            /// Time between probe rounds (default 1s).
+            #[serde(default, with = "duration::option", skip_serializing_if = "Option::is_none")]
+            pub probe_interval: Option<Duration>,
+            /// Bound on one probe (default 2s).
+            #[serde(default, with = "duration::option", skip_serializing_if = "Option::is_none")]
+            pub probe_timeout: Option<Duration>,
+        }
+    };
+}
+
+seed_settings! {
+    /// Settings of a `static` provider: seed addresses probed on their
+    /// remoting port (P4).
+    pub struct StaticSettings {
+        /// `host:port` of each seed (an IPv6 host in brackets); host names
+        /// are resolved at every round.
+        #[serde(default)]
+        pub seeds: Vec<String>,
+    }
+}
+
+seed_settings! {
+    /// Settings of a `dns` provider: A/AAAA records of `name` with `port`,
+    /// or SRV records of `srv` (P6; see `docs/providers/dns.md`).
+    pub struct DnsSettings {
+        /// The name whose A/AAAA records list the nodes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+        /// The remoting port of those addresses.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub port: Option<u16>,
+        /// An SRV name (`_service._proto.domain`) instead of name and port.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub srv: Option<String>,
+        /// A nameserver `ip:port` (default: `/etc/resolv.conf`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub nameserver: Option<String>,
+        /// Resolve interval (default 5s, at least 1s; longer when the
+        /// records' TTL asks, capped at a minute).
+        #[serde(default, with = "duration::option", skip_serializing_if = "Option::is_none")]
+        pub interval: Option<Duration>,
+        /// Bound on one DNS request (default 2s).
+        #[serde(default, with = "duration::option", skip_serializing_if = "Option::is_none")]
+        pub dns_timeout: Option<Duration>,
+    }
+}
+
 /// The typed settings of one provider.
 #[derive(Clone, Debug, Serialize)]
 #[serde(untagged)]
@@ -319,6 +398,10 @@ pub enum ProviderSettings {
     Kubernetes(Box<KubernetesSettings>),
     /// `etcd`.
     Etcd(Box<EtcdSettings>),
+    /// `static`.
+    Static(Box<StaticSettings>),
+    /// `dns`.
+    Dns(Box<DnsSettings>),
     /// A kind the application registered itself: its settings are passed
     /// through as strings, and its factory checks them.
     Custom(CustomSettings),
@@ -380,6 +463,16 @@ const DURATION_KEYS: &[(&str, &str, Unit)] = &[
     ("connect_timeout", "connect_timeout_ms", Unit::Millis),
     ("register_timeout", "register_timeout_ms", Unit::Millis),
     ("retry_initial", "retry_initial_ms", Unit::Millis),
+    ("stable_margin", "stable_margin_ms", Unit::Millis),
+    (
+        "unreachable_timeout",
+        "unreachable_timeout_ms",
+        Unit::Millis,
+    ),
+    ("probe_interval", "probe_interval_ms", Unit::Millis),
+    ("probe_timeout", "probe_timeout_ms", Unit::Millis),
+    ("interval", "interval_ms", Unit::Millis),
+    ("dns_timeout", "dns_timeout_ms", Unit::Millis),
 ];
 
 #[derive(Clone, Copy)]
@@ -454,6 +547,20 @@ impl Lowered {
         self.out.insert(key.to_owned(), v.to_string());
         Ok(())
     }
+    /// The bootstrap settings of `static` and `dns`.
+    fn seed_common(
+        &mut self,
+        form_new_cluster: Option<bool>,
+        required_contacts: Option<u32>,
+        durations: [(&str, Option<Duration>); 4],
+    ) -> Result<(), SettingError> {
+        self.put("form_new_cluster", form_new_cluster);
+        self.put("required_contacts", required_contacts);
+        for (field, d) in durations {
+            self.duration(field, d)?;
+        }
+        Ok(())
+    }
     fn path(&mut self, k: &str, p: Option<&PathBuf>) {
         if let Some(p) = p {
             self.out.insert(k.to_owned(), p.display().to_string());
@@ -494,6 +601,8 @@ impl ProviderSettings {
             "consul" => Self::Consul(Box::new(typed(settings)?)),
             "kubernetes" => Self::Kubernetes(Box::new(typed(settings)?)),
             "etcd" => Self::Etcd(Box::new(typed(settings)?)),
+            "static" => Self::Static(Box::new(typed(settings)?)),
+            "dns" => Self::Dns(Box::new(typed(settings)?)),
             _ => {
                 let raw: BTreeMap<String, figment::value::Value> = typed(settings)?;
                 let mut out = BTreeMap::new();
@@ -698,6 +807,49 @@ impl ProviderSettings {
                 l.path("tls_cert", e.tls_cert.as_ref());
                 l.path("tls_key", e.tls_key.as_ref());
             }
+            Self::Static(st) => {
+                if st.seeds.is_empty() {
+                    return Err(SettingError::new(
+                        "seeds",
+                        "missing: a list of \"host:port\" seed addresses",
+                    ));
+                }
+                if let Some(i) = st.seeds.iter().position(|t| t.contains(',')) {
+                    return Err(SettingError::new(
+                        format!("seeds[{i}]"),
+                        "one host:port per list item",
+                    ));
+                }
+                l.put("seeds", Some(st.seeds.join(",")));
+                l.seed_common(
+                    st.form_new_cluster,
+                    st.required_contacts,
+                    [
+                        ("stable_margin", st.stable_margin),
+                        ("unreachable_timeout", st.unreachable_timeout),
+                        ("probe_interval", st.probe_interval),
+                        ("probe_timeout", st.probe_timeout),
+                    ],
+                )?;
+            }
+            Self::Dns(d) => {
+                l.put("name", d.name.as_ref());
+                l.put("port", d.port);
+                l.put("srv", d.srv.as_ref());
+                l.put("nameserver", d.nameserver.as_ref());
+                l.duration("interval", d.interval)?;
+                l.duration("dns_timeout", d.dns_timeout)?;
+                l.seed_common(
+                    d.form_new_cluster,
+                    d.required_contacts,
+                    [
+                        ("stable_margin", d.stable_margin),
+                        ("unreachable_timeout", d.unreachable_timeout),
+                        ("probe_interval", d.probe_interval),
+                        ("probe_timeout", d.probe_timeout),
+                    ],
+                )?;
+            }
             Self::Custom(m) => l.out = m.0.clone(),
         }
         Ok(l.out)
@@ -812,6 +964,41 @@ mod tests {
             "must exist"
         );
         assert_eq!(ProviderSettings::field_name("dir"), "dir");
+    }
+
+    /// P4/P6: the static and dns kinds' typed settings lower to their
+    /// descriptor keys; a bad key or value is named by its path.
+    #[test]
+    fn p4_p6_seed_and_dns_settings_lower_and_name_bad_keys() {
+        let s = ProviderSettings::parse(
+            "static",
+            value("seeds = [\"10.0.0.1:4000\", \"n2:4000\"]\nrequired_contacts = 2\nstable_margin = \"5s\"\nform_new_cluster = false"),
+        )
+        .expect("valid");
+        let l = s.lower("c").expect("lowers");
+        assert_eq!(l["seeds"], "10.0.0.1:4000,n2:4000");
+        assert_eq!(l["required_contacts"], "2");
+        assert_eq!(l["stable_margin_ms"], "5000");
+        assert_eq!(l["form_new_cluster"], "false");
+        let d = ProviderSettings::parse(
+            "dns",
+            value("srv = \"_r._tcp.nodes\"\nnameserver = \"127.0.0.1:5353\"\ninterval = \"10s\""),
+        )
+        .expect("valid")
+        .lower("c")
+        .expect("lowers");
+        assert_eq!(d["srv"], "_r._tcp.nodes");
+        assert_eq!(d["interval_ms"], "10000");
+        assert_eq!(ProviderSettings::field_name("interval_ms"), "interval");
+        let err = |kind: &str, t: &str| ProviderSettings::parse(kind, value(t)).unwrap_err();
+        assert_eq!(err("static", "seeds = [\"a:1\", 2]").field, "seeds[1]");
+        assert_eq!(err("static", "seed = [\"a:1\"]").field, "seed");
+        assert_eq!(err("dns", "port = \"x\"").field, "port");
+        let missing = ProviderSettings::parse("static", value(""))
+            .expect("parses")
+            .lower("c")
+            .unwrap_err();
+        assert_eq!(missing.field, "seeds");
     }
 
     #[test]
