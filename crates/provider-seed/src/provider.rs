@@ -44,7 +44,9 @@ struct Inner {
     settings: Settings,
     identity: Option<Arc<Identity>>,
     kind: &'static str,
-    resolver: Option<TokioResolver>,
+    /// Built at the first lookup (inside the runtime, which its
+    /// background tasks need), kept afterwards.
+    resolver: Mutex<Option<TokioResolver>>,
     local: Mutex<Option<Member>>,
     state: Mutex<State>,
 }
@@ -69,15 +71,9 @@ impl SeedProvider {
     /// A provider with `settings`, probing as `identity` (`None`: it fails
     /// the connectivity check with `provider.seed.no_identity`).
     pub fn new(settings: Settings, identity: Option<Arc<Identity>>) -> Result<Self, ProviderError> {
-        let (kind, resolver) = match &settings.source {
-            Source::Static(_) => ("static", None),
-            Source::Dns(dns) => (
-                "dns",
-                Some(discovery::resolver(dns).map_err(|e| ProviderError::Config {
-                    field: "nameserver".into(),
-                    reason: e.to_string(),
-                })?),
-            ),
+        let kind = match &settings.source {
+            Source::Static(_) => "static",
+            Source::Dns(_) => "dns",
         };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -89,7 +85,7 @@ impl SeedProvider {
                 settings,
                 identity,
                 kind,
-                resolver,
+                resolver: Mutex::new(None),
                 local: Mutex::new(None),
             }),
         })
@@ -146,14 +142,22 @@ impl Inner {
         {
             return Ok(addrs.clone());
         }
-        let Some(resolver) = &self.resolver else {
-            return Err(SeedError::new(codes::DNS_CONFIG, "no resolver"));
+        let resolver = {
+            let mut slot = lock(&self.resolver);
+            match &*slot {
+                Some(r) => r.clone(),
+                None => {
+                    let r = discovery::resolver(dns)?;
+                    *slot = Some(r.clone());
+                    r
+                }
+            }
         };
         let Resolved {
             addrs,
             ttl,
             skipped,
-        } = discovery::resolve_dns(resolver, dns).await?;
+        } = discovery::resolve_dns(&resolver, dns).await?;
         for e in skipped {
             metrics::counter!(ERRORS_TOTAL, "node" => self.node(), "kind" => self.kind, "code" => e.code).increment(1);
             tracing::warn!(code = e.code, error = %e.message, "SRV target skipped");
