@@ -4,7 +4,7 @@
 //! |---|---|
 //! | 401 | `Auth` ("credentials rejected") |
 //! | 403 | `Auth`, naming the missing permission: `list pods in namespace "x"` |
-//! | connection refused, DNS, TLS, timeouts, 429 / 5xx answers | `Connectivity` |
+//! | connection refused, DNS, TLS, timeouts, 429 / 5xx answers | `Connectivity` (a refused TLS handshake with its `[tls.*]` reason) |
 //! | a watch that breaks mid-stream, 410 outside a watch | `Stream` |
 //! | undecodable answers, other statuses | `Protocol` |
 //! | a 410 `Expired` event inside a watch | none: the watcher relists at once (a normal event of a long-lived watch) |
@@ -32,7 +32,17 @@ pub fn from_kube(e: &kube::Error, verb: &str, namespace: &str) -> ProviderError 
             reason: e.to_string(),
         },
         other => {
-            ProviderError::Connectivity(format!("{verb} pods in namespace {namespace:?}: {other}"))
+            let msg = format!(
+                "{verb} pods in namespace {namespace:?}: {}",
+                provider_tls::chain_text(other)
+            );
+            match provider_tls::TlsFailure::of(other) {
+                // A refused handshake says why (issue 14).
+                Some(f) => {
+                    ProviderError::Connectivity(provider_tls::message(f, "the API server", &msg))
+                }
+                None => ProviderError::Connectivity(msg),
+            }
         }
     }
 }

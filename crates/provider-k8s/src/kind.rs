@@ -9,7 +9,7 @@ use kube::config::Kubeconfig;
 use provisioning_actors::ProviderFactory;
 
 use crate::provider::{ClientSource, KubernetesProvider};
-use crate::settings::{KubernetesSettings, SERVICE_ACCOUNT_NAMESPACE_FILE};
+use crate::settings::{KubernetesSettings, SERVICE_ACCOUNT_NAMESPACE_FILE, TlsSettings};
 
 /// Factory of the `kubernetes` kind.
 #[derive(Clone)]
@@ -64,6 +64,7 @@ impl KubernetesKind {
     pub fn build(&self, d: &ProviderDescriptor) -> Result<KubernetesProvider, ProviderError> {
         let sa = std::fs::read_to_string(&self.namespace_file).ok();
         let settings = KubernetesSettings::parse(&d.settings, |k| std::env::var(k).ok(), sa)?;
+        check_tls_files(&settings.tls)?;
         let source = match (&settings.kubeconfig, &self.config) {
             (Some(path), _) => {
                 let kc = Kubeconfig::read_from(path).map_err(|e| ProviderError::Config {
@@ -83,11 +84,44 @@ impl KubernetesKind {
                     context: settings.context.clone(),
                 }
             }
+            (None, _) if settings.server.is_some() => {
+                let url = settings.server.as_deref().unwrap_or_default();
+                let uri = url.parse().map_err(|e| ProviderError::Config {
+                    field: "server".into(),
+                    reason: format!("{url:?}: {e}"),
+                })?;
+                ClientSource::Config(Box::new(kube::Config::new(uri)))
+            }
             (None, Some(c)) => ClientSource::Config(Box::new(c.clone())),
             (None, None) => ClientSource::Infer,
         };
         Ok(KubernetesProvider::new(settings, source))
     }
+}
+
+/// The setting names of this kind's TLS files.
+pub(crate) const TLS_FIELDS: provider_tls::Fields = provider_tls::Fields {
+    ca: "ca_file",
+    cert: "client_cert",
+    key: "client_key",
+    server_name: "tls_server_name",
+};
+
+/// Reads and parses the explicit TLS files now, so that a missing file, one
+/// without a certificate or key, or a key that does not go with its
+/// certificate is a setting error naming the key at acceptance.
+fn check_tls_files(tls: &TlsSettings) -> Result<(), ProviderError> {
+    if tls.ca_file.is_none() && tls.client_cert.is_none() && tls.server_name.is_none() {
+        return Ok(());
+    }
+    provider_tls::check_files(
+        provider_tls::ClientFiles {
+            ca: tls.ca_file.as_deref(),
+            identity: tls.client_cert.as_deref().zip(tls.client_key.as_deref()),
+            server_name: tls.server_name.as_deref(),
+        },
+        TLS_FIELDS,
+    )
 }
 
 impl ProviderFactory for KubernetesKind {

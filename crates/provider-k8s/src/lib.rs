@@ -85,6 +85,21 @@
 //! | `backoff_max_ms` | no | `30000` | largest retry delay (at least `backoff_initial_ms`, ≤ 600000) |
 //! | `watch_timeout_s` | no | `10` | `timeoutSeconds` of each watch request (1..=3600); the API is taken for silent (no keepalive, `Connectivity` errors) after this plus 3 s without an answer, so keep it below the failover silence timeout; the client's read timeout is this plus 15 s |
 //! | `page_size` | no | `500` | `limit` of each list page (1..=10000) |
+//! | `server` | no | the kubeconfig's / in-cluster | the API server's `https://host:port` (not with `kubeconfig`) |
+//! | `ca_file` | no | the kubeconfig's / service account's | PEM CA bundle verifying the API server; re-read about every minute (a rotated CA applies to new connections) |
+//! | `client_cert`, `client_key` | together | the kubeconfig's | PEM client certificate and key (mutual TLS); only the paths are ever shown |
+//! | `tls_server_name` | no | the server's host | the name the API server's certificate must carry |
+//!
+//! The explicit TLS settings replace what the kubeconfig or the in-cluster
+//! configuration says, and are checked when the provider is created (a
+//! missing file, one without a certificate or key, or a key that does not
+//! go with its certificate is `provider.config` naming the key). A refused
+//! handshake is `provider.connectivity` with its reason in the message
+//! (`[tls.unknown_ca]`, `[tls.expired]`, `[tls.wrong_name]`,
+//! `[tls.client_cert_refused]`, `[tls.handshake]`). TLS is rustls with
+//! ring: the provider installs ring as the process's default crypto
+//! provider when none is installed, as kube-rs builds its configuration
+//! with the default (no aws-lc, no OpenSSL).
 //!
 //! Unknown keys are refused (a typo would otherwise be silently ignored).
 //! A bad value is `ProviderError::Config { field, .. }` naming the key.

@@ -139,6 +139,7 @@ impl Inner {
                         })?,
                     };
                 let mut config = config;
+                apply_tls(&mut config, &self.settings.tls)?;
                 // A watch answers at least every `watch_timeout_s` (the server
                 // ends it then); a connection silent for longer is dead (no
                 // RST reached us), and the read timeout turns that into an
@@ -152,6 +153,10 @@ impl Inner {
                 // kube's default is 30 s: a silent address (a vanished node,
                 // dropped packets) would hold each retry that long.
                 config.connect_timeout = Some(CONNECT_TIMEOUT);
+                // kube-rs builds its rustls configuration with the process
+                // default provider: make it ring, unless the application
+                // chose one (never ambiguous, never a panic).
+                provider_tls::install_ring_default();
                 let builder = ClientBuilder::try_from(config).map_err(|e| {
                     ProviderError::Connectivity(format!("cannot build the Kubernetes client: {e}"))
                 })?;
@@ -229,6 +234,35 @@ impl Inner {
             },
         }
     }
+}
+
+/// Puts the descriptor's explicit TLS settings over what the kubeconfig or
+/// the in-cluster configuration says. The files were checked when the
+/// provider was built; reading them again here can only fail if they
+/// vanished since, which names the setting too.
+fn apply_tls(
+    config: &mut kube::Config,
+    tls: &crate::settings::TlsSettings,
+) -> Result<(), ProviderError> {
+    let path_text = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    if let Some(ca) = &tls.ca_file {
+        let roots = provider_tls::read_chain("ca_file", ca)?;
+        config.root_cert = Some(roots.into_iter().map(|c| c.to_vec()).collect());
+        // kube-rs re-reads this file about every minute: a rotated CA is
+        // picked up by new connections without a restart.
+        config.root_cert_file = Some(ca.clone());
+    }
+    if let (Some(cert), Some(key)) = (&tls.client_cert, &tls.client_key) {
+        config.auth_info.client_certificate = Some(path_text(cert));
+        config.auth_info.client_key = Some(path_text(key));
+        // Inline data would win over the files.
+        config.auth_info.client_certificate_data = None;
+        config.auth_info.client_key_data = None;
+    }
+    if let Some(name) = &tls.server_name {
+        config.tls_server_name = Some(name.clone());
+    }
+    Ok(())
 }
 
 /// Exponential backoff with up to 25 % jitter, for the watcher's retries.

@@ -38,6 +38,11 @@ const KEYS: &[&str] = &[
     "backoff_max_ms",
     "watch_timeout_s",
     "page_size",
+    "server",
+    "ca_file",
+    "client_cert",
+    "client_key",
+    "tls_server_name",
 ];
 
 /// The validated settings of one provider (see the crate docs' table).
@@ -72,6 +77,37 @@ pub struct KubernetesSettings {
     pub watch_timeout_s: u32,
     /// Page size (`limit`) of the (re)lists.
     pub page_size: u32,
+    /// The API server's URL instead of the in-cluster / kubeconfig one.
+    pub server: Option<String>,
+    /// TLS files and server name set explicitly (over what the kubeconfig
+    /// or the service account says).
+    pub tls: TlsSettings,
+}
+
+/// TLS to the API server set in the descriptor: each one, when set,
+/// replaces what the kubeconfig or the in-cluster configuration says.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// PEM CA bundle verifying the API server (`ca_file`).
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (`client_cert`), with `client_key`.
+    pub client_cert: Option<PathBuf>,
+    /// PEM client key (`client_key`), with `client_cert`. Only its path is
+    /// ever shown.
+    pub client_key: Option<PathBuf>,
+    /// The name the API server's certificate must carry instead of the
+    /// URL's host (`tls_server_name`).
+    pub server_name: Option<String>,
+}
+
+impl TlsSettings {
+    /// Whether anything is set.
+    pub fn is_set(&self) -> bool {
+        self.ca_file.is_some()
+            || self.client_cert.is_some()
+            || self.client_key.is_some()
+            || self.server_name.is_some()
+    }
 }
 
 impl KubernetesSettings {
@@ -180,6 +216,42 @@ impl KubernetesSettings {
         if context.is_some() && kubeconfig.is_none() {
             return Err(cfg("context", "only meaningful with `kubeconfig`"));
         }
+        let server = get("server").map(str::to_owned);
+        if let Some(url) = &server {
+            if kubeconfig.is_some() {
+                return Err(cfg(
+                    "server",
+                    "give either `server` or `kubeconfig` (its context names the server)",
+                ));
+            }
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"))
+                .ok_or_else(|| cfg("server", format!("{url:?} is not an http(s):// URL")))?;
+            if rest.is_empty() || rest.contains(char::is_whitespace) {
+                return Err(cfg("server", format!("{url:?} has no host")));
+            }
+        }
+        let tls = TlsSettings {
+            ca_file: get("ca_file").map(PathBuf::from),
+            client_cert: get("client_cert").map(PathBuf::from),
+            client_key: get("client_key").map(PathBuf::from),
+            server_name: get("tls_server_name").map(str::to_owned),
+        };
+        if tls.client_cert.is_some() != tls.client_key.is_some() {
+            let missing = if tls.client_cert.is_none() {
+                "client_cert"
+            } else {
+                "client_key"
+            };
+            return Err(cfg(missing, "client_cert and client_key go together"));
+        }
+        if let Some(url) = &server
+            && url.starts_with("http://")
+            && tls.is_set()
+        {
+            return Err(cfg("server", "TLS settings need an https:// server"));
+        }
         Ok(Self {
             cluster,
             cluster_label,
@@ -194,6 +266,8 @@ impl KubernetesSettings {
             backoff_max,
             watch_timeout_s,
             page_size,
+            server,
+            tls,
         })
     }
 }
@@ -327,6 +401,44 @@ mod tests {
             (
                 &[("cluster", "c"), ("namespace", "a"), ("context", "x")],
                 "context",
+            ),
+            (
+                &[
+                    ("cluster", "c"),
+                    ("namespace", "a"),
+                    ("client_cert", "c.pem"),
+                ],
+                "client_key",
+            ),
+            (
+                &[
+                    ("cluster", "c"),
+                    ("namespace", "a"),
+                    ("client_key", "k.pem"),
+                ],
+                "client_cert",
+            ),
+            (
+                &[("cluster", "c"), ("namespace", "a"), ("server", "ftp://x")],
+                "server",
+            ),
+            (
+                &[
+                    ("cluster", "c"),
+                    ("namespace", "a"),
+                    ("server", "https://x"),
+                    ("kubeconfig", "k"),
+                ],
+                "server",
+            ),
+            (
+                &[
+                    ("cluster", "c"),
+                    ("namespace", "a"),
+                    ("server", "http://x"),
+                    ("ca_file", "ca.pem"),
+                ],
+                "server",
             ),
             (
                 &[

@@ -199,6 +199,63 @@ pub fn client_config(
     }
 }
 
+/// Checks `files` the way [`client_config`] reads them, for a client that
+/// builds its own configuration from the files (kube-rs, tonic): the same
+/// `provider.config` errors naming the setting. Without a CA file only the
+/// client certificate, key and server name are checked.
+pub fn check_files(files: ClientFiles<'_>, fields: Fields) -> Result<(), ProviderError> {
+    // Never used to connect: a verifier that trusts nothing does.
+    client_config(files, fields, |provider| {
+        Ok(Arc::new(RefuseAll(provider)) as Arc<dyn ServerCertVerifier>)
+    })
+    .map(drop)
+}
+
+/// A verifier that trusts nothing (for [`check_files`]).
+#[derive(Debug)]
+struct RefuseAll(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for RefuseAll {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Err(rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer,
+        ))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer,
+        ))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer,
+        ))
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 /// Verifies the server's certificate against a fixed name instead of the
 /// host the client connected to (the chain is checked all the same).
 #[derive(Debug)]
