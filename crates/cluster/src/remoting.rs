@@ -158,6 +158,9 @@ pub const QUARANTINED: &str = "remoting.quarantined";
 pub const DEGRADED: &str = "remoting.degraded";
 /// Close code: a handshake frame arrived after the handshake.
 pub const PROTOCOL: &str = "remoting.protocol";
+/// Close code: too many inbound connections are shaking hands at once
+/// ([`RemotingConfig::max_pending_handshakes`]).
+pub const BUSY: &str = "remoting.busy";
 
 pub(crate) const M_ASSOCIATIONS: &str = "remoting_associations";
 pub(crate) const M_HEARTBEATS_SENT: &str = "remoting_heartbeats_sent_total";
@@ -205,6 +208,12 @@ pub struct RemotingConfig {
     /// Frames queued per association before [`RemotingHandle::tell`]
     /// answers [`RemotingError::Backpressure`] (default 1024).
     pub send_queue: usize,
+    /// Inbound connections shaking hands at once (TLS and the handshake,
+    /// each bounded by the handshake timeout); one more is closed at once
+    /// and counted (`remoting_frames_refused_total{code="remoting.busy"}`).
+    /// Bounds the memory a flood of stalled connections can take
+    /// (default 256).
+    pub max_pending_handshakes: usize,
     /// A simulated network to pass every inbound frame through (tests;
     /// default none).
     pub netsim: Option<NetSim>,
@@ -224,6 +233,7 @@ impl RemotingConfig {
             heartbeat_interval: Duration::from_secs(1),
             failure_timeout: Duration::from_secs(5),
             send_queue: 1024,
+            max_pending_handshakes: 256,
             phi_accrual: None,
             netsim: None,
             tls: None,
@@ -285,6 +295,12 @@ impl RemotingConfig {
     /// [`tls`]).
     pub fn with_tls(mut self, tls: TlsConfig) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Sets how many inbound connections may shake hands at once.
+    pub fn with_max_pending_handshakes(mut self, max: usize) -> Self {
+        self.max_pending_handshakes = max;
         self
     }
 

@@ -537,3 +537,52 @@ async fn i14_probes_run_inside_tls_and_check_identities() {
     assert_eq!(plain.code(), tls::TLS_REQUIRED, "{plain}");
     a.system.shutdown().await;
 }
+
+/// Issue 14 (bounded memory): connections that never finish their TLS
+/// handshake take at most `max_pending_handshakes` slots; the excess is
+/// closed at once, and once the stalled ones time out a good peer
+/// associates.
+#[tokio::test]
+async fn i14_a_flood_of_stalled_handshakes_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = NodePki::generate(dir.path()).unwrap();
+    let backends = Backends::new();
+    let tls_a = config(&pki, &cert(&pki, "a", NodeCert::Valid));
+    let a = backends
+        .start_with("a", move |b| {
+            b.remoting_config(
+                remoting(Duration::from_secs(3))
+                    .with_tls(tls_a)
+                    .with_max_pending_handshakes(4),
+            )
+        })
+        .await;
+    let addr = a.cluster.remoting().local_addr();
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
+        stalled.push(s);
+    }
+    // Let the listener take the four.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut extra = TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let closed_at_once = tokio::time::timeout(Duration::from_secs(1), extra.read(&mut buf)).await;
+    assert!(
+        matches!(closed_at_once, Ok(Ok(0) | Err(_))),
+        "the fifth connection is closed at once: {closed_at_once:?}"
+    );
+    for s in &mut stalled {
+        assert_closed(s).await;
+    }
+    let b = start_tls(
+        &backends,
+        "b",
+        config(&pki, &cert(&pki, "b", NodeCert::Valid)),
+    )
+    .await;
+    converge(&[&a, &b], &["a", "b"]).await;
+    a.system.shutdown().await;
+    b.system.shutdown().await;
+}

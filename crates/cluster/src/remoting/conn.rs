@@ -16,7 +16,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::actor::Msg;
 use super::tls::{self, Stream, TLS_IDENTITY, tls_hint};
-use super::{DEGRADED, M_FRAMES_REFUSED, NOT_MEMBER, Shared};
+use super::{BUSY, DEGRADED, M_FRAMES_REFUSED, NOT_MEMBER, Shared};
 use crate::netsim::NetSim;
 use crate::wire::{
     Accepted, Frame, Hello, Refusal, WireError, accept_handshake_or_probe, connect_handshake,
@@ -119,6 +119,15 @@ pub(super) async fn accept_loop(
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
+                Ok((stream, addr)) if handshakes.len() >= shared.config.max_pending_handshakes.max(1) => {
+                    // A flood of connections that do not finish their
+                    // handshake: the excess is closed at once, so memory
+                    // stays bounded; the pending ones end within the
+                    // handshake timeout.
+                    drop(stream);
+                    metrics::counter!(M_FRAMES_REFUSED, "node" => shared.node.clone(), "code" => BUSY).increment(1);
+                    tracing::debug!(%addr, pending = handshakes.len(), "too many handshakes in progress: inbound connection closed");
+                }
                 Ok((stream, addr)) => {
                     handshakes.spawn(accept_one(stream, addr, shared.clone(), actor.clone(), raced.clone()));
                 }
