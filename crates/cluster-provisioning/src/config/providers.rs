@@ -12,7 +12,8 @@
 //! Each kind also honours its ecosystem's environment variables for what the
 //! file leaves out, the way its own command-line tools do: `CONSUL_HTTP_ADDR`,
 //! `CONSUL_HTTP_TOKEN` / `CONSUL_HTTP_TOKEN_FILE`, `CONSUL_HTTP_SSL`,
-//! `CONSUL_CACERT`, `CONSUL_CLIENT_CERT`, `CONSUL_CLIENT_KEY` for Consul;
+//! `CONSUL_CACERT`, `CONSUL_CLIENT_CERT`, `CONSUL_CLIENT_KEY`,
+//! `CONSUL_TLS_SERVER_NAME` for Consul;
 //! `ETCDCTL_ENDPOINTS`, `ETCDCTL_CACERT`, `ETCDCTL_CERT`, `ETCDCTL_KEY`,
 //! `ETCDCTL_USER` (`user` or `user:password`) and `ETCDCTL_PASSWORD` for
 //! etcd; Kubernetes uses kubeconfig or the in-cluster service account as
@@ -163,6 +164,10 @@ pub struct ConsulSettings {
     /// Client key (`CONSUL_CLIENT_KEY`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_key: Option<PathBuf>,
+    /// The name the agent's certificate must carry instead of the
+    /// address's host (`CONSUL_TLS_SERVER_NAME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_server_name: Option<String>,
 }
 
 /// Settings of a `kubernetes` provider (see `docs/providers/kubernetes.md`).
@@ -231,6 +236,22 @@ pub struct KubernetesSettings {
     /// Pods per list page (default 500).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page_size: Option<u32>,
+    /// The API server's `https://` URL (instead of the kubeconfig's or the
+    /// in-cluster one; not with `kubeconfig`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// CA bundle verifying the API server (over the kubeconfig's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (mutual TLS), with `client_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<PathBuf>,
+    /// Client key, with `client_cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<PathBuf>,
+    /// The name the API server's certificate must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_server_name: Option<String>,
 }
 
 /// Settings of an `etcd` provider (see `docs/providers/etcd.md`).
@@ -310,6 +331,10 @@ pub struct EtcdSettings {
     /// Client key (`ETCDCTL_KEY`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+    /// The name etcd's certificate must carry instead of the endpoint's
+    /// host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_server_name: Option<String>,
 }
 
 /// The bootstrap settings the `static` and `dns` kinds share (see
@@ -661,6 +686,9 @@ impl ProviderSettings {
                 if c.client_key.is_none() {
                     c.client_key = env("CONSUL_CLIENT_KEY").map(PathBuf::from);
                 }
+                if c.tls_server_name.is_none() {
+                    c.tls_server_name = env("CONSUL_TLS_SERVER_NAME");
+                }
             }
             Self::Etcd(e) => {
                 if e.endpoints.is_empty()
@@ -745,6 +773,7 @@ impl ProviderSettings {
                 l.path("ca_file", c.ca_file.as_ref());
                 l.path("client_cert", c.client_cert.as_ref());
                 l.path("client_key", c.client_key.as_ref());
+                l.put("tls_server_name", c.tls_server_name.as_ref());
             }
             Self::Kubernetes(k) => {
                 l.put("cluster", Some(cluster));
@@ -763,6 +792,11 @@ impl ProviderSettings {
                 l.duration("backoff_max", k.backoff_max)?;
                 l.duration("watch_timeout", k.watch_timeout)?;
                 l.put("page_size", k.page_size);
+                l.put("server", k.server.as_ref());
+                l.path("ca_file", k.ca_file.as_ref());
+                l.path("client_cert", k.client_cert.as_ref());
+                l.path("client_key", k.client_key.as_ref());
+                l.put("tls_server_name", k.tls_server_name.as_ref());
             }
             Self::Etcd(e) => {
                 l.put("cluster", Some(cluster));
@@ -806,6 +840,7 @@ impl ProviderSettings {
                 l.path("tls_ca", e.tls_ca.as_ref());
                 l.path("tls_cert", e.tls_cert.as_ref());
                 l.path("tls_key", e.tls_key.as_ref());
+                l.put("tls_server_name", e.tls_server_name.as_ref());
             }
             Self::Static(st) => {
                 if st.seeds.is_empty() {
@@ -999,6 +1034,46 @@ mod tests {
             .lower("c")
             .unwrap_err();
         assert_eq!(missing.field, "seeds");
+    }
+
+    /// Issue 14 (item 4): the TLS settings of consul, etcd and kubernetes
+    /// lower to the keys their kinds read; a misspelt one is refused.
+    #[test]
+    fn i14_tls_settings_lower_to_the_kind_keys() {
+        let l = ProviderSettings::parse(
+            "kubernetes",
+            value(
+                "server = \"https://10.0.0.1:6443\"\nca_file = \"/etc/k8s/ca.pem\"\nclient_cert = \"/etc/k8s/node.pem\"\nclient_key = \"/etc/k8s/node-key.pem\"\ntls_server_name = \"kubernetes.default\"",
+            ),
+        )
+        .expect("valid")
+        .lower("c")
+        .expect("lowers");
+        assert_eq!(l["server"], "https://10.0.0.1:6443");
+        assert_eq!(l["ca_file"], "/etc/k8s/ca.pem");
+        assert_eq!(l["client_cert"], "/etc/k8s/node.pem");
+        assert_eq!(l["client_key"], "/etc/k8s/node-key.pem");
+        assert_eq!(l["tls_server_name"], "kubernetes.default");
+        let l = ProviderSettings::parse(
+            "consul",
+            value("ca_file = \"/c/ca.pem\"\ntls_server_name = \"server.dc1.consul\""),
+        )
+        .expect("valid")
+        .lower("c")
+        .expect("lowers");
+        assert_eq!(l["ca_file"], "/c/ca.pem");
+        assert_eq!(l["tls_server_name"], "server.dc1.consul");
+        let l = ProviderSettings::parse(
+            "etcd",
+            value("endpoints = [\"https://e:2379\"]\ntls_ca = \"/e/ca.pem\"\ntls_server_name = \"etcd.internal\""),
+        )
+        .expect("valid")
+        .lower("c")
+        .expect("lowers");
+        assert_eq!(l["tls_ca"], "/e/ca.pem");
+        assert_eq!(l["tls_server_name"], "etcd.internal");
+        let e = ProviderSettings::parse("kubernetes", value("ca_fle = \"x\"")).unwrap_err();
+        assert_eq!(e.field, "ca_fle");
     }
 
     #[test]
