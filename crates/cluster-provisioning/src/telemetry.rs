@@ -87,4 +87,6 @@ pub fn describe_all() {
     provider_file::describe();
     #[cfg(feature = "etcd")]
     provider_etcd::describe();
+    #[cfg(feature = "seed")]
+    provider_seed::describe();
 }
