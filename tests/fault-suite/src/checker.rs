@@ -62,49 +62,45 @@ pub struct Timing {
 
 /// Allowance for follow-up FS-1 (docs/reliability.md): a process resumed
 /// after a pause longer than the failure timeout counts its own pause as
-/// its peers' silence and quarantines every peer; it then serves every
-/// grain alone until the quarantines are lifted, measured at about 5 s.
+/// its peers' silence and quarantines every peer; it serves every grain
+/// alone, and the peers' requests to it are refused, until the quarantines
+/// are lifted at the provider's next refresh (etcd `keepalive`, 5 s by
+/// default).
 pub const FS1_RESUMED_NODE_QUARANTINES_PEERS_MS: u64 = 5_000;
 
-/// The bounds of `kind` for `timing`.
-pub fn bounds_for(kind: FaultKind, t: Timing) -> Bounds {
+/// One topology hash on every node within this long of a heal.
+pub const CONVERGENCE_MS: u64 = 5_000;
+
+/// The bounds of a fault of `kind` that held `hold_ms` (start to heal),
+/// for `timing`. See docs/reliability.md, "Bounds per fault".
+pub fn bounds_for(kind: FaultKind, t: Timing, hold_ms: u64) -> Bounds {
     let detect = t.failure_timeout_ms + 500;
-    let converge = 5_000;
     let after_heal = 5_000;
-    match kind {
-        FaultKind::Kill | FaultKind::EtcdRestart => Bounds {
-            unavailable_ms: detect,
-            after_heal_ms: after_heal,
-            convergence_ms: converge,
-            double_activation_ms: 0,
-        },
-        FaultKind::Rolling => Bounds {
-            unavailable_ms: detect,
-            after_heal_ms: after_heal,
-            convergence_ms: converge,
-            double_activation_ms: 0,
-        },
-        FaultKind::Pause => Bounds {
-            unavailable_ms: detect,
-            after_heal_ms: after_heal,
-            convergence_ms: converge + FS1_RESUMED_NODE_QUARANTINES_PEERS_MS,
-            double_activation_ms: t.fault_ms
-                + t.failure_timeout_ms
-                + 1_000
-                + FS1_RESUMED_NODE_QUARANTINES_PEERS_MS,
-        },
-        FaultKind::Partition | FaultKind::OneWay => Bounds {
-            unavailable_ms: detect,
-            after_heal_ms: after_heal,
-            convergence_ms: converge,
-            double_activation_ms: t.fault_ms + t.failure_timeout_ms + 1_000,
-        },
-        FaultKind::EtcdCut => Bounds {
-            unavailable_ms: t.lease_ttl_ms + detect,
-            after_heal_ms: after_heal,
-            convergence_ms: converge,
-            double_activation_ms: t.fault_ms + t.lease_ttl_ms + 1_000,
-        },
+    let fs1 = if kind == FaultKind::Pause {
+        FS1_RESUMED_NODE_QUARANTINES_PEERS_MS
+    } else {
+        0
+    };
+    let convergence_ms = CONVERGENCE_MS + fs1;
+    let unavailable_ms = if kind == FaultKind::EtcdCut {
+        // The others drop the node when its lease expires.
+        t.lease_ttl_ms + detect
+    } else {
+        detect
+    };
+    // Where views split, two activations can serve from the moment a side
+    // detects the other (never before the fault) until the views agree
+    // again after the heal.
+    let double_activation_ms = if kind.splits_views() {
+        hold_ms + convergence_ms
+    } else {
+        0
+    };
+    Bounds {
+        unavailable_ms,
+        after_heal_ms: after_heal + fs1,
+        convergence_ms,
+        double_activation_ms,
     }
 }
 
@@ -386,7 +382,7 @@ fn changes(observations: &[Observation], from: u64, to: u64) -> Changes {
 }
 
 /// Checks a run against `bounds` (per kind).
-pub fn check(input: Input<'_>, bounds: &dyn Fn(FaultKind) -> Bounds) -> Verdict {
+pub fn check(input: Input<'_>, bounds: &dyn Fn(&Fault) -> Bounds) -> Verdict {
     let mut ok_ends: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     let mut grains: BTreeSet<&str> = BTreeSet::new();
     for r in input.requests {
@@ -405,7 +401,7 @@ pub fn check(input: Input<'_>, bounds: &dyn Fn(FaultKind) -> Bounds) -> Verdict 
     let mut violations = Vec::new();
 
     for (i, f) in input.faults.iter().enumerate() {
-        let b = bounds(f.kind);
+        let b = bounds(f);
         let window_end = input
             .faults
             .get(i + 1)
@@ -722,7 +718,7 @@ mod tests {
             lease_ttl_ms: 4_000,
             fault_ms: 5_000,
         };
-        let v = check(input, &|k| bounds_for(k, t));
+        let v = check(input, &|f| bounds_for(f.kind, t, f.heal_ms - f.start_ms));
         let f = &v.faults[0];
         assert_eq!(f.unavailable, Some(("g".to_owned(), 2_005)));
         assert_eq!(f.convergence_ms, Some(600));
@@ -737,6 +733,49 @@ mod tests {
     }
 
     #[test]
+    fn issue16_a_double_activation_before_reconvergence_is_the_faults() {
+        let nodes: Vec<String> = ["a", "b"].iter().map(|s| (*s).to_owned()).collect();
+        let mut requests = Vec::new();
+        for t in (0..10_000).step_by(100) {
+            requests.push(req("b", "g", "b", "b1", t, t + 5));
+        }
+        // A pause healed at 2000; the members agree again only at 6000;
+        // the resumed node serves a second activation from 4000 to 5000.
+        requests.push(req("a", "g", "a", "a1", 4_000, 4_005));
+        requests.push(req("a", "g", "a", "a1", 5_000, 5_005));
+        let observations = vec![
+            obs("a", 6_000, "h", &["a", "b"]),
+            obs("b", 6_000, "h", &["a", "b"]),
+        ];
+        let faults = vec![Fault {
+            index: 0,
+            kind: FaultKind::Pause,
+            targets: vec!["a".into()],
+            start_ms: 1_000,
+            heal_ms: 2_000,
+        }];
+        let input = Input {
+            requests: &requests,
+            observations: &observations,
+            faults: &faults,
+            nodes: &nodes,
+            end_ms: 10_000,
+            settle_ms: 500,
+        };
+        let t = Timing {
+            failure_timeout_ms: 1_000,
+            lease_ttl_ms: 4_000,
+            fault_ms: 1_000,
+        };
+        let v = check(input, &|f| bounds_for(f.kind, t, f.heal_ms - f.start_ms));
+        assert_eq!(v.faults[0].convergence_ms, Some(4_000));
+        assert_eq!(v.faults[0].doubles.len(), 1);
+        assert_eq!(v.faults[0].longest_double_ms(), 1_005);
+        assert!(v.doubles_outside.is_empty());
+        assert!(v.pass(), "{:?}", v.violations);
+    }
+
+    #[test]
     fn issue16_bounds_allow_double_activations_only_where_views_split() {
         let t = Timing {
             failure_timeout_ms: 1_000,
@@ -744,12 +783,22 @@ mod tests {
             fault_ms: 8_000,
         };
         for k in FaultKind::ALL {
-            let b = bounds_for(k, t);
+            let b = bounds_for(k, t, 6_000);
             assert_eq!(b.double_activation_ms > 0, k.splits_views(), "{k:?}");
-            if k != FaultKind::Pause {
-                assert_eq!(b.convergence_ms, 5_000);
+            let fs1 = if k == FaultKind::Pause {
+                FS1_RESUMED_NODE_QUARANTINES_PEERS_MS
+            } else {
+                0
+            };
+            assert_eq!(b.convergence_ms, CONVERGENCE_MS + fs1);
+            if k.splits_views() {
+                assert_eq!(b.double_activation_ms, 6_000 + CONVERGENCE_MS + fs1);
             }
         }
-        assert_eq!(bounds_for(FaultKind::Kill, t).unavailable_ms, 1_500);
+        assert_eq!(bounds_for(FaultKind::Kill, t, 3_000).unavailable_ms, 1_500);
+        assert_eq!(
+            bounds_for(FaultKind::EtcdCut, t, 3_000).unavailable_ms,
+            5_500
+        );
     }
 }

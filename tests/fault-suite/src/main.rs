@@ -2,9 +2,9 @@
 //!
 //! ```text
 //! fault-suite run [--nodes 5] [--minutes 30] [--seed N] [--provider etcd|file]
-//!                 [--faults kill,pause,...] [--once] [--out DIR]
-//!     a cluster in namespaces under a random schedule (or every fault once
-//!     with --once); the report goes to DIR/<run-id>/ (default
+//!                 [--faults kill,pause,...] [--once] [--keepalive-ms 2000] [--out DIR]
+//!     a cluster in namespaces under a random schedule for --minutes (or
+//!     every fault once with --once); the report goes to DIR/<run-id>/ (default
 //!     target/fault-suite); exit 0 when every figure is within its bounds
 //! fault-suite check DIR
 //!     checks a finished run's histories again and rewrites its report
@@ -78,18 +78,15 @@ fn run(args: &[String]) -> Result<bool, String> {
     }
     let names: Vec<String> = (1..=nodes).map(|i| format!("n{i}")).collect();
     let fault_ms = 8_000;
-    let steps = if args.iter().any(|a| a == "--once") {
+    let once = args.iter().any(|a| a == "--once");
+    let quiet_ms = if once { 10_000 } else { 30_000 };
+    let apply_for_ms = (minutes * 60_000).saturating_sub(quiet_ms);
+    let steps = if once {
         nemesis::every_fault_once(seed, &names, &kinds, fault_ms)
     } else {
-        let quiet = 30_000;
-        nemesis::random(
-            seed,
-            &names,
-            &kinds,
-            fault_ms,
-            12_000,
-            (minutes * 60_000).saturating_sub(quiet),
-        )
+        // More steps than can be applied (a fault and its recovery take
+        // about 10 s); the run stops applying them at `apply_for_ms`.
+        nemesis::random(seed, &names, &kinds, fault_ms, 3_000, apply_for_ms)
     };
     let profile = scenario::profile_dir().ok_or("cannot locate the cargo profile directory")?;
     let out = value(args, "--out").map_or_else(
@@ -110,16 +107,18 @@ fn run(args: &[String]) -> Result<bool, String> {
         interval_ms: 100,
         failure_timeout_ms: 1_000,
         lease_ttl_ms: 4_000,
+        keepalive_ms: number(args, "--keepalive-ms", 2_000)?,
         fault_ms,
         gap_ms: 2_000,
-        quiet_ms: 10_000,
+        quiet_ms,
+        apply_for_ms: (!once).then_some(apply_for_ms),
         out,
         node_bin: scenario::node_bin()?,
         agent_bin: std::env::current_exe().map_err(|e| e.to_string())?,
         etcd_bin: scenario::etcd_bin().ok_or("etcd not found (apt-get install etcd-server)")?,
     };
     eprintln!(
-        "fault-suite: {} faults, seed {seed}, {nodes} nodes, provider {}",
+        "fault-suite: up to {} faults, seed {seed}, {nodes} nodes, provider {}",
         opts.steps.len(),
         provider.as_str()
     );

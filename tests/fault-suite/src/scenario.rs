@@ -61,12 +61,20 @@ pub struct Options {
     pub failure_timeout_ms: u64,
     /// etcd lease TTL (ms, whole seconds).
     pub lease_ttl_ms: u64,
+    /// etcd `keepalive`: an unchanged snapshot is sent again after this
+    /// long, and a quarantine is lifted only at a later snapshot (R4.4), so
+    /// it bounds how fast the views agree after a heal (ms).
+    pub keepalive_ms: u64,
     /// How long a cut or pause holds (ms).
     pub fault_ms: u64,
     /// Steady time after each fault has converged (ms).
     pub gap_ms: u64,
     /// The quiet period at the end (ms).
     pub quiet_ms: u64,
+    /// Stop applying steps once this long has passed since the cluster
+    /// formed (the long run's duration less its quiet period); `None`:
+    /// apply every step.
+    pub apply_for_ms: Option<u64>,
     /// Where the run's directory is made (`<out>/<run-id>/`).
     pub out: PathBuf,
     /// The `cluster-node` program.
@@ -222,9 +230,10 @@ impl Cluster {
             .unwrap_or_default();
         let provider = match self.opts.provider {
             Provider::Etcd => format!(
-                "[[providers]]\nid = \"etcd\"\nkind = \"etcd\"\nsettings = {{ endpoints = [\"http://{}:2379\"], lease_ttl = \"{}s\", request_timeout = \"1s\", connect_timeout = \"1s\", retry_max = \"1s\" }}\n",
+                "[[providers]]\nid = \"etcd\"\nkind = \"etcd\"\nsettings = {{ endpoints = [\"http://{}:2379\"], lease_ttl = \"{}s\", keepalive = \"{}ms\", request_timeout = \"1s\", connect_timeout = \"1s\", retry_max = \"1s\" }}\n",
                 self.etcd_ip(),
-                self.opts.lease_ttl_ms / 1000
+                self.opts.lease_ttl_ms / 1000,
+                self.opts.keepalive_ms
             ),
             Provider::File => format!(
                 "[[providers]]\nid = \"dir\"\nkind = \"file\"\nsettings = {{ dir = {:?}, poll = \"100ms\" }}\n",
@@ -478,6 +487,12 @@ pub fn run(opts: Options) -> Result<Outcome, String> {
     let mut faults = Vec::new();
     let mut fault_log = Appender::open(&dir.join("faults.jsonl")).map_err(|e| e.to_string())?;
     for (index, step) in opts.steps.iter().enumerate() {
+        if opts
+            .apply_for_ms
+            .is_some_and(|limit| now_ms().saturating_sub(start_ms) >= limit)
+        {
+            break;
+        }
         eprintln!(
             "fault-suite: fault {index}: {} {:?}",
             step.kind.as_str(),
@@ -519,10 +534,11 @@ pub fn run(opts: Options) -> Result<Outcome, String> {
         timing: timing(&opts),
         settle_ms: opts.failure_timeout_ms + 1_000,
         notes: vec![format!(
-            "failure timeout {} ms (heartbeat 200 ms), request timeout 2 s, {} lease {} s; cuts and pauses hold {} ms; {} grains, one request per grain every {} ms per client",
+            "failure timeout {} ms (heartbeat 200 ms), request timeout 2 s, {} lease {} s, keepalive {} ms; cuts and pauses hold up to {} ms; {} grains, one request per grain every {} ms per client",
             opts.failure_timeout_ms,
             opts.provider.as_str(),
             opts.lease_ttl_ms / 1000,
+            opts.keepalive_ms,
             opts.fault_ms,
             opts.grains,
             opts.interval_ms
@@ -586,7 +602,7 @@ pub fn check_dir(dir: &Path) -> Result<Verdict, String> {
             end_ms: meta.end_ms,
             settle_ms: meta.settle_ms,
         },
-        &|k| checker::bounds_for(k, t),
+        &|f| checker::bounds_for(f.kind, t, f.heal_ms.saturating_sub(f.start_ms)),
     );
     let mut notes = meta.notes.clone();
     notes.push("histories: requests-<node>.jsonl, observations-<node>.jsonl, faults.jsonl; run.json; verdict.json; node logs <node>.log".into());
@@ -636,20 +652,22 @@ pub fn profile_dir() -> Option<PathBuf> {
 }
 
 /// The `cluster-node` program: `FAULT_SUITE_NODE_BIN`, or the one of this
-/// cargo profile, built with `cargo build -p cluster-node` when missing.
+/// cargo profile. Under cargo (`cargo run`, `cargo test`, nextest: `CARGO`
+/// is set) it is brought up to date first with `cargo build -p
+/// cluster-node` (a no-op when it is), so a suite never runs a stale node;
+/// otherwise it is built only when missing.
 pub fn node_bin() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("FAULT_SUITE_NODE_BIN") {
         return Ok(PathBuf::from(p));
     }
     let dir = profile_dir().ok_or("cannot locate the cargo profile directory")?;
     let bin = dir.join("cluster-node");
-    if !bin.is_file() {
-        eprintln!(
-            "fault-suite: {} missing: cargo build -p cluster-node",
-            bin.display()
-        );
-        let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-        cmd.args(["build", "-p", "cluster-node"]);
+    let cargo = std::env::var_os("CARGO");
+    if cargo.is_some() || !bin.is_file() {
+        let mut cmd = Command::new(cargo.unwrap_or_else(|| "cargo".into()));
+        cmd.args(["build", "--quiet", "-p", "cluster-node"]);
+        // The workspace this crate was built from.
+        cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
         if dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }

@@ -29,6 +29,10 @@ fn issue16_every_fault_once_with_3_nodes_and_etcd() {
     let Some(etcd_bin) = scenario::etcd_bin() else {
         return skip_or_fail("etcd not installed (apt-get install etcd-server)");
     };
+    let node_bin = match scenario::node_bin() {
+        Ok(b) => b,
+        Err(e) => return skip_or_fail(&format!("no cluster-node program: {e}")),
+    };
     let seed = std::env::var("FAULT_SUITE_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -45,11 +49,13 @@ fn issue16_every_fault_once_with_3_nodes_and_etcd() {
         interval_ms: 100,
         failure_timeout_ms: 1_000,
         lease_ttl_ms: 4_000,
+        keepalive_ms: 2_000,
         fault_ms,
         gap_ms: 2_000,
         quiet_ms: 5_000,
+        apply_for_ms: None,
         out,
-        node_bin: scenario::node_bin().unwrap(),
+        node_bin,
         agent_bin: PathBuf::from(env!("CARGO_BIN_EXE_fault-suite")),
         etcd_bin,
     };
