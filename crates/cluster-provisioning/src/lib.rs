@@ -110,17 +110,19 @@ pub use provider_etcd as etcd;
 #[cfg(feature = "seed")]
 pub use provider_seed as seed;
 
-/// The `static` and `dns` kinds bound to this node's cluster name and
-/// secret (their probes carry both), replacing the unbound ones of
-/// [`built_in_kinds`].
+/// The `static` and `dns` kinds bound to this node's cluster name, secret
+/// and Remoting TLS (their probes carry all three), replacing the unbound
+/// ones of [`built_in_kinds`].
 #[cfg(feature = "seed")]
 pub(crate) fn bind_seed_kinds(
     kinds: ProviderKinds,
     cluster: &str,
     secret: Option<Vec<u8>>,
+    tls: Option<cluster::remoting::ProbeTls>,
 ) -> ProviderKinds {
     let mut identity = provider_seed::Identity::new(cluster);
     identity.secret = secret;
+    identity.tls = tls;
     kinds
         .with(provider_seed::StaticKind::new(identity.clone()))
         .with(provider_seed::DnsKind::new(identity))

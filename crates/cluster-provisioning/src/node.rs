@@ -220,6 +220,16 @@ impl NodeBuilder {
                 .secret
                 .as_ref()
                 .map(|s| s.expose().as_bytes().to_vec()),
+            match &config.remoting.tls {
+                Some(tls) => Some(
+                    cluster::remoting::ProbeTls::load(
+                        tls.to_tls_config(),
+                        config.node_id.as_str(),
+                    )
+                    .map_err(|e| ClusterError::from(cluster::remoting::RemotingError::from(e)))?,
+                ),
+                None => None,
+            },
         );
         let mut remoting = RemotingConfig::new(&config.cluster)
             .with_heartbeat_interval(config.remoting.heartbeat_interval)

@@ -165,21 +165,32 @@ pub struct Identity {
     pub secret: Option<Vec<u8>>,
     /// The frame limit (default [`DEFAULT_MAX_FRAME`]).
     pub max_frame: usize,
+    /// Remoting's mutual TLS, when the node runs it: probes then run inside
+    /// TLS and an answer counts only from a certificate naming the node id
+    /// it answers with (issue 14).
+    pub tls: Option<cluster::remoting::ProbeTls>,
 }
 
 impl Identity {
-    /// The identity of `cluster`, without a secret.
+    /// The identity of `cluster`, without a secret or TLS.
     pub fn new(cluster: impl Into<String>) -> Self {
         Self {
             cluster: cluster.into(),
             secret: None,
             max_frame: DEFAULT_MAX_FRAME,
+            tls: None,
         }
     }
 
     /// Sets the shared secret.
     pub fn with_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
         self.secret = Some(secret.into());
+        self
+    }
+
+    /// Probes over mutual TLS with this node's Remoting TLS files.
+    pub fn with_tls(mut self, tls: cluster::remoting::ProbeTls) -> Self {
+        self.tls = Some(tls);
         self
     }
 }
@@ -189,6 +200,7 @@ impl fmt::Debug for Identity {
         f.debug_struct("Identity")
             .field("cluster", &self.cluster)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
