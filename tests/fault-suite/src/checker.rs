@@ -28,12 +28,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::history::{Fault, FaultKind, Observation, Request};
 
 /// The limits a fault's figures must stay within (milliseconds).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bounds {
     /// Longest time a grain goes without an answer from any node, from
     /// the fault's start to its heal.
@@ -105,7 +105,7 @@ pub fn bounds_for(kind: FaultKind, t: Timing, hold_ms: u64) -> Bounds {
 }
 
 /// Two activations of a grain serving at the same time.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DoubleActivation {
     /// The grain.
     pub grain: String,
@@ -127,7 +127,7 @@ impl DoubleActivation {
 }
 
 /// The figures of one fault.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FaultFigures {
     /// The fault.
     pub fault: Fault,
@@ -171,7 +171,7 @@ impl FaultFigures {
 }
 
 /// A run's verdict.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Verdict {
     /// Per fault.
     pub faults: Vec<FaultFigures>,

@@ -8,6 +8,8 @@
 //!     target/fault-suite); exit 0 when every figure is within its bounds
 //! fault-suite check DIR
 //!     checks a finished run's histories again and rewrites its report
+//! fault-suite summary DIR...
+//!     figures per kind of fault over finished runs (a Markdown table)
 //! fault-suite agent --node n1 --admin 127.0.0.1:8558 --dir DIR [--grains 12] [--interval-ms 100]
 //!     the workload client next to one node (started by `run`)
 //! ```
@@ -138,11 +140,24 @@ fn run(args: &[String]) -> Result<bool, String> {
     Ok(outcome.verdict.pass())
 }
 
+fn summary(dirs: &[String]) -> Result<(), String> {
+    let mut verdicts = Vec::new();
+    for d in dirs {
+        let path = std::path::Path::new(d).join("verdict.json");
+        let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        verdicts
+            .push(serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?);
+    }
+    print!("{}", fault_suite::report::summary(&verdicts));
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("agent") => agent(&args[1..]).map(|()| true),
         Some("run") => run(&args[1..]),
+        Some("summary") => summary(&args[1..]).map(|()| true),
         Some("check") => args
             .get(1)
             .ok_or_else(|| "usage: fault-suite check DIR".to_owned())

@@ -194,9 +194,10 @@ pub fn timeline(
     observations: &[Observation],
 ) -> Result<(), String> {
     let n = info.nodes.len().max(1);
-    let width = 1400u32;
     let height = 150 * u32::try_from(n).unwrap_or(1);
     let span_s = (info.end_ms.saturating_sub(info.start_ms) as f64 / 1000.0).max(1.0);
+    // About 2 pixels a second, so a 30-minute run stays readable.
+    let width = (span_s * 2.0).clamp(1400.0, 4000.0) as u32;
     let buckets = span_s.ceil() as usize + 1;
     let at = |ms: u64| ms.saturating_sub(info.start_ms) as f64 / 1000.0;
     let mut ok: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
@@ -268,4 +269,190 @@ pub fn timeline(
             .map_err(|e| e.to_string())?;
     }
     root.present().map_err(|e| e.to_string())
+}
+
+/// Figures of one kind of fault over several runs.
+#[derive(Debug, Default)]
+struct KindSummary {
+    faults: usize,
+    unavailable: Vec<u64>,
+    after_heal: Vec<u64>,
+    convergence: Vec<u64>,
+    never_converged: usize,
+    doubles: usize,
+    longest_double: u64,
+    over_bound: usize,
+    errors: BTreeMap<String, usize>,
+}
+
+fn median_max(v: &[u64]) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    format!("{} / {}", v[v.len() / 2], v[v.len() - 1])
+}
+
+/// A Markdown table of the figures per kind of fault over `verdicts`
+/// (`fault-suite summary DIR...`): medians and maxima in ms.
+pub fn summary(verdicts: &[Verdict]) -> String {
+    let mut by: BTreeMap<FaultKind, KindSummary> = BTreeMap::new();
+    let (mut requests, mut answered, mut outside) = (0, 0, 0);
+    for v in verdicts {
+        requests += v.requests;
+        answered += v.answered;
+        outside += v.doubles_outside.len();
+        for f in &v.faults {
+            let k = by.entry(f.fault.kind).or_default();
+            k.faults += 1;
+            if let Some((_, u)) = &f.unavailable {
+                k.unavailable.push(*u);
+            }
+            if let Some((_, _, w)) = &f.after_heal {
+                k.after_heal.push(*w);
+            }
+            match f.convergence_ms {
+                Some(c) => k.convergence.push(c),
+                None => k.never_converged += 1,
+            }
+            k.doubles += f.doubles.len();
+            k.longest_double = k.longest_double.max(f.longest_double_ms());
+            k.over_bound += usize::from(!f.violations.is_empty());
+            for (code, n) in &f.errors {
+                *k.errors.entry(code.clone()).or_insert(0) += n;
+            }
+        }
+    }
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} runs, {requests} requests, {answered} answered, {outside} double activations outside faults.\n",
+        verdicts.len()
+    );
+    let _ = writeln!(
+        s,
+        "| fault | count | unavailable (median / max) | after heal (median / max) | convergence (median / max) | double activations (count / longest) | faults over a bound | errors by code |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    for (kind, k) in &by {
+        let never = if k.never_converged > 0 {
+            format!(" ({} never)", k.never_converged)
+        } else {
+            String::new()
+        };
+        let errors: Vec<String> = k.errors.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {}{never} | {} / {} | {} | {} |",
+            kind.as_str(),
+            k.faults,
+            median_max(&k.unavailable),
+            median_max(&k.after_heal),
+            median_max(&k.convergence),
+            k.doubles,
+            k.longest_double,
+            k.over_bound,
+            if errors.is_empty() {
+                "-".into()
+            } else {
+                errors.join(", ")
+            }
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checker::{Bounds, DoubleActivation, FaultFigures};
+    use crate::history::Fault;
+
+    fn figures(kind: FaultKind, unavailable: u64, violations: Vec<String>) -> FaultFigures {
+        FaultFigures {
+            fault: Fault {
+                index: 0,
+                kind,
+                targets: vec!["n1".into()],
+                start_ms: 1_000,
+                heal_ms: 2_000,
+            },
+            bounds: Bounds {
+                unavailable_ms: 1_500,
+                after_heal_ms: 5_000,
+                convergence_ms: 5_000,
+                double_activation_ms: 0,
+            },
+            window_end_ms: 3_000,
+            unavailable: Some(("g1".into(), unavailable)),
+            after_heal: Some(("n2".into(), "g1".into(), 100)),
+            convergence_ms: Some(300),
+            failovers: 0,
+            quarantines: 2,
+            topology_changes: 3,
+            new_activations: 1,
+            requests: 10,
+            errors: BTreeMap::from([("client.connect".to_owned(), 4)]),
+            doubles: vec![DoubleActivation {
+                grain: "g1".into(),
+                first: "a".into(),
+                second: "b".into(),
+                from_ms: 1_200,
+                to_ms: 1_700,
+            }],
+            violations,
+        }
+    }
+
+    #[test]
+    fn issue16_report_and_summary_show_the_figures_and_the_verdict() {
+        let bad = Verdict {
+            faults: vec![figures(FaultKind::Kill, 2_000, vec!["too long".into()])],
+            doubles_outside: Vec::new(),
+            requests: 10,
+            answered: 6,
+            errors: BTreeMap::from([("client.connect".to_owned(), 4)]),
+            violations: vec!["too long".into()],
+        };
+        let good = Verdict {
+            faults: vec![figures(FaultKind::Kill, 1_000, Vec::new())],
+            violations: Vec::new(),
+            ..bad.clone()
+        };
+        let nodes = vec!["n1".to_owned(), "n2".to_owned()];
+        let info = RunInfo {
+            run_id: "r",
+            seed: 1,
+            provider: "etcd",
+            nodes: &nodes,
+            start_ms: 0,
+            end_ms: 3_000,
+            notes: &[],
+        };
+        let md = markdown(info, &bad);
+        assert!(md.contains("**FAIL**"), "{md}");
+        assert!(
+            md.contains("| 0 | kill | n1 | 1.0 | 2.0 | 2000 (g1) [1500] |"),
+            "{md}"
+        );
+        assert!(md.contains("- too long"), "{md}");
+        assert!(markdown(info, &good).starts_with("# Fault suite run r\n\n**PASS**"));
+        let table = summary(&[bad, good.clone()]);
+        assert!(
+            table.starts_with("2 runs, 20 requests, 12 answered"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| kill | 2 | 2000 / 2000 | 100 / 100 | 300 / 300 | 2 / 500 | 1 | client.connect 8 |"),
+            "{table}"
+        );
+        let dir = std::env::temp_dir().join(format!("fs-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_default();
+        let png = dir.join("timeline.png");
+        timeline(&png, info, &good, &[], &[]).unwrap_or_else(|e| panic!("{e}"));
+        let bytes = std::fs::read(&png).unwrap_or_default();
+        assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
