@@ -65,6 +65,9 @@ struct Inner {
     client: OnceCell<Client>,
     /// When the API server last answered, recorded by the client layer.
     live: Arc<Liveness>,
+    /// `host:port` and host of an `https` API server, once the client is
+    /// built, for [`diagnose`](Inner::diagnose).
+    tls_target: std::sync::OnceLock<(String, String)>,
 }
 
 /// Members are the pods of one namespace selected by the cluster label;
@@ -95,6 +98,7 @@ impl KubernetesProvider {
                 source,
                 client: OnceCell::new(),
                 live: Arc::new(Liveness::new()),
+                tls_target: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -140,6 +144,16 @@ impl Inner {
                     };
                 let mut config = config;
                 apply_tls(&mut config, &self.settings.tls)?;
+                if config.cluster_url.scheme_str() == Some("https")
+                    && let Some(host) = config.cluster_url.host()
+                {
+                    let host = host
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .to_owned();
+                    let port = config.cluster_url.port_u16().unwrap_or(443);
+                    let _ = self.tls_target.set((format!("{host}:{port}"), host));
+                }
                 // A watch answers at least every `watch_timeout_s` (the server
                 // ends it then); a connection silent for longer is dead (no
                 // RST reached us), and the read timeout turns that into an
@@ -164,6 +178,46 @@ impl Inner {
             })
             .await
             .cloned()
+    }
+
+    /// A connectivity error whose TLS reason the HTTP client lost (a Go
+    /// API server refusing the client certificate closes the connection
+    /// after the handshake) gets it from one handshake of our own, when
+    /// the TLS files are explicit settings (issue 14).
+    async fn diagnose(&self, e: ProviderError) -> ProviderError {
+        let tls = &self.settings.tls;
+        let (ProviderError::Connectivity(msg), Some(ca), Some((addr, host))) =
+            (&e, &tls.ca_file, self.tls_target.get())
+        else {
+            return e;
+        };
+        if msg.contains("[tls.") {
+            return e;
+        }
+        let files = provider_tls::ClientFiles {
+            ca: Some(ca),
+            identity: tls.client_cert.as_deref().zip(tls.client_key.as_deref()),
+            server_name: tls.server_name.as_deref(),
+        };
+        let Ok(config) = provider_tls::client_config(files, crate::kind::TLS_FIELDS, |_| {
+            Err(ProviderError::Connectivity(String::new()))
+        }) else {
+            return e;
+        };
+        let Ok(name) = provider_tls::ServerName::try_from(host.clone()) else {
+            return e;
+        };
+        match provider_tls::probe(
+            addr,
+            name,
+            Arc::new(config),
+            CONNECT_TIMEOUT.min(Duration::from_secs(2)),
+        )
+        .await
+        {
+            Some(f) => ProviderError::Connectivity(provider_tls::message(f, addr, msg)),
+            None => e,
+        }
     }
 
     async fn pods(&self) -> Result<Api<Pod>, ProviderError> {
@@ -474,9 +528,13 @@ impl ClusterProvider for KubernetesProvider {
         async move {
             let s = &self.inner.settings;
             let api = self.inner.pods().await?;
-            api.list(&ListParams::default().labels(&s.selector()).limit(1))
+            if let Err(e) = api
+                .list(&ListParams::default().labels(&s.selector()).limit(1))
                 .await
-                .map_err(|e| errors::from_kube(&e, "list", &s.namespace))?;
+            {
+                let e = errors::from_kube(&e, "list", &s.namespace);
+                return Err(self.inner.diagnose(e).await);
+            }
             if let Some(pod) = &s.pod_name {
                 match api.get(pod).await {
                     Ok(_) => {}

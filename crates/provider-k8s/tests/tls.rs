@@ -188,3 +188,32 @@ fn i14_r1_1_bad_tls_files_are_config_errors_naming_the_setting() {
     );
     assert!(build(&d(ca, cert, key)).is_ok());
 }
+
+/// Issue 14: a server that ends the connection right after the handshake,
+/// as a Go API server does when it refuses the client certificate, leaves
+/// the HTTP client with a closed connection only; the provider's own
+/// handshake names the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i14_p3_a_connection_closed_after_the_handshake_is_diagnosed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::generate(dir.path()).unwrap();
+    let config = pki.server_config(&pki.server, false).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        while let Ok((tcp, _)) = listener.accept().await {
+            // Handshake, then drop the connection without a word.
+            let _ = acceptor.accept(tcp).await;
+        }
+    });
+    let d = ProviderDescriptor::new(pid("k8s"), "kubernetes", 0)
+        .with_setting("cluster", CLUSTER)
+        .with_setting("namespace", NS)
+        .with_setting("server", url)
+        .with_setting("ca_file", path(&pki.ca))
+        .with_setting("client_cert", path(&pki.client.cert))
+        .with_setting("client_key", path(&pki.client.key));
+    refused(&d, "tls.client_cert_refused").await;
+    server.abort();
+}
