@@ -105,6 +105,21 @@ impl Inner {
             .unwrap_or_default()
     }
 
+    /// `wait`, or less when a DNS resolve falls due earlier: a record
+    /// change is then seen one resolve interval after it, not up to a
+    /// probe interval later.
+    fn until_resolve(&self, wait: Duration) -> Duration {
+        match &lock(&self.state).dns {
+            // A resolve already due (the last one failed) waits the full
+            // delay: failures are retried at the probe interval, not in a
+            // loop.
+            Some((_, next)) if *next > Instant::now() => {
+                wait.min(next.saturating_duration_since(Instant::now()))
+            }
+            _ => wait,
+        }
+    }
+
     /// The contact addresses of this round.
     async fn contacts(&self) -> Result<Vec<SocketAddr>, SeedError> {
         match &self.settings.source {
@@ -193,10 +208,13 @@ impl Inner {
         if let Some(secret) = &identity.secret {
             handshake = handshake.with_secret(secret.clone());
         }
-        let config = ProbeConfig::new(
+        let mut config = ProbeConfig::new(
             handshake,
             Hello::for_member(identity.cluster.clone(), local),
         );
+        if let Some(tls) = &identity.tls {
+            config = config.with_tls(tls.clone());
+        }
         let results: Vec<(SocketAddr, Probe)> = stream::iter(contacts)
             .map(|addr| {
                 let config = &config;
@@ -391,16 +409,16 @@ impl ClusterProvider for SeedProvider {
                     Round::Done(out, answered) => {
                         inner.log(&out.events);
                         if let Some(members) = out.members {
-                            let next = delay(interval, 0);
+                            let next = inner.until_resolve(delay(interval, 0));
                             return Some((Ok(Snapshot::now(members)), (inner, Some(next), 0)));
                         }
                         // Bootstrapping: no snapshot; back off while nobody answers.
                         backoff = if answered { 0 } else { backoff.saturating_add(1) };
-                        tokio::time::sleep(delay(interval, backoff)).await;
+                        tokio::time::sleep(inner.until_resolve(delay(interval, backoff))).await;
                     }
                     Round::Failed(e) => {
                         metrics::counter!(ERRORS_TOTAL, "node" => inner.node(), "kind" => inner.kind, "code" => e.code).increment(1);
-                        let next = delay(interval, 0);
+                        let next = inner.until_resolve(delay(interval, 0));
                         return Some((Err(e.into_provider_error()), (inner, Some(next), backoff)));
                     }
                 }
