@@ -203,3 +203,32 @@ async fn i14_r1_1_bad_tls_files_are_config_errors_naming_the_setting() {
     assert!(e.to_string().contains("settings.ca_file"), "{e}");
     let _ = std::fs::remove_dir_all(&pki.dir);
 }
+
+/// Issue 14: an agent that ends the connection right after the handshake,
+/// as a Go agent does when it refuses the client certificate, leaves the
+/// HTTP client with a closed connection only; the provider's own
+/// handshake names the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i14_p2_a_connection_closed_after_the_handshake_is_diagnosed() {
+    let pki = pki("closed");
+    let config = pki.server_config(&pki.server, false).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        while let Ok((tcp, _)) = listener.accept().await {
+            // Handshake, then drop the connection without a word.
+            let _ = acceptor.accept(tcp).await;
+        }
+    });
+    let d = ProviderDescriptor::new(pid("consul"), "consul", 0)
+        .with_setting("address", url)
+        .with_setting("service", "lab")
+        .with_setting("request_timeout_ms", "1000")
+        .with_setting("ca_file", path(&pki.ca))
+        .with_setting("client_cert", path(&pki.client.cert))
+        .with_setting("client_key", path(&pki.client.key));
+    refused(&d, "tls.client_cert_refused").await;
+    server.abort();
+    let _ = std::fs::remove_dir_all(&pki.dir);
+}
