@@ -321,7 +321,10 @@ fn classify(
                 | WireError::Handshake(_)
                 | WireError::Refused { .. }
                 | WireError::Decode(_)
-                | WireError::Oversized { .. } => (Probe::Refused { code, reason }, "refused"),
+                | WireError::Oversized { .. }
+                // A TLS peer of another CA, or whose certificate does not
+                // name the node it answers as.
+                | WireError::Tls { .. } => (Probe::Refused { code, reason }, "refused"),
                 // Nothing (usable) answered.
                 _ => (Probe::Silent { code, reason }, "silent"),
             }
@@ -425,5 +428,64 @@ impl ClusterProvider for SeedProvider {
             }
         })
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cluster::remoting::ProbeAnswer;
+    use cluster::wire::ProbeInfo;
+    use cluster_core::NodeId;
+
+    /// P4/P6: what counts as "not one of ours" (never listed, reported
+    /// once) and what as "nothing answered" (kept until
+    /// `unreachable_timeout`).
+    #[test]
+    fn p4_p6_probe_outcomes_are_classified() {
+        let refused = [
+            WireError::Auth("bad proof".into()),
+            WireError::Cluster("other".into()),
+            WireError::Version("v9".into()),
+            WireError::Handshake("own id".into()),
+            WireError::Tls {
+                code: "remoting.tls.identity",
+                reason: "wrong SAN".into(),
+            },
+        ];
+        for e in refused {
+            let (p, label) = classify(Err(e), "c");
+            assert!(matches!(p, Probe::Refused { .. }), "{p:?}");
+            assert_eq!(label, "refused");
+        }
+        let silent = [
+            WireError::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+            WireError::Timeout(Duration::from_secs(1)),
+        ];
+        for e in silent {
+            let (p, label) = classify(Err(e), "c");
+            assert!(matches!(p, Probe::Silent { .. }), "{p:?}");
+            assert_eq!(label, "silent");
+        }
+        let hello = |address: &str| Hello::new("c", NodeId::new("b").unwrap(), 7, address);
+        let answer = |address: &str| ProbeAnswer {
+            peer: hello(address),
+            info: ProbeInfo {
+                joined: true,
+                members: 2,
+                roles: vec!["web".into()],
+                labels: [("zone".to_owned(), "a".to_owned())].into(),
+            },
+        };
+        let (p, _) = classify(Ok(answer("10.0.0.2:4000")), "c");
+        let Probe::Answered(peer) = p else {
+            panic!("{p:?}")
+        };
+        assert!(peer.joined);
+        assert_eq!(peer.member.incarnation, 7);
+        assert!(peer.member.roles.contains("web"));
+        assert_eq!(peer.member.labels["zone"], "a");
+        let (p, _) = classify(Ok(answer("no-port")), "c");
+        assert!(matches!(p, Probe::Refused { .. }), "{p:?}");
     }
 }
