@@ -222,11 +222,10 @@ impl NodeBuilder {
                 .map(|s| s.expose().as_bytes().to_vec()),
             match &config.remoting.tls {
                 Some(tls) => Some(
-                    cluster::remoting::ProbeTls::load(
-                        tls.to_tls_config(),
-                        config.node_id.as_str(),
-                    )
-                    .map_err(|e| ClusterError::from(cluster::remoting::RemotingError::from(e)))?,
+                    cluster::remoting::ProbeTls::load(tls.to_tls_config(), config.node_id.as_str())
+                        .map_err(|e| {
+                            ClusterError::from(cluster::remoting::RemotingError::from(e))
+                        })?,
                 ),
                 None => None,
             },
@@ -620,6 +619,12 @@ impl Node {
         if self.is_leaving() {
             return Err(ReloadError::Leaving);
         }
+        // The TLS files first, whatever becomes of the rest (they are
+        // also watched): a rotation takes effect for the next association.
+        // A failure is logged by Remoting, and the running material stays.
+        if let Ok(true) = self.inner.cluster.remoting().reload_tls() {
+            tracing::info!("reload: remoting TLS files re-read");
+        }
         let path = lock(&self.inner.config).path.clone();
         let Some(path) = path else {
             return Err(ReloadError::NoFile);
@@ -629,12 +634,7 @@ impl Node {
             NodeError::Config(c) => ReloadError::Config(c),
             other => ReloadError::Unsafe(other.to_string()),
         })?;
-        // The TLS files are read again at once (they are also watched):
-        // a rotation takes effect for the next association. A failure is
-        // logged by Remoting, and the running material stays.
-        if let Ok(true) = self.inner.cluster.remoting().reload_tls() {
-            tracing::info!("reload: remoting TLS files re-read");
-        }
+
         let descriptors = new.descriptors()?;
         let old = lock(&self.inner.config).clone();
         let changed = changed_sections(&old, &new);

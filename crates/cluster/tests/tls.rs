@@ -129,15 +129,16 @@ async fn bad_peer_is_refused(bad: impl FnOnce(&NodePki) -> Pair, code: &str) {
         config(&pki, &cert(&pki, "a", NodeCert::Valid)),
     )
     .await;
+    let bad = bad(&pki);
+    let b = start_tls(&backends, "b", config(&pki, &bad)).await;
+    // Only a and b so far (a dials b): every accept-side line is b's.
+    refused_on_both_sides(&logs, code).await;
     let c = start_tls(
         &backends,
         "c",
         config(&pki, &cert(&pki, "c", NodeCert::Valid)),
     )
     .await;
-    let bad = bad(&pki);
-    let b = start_tls(&backends, "b", config(&pki, &bad)).await;
-    refused_on_both_sides(&logs, code).await;
     assert_ne!(
         a.cluster.remoting().association(&b.id),
         Some(AssociationState::Up)
@@ -278,6 +279,15 @@ async fn i14_plaintext_client_and_stalled_handshake_are_cut_off() {
     let mut stalled = TcpStream::connect(addr).await.unwrap();
     stalled.write_all(&[0x16, 0x03, 0x01, 0x02]).await.unwrap();
     assert_closed(&mut stalled).await;
+    eventually("the stalled handshake was logged", || async {
+        logs.all().iter().any(|l| {
+            l.level == Level::WARN
+                && l.field("code") == Some(tls::TLS_HANDSHAKE)
+                && l.field("reason")
+                    .is_some_and(|r| r.contains("did not finish the TLS handshake"))
+        })
+    })
+    .await;
 
     // Still serving: a good peer associates.
     let b = start_tls(
@@ -430,19 +440,17 @@ async fn i14_expired_own_certificate_warns_and_unusable_files_refuse_the_start()
     let garbage = dir.path().join("garbage.pem");
     std::fs::write(&garbage, "not a certificate").unwrap();
     let missing = dir.path().join("missing.pem");
+    let other_key = cert(&pki, "x", NodeCert::Valid).key;
     for (tls, file) in [
         (TlsConfig::new(&garbage, &good.key, &pki.ca), &garbage),
         (TlsConfig::new(&good.cert, &missing, &pki.ca), &missing),
         // A key that is not the certificate's.
-        (
-            TlsConfig::new(&good.cert, &cert(&pki, "x", NodeCert::Valid).key, &pki.ca),
-            &good.cert,
-        ),
+        (TlsConfig::new(&good.cert, &other_key, &pki.ca), &other_key),
         (TlsConfig::new(&good.cert, &good.key, &garbage), &garbage),
     ] {
         let e = tls.check().unwrap_err();
         assert_eq!(e.code(), "remoting.tls.config");
-        let _ = file;
+        assert_eq!(&e.path, file, "{e}");
         let system = actor_runtime::ActorSystem::new("refused");
         let started = cluster::Cluster::builder(&system, CLUSTER, nid("b"))
             .bind("127.0.0.1:0")
@@ -585,4 +593,65 @@ async fn i14_a_flood_of_stalled_handshakes_is_bounded() {
     converge(&[&a, &b], &["a", "b"]).await;
     a.system.shutdown().await;
     b.system.shutdown().await;
+}
+
+/// Issue 14 (no resumption): a prober whose certificate expires after a
+/// full TLS handshake with `a` is refused at its next connection, with the
+/// same client configuration (a resumed session would reuse the checked
+/// certificate and let it in). The prober, the dialing side, gets the
+/// `remoting.tls.expired` code from `a`'s alert, not a bare I/O error. Then
+/// the same after a CA rotation on `a`.
+#[tokio::test]
+async fn i14_no_session_resumption_an_expired_or_distrusted_peer_is_refused() {
+    use cluster::remoting::{ProbeConfig, ProbeTls, probe};
+    let dir = tempfile::tempdir().unwrap();
+    let pki = NodePki::generate(dir.path()).unwrap();
+    let backends = Backends::new();
+    let a_ca = dir.path().join("a-ca.pem");
+    std::fs::copy(&pki.ca, &a_ca).unwrap();
+    let a_pair = cert(&pki, "a", NodeCert::Valid);
+    let a = start_tls(
+        &backends,
+        "a",
+        TlsConfig::new(&a_pair.cert, &a_pair.key, &a_ca)
+            .with_reload_check(Duration::from_secs(3600)),
+    )
+    .await;
+    let addr = a.cluster.remoting().local_addr().to_string();
+    let hello = cluster::wire::Hello {
+        protocol_version: cluster::wire::PROTOCOL_VERSION,
+        cluster: CLUSTER.to_owned(),
+        node_id: nid("p"),
+        incarnation: 7,
+        address: "127.0.0.1:1".to_owned(),
+    };
+    let prober = ProbeConfig::new(
+        cluster::wire::HandshakeConfig::new(CLUSTER).with_timeout(Duration::from_secs(2)),
+        hello,
+    )
+    .with_tls(ProbeTls::load(config(&pki, &cert(&pki, "p", NodeCert::Valid)), "p").unwrap());
+    let short = ProbeConfig::new(prober.handshake.clone(), prober.local.clone()).with_tls(
+        ProbeTls::load(
+            config(
+                &pki,
+                &cert(&pki, "p", NodeCert::ExpiresIn(Duration::from_secs(2))),
+            ),
+            "p",
+        )
+        .unwrap(),
+    );
+    for _ in 0..3 {
+        probe(&addr, &prober).await.unwrap();
+        probe(&addr, &short).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let expired = probe(&addr, &short).await.unwrap_err();
+    assert_eq!(expired.code(), tls::TLS_EXPIRED, "{expired}");
+    probe(&addr, &prober).await.unwrap();
+
+    write_atomically(&a_ca, &std::fs::read(&pki.other_ca).unwrap());
+    assert!(a.cluster.remoting().reload_tls().unwrap());
+    let refused = probe(&addr, &prober).await.unwrap_err();
+    assert_eq!(refused.code(), tls::TLS_UNKNOWN_CA, "{refused}");
+    a.system.shutdown().await;
 }

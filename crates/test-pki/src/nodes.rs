@@ -18,6 +18,8 @@ pub enum NodeCert {
     Expired,
     /// Valid now, signed by the other CA.
     OtherCa,
+    /// Signed by the CA, valid from an hour ago until this long from now.
+    ExpiresIn(std::time::Duration),
 }
 
 /// A CA for node certificates and another CA, in a directory.
@@ -71,6 +73,11 @@ impl NodePki {
         if which == NodeCert::Expired {
             params.not_before = rcgen::date_time_ymd(2000, 1, 1);
             params.not_after = rcgen::date_time_ymd(2000, 12, 31);
+        }
+        if let NodeCert::ExpiresIn(left) = which {
+            let now = time::OffsetDateTime::now_utc();
+            params.not_before = now - time::Duration::hours(1);
+            params.not_after = now + left;
         }
         let issuer = if which == NodeCert::OtherCa {
             &self.other.issuer

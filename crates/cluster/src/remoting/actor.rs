@@ -576,6 +576,12 @@ impl RemotingActor {
                         self.report_reachable(&node, incarnation);
                     }
                 }
+                if let WireError::Tls { .. } = &e {
+                    // A TLS refusal is an answer too: a certificate problem
+                    // (a rotation in progress) never turns into a quarantine
+                    // by silence (see `tls`).
+                    p.detector.touch(now.into_std());
+                }
 
                 match conn::refusal(&e) {
                     Some((code, reason)) if conn::may_be_race(code) && !p.raced => {

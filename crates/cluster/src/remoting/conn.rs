@@ -143,7 +143,8 @@ pub(super) async fn accept_loop(
 }
 
 /// The TLS handshake of an inbound connection, when TLS is on (bounded by
-/// the handshake timeout).
+/// the handshake timeout: a peer that stops in the middle is
+/// `remoting.tls.handshake`).
 async fn accept_tls(tcp: TcpStream, shared: &Shared) -> Result<Stream, WireError> {
     let Some(tls) = &shared.tls else {
         return Ok(Stream::Plain(tcp));
@@ -151,7 +152,12 @@ async fn accept_tls(tcp: TcpStream, shared: &Shared) -> Result<Stream, WireError
     let timeout = shared.config.handshake.timeout;
     tokio::time::timeout(timeout, tls::accept(tls, tcp))
         .await
-        .unwrap_or(Err(WireError::Timeout(timeout)))
+        .unwrap_or_else(|_| {
+            Err(WireError::Tls {
+                code: tls::TLS_HANDSHAKE,
+                reason: format!("the peer did not finish the TLS handshake within {timeout:?}"),
+            })
+        })
 }
 
 async fn accept_one(
@@ -164,8 +170,16 @@ async fn accept_one(
     let _ = tcp.set_nodelay(true);
     let config = &shared.config.handshake;
     let mut dialer = None;
+    let started = tokio::time::Instant::now();
     let outcome = match accept_tls(tcp, &shared).await {
         Ok(mut stream) => {
+            // One deadline for both phases: the handshake gets what the TLS
+            // handshake left of it.
+            let mut remaining = config.clone();
+            remaining.timeout = config
+                .timeout
+                .saturating_sub(started.elapsed())
+                .max(Duration::from_millis(1));
             let identities = stream.peer_identities();
             let with_tls = shared.tls.is_some();
             // The certificate must name the node id the Hello claims (see
@@ -178,13 +192,17 @@ async fn accept_one(
                     Ok(())
                 }
             };
-            let outcome =
-                accept_handshake_or_probe(&mut stream, config, &shared.local, |peer: &Hello| {
+            let outcome = accept_handshake_or_probe(
+                &mut stream,
+                &remaining,
+                &shared.local,
+                |peer: &Hello| {
                     dialer = Some(peer.node_id.clone());
                     identity(peer)?;
                     shared.check(peer)
-                })
-                .await;
+                },
+            )
+            .await;
             match outcome {
                 Ok(Accepted::Probe(peer)) => match identity(&peer) {
                     Ok(()) => return super::probe::answer(&mut stream, &shared, &peer).await,

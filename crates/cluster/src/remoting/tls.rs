@@ -7,8 +7,9 @@
 //! The cluster has its own certificate authority (`ca_file`: one or more
 //! PEM certificates). Every node presents a certificate chained to it
 //! (`cert_file`, with any intermediates after the leaf; `key_file`, PKCS#8,
-//! PKCS#1 or SEC1 PEM), valid now, with both extended key usages
-//! `serverAuth` and `clientAuth` (a node dials and accepts), and with the
+//! PKCS#1 or SEC1 PEM), valid now, whose extended key usages (if it has
+//! the extension) include `serverAuth` and `clientAuth` (a node dials and
+//! accepts), and with the
 //! **URI subject alternative name**
 //!
 //! ```text
@@ -67,8 +68,10 @@
 //! | `remoting.tls.config` | the certificate, key or CA file cannot be read or do not fit |
 //!
 //! A peer that stops mid-handshake is cut off by the handshake timeout
-//! (`wire.timeout`), as without TLS. TLS failures never report a member for
-//! quarantine: a certificate problem is an operator's (most often a
+//! (`remoting.tls.handshake`; the TLS and the remoting handshake share one
+//! deadline). There is no session resumption: a resumed handshake would
+//! not check the peer's certificate again. TLS failures never report a
+//! member for quarantine, and count as a sign of life of the peer: a certificate problem is an operator's (most often a
 //! rotation in progress, cluster-wide), and quarantining on it would turn a
 //! rotation mistake into every grain moving.
 
@@ -282,7 +285,7 @@ impl Material {
         let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
             .build()
             .map_err(|e| TlsConfigError::new(&config.ca_file, e))?;
-        let server = ServerConfig::builder_with_provider(provider.clone())
+        let mut server = ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsConfigError::new(&config.cert_file, e))?
             .with_client_cert_verifier(verifier)
@@ -293,7 +296,7 @@ impl Material {
                     format!("does not fit the certificate: {e}"),
                 )
             })?;
-        let client = ClientConfig::builder_with_provider(provider.clone())
+        let mut client = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsConfigError::new(&config.cert_file, e))?
             .dangerous()
@@ -308,6 +311,14 @@ impl Material {
                     format!("does not fit the certificate: {e}"),
                 )
             })?;
+        // No session resumption, either way: a resumed handshake reuses the
+        // peer's certificate from an earlier one without checking it again,
+        // so an expired certificate, or a CA removed by a rotation, would
+        // keep opening associations until the ticket ran out. Every
+        // association pays a full handshake instead (it is opened once).
+        server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        server.send_tls13_tickets = 0;
+        client.resumption = rustls::client::Resumption::disabled();
         Ok(Self {
             server: Arc::new(server),
             client: Arc::new(client),
@@ -388,6 +399,9 @@ pub(crate) struct Tls {
     material: RwLock<Arc<Material>>,
     /// When the last expiry warning was logged.
     warned: std::sync::Mutex<Option<std::time::Instant>>,
+    /// One load at a time (the watcher and a forced reload), and the stamp
+    /// of the files whose load last failed (warned about once).
+    loading: std::sync::Mutex<Option<Stamp>>,
     node: Arc<str>,
     /// The identity this node's certificate must carry
     /// ([`identity_uri`]), when known: a certificate without it is a WARN
@@ -408,6 +422,7 @@ impl Tls {
             config,
             material: RwLock::new(Arc::new(material)),
             warned: std::sync::Mutex::new(None),
+            loading: std::sync::Mutex::new(None),
             node,
             expected,
         };
@@ -425,7 +440,12 @@ impl Tls {
     /// Re-reads the files when they changed (`force`: in any case).
     /// `Ok(true)`: new material is in use.
     pub(crate) fn reload(&self, force: bool) -> Result<bool, TlsConfigError> {
-        if !force && stamp(&self.config) == self.current().stamp {
+        let mut failed = self
+            .loading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = stamp(&self.config);
+        if !force && (now == self.current().stamp || failed.as_ref() == Some(&now)) {
             self.warn_expiry(false);
             return Ok(false);
         }
@@ -435,6 +455,7 @@ impl Tls {
                     .material
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(m);
+                *failed = None;
                 metrics::counter!(M_TLS_RELOADS, "node" => self.node.clone(), "result" => "ok")
                     .increment(1);
                 tracing::info!(
@@ -447,7 +468,11 @@ impl Tls {
             Err(e) => {
                 metrics::counter!(M_TLS_RELOADS, "node" => self.node.clone(), "result" => "error")
                     .increment(1);
-                tracing::warn!(code = TLS_CONFIG, error = %e, "remoting TLS files changed but cannot be used: the previous ones stay in use");
+                // Once per change of the files (and at every forced reload).
+                if force || failed.as_ref() != Some(&now) {
+                    tracing::warn!(code = TLS_CONFIG, error = %e, "remoting TLS files changed but cannot be used: the previous ones stay in use");
+                }
+                *failed = Some(now);
                 Err(e)
             }
         }
@@ -665,9 +690,13 @@ pub(crate) fn classify(e: io::Error) -> WireError {
             ),
         },
         rustls::Error::AlertReceived(alert) => match alert {
-            AlertDescription::UnknownCA | AlertDescription::BadCertificate => (
+            AlertDescription::UnknownCA => (
                 TLS_UNKNOWN_CA,
-                format!("the peer does not trust this node's certificate (alert {alert:?})"),
+                "the peer does not trust this node's certificate (alert UnknownCA)".to_owned(),
+            ),
+            AlertDescription::BadCertificate | AlertDescription::UnsupportedCertificate => (
+                TLS_HANDSHAKE,
+                format!("the peer refuses this node's certificate (alert {alert:?})"),
             ),
             AlertDescription::CertificateExpired => (
                 TLS_EXPIRED,
@@ -708,6 +737,10 @@ fn looks_like_tls(len: u64) -> bool {
 /// speaks TLS and we do not (`remoting.tls.required`).
 pub(crate) fn tls_hint(e: WireError, we_speak_tls: bool) -> WireError {
     match e {
+        // With TLS 1.3 a dialer's handshake is done before the acceptor has
+        // checked its certificate: the acceptor's alert arrives at the
+        // first read, as an I/O error carrying the rustls error.
+        WireError::Io(io) if we_speak_tls => classify(io),
         WireError::Oversized { len, .. } if !we_speak_tls && looks_like_tls(len) => {
             WireError::Tls {
                 code: TLS_REQUIRED,
