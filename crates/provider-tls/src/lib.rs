@@ -470,7 +470,11 @@ pub fn message(failure: TlsFailure, target: &str, detail: &str) -> String {
 /// then a short read for the server's verdict on our certificate (with TLS
 /// 1.3 a refused client certificate arrives after the handshake): the
 /// failure, or `None` when the server accepted us, could not be reached
-/// (not a TLS problem), or did not answer within `bound`.
+/// (not a TLS problem), or did not answer within `bound`. A server that
+/// ends the connection right after the handshake without an alert is taken
+/// for one refusing the client certificate: that is what Go servers (etcd,
+/// Consul, the Kubernetes API server) do, and the caller only probes after
+/// a request on such a connection failed.
 pub async fn probe(
     addr: &str,
     name: ServerName<'static>,
