@@ -2,8 +2,14 @@
 //! kubeconfig for it, so that `kubectl` or any client can talk to it.
 //!
 //! ```text
-//! fake-kube [--port N] [--namespace NS] [--demo-pods N] [--cluster NAME] [--kubeconfig PATH]
+//! fake-kube [--port N] [--namespace NS] [--demo-pods N] [--cluster NAME] [--kubeconfig PATH] [--tls-dir DIR]
 //! ```
+//!
+//! `--tls-dir DIR` serves HTTPS with certificates generated into `DIR` (a
+//! test CA, a server certificate for `localhost` / `127.0.0.1`, a client
+//! certificate; see the `test-pki` crate) and requires the client
+//! certificate; the printed kubeconfig names the CA and client files, so
+//! `kubectl` talks mutual TLS to it.
 //!
 //! `--demo-pods N` creates N ready pods labelled
 //! `cluster-provisioning.io/cluster=<NAME>` (default `demo`) and annotated
@@ -21,6 +27,7 @@ struct Args {
     demo_pods: usize,
     cluster: String,
     kubeconfig: Option<String>,
+    tls_dir: Option<std::path::PathBuf>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -30,6 +37,7 @@ fn parse() -> Result<Args, String> {
         demo_pods: 0,
         cluster: "demo".into(),
         kubeconfig: None,
+        tls_dir: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -42,9 +50,10 @@ fn parse() -> Result<Args, String> {
             }
             "--cluster" => a.cluster = value()?,
             "--kubeconfig" => a.kubeconfig = Some(value()?),
+            "--tls-dir" => a.tls_dir = Some(value()?.into()),
             "-h" | "--help" => {
                 return Err(
-                    "usage: fake-kube [--port N] [--namespace NS] [--demo-pods N] [--cluster NAME] [--kubeconfig PATH]"
+                    "usage: fake-kube [--port N] [--namespace NS] [--demo-pods N] [--cluster NAME] [--kubeconfig PATH] [--tls-dir DIR]"
                         .into(),
                 );
             }
@@ -63,8 +72,29 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let pki = match &args.tls_dir {
+        None => None,
+        Some(dir) => match test_pki::TestPki::generate(dir) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("fake-kube: certificates in {}: {e}", dir.display());
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let tls = match &pki {
+        None => None,
+        Some(p) => match p.server_config(&p.server, true) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("fake-kube: TLS configuration: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     let config = FakeKubeConfig {
         addr: SocketAddr::from(([127, 0, 0, 1], args.port)),
+        tls,
         ..FakeKubeConfig::default()
     };
     let kube = match FakeKube::start_with(config).await {
@@ -90,7 +120,10 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let config = kube.kubeconfig(&args.namespace);
+    let config = match &pki {
+        None => kube.kubeconfig(&args.namespace),
+        Some(p) => kube.kubeconfig_tls(&args.namespace, &p.ca, &p.client.cert, &p.client.key),
+    };
     if let Some(path) = &args.kubeconfig {
         if let Err(e) = std::fs::write(path, &config) {
             eprintln!("fake-kube: writing {path}: {e}");
