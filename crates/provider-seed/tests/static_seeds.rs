@@ -179,3 +179,21 @@ async fn p4_other_clusters_and_wrong_secrets_are_never_listed() {
         n.stop().await;
     }
 }
+
+/// P4: seeds given as host names are resolved at every round (`localhost`
+/// here: its IPv6 address, where nobody listens, is a silent contact that
+/// does not block the IPv4 one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p4_host_name_seeds_are_resolved() {
+    let ports = free_ports(2);
+    let seeds: Vec<String> = ports.iter().map(|p| format!("localhost:{p}")).collect();
+    let d = static_descriptor(&ports).with_setting("seeds", seeds.join(","));
+    let (a, b) = tokio::join!(
+        start("a", ports[0], d.clone()),
+        start("b", ports[1], d.clone())
+    );
+    converge(&[&a, &b], &["a", "b"]).await;
+    for n in [a, b] {
+        n.stop().await;
+    }
+}
