@@ -309,6 +309,28 @@ mod tests {
         assert_eq!(next_resolve(now, s(120), s(3600)), now + s(120));
     }
 
+    /// P6: without `nameserver` the resolver is the system's
+    /// (`/etc/resolv.conf`, and `/etc/hosts` first): `localhost` resolves.
+    #[tokio::test]
+    async fn p6_the_system_resolver_is_used_without_a_nameserver() {
+        let settings = DnsSettings {
+            query: DnsQuery::Address {
+                name: "localhost".into(),
+                port: 4000,
+            },
+            nameserver: None,
+            timeout: Duration::from_secs(2),
+        };
+        let r = resolver(&settings).unwrap();
+        let resolved = resolve_dns(&r, &settings).await.unwrap();
+        assert!(
+            resolved
+                .addrs
+                .contains(&SocketAddr::from(([127, 0, 0, 1], 4000))),
+            "{resolved:?}"
+        );
+    }
+
     #[tokio::test]
     async fn p4_ip_seeds_need_no_lookup_and_bad_names_are_resolve_errors() {
         let seeds = vec![
