@@ -3,8 +3,14 @@
 //!
 //! ```text
 //! fake-consul [--addr 127.0.0.1:8500] [--node NAME] [--token SECRET[:agent|:read|:write]]...
-//!             [--reap-interval 30s] [--min-deregister-after 1m]
+//!             [--reap-interval 30s] [--min-deregister-after 1m] [--tls-dir DIR]
 //! ```
+//!
+//! `--tls-dir DIR` serves HTTPS with certificates generated into `DIR`
+//! (`ca.pem`, `server.pem`, `client.pem`, `client-key.pem`...; see the
+//! `test-pki` crate) and requires a client certificate, like an agent with
+//! `verify_incoming`: `curl --cacert DIR/ca.pem --cert DIR/client.pem --key
+//! DIR/client-key.pem https://localhost:8500/v1/agent/self`.
 
 use std::time::Duration;
 
@@ -13,7 +19,7 @@ use fake_consul::{Access, FakeConsul};
 fn usage() -> ! {
     eprintln!(
         "usage: fake-consul [--addr 127.0.0.1:8500] [--node NAME] [--token SECRET[:agent|:read|:write]]... \
-         [--reap-interval 30s] [--min-deregister-after 1m]"
+         [--reap-interval 30s] [--min-deregister-after 1m] [--tls-dir DIR]"
     );
     std::process::exit(2)
 }
@@ -43,6 +49,15 @@ async fn main() -> std::io::Result<()> {
             }
             "--reap-interval" => b = b.reap_interval(duration(&value())),
             "--min-deregister-after" => b = b.min_deregister_after(duration(&value())),
+            "--tls-dir" => {
+                let dir = std::path::PathBuf::from(value());
+                let tls = test_pki::TestPki::generate(&dir)
+                    .and_then(|p| p.server_config(&p.server, true))
+                    .map_err(|e| {
+                        std::io::Error::other(format!("certificates in {}: {e}", dir.display()))
+                    })?;
+                b = b.tls(tls);
+            }
             _ => usage(),
         }
     }
