@@ -438,6 +438,36 @@ mod tests {
     use cluster::wire::ProbeInfo;
     use cluster_core::NodeId;
 
+    fn static_provider(seeds: &str, identity: Option<Arc<Identity>>) -> SeedProvider {
+        let d = cluster_core::ProviderDescriptor::new(
+            cluster_core::ProviderId::new("s").unwrap(),
+            "static",
+            0,
+        )
+        .with_setting("seeds", seeds);
+        SeedProvider::new(crate::static_settings(&d).unwrap(), identity).unwrap()
+    }
+
+    fn code(e: ProviderError) -> String {
+        e.to_string()
+    }
+
+    /// R1.4 for the static kind: at acceptance the identity must be there
+    /// and at least one seed must resolve; no seed needs to answer (the
+    /// first node starts alone).
+    #[tokio::test]
+    async fn p4_r1_4_the_acceptance_check() {
+        let id = Some(Arc::new(Identity::new("c")));
+        let ok = static_provider("127.0.0.1:1,no-such-host.invalid:4000", id.clone());
+        assert!(ok.check_connectivity().await.is_ok());
+        let none = static_provider("no-such-host.invalid:4000", id);
+        let e = code(none.check_connectivity().await.unwrap_err());
+        assert!(e.contains(codes::SEED_RESOLVE), "{e}");
+        let unbound = static_provider("127.0.0.1:1", None);
+        let e = code(unbound.check_connectivity().await.unwrap_err());
+        assert!(e.contains(codes::SEED_NO_IDENTITY), "{e}");
+    }
+
     /// P4/P6: what counts as "not one of ours" (never listed, reported
     /// once) and what as "nothing answered" (kept until
     /// `unreachable_timeout`).
