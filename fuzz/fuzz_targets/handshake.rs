@@ -2,7 +2,8 @@
 //! fed arbitrary frame sequences.
 //!
 //! Input: one flag byte ([`cluster_fuzz::Flags`]: who holds the secret,
-//! which side the input plays, whether the acceptor's check refuses), then
+//! which side the input plays, whether the acceptor's check refuses,
+//! whether the real connector opens a probe instead of a Hello), then
 //! a stream of frames in wire encoding that the input's side "sends" to a
 //! real state machine of the other side. The fixture (hellos, nonces,
 //! secret) is fixed, so a transcript recorded by the `seed_corpus` tool
@@ -13,7 +14,9 @@
 //! - a step that continues or succeeds sends only frames that fit the frame
 //!   limit; a failing step sends at most one frame, a Reject;
 //! - success means the peer's Hello passed the checks (version, cluster,
-//!   not our own id) and, when the real side holds the secret, the peer's
+//!   not our own id), the acceptor's membership check was asked once and
+//!   allowed it (or, for a probe, was not asked: a probe skips it and never
+//!   becomes an association), and, when the real side holds the secret, the peer's
 //!   proof is the one a genuine party holding the secret would have sent
 //!   (authentication cannot be bypassed);
 //! - after success or failure the machine refuses any further frame,
@@ -116,7 +119,11 @@ fn genuine_welcome(peer: &Hello, nonce: Nonce) -> Option<Vec<u8>> {
 fn against_connector(flags: Flags, input: Vec<Frame>) {
     let config = config(flags.connector_secret);
     let local = connector_hello();
-    let mut connector = Connector::new(&config, local.clone(), CONNECTOR_NONCE);
+    let mut connector = if flags.probe {
+        Connector::probe(&config, local.clone(), CONNECTOR_NONCE)
+    } else {
+        Connector::new(&config, local.clone(), CONNECTOR_NONCE)
+    };
     let _hello = connector.hello();
     let mut peer_hello = None;
     let mut challenge = None;
@@ -184,7 +191,7 @@ fn against_acceptor(flags: Flags, input: Vec<Frame>) {
     let mut peer_hello = None;
     let mut frames = input.into_iter();
     for frame in frames.by_ref() {
-        if let Frame::Hello(h) = &frame
+        if let Frame::Hello(h) | Frame::Probe(h) = &frame
             && peer_hello.is_none()
         {
             peer_hello = Some(h.clone());
@@ -204,7 +211,12 @@ fn against_acceptor(flags: Flags, input: Vec<Frame>) {
                     peer_hello.as_ref(),
                     "done with another Hello than received"
                 );
-                assert!(!flags.check_refuses, "done although the check refuses");
+                if acceptor.is_probe() {
+                    assert_eq!(checked.get(), 0, "a probe skips the membership check");
+                } else {
+                    assert_eq!(checked.get(), 1, "done without the membership check");
+                    assert!(!flags.check_refuses, "done although the check refuses");
+                }
                 if config.secret.is_some() {
                     let (mac, nonce) = proof.expect("with a secret, done only on a Proof");
                     assert_eq!(

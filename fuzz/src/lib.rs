@@ -59,6 +59,8 @@ pub struct Flags {
     pub input_is_connector: bool,
     /// The acceptor's check refuses every peer.
     pub check_refuses: bool,
+    /// The real connector opens a probe (`Frame::Probe`) instead of a Hello.
+    pub probe: bool,
 }
 
 impl Flags {
@@ -69,6 +71,7 @@ impl Flags {
             acceptor_secret: b & 2 != 0,
             input_is_connector: b & 4 != 0,
             check_refuses: b & 8 != 0,
+            probe: b & 16 != 0,
         }
     }
 
@@ -78,5 +81,6 @@ impl Flags {
             | u8::from(self.acceptor_secret) << 1
             | u8::from(self.input_is_connector) << 2
             | u8::from(self.check_refuses) << 3
+            | u8::from(self.probe) << 4
     }
 }

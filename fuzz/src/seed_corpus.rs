@@ -39,6 +39,7 @@ fn frames(list: &[Frame]) -> Result<Vec<u8>, Error> {
 fn sample_frames() -> Vec<(&'static str, Frame)> {
     vec![
         ("hello", Frame::Hello(connector_hello())),
+        ("probe", Frame::Probe(connector_hello())),
         (
             "challenge",
             Frame::Challenge {
@@ -88,8 +89,13 @@ fn transcript(
     connector_config: &HandshakeConfig,
     acceptor_config: &HandshakeConfig,
     refuse: bool,
+    probe: bool,
 ) -> Transcript {
-    let mut connector = Connector::new(connector_config, connector_hello(), CONNECTOR_NONCE);
+    let mut connector = if probe {
+        Connector::probe(connector_config, connector_hello(), CONNECTOR_NONCE)
+    } else {
+        Connector::new(connector_config, connector_hello(), CONNECTOR_NONCE)
+    };
     let mut acceptor = Acceptor::new(acceptor_config, acceptor_hello(), ACCEPTOR_NONCE);
     let mut check = |_: &Hello| {
         if refuse {
@@ -176,30 +182,36 @@ fn main() -> Result<(), Error> {
     write(&dir, "stream-all", &frames(&all)?)?;
 
     let dir = root.join("handshake");
-    for (connector_secret, acceptor_secret, check_refuses) in [
-        (false, false, false),
-        (true, true, false),
-        (true, false, false),
-        (false, true, false),
-        (true, true, true),
+    for (connector_secret, acceptor_secret, check_refuses, probe) in [
+        (false, false, false, false),
+        (true, true, false, false),
+        (true, false, false, false),
+        (false, true, false, false),
+        (true, true, true, false),
+        (false, false, false, true),
+        // A probe skips the membership check: it succeeds although the
+        // check refuses.
+        (true, true, true, true),
     ] {
         let t = transcript(
             &config(connector_secret),
             &config(acceptor_secret),
             check_refuses,
+            probe,
         );
         // The seeds must hold the real thing: a handshake that succeeds on
         // both sides when the secrets match and the check allows. The
         // target replays them against the same parties with the same
         // nonces, so it reaches success (and its proof checks) too.
-        let should_succeed = connector_secret == acceptor_secret && !check_refuses;
+        let allowed = !check_refuses || probe;
+        let should_succeed = connector_secret == acceptor_secret && allowed;
         assert_eq!(
             (t.connector_done, t.acceptor_done),
             (
                 should_succeed,
-                should_succeed || (connector_secret && !acceptor_secret && !check_refuses)
+                should_succeed || (connector_secret && !acceptor_secret && allowed)
             ),
-            "transcript {connector_secret} {acceptor_secret} {check_refuses}"
+            "transcript {connector_secret} {acceptor_secret} {check_refuses} {probe}"
         );
         for input_is_connector in [false, true] {
             let flags = Flags {
@@ -207,6 +219,7 @@ fn main() -> Result<(), Error> {
                 acceptor_secret,
                 input_is_connector,
                 check_refuses,
+                probe,
             };
             let sent = if input_is_connector {
                 &t.by_connector
