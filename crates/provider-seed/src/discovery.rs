@@ -299,6 +299,46 @@ mod tests {
         }
     }
 
+    /// P6: every resolver failure has its stable code (SERVFAIL and the
+    /// other error answers included, which dnsmasq is hard to make send).
+    #[test]
+    fn p6_resolver_errors_map_to_stable_codes() {
+        use hickory_resolver::net::NoRecords;
+        use hickory_resolver::proto::op::{Query, ResponseCode};
+        use hickory_resolver::proto::rr::{Name, RecordType};
+        let query = || Query::query(Name::from_ascii("x.test.").unwrap(), RecordType::A);
+        let rows = [
+            (
+                NetError::Dns(DnsError::NoRecordsFound(NoRecords::new(
+                    query(),
+                    ResponseCode::NXDomain,
+                ))),
+                codes::DNS_NXDOMAIN,
+            ),
+            (
+                NetError::Dns(DnsError::NoRecordsFound(NoRecords::new(
+                    query(),
+                    ResponseCode::NoError,
+                ))),
+                codes::DNS_NO_RECORDS,
+            ),
+            (
+                NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)),
+                codes::DNS_SERVFAIL,
+            ),
+            (
+                NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused)),
+                codes::DNS_SERVFAIL,
+            ),
+            (NetError::Timeout, codes::DNS_TIMEOUT),
+            (NetError::Truncated, codes::DNS_TRUNCATED),
+            (NetError::NoConnections, codes::DNS_IO),
+        ];
+        for (e, want) in rows {
+            assert_eq!(classify(&e), want, "{e}");
+        }
+    }
+
     #[test]
     fn p6_the_resolve_interval_follows_the_ttl_within_bounds() {
         let now = Instant::now();
