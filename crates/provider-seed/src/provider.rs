@@ -452,6 +452,27 @@ mod tests {
         e.to_string()
     }
 
+    /// P4/P6: rounds are jittered ±20 % around the interval, and the
+    /// bootstrap backoff doubles it at most three times.
+    #[test]
+    fn p4_p6_round_delays_are_jittered_and_the_backoff_capped() {
+        let s = Duration::from_secs(1);
+        let mut seen = BTreeSet::new();
+        for _ in 0..200 {
+            let d = delay(s, 0);
+            assert!(d >= s.mul_f64(0.8) && d <= s.mul_f64(1.2), "{d:?}");
+            seen.insert(d.as_millis());
+            for (backoff, factor) in [(1, 2.0), (3, 8.0), (9, 8.0), (u32::MAX, 8.0)] {
+                let d = delay(s, backoff);
+                assert!(
+                    d >= s.mul_f64(0.8 * factor) && d <= s.mul_f64(1.2 * factor),
+                    "{backoff}: {d:?}"
+                );
+            }
+        }
+        assert!(seen.len() > 50, "jittered: {} distinct delays", seen.len());
+    }
+
     /// R1.4 for the static kind: at acceptance the identity must be there
     /// and at least one seed must resolve; no seed needs to answer (the
     /// first node starts alone).
