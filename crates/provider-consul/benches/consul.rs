@@ -13,6 +13,12 @@
 //!   blocking query in flight per node plus the TTL passes, nothing else
 //!   (expected 60/5 = 12 queries + 60/(10/3) = 18 passes = 30 per minute).
 //!
+//! - `consul/connectivity_check_plain` and `consul/connectivity_check_mtls`
+//!   (issue 14): a new provider's connectivity check (a new connection, then
+//!   `GET /v1/agent/self` and a health read) against an agent over plain
+//!   HTTP and over HTTPS requiring a client certificate: the cost of the
+//!   TLS handshake on loopback. Providers are built outside the timing.
+//!
 //! ```sh
 //! cargo bench -p provider-consul --bench consul
 //! CONSUL_BENCH_WINDOW_S=60 cargo bench -p provider-consul --bench consul   # a longer window
@@ -160,6 +166,52 @@ fn registration_to_topology_updated(c: &mut Criterion, rt: &tokio::runtime::Runt
     );
 }
 
+fn connectivity_check(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
+    let dir = std::env::temp_dir().join(format!("consul-bench-pki-{}", std::process::id()));
+    let pki = test_pki::TestPki::generate(&dir).expect("certificates");
+    let (plain, mtls) = rt.block_on(async {
+        let plain = FakeConsul::start().await.expect("fake agent");
+        let mtls = FakeConsul::builder()
+            .tls(pki.server_config(&pki.server, true).expect("server config"))
+            .start()
+            .await
+            .expect("fake agent");
+        (plain, mtls)
+    });
+    let path = |p: &std::path::Path| p.to_str().expect("utf-8 path").to_owned();
+    let (ca, cert, key) = (path(&pki.ca), path(&pki.client.cert), path(&pki.client.key));
+    let tls_settings = [
+        ("ca_file", ca.as_str()),
+        ("client_cert", cert.as_str()),
+        ("client_key", key.as_str()),
+    ];
+    let mut g = c.benchmark_group("consul");
+    g.sample_size(50).measurement_time(Duration::from_secs(5));
+    for (name, agent, extra) in [
+        ("connectivity_check_plain", &plain, &[][..]),
+        ("connectivity_check_mtls", &mtls, &tls_settings[..]),
+    ] {
+        let d = descriptor(agent, extra);
+        g.bench_function(name, |bch| {
+            bch.to_async(rt).iter_custom(|iters| {
+                let d = d.clone();
+                async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let p = ConsulKind::without_env().create(&d).expect("provider");
+                        let start = Instant::now();
+                        p.check_connectivity().await.expect("check");
+                        total += start.elapsed();
+                    }
+                    total
+                }
+            });
+        });
+    }
+    g.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn steady_state(rt: &tokio::runtime::Runtime, nodes: usize, window: Duration) {
     rt.block_on(async {
         let first = FakeConsul::start().await.expect("fake agent");
@@ -221,10 +273,13 @@ fn main() {
         .expect("runtime");
     let mut c = Criterion::default().configure_from_args();
     registration_to_topology_updated(&mut c, &rt);
+    connectivity_check(&mut c, &rt);
     let window = std::env::var("CONSUL_BENCH_WINDOW_S")
         .ok()
         .and_then(|s| s.parse().ok())
         .map_or(Duration::from_secs(30), Duration::from_secs);
-    steady_state(&rt, 3, window);
+    if !window.is_zero() {
+        steady_state(&rt, 3, window);
+    }
     c.final_summary();
 }
