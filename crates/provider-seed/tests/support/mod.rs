@@ -122,12 +122,32 @@ pub async fn start_in(
     port: u16,
     descriptor: ProviderDescriptor,
 ) -> Node {
-    start_on(cluster, secret, name, "127.0.0.1", port, descriptor).await
+    start_on(cluster, secret, name, "127.0.0.1", port, descriptor, None).await
+}
+
+/// [`start`] with Remoting and the probes over mutual TLS with `tls` (and
+/// the shared secret as well).
+pub async fn start_tls(
+    name: &str,
+    port: u16,
+    descriptor: ProviderDescriptor,
+    tls: cluster::remoting::TlsConfig,
+) -> Node {
+    start_on(
+        CLUSTER,
+        SECRET,
+        name,
+        "127.0.0.1",
+        port,
+        descriptor,
+        Some(tls),
+    )
+    .await
 }
 
 /// [`start`] on another loopback IP.
 pub async fn start_bound(name: &str, ip: &str, port: u16, descriptor: ProviderDescriptor) -> Node {
-    start_on(CLUSTER, SECRET, name, ip, port, descriptor).await
+    start_on(CLUSTER, SECRET, name, ip, port, descriptor, None).await
 }
 
 async fn start_on(
@@ -137,15 +157,27 @@ async fn start_on(
     ip: &str,
     port: u16,
     descriptor: ProviderDescriptor,
+    tls: Option<cluster::remoting::TlsConfig>,
 ) -> Node {
     let id = NodeId::new(name).unwrap();
     let system = ActorSystem::builder(name)
         .shutdown_timeout(Duration::from_secs(3))
         .build()
         .unwrap();
+    let mut identity = identity(cluster, secret);
+    if let Some(tls) = &tls {
+        identity = identity.with_tls(cluster::remoting::ProbeTls::load(tls.clone(), name).unwrap());
+    }
     let kinds = ProviderKinds::new()
-        .with(StaticKind::new(identity(cluster, secret)))
-        .with(DnsKind::new(identity(cluster, secret)));
+        .with(StaticKind::new(identity.clone()))
+        .with(DnsKind::new(identity));
+    let mut remoting = RemotingConfig::new(cluster)
+        .with_heartbeat_interval(Duration::from_millis(100))
+        .with_failure_timeout(Duration::from_secs(2))
+        .with_handshake_timeout(Duration::from_secs(2));
+    if let Some(tls) = tls {
+        remoting = remoting.with_tls(tls);
+    }
     let built = Cluster::builder(&system, cluster, id.clone())
         .bind(format!("{ip}:{port}"))
         .kinds(kinds)
@@ -161,12 +193,7 @@ async fn start_on(
             },
             ..ProvisioningConfig::default()
         })
-        .remoting_config(
-            RemotingConfig::new(cluster)
-                .with_heartbeat_interval(Duration::from_millis(100))
-                .with_failure_timeout(Duration::from_secs(2))
-                .with_handshake_timeout(Duration::from_secs(2)),
-        )
+        .remoting_config(remoting)
         .start()
         .await
         .unwrap_or_else(|e| panic!("{name} failed to start: {e} ({})", e.code()));
