@@ -457,7 +457,9 @@ async fn i14_expired_own_certificate_warns_and_unusable_files_refuse_the_start()
             .tls(tls)
             .start()
             .await;
-        let e = started.err().expect("refused");
+        let Err(e) = started else {
+            panic!("started with unusable TLS files")
+        };
         assert_eq!(e.code(), "remoting.tls.config", "{e}");
         system.shutdown().await;
     }
@@ -475,7 +477,10 @@ async fn i14_insecure_bind_is_refused_unless_allowed_explicitly() {
         .advertise_host("127.0.0.1")
         .start()
         .await;
-    assert_eq!(refused.err().expect("refused").code(), "cluster.insecure");
+    let Err(refused) = refused else {
+        panic!("started off loopback with neither TLS nor a secret")
+    };
+    assert_eq!(refused.code(), "cluster.insecure");
     let allowed = cluster::Cluster::builder(&system, CLUSTER, nid("a"))
         .bind("0.0.0.0:0")
         .advertise_host("127.0.0.1")

@@ -650,7 +650,7 @@ pub(crate) fn check_identity(
     node: &str,
 ) -> Result<(), String> {
     let wanted = identity_uri(cluster, node);
-    if identities.iter().any(|i| *i == wanted) {
+    if identities.contains(&wanted) {
         return Ok(());
     }
     Err(if identities.is_empty() {
