@@ -21,7 +21,9 @@
 //!   after the heal, the longest time any node's client waited for its
 //!   first answer of a grain.
 //! - **convergence**: time from the heal until every node reports the same
-//!   topology hash with every node up (observations after the heal only).
+//!   topology hash with every node up (observations after the heal only),
+//!   and keeps doing so for [`STABLE_MS`] (a quarantine that relapses
+//!   right after the views agreed does not count as converged).
 //! - **failovers** (provider changes), **quarantines** (a member newly
 //!   quarantined by an observer), **topology changes** (hash changes), and
 //!   **new activations** in the window; **errors by code**.
@@ -249,8 +251,18 @@ fn spans(requests: &[Request]) -> Vec<Span> {
         .collect()
 }
 
-fn inside(answer: (u64, u64), certain: (u64, u64)) -> bool {
-    certain.0 <= certain.1 && answer.0 >= certain.0 && answer.1 <= certain.1
+/// Whether one of `answers` (sorted by start) lies wholly inside
+/// `certain`.
+fn any_inside(answers: &[(u64, u64)], certain: (u64, u64)) -> bool {
+    let (from, to) = certain;
+    if from > to {
+        return false;
+    }
+    let first = answers.partition_point(|a| a.0 < from);
+    answers[first..]
+        .iter()
+        .take_while(|a| a.0 <= to)
+        .any(|a| a.1 <= to)
 }
 
 /// Every double activation in `requests` (see the module documentation).
@@ -264,8 +276,12 @@ pub fn double_activations(requests: &[Request]) -> Vec<DoubleActivation> {
     for (grain, list) in by_grain {
         for (i, a) in list.iter().enumerate() {
             for b in &list[i + 1..] {
-                let interleaved = b.answers.iter().any(|x| inside(*x, a.certain))
-                    || a.answers.iter().any(|x| inside(*x, b.certain));
+                // Spans that do not meet cannot interleave.
+                if a.loose.1 < b.loose.0 || b.loose.1 < a.loose.0 {
+                    continue;
+                }
+                let interleaved =
+                    any_inside(&b.answers, a.certain) || any_inside(&a.answers, b.certain);
                 if !interleaved {
                     continue;
                 }
@@ -288,11 +304,11 @@ pub fn double_activations(requests: &[Request]) -> Vec<DoubleActivation> {
 /// counted from `from` until its first answer at or after `to` (or the end
 /// of the run).
 pub fn unavailable_ms(ok_ends: &[u64], from: u64, to: u64, end_ms: u64) -> u64 {
-    // ok_ends is sorted.
-    let before = ok_ends.iter().rev().find(|t| **t <= from).copied();
-    let mut prev = before.unwrap_or(from).max(from);
+    // ok_ends is sorted: start at the first answer after `from`.
+    let first = ok_ends.partition_point(|t| *t <= from);
+    let mut prev = from;
     let mut worst = 0;
-    for &t in ok_ends.iter().filter(|t| **t > from) {
+    for &t in &ok_ends[first..] {
         worst = worst.max(t - prev);
         prev = t;
         if t >= to {
@@ -303,22 +319,34 @@ pub fn unavailable_ms(ok_ends: &[u64], from: u64, to: u64, end_ms: u64) -> u64 {
     worst.max(end_ms.saturating_sub(prev))
 }
 
+/// Observations begun this close to the next fault's start are not used
+/// for the convergence of the previous one (they may see the next fault).
+pub const NEXT_FAULT_MARGIN_MS: u64 = 250;
+
+/// How long the members must keep agreeing for a convergence to count: a
+/// view that agrees for a moment and splits again (a quarantine that
+/// relapses) has not converged.
+pub const STABLE_MS: u64 = 3_000;
+
 /// The first time at or after `heal` (before `until`) when every node's
 /// latest observation since `heal` has the same hash and lists every node
-/// up; as milliseconds after `heal`.
+/// up, and they keep agreeing for [`STABLE_MS`] (or until `until`); as
+/// milliseconds after `heal`. `observations` are sorted by time.
 pub fn convergence_ms(
-    observations: &[Observation],
+    observations: &[&Observation],
     nodes: &[String],
     heal: u64,
     until: u64,
 ) -> Option<u64> {
-    let mut after: Vec<&Observation> = observations
+    let first = observations.partition_point(|o| o.t_ms < heal);
+    let after = observations[first..]
         .iter()
-        .filter(|o| o.t_ms >= heal && o.t_ms <= until)
-        .collect();
-    after.sort_by_key(|o| o.t_ms);
+        .copied()
+        .take_while(|o| o.t_ms <= until);
     let everyone: BTreeSet<&str> = nodes.iter().map(String::as_str).collect();
     let mut latest: HashMap<&str, &Observation> = HashMap::new();
+    // Since when they agree, on which hash.
+    let mut agreeing: Option<(u64, Option<String>)> = None;
     for o in after {
         latest.insert(o.node.as_str(), o);
         if latest.len() < nodes.len() {
@@ -330,17 +358,28 @@ pub fn convergence_ms(
             match latest.get(n.as_str()) {
                 Some(l) if l.answered => {
                     hashes.insert(l.hash.clone());
-                    let up: BTreeSet<&str> = l.up.iter().map(String::as_str).collect();
-                    all_up &= up == everyone;
+                    all_up &= l.up.len() == everyone.len()
+                        && l.up.iter().all(|u| everyone.contains(u.as_str()));
                 }
                 _ => all_up = false,
             }
         }
         if all_up && hashes.len() == 1 {
-            return Some(o.t_ms - heal);
+            let hash = hashes.into_iter().next().flatten();
+            match &agreeing {
+                Some((since, h)) if *h == hash => {
+                    if o.t_ms - since >= STABLE_MS {
+                        return Some(since - heal);
+                    }
+                }
+                _ => agreeing = Some((o.t_ms, hash)),
+            }
+        } else {
+            agreeing = None;
         }
     }
-    None
+    // Still agreeing when the window ended: too short to prove, accepted.
+    agreeing.map(|(since, _)| since - heal)
 }
 
 struct Changes {
@@ -349,23 +388,30 @@ struct Changes {
     topology_changes: usize,
 }
 
-fn changes(observations: &[Observation], from: u64, to: u64) -> Changes {
-    let mut by_node: BTreeMap<&str, Vec<&Observation>> = BTreeMap::new();
+/// Answered observations per node, sorted by time.
+fn by_node(observations: &[Observation]) -> BTreeMap<&str, Vec<&Observation>> {
+    let mut by: BTreeMap<&str, Vec<&Observation>> = BTreeMap::new();
     for o in observations.iter().filter(|o| o.answered) {
-        by_node.entry(o.node.as_str()).or_default().push(o);
+        by.entry(o.node.as_str()).or_default().push(o);
     }
+    for list in by.values_mut() {
+        list.sort_by_key(|o| o.t_ms);
+    }
+    by
+}
+
+fn changes(by_node: &BTreeMap<&str, Vec<&Observation>>, from: u64, to: u64) -> Changes {
     let mut c = Changes {
         failovers: 0,
         quarantines: 0,
         topology_changes: 0,
     };
-    for list in by_node.values_mut() {
-        list.sort_by_key(|o| o.t_ms);
-        for pair in list.windows(2) {
-            let (a, b) = (pair[0], pair[1]);
-            if b.t_ms < from || b.t_ms >= to {
-                continue;
-            }
+    for list in by_node.values() {
+        // Pairs (a, b) whose later observation b is in [from, to).
+        let lo = list.partition_point(|o| o.t_ms < from).max(1);
+        let hi = list.partition_point(|o| o.t_ms < to);
+        for j in lo..hi.max(lo) {
+            let (a, b) = (list[j - 1], list[j]);
             // A restarted node counts from zero again.
             c.failovers += b.failovers.saturating_sub(a.failovers);
             if a.hash != b.hash {
@@ -395,7 +441,21 @@ pub fn check(input: Input<'_>, bounds: &dyn Fn(&Fault) -> Bounds) -> Verdict {
         v.sort_unstable();
     }
     let doubles = double_activations(input.requests);
-    let spans = spans(input.requests);
+    let mut spans = spans(input.requests);
+    spans.sort_by_key(|s| s.loose.0);
+    let mut observations: Vec<&Observation> = input.observations.iter().collect();
+    observations.sort_by_key(|o| o.t_ms);
+    let per_node = by_node(input.observations);
+    let mut by_start: Vec<&Request> = input.requests.iter().collect();
+    by_start.sort_by_key(|r| r.start_ms);
+    // Each client's requests of one grain, by start.
+    let mut per_client: BTreeMap<(&str, &str), Vec<&Request>> = BTreeMap::new();
+    for r in &by_start {
+        per_client
+            .entry((r.asked.as_str(), r.grain.as_str()))
+            .or_default()
+            .push(r);
+    }
     let mut attributed = vec![false; doubles.len()];
     let mut faults = Vec::new();
     let mut violations = Vec::new();
@@ -418,41 +478,49 @@ pub fn check(input: Input<'_>, bounds: &dyn Fn(&Fault) -> Bounds) -> Verdict {
         let mut after_heal: Option<(String, String, u64)> = None;
         for n in input.nodes {
             for g in &grains {
-                let mine: Vec<&Request> = input
-                    .requests
-                    .iter()
-                    .filter(|r| r.asked == *n && r.grain == *g && r.start_ms >= f.heal_ms)
-                    .collect();
+                let Some(all) = per_client.get(&(n.as_str(), *g)) else {
+                    continue;
+                };
+                let mine = &all[all.partition_point(|r| r.start_ms < f.heal_ms)..];
                 if mine.is_empty() {
                     continue;
                 }
-                let wait = mine
-                    .iter()
-                    .filter(|r| r.ok())
-                    .map(|r| r.end_ms)
-                    .min()
-                    .unwrap_or(input.end_ms)
-                    .saturating_sub(f.heal_ms);
+                // The earliest answer: a request that starts after the
+                // best end so far cannot end before it.
+                let mut best = input.end_ms;
+                for r in mine {
+                    if r.start_ms > best {
+                        break;
+                    }
+                    if r.ok() {
+                        best = best.min(r.end_ms);
+                    }
+                }
+                let wait = best.saturating_sub(f.heal_ms);
                 if after_heal.as_ref().is_none_or(|(_, _, w)| wait > *w) {
                     after_heal = Some((n.clone(), (*g).to_owned(), wait));
                 }
             }
         }
-        let convergence = convergence_ms(input.observations, input.nodes, f.heal_ms, window_end);
-        let c = changes(input.observations, f.start_ms, window_end);
-        let in_window = |r: &&Request| r.start_ms >= f.start_ms && r.start_ms < window_end;
+        // Observations begun in the last moments before the next fault may
+        // already see it.
+        let until = window_end
+            .saturating_sub(NEXT_FAULT_MARGIN_MS)
+            .max(f.heal_ms);
+        let convergence = convergence_ms(&observations, input.nodes, f.heal_ms, until);
+        let c = changes(&per_node, f.start_ms, window_end);
+        let lo = by_start.partition_point(|r| r.start_ms < f.start_ms);
+        let hi = by_start.partition_point(|r| r.start_ms < window_end);
         let mut errors = BTreeMap::new();
         let mut requests = 0;
-        for r in input.requests.iter().filter(in_window) {
+        for r in &by_start[lo..hi.max(lo)] {
             requests += 1;
             if !r.ok() {
                 *errors.entry(r.result.clone()).or_insert(0) += 1;
             }
         }
-        let new_activations = spans
-            .iter()
-            .filter(|s| s.loose.0 >= f.start_ms && s.loose.0 < window_end)
-            .count();
+        let new_activations = spans.partition_point(|s| s.loose.0 < window_end)
+            - spans.partition_point(|s| s.loose.0 < f.start_ms);
         // A double activation that begins before the members agree again
         // (or within `settle_ms` of the heal) is the fault's.
         let settle_end = f.heal_ms
@@ -674,8 +742,27 @@ mod tests {
             obs("c", 1_300, "h1", &all),
             obs("b", 1_500, "h1", &all),
         ];
+        let o: Vec<&Observation> = o.iter().collect();
         assert_eq!(convergence_ms(&o, &nodes, 1_000, 10_000), Some(500));
         assert_eq!(convergence_ms(&o, &nodes, 1_000, 1_400), None);
+        // Agreeing from 1500 until the window ends: accepted.
+        assert_eq!(convergence_ms(&o, &nodes, 1_000, 2_000), Some(500));
+        // A relapse 400 ms after agreeing: the convergence is the second,
+        // lasting agreement.
+        let mut r = vec![
+            obs("a", 1_100, "h1", &all),
+            obs("b", 1_100, "h1", &all),
+            obs("c", 1_100, "h1", &all),
+            obs("a", 1_500, "h2", &["a", "b"]),
+            obs("a", 2_500, "h1", &all),
+        ];
+        for t in (2_600..7_000).step_by(500) {
+            r.push(obs("a", t, "h1", &all));
+            r.push(obs("b", t, "h1", &all));
+            r.push(obs("c", t, "h1", &all));
+        }
+        let r: Vec<&Observation> = r.iter().collect();
+        assert_eq!(convergence_ms(&r, &nodes, 1_000, 10_000), Some(1_500));
     }
 
     #[test]

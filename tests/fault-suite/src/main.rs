@@ -88,7 +88,7 @@ fn run(args: &[String]) -> Result<bool, String> {
     } else {
         // More steps than can be applied (a fault and its recovery take
         // about 10 s); the run stops applying them at `apply_for_ms`.
-        nemesis::random(seed, &names, &kinds, fault_ms, 3_000, apply_for_ms)
+        nemesis::random(seed, &names, &kinds, fault_ms, 1_000, apply_for_ms)
     };
     let profile = scenario::profile_dir().ok_or("cannot locate the cargo profile directory")?;
     let out = value(args, "--out").map_or_else(

@@ -333,12 +333,20 @@ deadline = "5s"
         hashes.len() == 1
     }
 
+    /// Waits until the nodes agree and keep agreeing for
+    /// [`checker::STABLE_MS`], at most `bound`.
     fn wait_converged(&self, bound: Duration) -> bool {
         let since = now_ms();
         let start = Instant::now();
+        let mut agreeing_since: Option<Instant> = None;
         while start.elapsed() < bound {
             if self.converged(since) {
-                return true;
+                let t = *agreeing_since.get_or_insert_with(Instant::now);
+                if t.elapsed() >= Duration::from_millis(checker::STABLE_MS) {
+                    return true;
+                }
+            } else {
+                agreeing_since = None;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
