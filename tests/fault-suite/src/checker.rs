@@ -732,7 +732,7 @@ mod tests {
     fn issue16_convergence_waits_for_every_node_after_the_heal() {
         let all = ["a", "b", "c"];
         let nodes: Vec<String> = all.iter().map(|s| (*s).to_owned()).collect();
-        let o = vec![
+        let o = [
             // Before the heal: agreeing, but too early.
             obs("a", 900, "h1", &all),
             obs("b", 900, "h1", &all),
