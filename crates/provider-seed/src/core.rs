@@ -177,6 +177,10 @@ pub enum Event {
         /// Its node id.
         node: NodeId,
     },
+    /// This node is not among the contacts it discovered (its address is
+    /// not in the seed list or the records): the others would never probe
+    /// it, so it neither forms nor joins (once, until it is).
+    NotAContact,
 }
 
 /// What a round decided.
@@ -197,6 +201,14 @@ struct Contact {
     refused: Option<String>,
 }
 
+/// The refusal code of an address that answered as a node of *another*
+/// cluster: the only refusal that takes an address out of the
+/// lowest-address rule. Any other refusal (a wrong secret, an expired or
+/// foreign certificate, another protocol version) may be a node of this
+/// cluster that is misconfigured: its address still counts, so that two
+/// sides that refuse each other cannot both form.
+const ANOTHER_CLUSTER: &str = "wire.cluster";
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Phase {
     Bootstrapping {
@@ -213,6 +225,8 @@ pub struct Core {
     rules: Rules,
     contacts: BTreeMap<SocketAddr, Contact>,
     phase: Phase,
+    /// [`Event::NotAContact`] was reported (until this node is a contact).
+    not_a_contact: bool,
 }
 
 impl Core {
@@ -222,6 +236,7 @@ impl Core {
             rules,
             contacts: BTreeMap::new(),
             phase: Phase::Bootstrapping { candidate: None },
+            not_a_contact: false,
         }
     }
 
@@ -296,7 +311,21 @@ impl Core {
             }
         }
 
-        if let Phase::Bootstrapping { candidate } = &mut self.phase {
+        // Our own node id answering at an address is ourselves too (an
+        // alias of our advertised address).
+        let is_contact = !itself.is_empty()
+            || results.values().any(
+                |p| matches!(p, Probe::Answered(peer) if peer.member.node_id == local.node_id),
+            );
+        if !is_contact && !self.joined() {
+            // Not one of the contacts: the others would never probe this
+            // node, so joining would give topologies that never agree.
+            if !self.not_a_contact {
+                self.not_a_contact = true;
+                events.push(Event::NotAContact);
+            }
+        } else if let Phase::Bootstrapping { candidate } = &mut self.phase {
+            self.not_a_contact = false;
             let joined_contact = results.iter().find_map(|(addr, p)| match p {
                 Probe::Answered(peer) if peer.joined && peer.member.node_id != local.node_id => {
                     Some((*addr, peer.member.node_id.clone()))
@@ -307,11 +336,14 @@ impl Core {
                 events.push(Event::Joined { via, node });
                 self.phase = Phase::Joined;
             } else {
-                // An address that answered as something else is no
-                // contact of ours, and must not block the rule.
+                // An address that answered as another cluster is no
+                // contact of ours, and must not block the rule; any other
+                // refusal still counts (see `ANOTHER_CLUSTER`).
                 let discovered: BTreeSet<SocketAddr> = results
                     .iter()
-                    .filter(|(_, p)| !matches!(p, Probe::Refused { .. }))
+                    .filter(|(_, p)| {
+                        !matches!(p, Probe::Refused { code, .. } if code == ANOTHER_CLUSTER)
+                    })
                     .map(|(a, _)| *a)
                     .collect();
                 let up: BTreeSet<SocketAddr> = answering.union(&itself).copied().collect();
@@ -597,6 +629,70 @@ mod tests {
         assert_eq!(ids(&out), Some(vec!["a@1".into()]));
     }
 
+    /// B1: a lower address refused for anything but another cluster (a
+    /// wrong secret, an expired or foreign certificate) blocks forming: it
+    /// may be this cluster's lowest seed, misconfigured, which would form
+    /// alone while the others formed too.
+    #[test]
+    fn b1_a_lower_address_refused_for_a_bad_proof_blocks_forming() {
+        let t0 = Instant::now();
+        let me = member("b", 2, 1);
+        for code in [
+            "wire.auth",
+            "remoting.tls.expired",
+            "remoting.tls.unknown_ca",
+        ] {
+            let mut core = Core::new(Rules {
+                stable_margin: Duration::ZERO,
+                ..rules(1)
+            });
+            for t in 0..3 {
+                let out = core.round(
+                    t0 + Duration::from_secs(t),
+                    &me,
+                    [(addr(1), refused(code)), (addr(2), Probe::Itself)],
+                );
+                assert_eq!(out.members, None, "{code}");
+            }
+        }
+    }
+
+    /// B1: a node that is not among its own contacts neither forms nor
+    /// joins (the others would never list it), and says so once.
+    #[test]
+    fn b1_a_node_that_is_not_a_contact_waits_and_says_so_once() {
+        let t0 = Instant::now();
+        let me = member("c", 9, 1);
+        let mut core = Core::new(Rules {
+            stable_margin: Duration::ZERO,
+            ..rules(1)
+        });
+        let round = |core: &mut Core, t: u64| {
+            core.round(
+                t0 + Duration::from_secs(t),
+                &me,
+                [(addr(1), answered("a", 1, 1, true))],
+            )
+        };
+        let out = round(&mut core, 0);
+        assert_eq!(out.members, None);
+        assert_eq!(out.events, vec![Event::NotAContact]);
+        let out = round(&mut core, 1);
+        assert_eq!(out.members, None);
+        assert!(out.events.is_empty());
+        // Its record appears: it joins.
+        let out = core.round(
+            t0 + Duration::from_secs(2),
+            &me,
+            [
+                (addr(1), answered("a", 1, 1, true)),
+                (addr(9), Probe::Itself),
+            ],
+        );
+        assert!(core.joined());
+        assert!(out.members.is_some());
+    }
+
     #[test]
     fn p4_a_lower_address_of_another_cluster_does_not_block_forming() {
         let t0 = Instant::now();
@@ -706,6 +802,17 @@ mod tests {
     /// addresses, one round per second; `reach[t][i][j]` says whether i
     /// reaches j in round t. Returns the cores and how many formed.
     fn simulate(n: usize, required: usize, reach: &[Vec<Vec<bool>>]) -> (Vec<Core>, usize) {
+        simulate_refusing(n, required, reach, &BTreeSet::new())
+    }
+
+    /// [`simulate`], where the pairs in `refused_pairs` (smaller index
+    /// first) refuse each other's proof in every round.
+    fn simulate_refusing(
+        n: usize,
+        required: usize,
+        reach: &[Vec<Vec<bool>>],
+        refused_pairs: &BTreeSet<(usize, usize)>,
+    ) -> (Vec<Core>, usize) {
         let t0 = Instant::now();
         let locals: Vec<Member> = (0..n)
             .map(|i| member(&format!("n{i}"), 10 + i as u16, 1))
@@ -719,6 +826,9 @@ mod tests {
                     .map(|j| {
                         let p = if i == j {
                             Probe::Itself
+                        } else if refused_pairs.contains(&(i.min(j), i.max(j))) {
+                            // A bad proof, seen from both sides.
+                            refused("wire.auth")
                         } else if up[i][j] {
                             Probe::Answered(Peer {
                                 member: locals[j].clone(),
@@ -767,6 +877,30 @@ mod tests {
                 .map(|m| m.into_iter().take(n).map(|r| r.into_iter().take(n).collect()).collect())
                 .collect();
             prop_assert!(simulate(n, required, &reach).1 <= 1);
+        }
+
+        /// B1: the same when some pairs refuse each other's proof (a wrong
+        /// secret, an expired certificate) for the whole run: still at
+        /// most one formation.
+        #[test]
+        fn b1_never_two_clusters_when_some_nodes_refuse_each_other(
+            n in 2usize..6,
+            required in 1usize..4,
+            pairs in proptest::collection::btree_set((0usize..6, 0usize..6), 0..6),
+            reach in proptest::collection::vec(
+                proptest::collection::vec(proptest::collection::vec(any::<bool>(), 6), 6),
+                1..30,
+            ),
+        ) {
+            let reach: Vec<Vec<Vec<bool>>> = reach
+                .into_iter()
+                .map(|m| m.into_iter().take(n).map(|r| r.into_iter().take(n).collect()).collect())
+                .collect();
+            let pairs: BTreeSet<(usize, usize)> = pairs
+                .into_iter()
+                .filter(|(i, j)| i < j && *j < n)
+                .collect();
+            prop_assert!(simulate_refusing(n, required, &reach, &pairs).1 <= 1);
         }
 
         /// Once every node reaches every other for long enough, all have

@@ -125,6 +125,10 @@ pub fn resolver(settings: &DnsSettings) -> Result<TokioResolver, SeedError> {
     let mut opts = ResolverOpts::default();
     opts.timeout = settings.timeout;
     opts.attempts = 1;
+    // No cache: the provider decides when to ask again (the interval, the
+    // TTL, the 60 s cap); a cached answer would hide a change for as long
+    // as its TTL, whatever the cap says.
+    opts.cache_size = 0;
     let builder = match settings.nameserver {
         Some(ns) => {
             let mut udp = ConnectionConfig::udp();

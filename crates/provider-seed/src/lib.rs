@@ -105,6 +105,9 @@ pub mod codes {
     pub const SEED_NOT_MEMBER: &str = "provider.seed.not_member";
     /// The kind was built without the cluster identity.
     pub const SEED_NO_IDENTITY: &str = "provider.seed.no_identity";
+    /// This node's address is not among the contacts it discovered: it
+    /// waits (a WARN, once until it is).
+    pub const SEED_NOT_A_CONTACT: &str = "provider.seed.not_a_contact";
     /// The name does not exist (NXDOMAIN).
     pub const DNS_NXDOMAIN: &str = "provider.dns.nxdomain";
     /// The name exists but has no record of the type asked (an empty answer).

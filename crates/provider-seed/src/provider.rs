@@ -275,6 +275,10 @@ impl Inner {
                     %via, %node,
                     "a contact point has joined a cluster: joining it"
                 ),
+                Event::NotAContact => tracing::warn!(
+                    code = codes::SEED_NOT_A_CONTACT,
+                    "this node's address is not among the contact points it discovered (the seed list or the DNS records): it neither forms nor joins until it is, since the others would never list it"
+                ),
             }
         }
     }

@@ -48,8 +48,9 @@ async fn p6_a_records_form_one_cluster_and_follow_record_changes() {
         1
     );
 
-    // c starts before its record exists: it joins (a answers joined) but
-    // the others do not list it until the record is added.
+    // c starts before its record exists: it is not one of its own
+    // contacts, so it waits (B1: the others would never list it), and the
+    // others do not list it until the record is added.
     let c = start_at("c", "127.0.0.13").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(

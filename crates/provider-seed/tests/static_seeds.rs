@@ -149,6 +149,10 @@ async fn p4_fewer_than_required_contacts_never_form() {
 async fn p4_other_clusters_and_wrong_secrets_are_never_listed() {
     let ports = free_ports(4);
     let d = static_descriptor(&ports);
+    // Another cluster's node at the lowest address does not block the
+    // first formation; a node with a wrong secret does when it is lower
+    // (it may be this cluster's lowest seed, misconfigured: B1), so it
+    // sits at the highest one here.
     let stranger = start_in(
         "elsewhere",
         SECRET,
@@ -161,13 +165,13 @@ async fn p4_other_clusters_and_wrong_secrets_are_never_listed() {
         CLUSTER,
         b"wrong-secret",
         "y",
-        ports[1],
-        static_descriptor(&ports[1..2]),
+        ports[3],
+        static_descriptor(&ports[3..]),
     )
     .await;
     let (a, b) = tokio::join!(
-        start("a", ports[2], d.clone()),
-        start("b", ports[3], d.clone())
+        start("a", ports[1], d.clone()),
+        start("b", ports[2], d.clone())
     );
     converge(&[&a, &b], &["a", "b"]).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
