@@ -532,6 +532,8 @@ pub fn run(opts: Options) -> Result<Outcome, String> {
         e.kill();
     }
     drop(c);
+    // etcd preallocates 64 MB of WAL: not worth keeping once the run ended.
+    let _ = std::fs::remove_dir_all(dir.join("etcd-data"));
 
     let meta = RunMeta {
         seed: opts.seed,
