@@ -176,15 +176,11 @@ async fn r4_5_n2_remoting_metrics_follow_associations_heartbeats_peers_and_quara
         })
         .await;
     }
+    // Quarantined, b may next leave a's topology (absent rather than
+    // blocked), and its series are then zeroed with the association: only
+    // `peer_up` is asserted here (last-heard was checked above, while up).
     eventually("a no longer sees b up", || async {
         snap.value("remoting_peer_up", &[("node", "a"), ("peer", "b")]) == Some(0.0)
-            && snap
-                .value(
-                    "remoting_peer_last_heard_timestamp_seconds",
-                    &[("node", "a"), ("peer", "b")],
-                )
-                .unwrap_or(0.0)
-                > 1.0e9
     })
     .await;
     assert!(snap.value("remoting_heartbeats_missed_total", &[]).unwrap() >= 1.0);
