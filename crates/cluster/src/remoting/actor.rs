@@ -178,6 +178,17 @@ pub(crate) struct RemotingActor {
     /// that this node's own secret and cluster name are right, without
     /// which a refused handshake says nothing about which side is wrong.
     authenticated_any: bool,
+    /// When the last tick ran: a tick much later than due means this
+    /// process was stalled (SIGSTOP, a VM freeze), not its peers.
+    last_tick: Option<Instant>,
+}
+
+/// Whether a tick that runs `gap` after the previous one says this process
+/// was stalled: the gap exceeds half the failure timeout and several tick
+/// intervals. Its peers' silence during the stall is then this process's
+/// doing, and is not counted against them (issue 16, FS-1).
+pub(super) fn stalled(gap: Duration, tick_every: Duration, failure_timeout: Duration) -> bool {
+    gap > failure_timeout / 2 && gap > tick_every * 4
 }
 
 impl RemotingActor {
@@ -195,6 +206,7 @@ impl RemotingActor {
             frozen: None,
             peer_gauges: BTreeMap::new(),
             authenticated_any: false,
+            last_tick: None,
         }
     }
 
@@ -413,6 +425,25 @@ impl RemotingActor {
     fn on_tick(&mut self, ctx: &mut Context<Self>, now: Instant) {
         let max_frame = self.shared.config.handshake.max_frame;
         let failure_timeout = self.shared.config.failure_timeout;
+        let gap = self
+            .last_tick
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        self.last_tick = Some(now);
+        if stalled(gap, self.tick_every(), failure_timeout) {
+            // This process did not run for `gap` (its own tick was late):
+            // whatever its peers sent meanwhile waits unread in the
+            // sockets. Start every peer's clock again instead of
+            // suspecting them all; the next heartbeats decide (FS-1).
+            tracing::info!(
+                stalled = ?gap,
+                "this process was stalled: the peers' silence during the stall is not counted"
+            );
+            for p in self.peers.values_mut() {
+                if p.state != AssociationState::Failed {
+                    p.detector.touch(now.into_std());
+                }
+            }
+        }
         let mut lost = Vec::new();
         for (node, p) in &mut self.peers {
             if p.state == AssociationState::Up {
@@ -827,5 +858,28 @@ impl Actor for RemotingActor {
         };
         let _ = tokio::time::timeout(Duration::from_secs(1), flush).await;
         tracing::info!(node = %self.shared.local.node_id, "remoting stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stalled;
+    use std::time::Duration;
+
+    /// Issue 16, FS-1: a tick late by more than half the failure timeout
+    /// (and several intervals) means this process stalled; ordinary jitter
+    /// does not.
+    #[test]
+    fn fs1_a_late_tick_is_a_stall_and_jitter_is_not() {
+        let ms = Duration::from_millis;
+        let (tick, timeout) = (ms(100), ms(1000));
+        assert!(!stalled(ms(100), tick, timeout));
+        assert!(!stalled(ms(350), tick, timeout));
+        assert!(!stalled(ms(500), tick, timeout));
+        assert!(stalled(ms(501), tick, timeout));
+        assert!(stalled(ms(6000), tick, timeout));
+        // A tick interval close to the timeout: four intervals are needed.
+        assert!(!stalled(ms(3000), ms(1000), ms(1200)));
+        assert!(stalled(ms(4001), ms(1000), ms(1200)));
     }
 }
