@@ -84,9 +84,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{
     AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore,
@@ -184,11 +183,11 @@ impl TlsConfig {
 
 /// The TLS files could not be used (`remoting.tls.config`).
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {reason}", path.display())]
+#[error("{reason}")]
 pub struct TlsConfigError {
     /// The file at fault.
     pub path: PathBuf,
-    /// Why.
+    /// Why, naming the file.
     pub reason: String,
 }
 
@@ -196,7 +195,20 @@ impl TlsConfigError {
     fn new(path: &Path, reason: impl fmt::Display) -> Self {
         Self {
             path: path.to_owned(),
-            reason: reason.to_string(),
+            reason: format!("{}: {reason}", path.display()),
+        }
+    }
+
+    /// A file error of the PEM readers the backends use too
+    /// (`provider_tls`): their reasons already name the file.
+    fn of_file(path: &Path, e: cluster_core::ProviderError) -> Self {
+        let reason = match e {
+            cluster_core::ProviderError::Config { reason, .. } => reason,
+            other => format!("{}: {other}", path.display()),
+        };
+        Self {
+            path: path.to_owned(),
+            reason,
         }
     }
 
@@ -229,20 +241,14 @@ fn stamp(config: &TlsConfig) -> Stamp {
     ]
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 impl Material {
     fn load(config: &TlsConfig) -> Result<Self, TlsConfigError> {
         // The stamp first: a file rewritten while it is read is read again
         // at the next check.
         let stamp = stamp(config);
-        let read = |p: &Path| std::fs::read(p).map_err(|e| TlsConfigError::new(p, e));
-        let cert_pem = read(&config.cert_file)?;
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
-            .collect::<Result<_, _>>()
-            .map_err(|e| TlsConfigError::new(&config.cert_file, format!("not PEM: {e}")))?;
+        // The same PEM readers as the backends' TLS (`provider_tls`).
+        let chain = provider_tls::read_chain("cert_file", &config.cert_file)
+            .map_err(|e| TlsConfigError::of_file(&config.cert_file, e))?;
         let Some(leaf) = chain.first() else {
             return Err(TlsConfigError::new(
                 &config.cert_file,
@@ -255,32 +261,12 @@ impl Material {
             .map_err(|e| {
                 TlsConfigError::new(&config.cert_file, format!("unusable certificate: {e}"))
             })?;
-        let key_pem = read(&config.key_file)?;
-        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
-            TlsConfigError::new(
-                &config.key_file,
-                format!("no PEM private key (PKCS#8, PKCS#1 or SEC1): {e}"),
-            )
-        })?;
-        let ca_pem = read(&config.ca_file)?;
-        let mut roots = RootCertStore::empty();
-        let mut cas = 0;
-        for ca in CertificateDer::pem_slice_iter(&ca_pem) {
-            let ca =
-                ca.map_err(|e| TlsConfigError::new(&config.ca_file, format!("not PEM: {e}")))?;
-            roots.add(ca).map_err(|e| {
-                TlsConfigError::new(&config.ca_file, format!("not a CA certificate: {e}"))
-            })?;
-            cas += 1;
-        }
-        if cas == 0 {
-            return Err(TlsConfigError::new(
-                &config.ca_file,
-                "no certificate in the file",
-            ));
-        }
+        let key = provider_tls::read_key("key_file", &config.key_file)
+            .map_err(|e| TlsConfigError::of_file(&config.key_file, e))?;
+        let roots = provider_tls::read_roots("ca_file", &config.ca_file)
+            .map_err(|e| TlsConfigError::of_file(&config.ca_file, e))?;
         let roots = Arc::new(roots);
-        let provider = provider();
+        let provider = provider_tls::ring_provider();
 
         let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
             .build()
@@ -748,5 +734,53 @@ pub(crate) fn tls_hint(e: WireError, we_speak_tls: bool) -> WireError {
             }
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 14: the identity rule compares the whole URI, so neither a
+    /// prefix, another cluster nor another node passes.
+    #[test]
+    fn i14_identity_is_the_exact_uri_of_this_cluster_and_node() {
+        let names = vec![identity_uri("shop", "a-1"), "cluster://other/b".to_owned()];
+        assert!(check_identity(&names, "shop", "a-1").is_ok());
+        for (cluster, node) in [
+            ("shop", "a"),
+            ("shop", "a-10"),
+            ("other", "a-1"),
+            ("shop", "b"),
+        ] {
+            let why = check_identity(&names, cluster, node).unwrap_err();
+            assert!(why.contains(&identity_uri(cluster, node)), "{why}");
+        }
+        let why = check_identity(&[], "shop", "a-1").unwrap_err();
+        assert!(why.contains("no URI SAN"), "{why}");
+    }
+
+    /// Issue 14: a plaintext reader that meets a TLS record (an alert or a
+    /// ClientHello) says `remoting.tls.required`; an ordinary oversized
+    /// frame stays `wire.oversized`, and a TLS node keeps the error.
+    #[test]
+    fn i14_a_tls_record_read_as_plaintext_is_tls_required() {
+        let oversized = |len| WireError::Oversized { len, max: 1 << 20 };
+        for record in [0x1503_0300_u64, 0x1603_0100] {
+            assert_eq!(tls_hint(oversized(record), false).code(), TLS_REQUIRED);
+            assert_eq!(tls_hint(oversized(record), true).code(), "wire.oversized");
+        }
+        assert_eq!(
+            tls_hint(oversized(0x0200_0000), false).code(),
+            "wire.oversized"
+        );
+        let io = WireError::Io(io::Error::other("reset"));
+        assert_eq!(tls_hint(io, false).code(), "wire.io");
+        // A rustls alert carried by an I/O error on a TLS connection.
+        let alert = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::AlertReceived(AlertDescription::UnknownCA),
+        );
+        assert_eq!(tls_hint(WireError::Io(alert), true).code(), TLS_UNKNOWN_CA);
     }
 }
