@@ -92,16 +92,6 @@ pub struct Rules {
     pub unreachable_timeout: Duration,
 }
 
-impl Default for Rules {
-    fn default() -> Self {
-        Self {
-            form_new_cluster: true,
-            required_contacts: 1,
-            stable_margin: Duration::from_secs(5),
-            unreachable_timeout: Duration::from_secs(10),
-        }
-    }
-}
 
 /// A node that answered a probe for this cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
