@@ -39,6 +39,18 @@ pub enum ProviderError {
         /// What is wrong.
         reason: String,
     },
+    /// The backend holds a newer incarnation of our node id: a newer
+    /// process of this node registered, and this one must not overwrite it
+    /// (see [`Member::incarnation`](crate::node::Member::incarnation)).
+    #[error("{node} incarnation {incarnation} is superseded by incarnation {newer}")]
+    Superseded {
+        /// Our node id.
+        node: NodeId,
+        /// Our incarnation.
+        incarnation: u64,
+        /// The newer incarnation the backend holds.
+        newer: u64,
+    },
 }
 
 impl ProviderError {
@@ -51,6 +63,7 @@ impl ProviderError {
             Self::Stream(_) => "provider.stream",
             Self::Registration(_) => "provider.registration",
             Self::Config { .. } => "provider.config",
+            Self::Superseded { .. } => "provider.superseded",
         }
     }
 }
@@ -242,6 +255,14 @@ mod tests {
                     reason: "r".into(),
                 }),
                 "provider.config",
+            ),
+            (
+                provider(ProviderError::Superseded {
+                    node: n.clone(),
+                    incarnation: 1,
+                    newer: 2,
+                }),
+                "provider.superseded",
             ),
             (
                 ProvisioningError::StoreIo {

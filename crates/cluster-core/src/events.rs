@@ -10,6 +10,7 @@
 //! | [`ProvisioningStatusChanged`] | Active / Empty / Degraded / Unavailable / Draining changed (R2.4, R5.3, R3.5) |
 //! | [`RemoteNodeQuarantined`] | a node incarnation was quarantined at Remoting's report (R4.2); a `TopologyUpdated` follows |
 //! | [`ActivationSuppressed`] | a provider failed validation past the threshold and will not be activated again (R5.2) |
+//! | [`LocalMemberSuperseded`] | a provider reported [`ProviderError::Superseded`](crate::error::ProviderError::Superseded): the backend holds a newer incarnation of the local node id, which was not overwritten |
 //!
 //! `seq_no` is monotonic per supervisor: consumers drop anything older than
 //! what they applied.
@@ -146,4 +147,21 @@ pub struct ActivationSuppressed {
     pub failures: u32,
     /// The code of the last one.
     pub last_error: &'static str,
+}
+
+/// A provider found a newer incarnation of the local node id in its
+/// backend and refused to overwrite it: a newer process of this node runs
+/// (or ran) and this one is superseded. Published when a provider reports
+/// [`ProviderError::Superseded`](crate::error::ProviderError::Superseded)
+/// (its registration failed or its stream failed with it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalMemberSuperseded {
+    /// The provider that found it.
+    pub provider: ProviderId,
+    /// The local node id.
+    pub node: NodeId,
+    /// The local (superseded) incarnation.
+    pub incarnation: u64,
+    /// The newer incarnation the backend holds.
+    pub newer: u64,
 }

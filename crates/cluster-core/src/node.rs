@@ -112,7 +112,8 @@ impl fmt::Display for MemberAddress {
 ///
 /// `incarnation` changes each time the node's process starts (the cluster
 /// bootstrap uses a fresh one per start), so a restarted node is told apart
-/// from its quarantined former self.
+/// from its quarantined former self. See [`Member::incarnation`] for the
+/// order between incarnations.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Debug)]
 pub struct Member {
     /// Stable identity.
@@ -120,6 +121,24 @@ pub struct Member {
     /// Remoting address.
     pub address: MemberAddress,
     /// Process incarnation.
+    ///
+    /// The incarnations of one node id are totally ordered by `u64`
+    /// comparison, and a greater one is a newer process of that node: a
+    /// backend that holds one entry per node id keeps the greatest
+    /// incarnation it was given and refuses to let a smaller one replace it
+    /// (the older process is *superseded*,
+    /// [`ProviderError::Superseded`](crate::error::ProviderError::Superseded)).
+    /// Equal incarnations are the same process (re-registering or
+    /// refreshing its own entry).
+    ///
+    /// How they are made: the cluster bootstrap (`fresh_incarnation` in
+    /// the `cluster` crate) takes the wall clock in microseconds since the
+    /// Unix epoch, raised to one more than the last value this process
+    /// handed out, so the values are strictly increasing within a process,
+    /// and a restart is newer than its predecessor as long as the clock
+    /// did not step back by more than the time between the two starts.
+    /// An embedder that sets the incarnation itself must keep this order
+    /// (e.g. a persisted counter incremented at each start).
     pub incarnation: u64,
     /// Roles (for placement by role), kept sorted.
     #[serde(default)]
