@@ -89,6 +89,10 @@ pub enum ProvisioningError {
     /// No provider with this id.
     #[error("no provider named {0}")]
     NotFound(ProviderId),
+    /// `lift_suppression` on a provider whose activation is not suppressed
+    /// (R5.2).
+    #[error("provider {0} is not suppressed")]
+    NotSuppressed(ProviderId),
     /// The provider lacks a required capability; it is kept Disabled (R1.3).
     #[error("provider {provider} lacks {missing:?}")]
     Capability {
@@ -168,6 +172,7 @@ impl ProvisioningError {
             Self::Duplicate(_) => "registry.duplicate",
             Self::UnknownKind(_) => "registry.unknown_kind",
             Self::NotFound(_) => "registry.not_found",
+            Self::NotSuppressed(_) => "registry.not_suppressed",
             Self::Capability { .. } => "provider.capability_missing",
             Self::Provider { source, .. } => source.code(),
             Self::StoreIo { .. } => "store.io",
@@ -225,6 +230,10 @@ mod tests {
                 "registry.unknown_kind",
             ),
             (ProvisioningError::NotFound(p.clone()), "registry.not_found"),
+            (
+                ProvisioningError::NotSuppressed(p.clone()),
+                "registry.not_suppressed",
+            ),
             (
                 ProvisioningError::Capability {
                     provider: p.clone(),
