@@ -5,7 +5,11 @@
 //! - [`Topology`], [`TopologyHash`], [`TopologyDiff`]: the merged view the
 //!   ProvisioningSupervisor publishes, its stable digest and what changed.
 //! - [`ClusterProvider`], [`ProviderDescriptor`], [`Snapshot`]: what a
-//!   membership source is and how one is configured.
+//!   membership source is and how one is configured; [`ProviderFactory`]:
+//!   how a kind builds providers.
+//! - [`settings::Settings`]: the one typed reader of a descriptor's
+//!   settings; [`backoff::Backoff`]: the one retry delay (doubling, capped,
+//!   jittered). Every provider kind uses these two.
 //! - [`events`]: what travels on the EventStream (A5).
 //! - [`ProvisioningError`], [`ProviderError`]: stable error codes (R5.5),
 //!   listed in `docs/error-codes.md`.
@@ -23,14 +27,18 @@
 //! # Ok::<(), cluster_core::ProvisioningError>(())
 //! ```
 
+pub mod backoff;
 mod error;
 pub mod events;
+mod factory;
 pub mod grain_storage;
 mod node;
 mod provider;
+pub mod settings;
 mod topology;
 
 pub use error::{ProviderError, ProvisioningError, Result};
+pub use factory::ProviderFactory;
 pub use grain_storage::{GrainKey, GrainStorage, MemoryGrainStorage, StorageError, StoredState};
 pub use node::{Member, MemberAddress, NodeId};
 pub use provider::{

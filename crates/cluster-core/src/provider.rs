@@ -214,30 +214,15 @@ impl ProviderDescriptor {
 
     /// The setting `key` in milliseconds: `default` when absent, a
     /// `ProviderError::Config` naming the key when it is not a whole number
-    /// in `range`. For kinds' `*_ms` settings.
+    /// in `range`. Short for
+    /// [`Settings::of(self).millis(..)`](crate::settings::Settings::millis).
     pub fn millis_setting(
         &self,
         key: &str,
         range: std::ops::RangeInclusive<u64>,
         default: u64,
     ) -> std::result::Result<std::time::Duration, ProviderError> {
-        let ms = match self.settings.get(key) {
-            None => default,
-            Some(v) => v
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|ms| range.contains(ms))
-                .ok_or_else(|| ProviderError::Config {
-                    field: key.to_owned(),
-                    reason: format!(
-                        "{v:?} is not a number of milliseconds in {}..={}",
-                        range.start(),
-                        range.end()
-                    ),
-                })?,
-        };
-        Ok(std::time::Duration::from_millis(ms))
+        crate::settings::Settings::of(self).millis(key, range, default)
     }
 
     /// Checks the fields every kind shares (R1.1).
