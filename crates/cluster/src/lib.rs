@@ -51,6 +51,7 @@
 
 pub mod bootstrap;
 pub mod failure_detector;
+pub mod follower;
 pub mod grain;
 pub mod metrics;
 pub mod netsim;

@@ -1,0 +1,741 @@
+//! The topology follower (issue 13, item 3): the one way every consumer
+//! (PlacementSupervisor, PartitionManager, Remoting) takes in what the
+//! ProvisioningSupervisor publishes (A6). A pure core, no IO, no actors,
+//! no time; the consumers feed it the events their mailbox delivers and act
+//! on what [`TopologyFollower::step`] returns.
+//!
+//! # What it follows
+//!
+//! One publication of the ProvisioningSupervisor is a *round* with one
+//! `seq_no`, published in this order (`docs/provisioning.md`, "Events and
+//! ordering"):
+//!
+//! ```text
+//! RemoteNodeQuarantined(s)*  TopologyUpdated(s)  ProvisioningStatusChanged(s)?  ProviderChanged(s)?
+//! ```
+//!
+//! Every `TopologyUpdated` carries the **whole** published state (members,
+//! blocked incarnations, status, active provider), not a change: the
+//! newest one applied is the follower's *view*, and nothing else is needed
+//! to act. The other events say something early (a quarantine, before its
+//! topology) or name the reason of a change (a provider change, after its
+//! topology).
+//!
+//! # State machine
+//!
+//! ```text
+//!            first TopologyUpdated, or the catch-up answer (seq_no > 0)
+//!   Fresh ───────────────────────────────────────────────────────────► Following(applied)
+//!     │                                                                   │   ▲
+//!     └── catch-up: one pull of the current topology, at most once ──────┘   │
+//!         in the life of the follower (a restarted consumer keeps            │
+//!         its follower and does not pull again)                              │
+//!                                                       TopologyUpdated(s > applied)
+//! ```
+//!
+//! In `Following(applied)`, by event (`s` its seq_no):
+//!
+//! | event | `s <= applied` | `s == applied + 1` | `s > applied + 1` |
+//! |---|---|---|---|
+//! | `TopologyUpdated` | stale or duplicate: dropped | applied: the view | a **gap**: applied, `missed = s - applied - 1` counted |
+//! | `RemoteNodeQuarantined` | already in the view (blocked or absent): dropped | **act at once** (kept as *pending* until a topology `>= s`); the same incarnation again: dropped | the same |
+//! | `ProviderChanged` | `s == applied`: the change of the view (reported once); older: dropped | **ahead**: the view is *behind* until a topology `>= s` | the same |
+//! | `ProvisioningStatusChanged` | dropped: the status is read from the topology only | ahead: behind until a topology `>= s` | the same |
+//!
+//! Before the first topology (`Fresh`) a quarantine or a provider change is
+//! kept the same way (pending, or behind), and the first topology is never
+//! a gap.
+//!
+//! Laws (property-tested below, over arbitrary interleavings of delivered,
+//! duplicated, reordered and lost events):
+//!
+//! 1. the view's `seq_no` never goes back;
+//! 2. the view is the topology of the greatest `seq_no` delivered (the
+//!    catch-up answer counts as delivered);
+//! 3. a pending quarantine always has a `seq_no` greater than the view's,
+//!    and every quarantine delivered ahead of its topology is reported
+//!    exactly once;
+//! 4. delivered in publication order without loss, nothing is a gap and
+//!    nothing is behind.
+//!
+//! # Gaps
+//!
+//! The supervisor increments `seq_no` by one per published topology, so a
+//! `TopologyUpdated` more than one ahead of the view means topologies were
+//! not delivered (the EventStream drops only for a subscriber with a bounded
+//! mailbox; the consumers' mailboxes are unbounded, so in practice a gap is
+//! a bug or a future bounded mailbox). A gap is **not** a reason to pull:
+//! the newer topology carries everything the missed ones did (a missed
+//! quarantine is in its blocked set, a missed provider change in its
+//! `active_provider`, a missed status in its status), so it is applied like
+//! any other, and the step reports `missed` so the consumer can log and
+//! count it (consumers recompute from the whole view, never from a diff,
+//! so nothing else is lost). A provider or status change *ahead* of the
+//! view means its topology is still to come (or was lost): the follower
+//! says it is *behind* ([`TopologyFollower::behind`]) until a topology of
+//! that `seq_no` or newer arrives, and consumers do not place on a view
+//! older than a change they have been told about (R3.4).
+//!
+//! # Catch-up
+//!
+//! A consumer subscribes first, then asks the follower whether to catch up
+//! ([`TopologyFollower::begin_catch_up`], true once in its life) and pulls
+//! the current topology once; the answer goes through
+//! [`TopologyFollower::caught_up`] with the same rules as a
+//! `TopologyUpdated` (events already applied from the mailbox win if
+//! newer, a `seq_no` of 0, nothing published yet, is not a topology).
+//! After that the follower never asks again: not after a gap, not after a
+//! provider change ahead of the view, not after a restart of the consumer
+//! (the consumers keep the follower outside the restartable actor state).
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use cluster_core::events::{
+    ProviderChanged, ProvisioningStatusChanged, RemoteNodeQuarantined, TopologyUpdated,
+};
+use cluster_core::{NodeId, Topology};
+
+/// An event of the ProvisioningSupervisor, as the follower takes it.
+#[derive(Clone, Debug)]
+pub enum FollowerInput {
+    /// A new topology.
+    Topology(TopologyUpdated),
+    /// A node incarnation was quarantined (its topology follows).
+    Quarantined(RemoteNodeQuarantined),
+    /// The active provider changed (after its topology).
+    ProviderChanged(ProviderChanged),
+    /// The status changed (after its topology; the status itself is read
+    /// from the topology).
+    StatusChanged(ProvisioningStatusChanged),
+}
+
+impl FollowerInput {
+    /// The event's `seq_no`.
+    pub fn seq_no(&self) -> u64 {
+        match self {
+            Self::Topology(t) => t.topology.seq_no,
+            Self::Quarantined(q) => q.seq_no,
+            Self::ProviderChanged(c) => c.seq_no,
+            Self::StatusChanged(s) => s.seq_no,
+        }
+    }
+}
+
+impl From<TopologyUpdated> for FollowerInput {
+    fn from(e: TopologyUpdated) -> Self {
+        Self::Topology(e)
+    }
+}
+
+impl From<RemoteNodeQuarantined> for FollowerInput {
+    fn from(e: RemoteNodeQuarantined) -> Self {
+        Self::Quarantined(e)
+    }
+}
+
+impl From<ProviderChanged> for FollowerInput {
+    fn from(e: ProviderChanged) -> Self {
+        Self::ProviderChanged(e)
+    }
+}
+
+impl From<ProvisioningStatusChanged> for FollowerInput {
+    fn from(e: ProvisioningStatusChanged) -> Self {
+        Self::StatusChanged(e)
+    }
+}
+
+/// Why an event changed nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ignored {
+    /// Its `seq_no` is not newer than the view (a duplicate, a late
+    /// delivery, or already reflected in the view).
+    Stale,
+    /// The same quarantine or provider change was already reported.
+    Duplicate,
+    /// A status change of the view's `seq_no` or older: the status is read
+    /// from the topology.
+    StatusInTopology,
+}
+
+/// What the consumer does after a step.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// A new view: recompute everything from [`TopologyFollower::view`].
+    Applied {
+        /// The view before.
+        previous: Arc<Topology>,
+        /// Topologies skipped (a gap; 0 normally). See the [module
+        /// documentation](self#gaps).
+        missed: u64,
+    },
+    /// A node incarnation is quarantined and the view does not show it yet:
+    /// act at once (stop routing to it, drop and refuse it).
+    Quarantined(RemoteNodeQuarantined),
+    /// The active provider changed. `ahead`: its topology is not in the view
+    /// yet, the follower is [`behind`](TopologyFollower::behind) until it is.
+    ProviderChanged {
+        /// The change.
+        change: ProviderChanged,
+        /// Whether it is ahead of the view.
+        ahead: bool,
+    },
+    /// A status change ahead of the view: behind until its topology.
+    Ahead(u64),
+    /// Nothing to do.
+    Ignored(Ignored),
+}
+
+/// The follower (see the [module documentation](self)).
+#[derive(Clone, Debug)]
+pub struct TopologyFollower {
+    view: Arc<Topology>,
+    /// `None` while `Fresh`.
+    applied: Option<u64>,
+    /// Quarantines ahead of the view, in arrival order.
+    pending: Vec<RemoteNodeQuarantined>,
+    /// The last provider change reported.
+    provider: Option<ProviderChanged>,
+    /// A change ahead of the view: behind until a topology of this seq_no.
+    behind: Option<u64>,
+    catch_up_started: bool,
+    gaps: u64,
+    missed: u64,
+}
+
+impl Default for TopologyFollower {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TopologyFollower {
+    /// A fresh follower: the view is [`Topology::starting`], nothing applied.
+    pub fn new() -> Self {
+        Self {
+            view: Arc::new(Topology::starting()),
+            applied: None,
+            pending: Vec::new(),
+            provider: None,
+            behind: None,
+            catch_up_started: false,
+            gaps: 0,
+            missed: 0,
+        }
+    }
+
+    /// The newest topology applied ([`Topology::starting`] before any).
+    pub fn view(&self) -> &Arc<Topology> {
+        &self.view
+    }
+
+    /// The `seq_no` of the view, `None` before the first topology.
+    pub fn applied(&self) -> Option<u64> {
+        self.applied
+    }
+
+    /// Quarantines delivered ahead of their topology, in arrival order.
+    pub fn pending_quarantines(&self) -> &[RemoteNodeQuarantined] {
+        &self.pending
+    }
+
+    /// Whether `(node, incarnation)` must not be used: blocked in the view,
+    /// or quarantined ahead of it.
+    pub fn is_excluded(&self, node: &NodeId, incarnation: u64) -> bool {
+        self.view.is_blocked(node, incarnation)
+            || self
+                .pending
+                .iter()
+                .any(|q| &q.node == node && q.incarnation == incarnation)
+    }
+
+    /// Whether `node`, at the incarnation the view lists, must not be used
+    /// (a node the view does not list is not excluded by this).
+    pub fn is_member_excluded(&self, node: &NodeId) -> bool {
+        self.view
+            .member(node)
+            .is_some_and(|m| self.is_excluded(node, m.incarnation))
+    }
+
+    /// The last provider change reported.
+    pub fn provider_change(&self) -> Option<&ProviderChanged> {
+        self.provider.as_ref()
+    }
+
+    /// `Some(s)` while a provider or status change of `seq_no` `s` is ahead
+    /// of the view (its topology has not arrived).
+    pub fn behind(&self) -> Option<u64> {
+        self.behind
+    }
+
+    /// Gaps seen, and topologies missed in them.
+    pub fn gaps(&self) -> (u64, u64) {
+        (self.gaps, self.missed)
+    }
+
+    /// True exactly once in the follower's life: the consumer pulls the
+    /// current topology now and hands it to [`caught_up`](Self::caught_up).
+    pub fn begin_catch_up(&mut self) -> bool {
+        !std::mem::replace(&mut self.catch_up_started, true)
+    }
+
+    /// The answer of the one pull: applied like a `TopologyUpdated` (never
+    /// counted as a gap: it is not a delivery of the EventStream).
+    pub fn caught_up(&mut self, topology: Arc<Topology>) -> Step {
+        self.catch_up_started = true;
+        if topology.seq_no == 0 {
+            // Nothing has been published yet.
+            return Step::Ignored(Ignored::Stale);
+        }
+        self.apply(topology, false)
+    }
+
+    /// Takes one event (see the table in the [module
+    /// documentation](self#state-machine)).
+    pub fn step(&mut self, input: impl Into<FollowerInput>) -> Step {
+        let input = input.into();
+        let s = input.seq_no();
+        let newer = self.applied.is_none_or(|a| s > a);
+        match input {
+            FollowerInput::Topology(t) => {
+                if !newer || t.topology.seq_no == 0 {
+                    return Step::Ignored(Ignored::Stale);
+                }
+                self.apply(t.topology, true)
+            }
+            FollowerInput::Quarantined(q) => {
+                if !newer {
+                    return Step::Ignored(Ignored::Stale);
+                }
+                let known = self
+                    .pending
+                    .iter()
+                    .any(|p| p.node == q.node && p.incarnation == q.incarnation);
+                if known {
+                    return Step::Ignored(Ignored::Duplicate);
+                }
+                self.pending.push(q.clone());
+                Step::Quarantined(q)
+            }
+            FollowerInput::ProviderChanged(c) => {
+                if self.applied.is_some_and(|a| s < a) {
+                    return Step::Ignored(Ignored::Stale);
+                }
+                if self.provider.as_ref().is_some_and(|p| p.seq_no >= s) {
+                    return Step::Ignored(Ignored::Duplicate);
+                }
+                self.provider = Some(c.clone());
+                if newer {
+                    self.behind = Some(self.behind.map_or(s, |b| b.max(s)));
+                }
+                Step::ProviderChanged {
+                    change: c,
+                    ahead: newer,
+                }
+            }
+            FollowerInput::StatusChanged(_) => {
+                if !newer {
+                    return Step::Ignored(Ignored::StatusInTopology);
+                }
+                self.behind = Some(self.behind.map_or(s, |b| b.max(s)));
+                Step::Ahead(s)
+            }
+        }
+    }
+
+    fn apply(&mut self, topology: Arc<Topology>, count_gap: bool) -> Step {
+        let s = topology.seq_no;
+        if self.applied.is_some_and(|a| s <= a) {
+            return Step::Ignored(Ignored::Stale);
+        }
+        let missed = match self.applied {
+            Some(a) if count_gap => s - a - 1,
+            _ => 0,
+        };
+        if missed > 0 {
+            self.gaps += 1;
+            self.missed += missed;
+        }
+        self.applied = Some(s);
+        self.pending.retain(|q| q.seq_no > s);
+        if self.behind.is_some_and(|b| b <= s) {
+            self.behind = None;
+        }
+        let previous = std::mem::replace(&mut self.view, topology);
+        Step::Applied { previous, missed }
+    }
+}
+
+/// A follower shared by the successive instances of one consumer actor, so
+/// that a restarted instance resumes from the view instead of pulling again.
+#[derive(Clone, Debug, Default)]
+pub struct SharedFollower(Arc<Mutex<TopologyFollower>>);
+
+impl SharedFollower {
+    /// A fresh one.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Locks it (a poisoned lock is taken over: the follower's state is
+    /// consistent after every method).
+    pub fn lock(&self) -> MutexGuard<'_, TopologyFollower> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The one catch-up of the follower's life: pulls `provisioning`'s
+    /// current topology if it has not been pulled before, and applies it.
+    /// `None` when it was done before, there is no provisioning, or the pull
+    /// failed (logged: the follower then waits for the next topology).
+    pub async fn catch_up_once(
+        &self,
+        provisioning: Option<&provisioning_actors::ProvisioningHandle>,
+    ) -> Option<Step> {
+        let p = provisioning?;
+        if !self.lock().begin_catch_up() {
+            return None;
+        }
+        match p.topology().await {
+            Ok(t) => Some(self.lock().caught_up(t)),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the current topology; waiting for the next one");
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cluster_core::events::ChangeReason;
+    use cluster_core::{
+        BlockedMember, Member, MemberAddress, ProviderId, ProvisioningStatus, TopologyDiff,
+        TopologyHash,
+    };
+    use proptest::prelude::*;
+
+    fn nid(n: &str) -> NodeId {
+        NodeId::new(n).expect("id")
+    }
+
+    fn topo(seq_no: u64, names: &[&str], blocked: &[(&str, u64)]) -> Arc<Topology> {
+        let members: Vec<Member> = names
+            .iter()
+            .map(|n| Member::new(nid(n), MemberAddress::new("127.0.0.1", 4000).expect("a"), 1))
+            .collect();
+        let hash = TopologyHash::of(&members);
+        Arc::new(Topology {
+            members: Arc::from(members),
+            blocked: blocked
+                .iter()
+                .map(|(n, i)| BlockedMember {
+                    node_id: nid(n),
+                    incarnation: *i,
+                })
+                .collect(),
+            status: ProvisioningStatus::Active,
+            hash,
+            seq_no,
+            active_provider: None,
+            stale: false,
+        })
+    }
+
+    fn updated(t: Arc<Topology>) -> TopologyUpdated {
+        TopologyUpdated {
+            topology: t,
+            previous_hash: TopologyHash::default(),
+            diff: Arc::new(TopologyDiff::default()),
+        }
+    }
+
+    fn quarantined(node: &str, incarnation: u64, seq_no: u64) -> RemoteNodeQuarantined {
+        RemoteNodeQuarantined {
+            node: nid(node),
+            incarnation,
+            reason: "heartbeat timeout".into(),
+            seq_no,
+        }
+    }
+
+    fn changed(seq_no: u64) -> ProviderChanged {
+        ProviderChanged {
+            from: None,
+            to: Some(ProviderId::new("b").expect("id")),
+            reason: ChangeReason::StreamEnded,
+            seq_no,
+            hash: TopologyHash::default(),
+        }
+    }
+
+    fn status(seq_no: u64) -> ProvisioningStatusChanged {
+        ProvisioningStatusChanged {
+            previous: ProvisioningStatus::Active,
+            status: ProvisioningStatus::Degraded,
+            seq_no,
+        }
+    }
+
+    #[test]
+    fn a_topology_is_applied_once_and_older_ones_are_dropped() {
+        let mut f = TopologyFollower::new();
+        assert_eq!(f.applied(), None);
+        assert!(matches!(
+            f.step(updated(topo(1, &["a"], &[]))),
+            Step::Applied { missed: 0, .. }
+        ));
+        assert!(matches!(
+            f.step(updated(topo(1, &["z"], &[]))),
+            Step::Ignored(Ignored::Stale)
+        ));
+        assert!(matches!(
+            f.step(updated(topo(2, &["a", "b"], &[]))),
+            Step::Applied { missed: 0, .. }
+        ));
+        assert!(matches!(
+            f.step(updated(topo(1, &["z"], &[]))),
+            Step::Ignored(Ignored::Stale)
+        ));
+        assert_eq!(f.applied(), Some(2));
+        assert_eq!(f.view().members.len(), 2);
+    }
+
+    /// The gap rule: a topology more than one ahead is applied (it carries
+    /// everything), the gap is counted and reported, and nothing asks for a
+    /// pull (`begin_catch_up` stays spent).
+    #[test]
+    fn a_gap_is_applied_counted_and_never_pulls() {
+        let mut f = TopologyFollower::new();
+        assert!(f.begin_catch_up());
+        f.caught_up(topo(3, &["a"], &[]));
+        match f.step(updated(topo(7, &["a", "b"], &[("c", 1)]))) {
+            Step::Applied { previous, missed } => {
+                assert_eq!(previous.seq_no, 3);
+                assert_eq!(missed, 3);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(f.gaps(), (1, 3));
+        // The missed quarantine of c is in the new view's blocked set.
+        assert!(f.is_excluded(&nid("c"), 1));
+        assert!(!f.begin_catch_up(), "no second pull, not even after a gap");
+        // The first topology of a fresh follower is not a gap.
+        let mut g = TopologyFollower::new();
+        assert!(matches!(
+            g.step(updated(topo(9, &["a"], &[]))),
+            Step::Applied { missed: 0, .. }
+        ));
+        assert_eq!(g.gaps(), (0, 0));
+    }
+
+    #[test]
+    fn catch_up_happens_once_and_loses_to_newer_events() {
+        let mut f = TopologyFollower::new();
+        f.step(updated(topo(5, &["a", "b"], &[])));
+        assert!(f.begin_catch_up());
+        assert!(!f.begin_catch_up());
+        // The pull answered an older topology than the mailbox delivered.
+        assert!(matches!(
+            f.caught_up(topo(4, &["z"], &[])),
+            Step::Ignored(Ignored::Stale)
+        ));
+        assert_eq!(f.applied(), Some(5));
+        // Nothing published yet: seq_no 0 is not a topology.
+        let mut g = TopologyFollower::new();
+        assert!(g.begin_catch_up());
+        assert!(matches!(
+            g.caught_up(Arc::new(Topology::starting())),
+            Step::Ignored(Ignored::Stale)
+        ));
+        assert_eq!(g.applied(), None);
+    }
+
+    /// A6: a quarantine ahead of its topology is reported once, excludes
+    /// the incarnation at once, and is dropped when its topology arrives
+    /// (which shows it blocked); one of an older round is dropped.
+    #[test]
+    fn a6_a_quarantine_acts_at_once_until_its_topology() {
+        let mut f = TopologyFollower::new();
+        f.step(updated(topo(1, &["a", "b"], &[])));
+        assert!(!f.is_member_excluded(&nid("b")));
+        assert!(matches!(
+            f.step(quarantined("b", 1, 2)),
+            Step::Quarantined(_)
+        ));
+        assert!(f.is_excluded(&nid("b"), 1));
+        assert!(f.is_member_excluded(&nid("b")));
+        assert!(!f.is_excluded(&nid("b"), 2), "only that incarnation");
+        assert!(matches!(
+            f.step(quarantined("b", 1, 2)),
+            Step::Ignored(Ignored::Duplicate)
+        ));
+        f.step(updated(topo(2, &["a"], &[("b", 1)])));
+        assert!(f.pending_quarantines().is_empty());
+        assert!(f.is_excluded(&nid("b"), 1), "blocked in the view now");
+        assert!(matches!(
+            f.step(quarantined("b", 1, 2)),
+            Step::Ignored(Ignored::Stale)
+        ));
+    }
+
+    /// R3.4: a provider change after its topology is reported once; one
+    /// ahead of the view makes the follower behind until its topology.
+    #[test]
+    fn r3_4_a_provider_change_ahead_of_its_topology_means_behind() {
+        let mut f = TopologyFollower::new();
+        f.step(updated(topo(4, &["a"], &[])));
+        assert!(matches!(
+            f.step(changed(4)),
+            Step::ProviderChanged { ahead: false, .. }
+        ));
+        assert_eq!(f.behind(), None);
+        assert!(matches!(
+            f.step(changed(4)),
+            Step::Ignored(Ignored::Duplicate)
+        ));
+        assert!(matches!(f.step(changed(3)), Step::Ignored(Ignored::Stale)));
+        assert!(matches!(
+            f.step(changed(6)),
+            Step::ProviderChanged { ahead: true, .. }
+        ));
+        assert_eq!(f.behind(), Some(6));
+        f.step(updated(topo(5, &["a"], &[])));
+        assert_eq!(f.behind(), Some(6), "still behind: 5 < 6");
+        f.step(updated(topo(6, &["b"], &[])));
+        assert_eq!(f.behind(), None);
+        assert_eq!(f.provider_change().map(|c| c.seq_no), Some(6));
+    }
+
+    #[test]
+    fn status_is_read_from_the_topology_only() {
+        let mut f = TopologyFollower::new();
+        f.step(updated(topo(2, &["a"], &[])));
+        assert!(matches!(
+            f.step(status(2)),
+            Step::Ignored(Ignored::StatusInTopology)
+        ));
+        assert!(matches!(f.step(status(3)), Step::Ahead(3)));
+        assert_eq!(f.behind(), Some(3));
+        f.step(updated(topo(3, &["a"], &[])));
+        assert_eq!(f.behind(), None);
+    }
+
+    /// One round of publication: `RemoteNodeQuarantined*`, `TopologyUpdated`,
+    /// `ProvisioningStatusChanged?`, `ProviderChanged?`, all with one seq_no.
+    fn rounds(n: u64, shape: &[(bool, bool, bool)]) -> Vec<Vec<FollowerInput>> {
+        (1..=n)
+            .map(|s| {
+                let (q, st, pc) = shape[usize::try_from(s - 1).expect("small") % shape.len()];
+                let mut round = Vec::new();
+                let name = format!("n{s}");
+                if q {
+                    round.push(FollowerInput::from(quarantined(&name, s, s)));
+                }
+                let blocked = if q { vec![(name.as_str(), s)] } else { vec![] };
+                round.push(updated(topo(s, &["a", "b"], &blocked)).into());
+                if st {
+                    round.push(status(s).into());
+                }
+                if pc {
+                    round.push(changed(s).into());
+                }
+                round
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Laws 1-3 over arbitrary deliveries: events of `n` rounds are
+        /// delivered in any order, some twice, some never, optionally with a
+        /// catch-up answer in between.
+        #[test]
+        fn a6_follower_laws_hold_for_any_interleaving(
+            n in 1u64..12,
+            shape in proptest::collection::vec(any::<(bool, bool, bool)>(), 1..6),
+            picks in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..10), 0..60),
+            catch_up in proptest::option::of((any::<prop::sample::Index>(), 0u64..12)),
+        ) {
+            let all: Vec<FollowerInput> = rounds(n, &shape).into_iter().flatten().collect();
+            let mut f = TopologyFollower::new();
+            let mut max_delivered: Option<u64> = None;
+            let mut last = None;
+            let mut reported: Vec<(NodeId, u64)> = Vec::new();
+            for (i, (pick, _)) in picks.iter().enumerate() {
+                if let Some((at, s)) = &catch_up
+                    && at.index(picks.len().max(1)) == i
+                    && f.begin_catch_up()
+                {
+                    let s = (*s).min(n);
+                    let t = topo(s, &["a", "b"], &[]);
+                    f.caught_up(t);
+                    if s > 0 {
+                        max_delivered = max_delivered.max(Some(s));
+                    }
+                }
+                let e = all[pick.index(all.len())].clone();
+                if let FollowerInput::Topology(t) = &e {
+                    max_delivered = max_delivered.max(Some(t.topology.seq_no));
+                }
+                let out = f.step(e.clone());
+                if let Step::Quarantined(q) = &out {
+                    let key = (q.node.clone(), q.incarnation);
+                    // Law 3: reported at most once.
+                    prop_assert!(!reported.contains(&key), "reported twice: {key:?}");
+                    reported.push(key);
+                }
+                // Law 1: never back.
+                prop_assert!(f.applied() >= last);
+                last = f.applied();
+                // Law 2: the view is the newest delivered.
+                prop_assert_eq!(f.applied(), max_delivered);
+                prop_assert_eq!(f.view().seq_no, max_delivered.unwrap_or(0));
+                // Law 3: pending quarantines are ahead of the view.
+                for q in f.pending_quarantines() {
+                    prop_assert!(f.applied().is_none_or(|a| q.seq_no > a));
+                }
+                // Behind only for a change ahead of the view.
+                if let Some(b) = f.behind() {
+                    prop_assert!(f.applied().is_none_or(|a| b > a));
+                }
+            }
+        }
+
+        /// Law 4: in publication order without loss, nothing is a gap,
+        /// nothing is behind after a round, every quarantine is reported
+        /// exactly once before its topology, and every provider change once.
+        #[test]
+        fn a6_in_order_delivery_has_no_gap_and_acts_on_everything(
+            n in 1u64..20,
+            shape in proptest::collection::vec(any::<(bool, bool, bool)>(), 1..6),
+        ) {
+            let mut f = TopologyFollower::new();
+            let (mut quarantines, mut changes) = (0, 0);
+            for round in rounds(n, &shape) {
+                for e in round {
+                    match f.step(e) {
+                        Step::Applied { missed, .. } => prop_assert_eq!(missed, 0),
+                        Step::Quarantined(_) => quarantines += 1,
+                        Step::ProviderChanged { ahead, .. } => {
+                            prop_assert!(!ahead);
+                            changes += 1;
+                        }
+                        Step::Ahead(_) => prop_assert!(false, "nothing is ahead in order"),
+                        Step::Ignored(_) => {}
+                    }
+                }
+                prop_assert_eq!(f.behind(), None);
+                prop_assert!(f.pending_quarantines().is_empty());
+            }
+            let all: Vec<FollowerInput> = rounds(n, &shape).into_iter().flatten().collect();
+            let want_q = all.iter().filter(|e| matches!(e, FollowerInput::Quarantined(_))).count();
+            let want_c = all.iter().filter(|e| matches!(e, FollowerInput::ProviderChanged(_))).count();
+            prop_assert_eq!(quarantines, want_q);
+            prop_assert_eq!(changes, want_c);
+            prop_assert_eq!(f.gaps(), (0, 0));
+            prop_assert_eq!(f.applied(), Some(n));
+        }
+    }
+}
