@@ -139,6 +139,25 @@ pub async fn node_with_kind(
     })
 }
 
+/// A node over any provider kinds (`kind` is an empty memory kind: the
+/// fault handles of [`Node::faults`] do not apply).
+pub async fn node_with_kinds(
+    name: &str,
+    kinds: ProviderKinds,
+    config: ProvisioningConfig,
+    defs: Vec<ProviderDescriptor>,
+) -> cluster_core::Result<Node> {
+    let system = ActorSystem::new(name);
+    let events = Events::record(&system);
+    let handle = ProvisioningSupervisor::spawn(&system, config, kinds, defs).await?;
+    Ok(Node {
+        system,
+        handle,
+        events,
+        kind: MemoryKind::new(),
+    })
+}
+
 /// The usual node: two in-memory providers over two tables, primary
 /// (priority 0) and standby (priority 1), the local member registered in
 /// both.
