@@ -5,6 +5,8 @@
 
 #[path = "support/harness.rs"]
 mod harness;
+#[path = "support/scripted.rs"]
+mod scripted;
 
 use std::time::Duration;
 
@@ -12,6 +14,8 @@ use cluster_core::events::ChangeReason;
 use cluster_core::{ProviderError, ProviderHealth, ProvisioningStatus};
 use harness::*;
 use provider_memory::{FaultHandle, MembershipTable};
+use provisioning_actors::ProviderKinds;
+use scripted::{ScriptedKind, scripted};
 
 /// A3: the supervisor is a system actor with one ProviderActor child per
 /// enabled provider; a disabled provider has no child.
@@ -85,30 +89,90 @@ async fn r2_1_updates_stream_with_diff_and_monotonic_seq_no() {
     node.shutdown().await;
 }
 
-/// R2.3: a snapshot with an identical hash publishes nothing.
+/// R2.3: a snapshot identical to the last one (the same members, a new
+/// `observed_at`) reaches the supervisor (it becomes the provider's last
+/// snapshot) but publishes nothing: no TopologyUpdated, the seq_no
+/// unchanged. A changed snapshot is published with the next seq_no and its
+/// diff. The scripted provider delivers exactly the snapshots pushed, so
+/// the duplicates really arrive (the memory provider wakes no watcher for
+/// an unchanged table).
 #[tokio::test(start_paused = true)]
-async fn r2_3_identical_snapshot_publishes_nothing() {
-    let (p, s) = (MembershipTable::new(), MembershipTable::new());
-    p.upsert(member("b", 1));
-    s.upsert(member("b", 1));
-    let node = two_provider_node(&p, &s).await;
-    node.wait_topology("two members", |t| t.members.len() == 2)
+async fn r2_3_identical_snapshot_publishes_nothing_a_changed_one_does() {
+    let kind = ScriptedKind::new();
+    let primary = kind.script("primary");
+    primary.set_members(vec![member("b", 1)]);
+    let node = node_with_kinds(
+        "node",
+        ProviderKinds::new().with(kind.clone()),
+        test_config(Some(member("local", 1))),
+        vec![scripted("primary", 0)],
+    )
+    .await
+    .unwrap();
+    let t = node
+        .wait_topology("local and b", |t| {
+            t.members.len() == 2 && t.status == ProvisioningStatus::Active
+        })
         .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let first = node
+        .handle
+        .last_snapshot(&pid("primary"))
+        .await
+        .unwrap()
+        .unwrap();
     let before = node.events.updates().len();
-    // Re-deliver the same list: a fault toggle makes the provider re-send.
-    node.faults("primary").truncate_to(None);
-    p.upsert(member("b", 1)); // no change
+    for _ in 0..3 {
+        let duplicate = primary.resend();
+        assert_eq!(duplicate.members, primary.members());
+        assert!(duplicate.observed_at > first.observed_at);
+        // Delivered: the supervisor took it in as the last snapshot.
+        for _ in 0..1000 {
+            let last = node.handle.last_snapshot(&pid("primary")).await.unwrap();
+            if last.is_some_and(|l| l.observed_at == duplicate.observed_at) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let last = node
+            .handle
+            .last_snapshot(&pid("primary"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            last.observed_at, duplicate.observed_at,
+            "duplicate delivered"
+        );
+        assert_eq!(last.members.len(), 2);
+    }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(node.events.updates().len(), before, "nothing published");
-    // A real change does publish.
-    p.upsert(member("b", 2));
-    node.wait_topology("b incarnation 2", |t| {
-        t.member(&nid("b")).is_some_and(|m| m.incarnation == 2)
-    })
-    .await;
-    let last = node.events.updates().last().cloned().unwrap();
-    assert_eq!(last.diff.changed.len(), 1);
+    assert_eq!(
+        node.events.updates().len(),
+        before,
+        "an identical snapshot publishes no TopologyUpdated: {:#?}",
+        &node.events.updates()[before..]
+    );
+    assert_eq!(node.topology().await.seq_no, t.seq_no, "seq_no unchanged");
+    // A real change does publish, with the next seq_no.
+    let mut members = primary.members();
+    members.push(member("c", 1));
+    primary.set_members(members);
+    let changed = node
+        .wait_topology("c joined", |t| t.member(&nid("c")).is_some())
+        .await;
+    assert_eq!(changed.seq_no, t.seq_no + 1);
+    let ups = node.events.updates();
+    assert_eq!(ups.len(), before + 1, "one TopologyUpdated for one change");
+    let last = ups.last().unwrap();
+    assert_eq!(last.previous_hash, t.hash);
+    assert_eq!(
+        last.diff
+            .joined
+            .iter()
+            .map(|m| m.node_id.clone())
+            .collect::<Vec<_>>(),
+        vec![nid("c")]
+    );
     node.shutdown().await;
 }
 
