@@ -46,8 +46,9 @@ use cluster_core::events::{
 use cluster_core::{MemoryGrainStorage, NodeId, ProviderDescriptor, ProviderId, Topology};
 use examples::Timeline;
 use provider_memory::MembershipTable;
+use provider_memory::MemoryKind;
 use provisioning_actors::failover::FailoverConfig;
-use provisioning_actors::{MemoryKind, ProviderKinds, ProvisioningConfig};
+use provisioning_actors::{ProviderKinds, ProvisioningConfig};
 
 type Error = Box<dyn std::error::Error>;
 

@@ -87,7 +87,6 @@ pub use provisioning_actors::{ProviderFactory, ProviderKinds, ProvisioningConfig
 #[cfg(feature = "memory")]
 pub mod memory {
     pub use provider_memory::*;
-    pub use provisioning_actors::MemoryKind;
 }
 
 /// The shared-directory provider (`file` feature).

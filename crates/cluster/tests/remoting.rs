@@ -21,9 +21,10 @@ use cluster_core::{
     Member, MemberAddress, NodeId, ProviderDescriptor, ProviderId, ProvisioningStatus, Topology,
 };
 use provider_memory::MembershipTable;
+use provider_memory::MemoryKind;
 use provisioning_actors::failover::FailoverConfig;
 use provisioning_actors::{
-    MemoryKind, ProviderKinds, ProvisioningConfig, ProvisioningHandle, ProvisioningSupervisor,
+    ProviderKinds, ProvisioningConfig, ProvisioningHandle, ProvisioningSupervisor,
 };
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,5 +1,6 @@
 //! The in-memory membership provider (requirement P1): the reference
-//! [`ClusterProvider`](cluster_core::ClusterProvider) most tests use.
+//! [`ClusterProvider`](cluster_core::ClusterProvider) most tests use, and
+//! its provider kind [`MemoryKind`] (`memory`) for a supervisor's registry.
 //!
 //! # The table
 //!
@@ -94,10 +95,12 @@
 //! exists.
 
 mod faults;
+mod kind;
 mod provider;
 mod table;
 
 pub use faults::FaultHandle;
+pub use kind::MemoryKind;
 pub use provider::MemoryProvider;
 pub use table::MembershipTable;
 

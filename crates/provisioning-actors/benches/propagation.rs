@@ -23,9 +23,10 @@ use cluster_core::events::TopologyUpdated;
 use cluster_core::{Member, MemberAddress, NodeId, ProviderDescriptor, ProviderId};
 use criterion::Criterion;
 use provider_memory::MembershipTable;
+use provider_memory::MemoryKind;
 use provisioning_actors::failover::FailoverConfig;
 use provisioning_actors::{
-    MemoryKind, ProviderKinds, ProvisioningConfig, ProvisioningHandle, ProvisioningSupervisor,
+    ProviderKinds, ProvisioningConfig, ProvisioningHandle, ProvisioningSupervisor,
 };
 use tokio::sync::mpsc;
 

@@ -18,21 +18,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use cluster_core::ProviderFactory;
 use cluster_core::{
     Capabilities, ClusterProvider, ProviderDescriptor, ProviderError, ProvisioningError, Result,
 };
-
-/// Builds providers of one kind from their descriptors.
-pub trait ProviderFactory: Send + Sync + 'static {
-    /// The kind name (`memory`, `consul`, ...).
-    fn kind(&self) -> &str;
-
-    /// Builds a provider; a bad setting is `ProviderError::Config`.
-    fn create(
-        &self,
-        descriptor: &ProviderDescriptor,
-    ) -> std::result::Result<Arc<dyn ClusterProvider>, ProviderError>;
-}
 
 /// The kinds a supervisor knows.
 #[derive(Clone, Default)]

@@ -17,8 +17,8 @@ use std::time::Duration;
 use cluster_core::{ProviderError, ProviderHealth, ProvisioningStatus, Topology};
 use harness::*;
 use logs::Logs;
+use provider_memory::MemoryKind;
 use provider_memory::{FaultHandle, MembershipTable};
-use provisioning_actors::MemoryKind;
 use tokio::time::Instant;
 use tracing::Level;
 

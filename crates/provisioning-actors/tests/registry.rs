@@ -15,8 +15,9 @@ use cluster_core::{
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use harness::*;
+use provider_memory::MemoryKind;
 use provider_memory::{FaultHandle, MembershipTable};
-use provisioning_actors::{MemoryKind, ProviderFactory, ProviderKinds, ProvisioningSupervisor};
+use provisioning_actors::{ProviderFactory, ProviderKinds, ProvisioningSupervisor};
 
 /// A provider kind for acceptance tests: configurable capabilities and
 /// connectivity.

@@ -8,7 +8,7 @@ use super::lock;
 /// A `memory` kind whose tables are shared by name across the process, and
 /// created on first use.
 #[cfg(feature = "memory")]
-pub(crate) fn shared_memory_kind() -> impl provisioning_actors::ProviderFactory {
+pub(crate) fn shared_memory_kind() -> impl cluster_core::ProviderFactory {
     SharedMemoryKind
 }
 
@@ -16,7 +16,7 @@ pub(crate) fn shared_memory_kind() -> impl provisioning_actors::ProviderFactory 
 struct SharedMemoryKind;
 
 #[cfg(feature = "memory")]
-impl provisioning_actors::ProviderFactory for SharedMemoryKind {
+impl cluster_core::ProviderFactory for SharedMemoryKind {
     fn kind(&self) -> &str {
         "memory"
     }
@@ -38,7 +38,7 @@ impl provisioning_actors::ProviderFactory for SharedMemoryKind {
             .entry(name.clone())
             .or_default()
             .clone();
-        provisioning_actors::MemoryKind::new()
+        provider_memory::MemoryKind::new()
             .with_table(&name, table)
             .create(d)
     }

@@ -19,9 +19,10 @@ use cluster::netsim::NetSim;
 use cluster::placement::{Grain, PlacementConfig};
 use cluster::remoting::RemotingConfig;
 use cluster_core::{NodeId, ProviderDescriptor, ProviderId, Topology};
+use provider_memory::MemoryKind;
 use provider_memory::{FaultHandle, MembershipTable};
 use provisioning_actors::failover::FailoverConfig;
-use provisioning_actors::{MemoryKind, ProviderKinds, ProvisioningConfig};
+use provisioning_actors::{ProviderKinds, ProvisioningConfig};
 use serde::{Deserialize, Serialize};
 
 pub const CLUSTER: &str = "test";

@@ -11,9 +11,10 @@ use cluster_core::{Member, MemberAddress, NodeId, ProviderDescriptor, ProviderId
 use fake_consul::FakeConsul;
 use provider_consul::{ConsulKind, ConsulProvider};
 use provider_memory::MembershipTable;
+use provider_memory::MemoryKind;
 use provisioning_actors::failover::FailoverConfig;
 use provisioning_actors::{
-    MemoryKind, ProviderKinds, ProvisioningConfig, ProvisioningHandle, ProvisioningSupervisor,
+    ProviderKinds, ProvisioningConfig, ProvisioningHandle, ProvisioningSupervisor,
 };
 
 /// Every wait of a test is bounded by this.

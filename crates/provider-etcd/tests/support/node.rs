@@ -12,9 +12,10 @@ use cluster_core::events::{ProviderChanged, TopologyUpdated};
 use cluster_core::{Member, MemberAddress, NodeId, ProviderDescriptor, ProviderId, Topology};
 use provider_etcd::{EtcdConfig, EtcdKind, EtcdProvider};
 use provider_memory::MembershipTable;
+use provider_memory::MemoryKind;
 use provisioning_actors::failover::FailoverConfig;
 use provisioning_actors::{
-    MemoryKind, ProviderKinds, ProvisioningConfig, ProvisioningHandle, ProvisioningSupervisor,
+    ProviderKinds, ProvisioningConfig, ProvisioningHandle, ProvisioningSupervisor,
 };
 
 /// Every wait in these tests is bounded by this.

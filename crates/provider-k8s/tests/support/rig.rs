@@ -14,10 +14,10 @@ use cluster_core::{
 use fake_kube::{FakeKube, FakePod};
 use provider_k8s::KubernetesKind;
 use provider_memory::MembershipTable;
+use provider_memory::MemoryKind;
 use provisioning_actors::failover::FailoverConfig;
 use provisioning_actors::{
-    MemoryKind, ProviderKinds, ProviderStatus, ProvisioningConfig, ProvisioningHandle,
-    ProvisioningSupervisor,
+    ProviderKinds, ProviderStatus, ProvisioningConfig, ProvisioningHandle, ProvisioningSupervisor,
 };
 
 pub const NS: &str = "apps";
