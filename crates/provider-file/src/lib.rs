@@ -53,13 +53,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use cluster_core::settings::Settings;
 use cluster_core::{
     Capabilities, ClusterProvider, Member, MemberAddress, ProviderDescriptor, ProviderError,
-    Snapshot,
+    ProviderFactory, Snapshot,
 };
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt};
-use provisioning_actors::ProviderFactory;
 use tokio::io::AsyncReadExt;
 
 const SUFFIX: &str = ".member.json";
@@ -263,18 +263,10 @@ impl ProviderFactory for FileKind {
     }
 
     fn create(&self, d: &ProviderDescriptor) -> Result<Arc<dyn ClusterProvider>, ProviderError> {
-        let dir = d.settings.get("dir").ok_or_else(|| ProviderError::Config {
-            field: "dir".into(),
-            reason: "missing: the shared directory".into(),
-        })?;
-        if dir.is_empty() {
-            return Err(ProviderError::Config {
-                field: "dir".into(),
-                reason: "must not be empty".into(),
-            });
-        }
-        let poll = d.millis_setting("poll_ms", 10..=60_000, 500)?;
-        Ok(Arc::new(FileProvider::new(dir.clone(), poll)))
+        let s = Settings::of(d);
+        let dir = s.required("dir", "the shared directory")?;
+        let poll = s.millis("poll_ms", 10..=60_000, 500)?;
+        Ok(Arc::new(FileProvider::new(dir, poll)))
     }
 }
 
