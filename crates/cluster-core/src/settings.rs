@@ -18,7 +18,10 @@
 //!   whole decimal numbers within an inclusive range. Durations are whole
 //!   numbers of the unit the key's suffix names (`_ms`, `_s`); the node
 //!   configuration file lowers its human durations (`"1m 30s"`) into these.
-//!   Booleans: `true`/`false`, `yes`/`no`, `on`/`off`, `1`/`0`, in any case.
+//!   Booleans ([`bool`](Settings::bool)): `true` or `false`; a setting
+//!   that mirrors an environment variable's conventions
+//!   ([`switch`](Settings::switch)) also takes `yes`/`no`, `on`/`off`,
+//!   `1`/`0`, in any case.
 //! - **Environment**: [`with_env`](Settings::with_env) names, per key, an
 //!   environment variable read when the key is not set (Consul's
 //!   `CONSUL_HTTP_ADDR`, ...). A blank variable counts as not set.
@@ -242,14 +245,32 @@ impl<'a> Settings<'a> {
             })
     }
 
-    /// A boolean ([`parse_bool`]'s spellings), `default` when `key` is not
-    /// set.
+    /// A boolean spelled `true` or `false` (trimmed), `default` when `key`
+    /// is not set.
     pub fn bool(&self, key: &str, default: bool) -> Result<bool, ProviderError> {
+        self.boolean(key, default, |v| match v.trim() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        })
+    }
+
+    /// A boolean in any of [`parse_bool`]'s spellings (`1`, `yes`, `on`,
+    /// ...), `default` when `key` is not set: for settings that mirror an
+    /// environment variable (Consul's `CONSUL_HTTP_SSL`).
+    pub fn switch(&self, key: &str, default: bool) -> Result<bool, ProviderError> {
+        self.boolean(key, default, parse_bool)
+    }
+
+    fn boolean(
+        &self,
+        key: &str,
+        default: bool,
+        parse: fn(&str) -> Option<bool>,
+    ) -> Result<bool, ProviderError> {
         match self.value(key) {
             None => Ok(default),
-            Some(v) => {
-                parse_bool(&v).ok_or_else(|| invalid(key, format!("{v:?} is not true or false")))
-            }
+            Some(v) => parse(&v).ok_or_else(|| invalid(key, format!("{v:?} is not true or false"))),
         }
     }
 
@@ -363,8 +384,10 @@ mod tests {
     }
 
     #[test]
-    fn booleans_accept_the_usual_spellings_only() {
+    fn booleans_are_true_or_false_and_switches_take_the_usual_spellings() {
         let m = map(&[
+            ("t", " true"),
+            ("f", "false "),
             ("a", "TRUE"),
             ("b", " off "),
             ("c", "1"),
@@ -372,14 +395,21 @@ mod tests {
             ("e", ""),
         ]);
         let s = Settings::new(&m);
-        assert!(s.bool("a", false).unwrap());
-        assert!(!s.bool("b", true).unwrap());
-        assert!(s.bool("c", false).unwrap());
+        assert!(s.bool("t", false).unwrap());
+        assert!(!s.bool("f", true).unwrap());
         assert!(s.bool("absent", true).unwrap());
-        for key in ["d", "e"] {
+        assert!(s.switch("a", false).unwrap());
+        assert!(!s.switch("b", true).unwrap());
+        assert!(s.switch("c", false).unwrap());
+        assert!(!s.switch("absent", false).unwrap());
+        for key in ["a", "b", "c", "d", "e"] {
             let (field, reason) = field_and_reason(s.bool(key, true).unwrap_err());
             assert_eq!(field, key);
             assert!(reason.contains("is not true or false"), "{reason}");
+        }
+        for key in ["d", "e"] {
+            let (field, _) = field_and_reason(s.switch(key, true).unwrap_err());
+            assert_eq!(field, key);
         }
     }
 
@@ -449,7 +479,7 @@ mod tests {
         let m = map(&[("address", "given:2")]);
         let s = Settings::new(&m).with_env(&env, &vars);
         assert_eq!(s.text("address").as_deref(), Some("given:2"));
-        assert!(s.bool("ssl", false).unwrap());
+        assert!(s.switch("ssl", false).unwrap());
         assert_eq!(s.text("token"), None);
         assert_eq!(s.text("other"), None);
         let (field, _) = field_and_reason(s.millis("wait_ms", 1..=10, 1).unwrap_err());
