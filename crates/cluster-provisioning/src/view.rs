@@ -303,6 +303,7 @@ mod tests {
             disabled_reason: None,
             last_hash: None,
             last_members: 1,
+            stream_errors: 0,
         }
     }
 

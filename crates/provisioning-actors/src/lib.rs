@@ -67,4 +67,5 @@ pub use memory_kind::MemoryKind;
 pub use registry::{ProviderFactory, ProviderKinds};
 pub use supervisor::{
     ProviderStatus, ProvisioningConfig, ProvisioningHandle, ProvisioningSupervisor, SupervisorMsg,
+    provisioning_core,
 };

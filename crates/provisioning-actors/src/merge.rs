@@ -490,6 +490,15 @@ impl TopologyMerger {
         self.quarantine.keys()
     }
 
+    /// The blocked incarnations with their expiry, to checkpoint and give
+    /// back to [`quarantine`](Self::quarantine) after a restart.
+    pub fn quarantines(&self) -> Vec<(BlockedMember, Option<Instant>)> {
+        self.quarantine
+            .iter()
+            .map(|(b, q)| (b.clone(), q.expires_at))
+            .collect()
+    }
+
     /// Lifts the blocks whose expiry is at or before `now`; returns them.
     pub fn expire(&mut self, now: Instant) -> Vec<BlockedMember> {
         let mut expired = Vec::new();

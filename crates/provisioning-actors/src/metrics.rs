@@ -14,8 +14,12 @@ pub const SNAPSHOT_LATENCY: &str = "provisioning_snapshot_latency_seconds";
 /// Counter: changes of the active provider, by `reason`
 /// (`initial` | `stream_ended` | `errors` | `silence` | `crashed` | `fail_back` | `reload` | `removed`).
 pub const FAILOVERS: &str = "provisioning_failovers_total";
-/// Counter: stream interruptions (errors and ends), by `provider` and `reason` (error code or `ended`).
+/// Counter: stream interruptions, a provider actor's stream ending or its
+/// actor failing, by `provider` and `reason` (`ended` | `crashed`).
 pub const STREAM_INTERRUPTIONS: &str = "provisioning_stream_interruptions_total";
+/// Counter: error items of a provider's stream that goes on, by `provider`
+/// and `reason` (error code).
+pub const STREAM_ERRORS: &str = "provisioning_stream_errors_total";
 /// Gauge: provider health, by `provider`: 2 healthy, 1 degraded or starting, 0 down/failed/disabled.
 pub const PROVIDER_HEALTH: &str = "provisioning_provider_health";
 /// Gauge: Unix time (seconds) of a provider's last snapshot, by `provider`.
@@ -56,7 +60,12 @@ pub fn describe() {
     describe_counter!(
         STREAM_INTERRUPTIONS,
         Unit::Count,
-        "Provider stream errors and ends, by node, provider and reason."
+        "Provider streams that ended or whose actor failed, by node, provider and reason."
+    );
+    describe_counter!(
+        STREAM_ERRORS,
+        Unit::Count,
+        "Error items of provider streams that go on, by node, provider and error code."
     );
     describe_gauge!(
         PROVIDER_HEALTH,
