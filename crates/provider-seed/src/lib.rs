@@ -86,8 +86,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cluster::wire::DEFAULT_MAX_FRAME;
-use cluster_core::{ClusterProvider, ProviderDescriptor, ProviderError};
-use provisioning_actors::ProviderFactory;
+use cluster_core::settings::{Settings as Reader, invalid as config};
+use cluster_core::{ClusterProvider, ProviderDescriptor, ProviderError, ProviderFactory};
 
 pub use provider::SeedProvider;
 
@@ -232,80 +232,44 @@ pub struct Settings {
     pub resolve_interval: Duration,
 }
 
-fn config(field: &str, reason: impl Into<String>) -> ProviderError {
-    ProviderError::Config {
-        field: field.to_owned(),
-        reason: reason.into(),
-    }
-}
+/// The keys both kinds share.
+const SHARED: [&str; 6] = [
+    "form_new_cluster",
+    "required_contacts",
+    "stable_margin_ms",
+    "unreachable_timeout_ms",
+    "probe_interval_ms",
+    "probe_timeout_ms",
+];
 
-fn bool_setting(d: &ProviderDescriptor, key: &str, default: bool) -> Result<bool, ProviderError> {
-    match d.settings.get(key).map(|v| v.trim()) {
-        None => Ok(default),
-        Some("true") => Ok(true),
-        Some("false") => Ok(false),
-        Some(v) => Err(config(key, format!("{v:?} is not true or false"))),
-    }
-}
-
-/// The settings both kinds share.
-fn shared(d: &ProviderDescriptor) -> Result<(Rules, Duration, Duration), ProviderError> {
-    let required = match d.settings.get("required_contacts") {
-        None => 1,
-        Some(v) => v
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| {
-                config(
-                    "required_contacts",
-                    format!("{v:?} is not a number in 1..=100"),
-                )
-            })?,
-    };
+/// Refuses keys that are neither shared nor in `own`, then reads the
+/// settings both kinds share.
+fn shared<'a>(
+    d: &'a ProviderDescriptor,
+    own: &[&str],
+) -> Result<(Reader<'a>, Rules, Duration, Duration), ProviderError> {
+    let s = Reader::of(d);
+    let known: Vec<&str> = SHARED.iter().chain(own).copied().collect();
+    s.check_known(&known)?;
     let rules = Rules {
-        form_new_cluster: bool_setting(d, "form_new_cluster", true)?,
-        required_contacts: required,
-        stable_margin: d.millis_setting("stable_margin_ms", 0..=600_000, 3_000)?,
-        unreachable_timeout: d.millis_setting("unreachable_timeout_ms", 100..=600_000, 10_000)?,
+        form_new_cluster: s.bool("form_new_cluster", true)?,
+        required_contacts: usize::try_from(s.u32("required_contacts", 1..=100, 1)?).unwrap_or(1),
+        stable_margin: s.millis("stable_margin_ms", 0..=600_000, 3_000)?,
+        unreachable_timeout: s.millis("unreachable_timeout_ms", 100..=600_000, 10_000)?,
     };
-    let interval = d.millis_setting("probe_interval_ms", 100..=60_000, 1_000)?;
-    let timeout = d.millis_setting("probe_timeout_ms", 100..=60_000, 2_000)?;
-    Ok((rules, interval, timeout))
-}
-
-fn unknown_keys(d: &ProviderDescriptor, own: &[&str]) -> Result<(), ProviderError> {
-    const SHARED: [&str; 6] = [
-        "form_new_cluster",
-        "required_contacts",
-        "stable_margin_ms",
-        "unreachable_timeout_ms",
-        "probe_interval_ms",
-        "probe_timeout_ms",
-    ];
-    match d
-        .settings
-        .keys()
-        .find(|k| !SHARED.contains(&k.as_str()) && !own.contains(&k.as_str()))
-    {
-        Some(k) => Err(config(k, "unknown setting")),
-        None => Ok(()),
-    }
+    let interval = s.millis("probe_interval_ms", 100..=60_000, 1_000)?;
+    let timeout = s.millis("probe_timeout_ms", 100..=60_000, 2_000)?;
+    Ok((s, rules, interval, timeout))
 }
 
 /// Parses the settings of the `static` kind.
 pub fn static_settings(d: &ProviderDescriptor) -> Result<Settings, ProviderError> {
-    unknown_keys(d, &["seeds"])?;
-    let (rules, probe_interval, probe_timeout) = shared(d)?;
-    let seeds = d
-        .settings
-        .get("seeds")
-        .ok_or_else(|| config("seeds", "missing: a list of host:port"))?;
-    let seeds = seeds
-        .split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(Seed::parse)
+    let (s, rules, probe_interval, probe_timeout) = shared(d, &["seeds"])?;
+    let seeds = s
+        .list("seeds")
+        .ok_or_else(|| config("seeds", "missing: a list of host:port"))?
+        .iter()
+        .map(|seed| Seed::parse(seed))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| config("seeds", e.to_string()))?;
     if seeds.is_empty() {
@@ -322,7 +286,7 @@ pub fn static_settings(d: &ProviderDescriptor) -> Result<Settings, ProviderError
 
 /// Parses the settings of the `dns` kind.
 pub fn dns_settings(d: &ProviderDescriptor) -> Result<Settings, ProviderError> {
-    unknown_keys(
+    let (s, rules, probe_interval, probe_timeout) = shared(
         d,
         &[
             "name",
@@ -333,14 +297,7 @@ pub fn dns_settings(d: &ProviderDescriptor) -> Result<Settings, ProviderError> {
             "dns_timeout_ms",
         ],
     )?;
-    let (rules, probe_interval, probe_timeout) = shared(d)?;
-    let get = |k: &str| {
-        d.settings
-            .get(k)
-            .map(|v| v.trim())
-            .filter(|v| !v.is_empty())
-    };
-    let query = match (get("name"), get("srv")) {
+    let query = match (s.text("name"), s.text("srv")) {
         (Some(_), Some(_)) => {
             return Err(config(
                 "srv",
@@ -349,32 +306,24 @@ pub fn dns_settings(d: &ProviderDescriptor) -> Result<Settings, ProviderError> {
         }
         (None, None) => return Err(config("name", "missing: a DNS name (with port), or srv")),
         (Some(name), None) => {
-            let port = get("port").ok_or_else(|| {
-                config("port", "missing: the remoting port of the name's addresses")
-            })?;
-            let port = port
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| config("port", format!("{port:?} is not a port in 1..=65535")))?;
+            s.required("port", "the remoting port of the name's addresses")?;
+            let port = s.u32("port", 1..=65_535, 0)?;
             DnsQuery::Address {
-                name: name.to_owned(),
-                port,
+                name,
+                port: u16::try_from(port).unwrap_or(0),
             }
         }
         (None, Some(srv)) => {
-            if get("port").is_some() {
+            if s.text("port").is_some() {
                 return Err(config(
                     "port",
                     "not used with srv: the SRV records give the port",
                 ));
             }
-            DnsQuery::Srv {
-                name: srv.to_owned(),
-            }
+            DnsQuery::Srv { name: srv }
         }
     };
-    let nameserver = match get("nameserver") {
+    let nameserver = match s.text("nameserver") {
         None => None,
         Some(ns) => Some(ns.parse().map_err(|_| {
             config(
@@ -387,12 +336,12 @@ pub fn dns_settings(d: &ProviderDescriptor) -> Result<Settings, ProviderError> {
         source: Source::Dns(DnsSettings {
             query,
             nameserver,
-            timeout: d.millis_setting("dns_timeout_ms", 100..=60_000, 2_000)?,
+            timeout: s.millis("dns_timeout_ms", 100..=60_000, 2_000)?,
         }),
         rules,
         probe_interval,
         probe_timeout,
-        resolve_interval: d.millis_setting("interval_ms", 1_000..=3_600_000, 5_000)?,
+        resolve_interval: s.millis("interval_ms", 1_000..=3_600_000, 5_000)?,
     })
 }
 

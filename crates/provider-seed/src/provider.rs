@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use cluster::remoting::{ProbeConfig, probe};
 use cluster::wire::{HandshakeConfig, Hello, WireError};
+use cluster_core::backoff::{Backoff, Jitter};
 use cluster_core::{Capabilities, ClusterProvider, Member, ProviderError, Snapshot};
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt};
@@ -344,12 +345,13 @@ async fn own_addresses(local: &Member) -> BTreeSet<SocketAddr> {
     }
 }
 
-/// The delay before the next round: `interval` jittered ±20 %, times
-/// `2^backoff` (at most 8×).
+/// The delay before the next round: `interval` jittered ±20 %, doubled
+/// `backoff` times (at most 8×, which bounds the jittered delay too): the
+/// workspace's one [`Backoff`].
 fn delay(interval: Duration, backoff: u32) -> Duration {
-    let factor = 1u32 << backoff.min(3);
-    let base = interval * factor;
-    base.mul_f64(0.8 + 0.4 * fastrand::f64())
+    Backoff::new(interval, interval.saturating_mul(8))
+        .with_jitter(Jitter::spread(0.2))
+        .random_delay(backoff)
 }
 
 impl ClusterProvider for SeedProvider {

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cluster_core::ProviderFactory;
 use cluster_core::{
     ClusterProvider, Member, MemberAddress, NodeId, ProviderDescriptor, ProviderError,
     ProvisioningStatus,
@@ -19,7 +20,6 @@ use futures::StreamExt;
 use provider_seed::discovery::{self, DnsQuery, DnsSettings};
 use provider_seed::metrics_names::BOOTSTRAP_TOTAL;
 use provider_seed::{DnsKind, codes};
-use provisioning_actors::ProviderFactory;
 use support::dnsmasq::{Dnsmasq, srv};
 use support::*;
 
