@@ -492,7 +492,7 @@ impl ProvisioningCore {
         match self.slots.get(&d.id) {
             Some(s) => {
                 s.spec.descriptor != *d
-                    || s.spec.disabled.is_some() != !d.enabled
+                    || s.spec.disabled.is_some() == d.enabled
                     || self.policy.health(&d.id) == Some(ProviderHealth::Failed)
             }
             None => true,
