@@ -1,70 +1,89 @@
 //! R4.5, N2: Remoting's association, heartbeat, per-peer and quarantine
-//! metrics, and the placement metrics, read from a debugging recorder, each
-//! node under its own `node` label. One global recorder per process, so
-//! this file holds one test.
+//! metrics, and the placement metrics, each node under its own `node`
+//! label. One global recorder per process, so this file holds one test.
+//!
+//! The recorder keeps every series' current value ([`Current`]). The
+//! debugging recorder's snapshot resets gauges to 0, so a gauge read
+//! through it is 0 whenever it was not set since the previous read: the
+//! assertions that a gauge is 0 (a peer that left, a partitioned peer, no
+//! association up) could not fail, and a node's series was never compared
+//! with another node's at one moment.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod support;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use metrics_util::registry::{AtomicStorage, Registry};
 use support::nodes::*;
 use tokio::io::AsyncWriteExt;
 
-/// Accumulates the recorder's snapshots: taking a snapshot drains
-/// counters and histograms and resets gauges to 0, so counters are summed
-/// across snapshots and gauges keep the value of the last snapshot.
-struct Metrics {
-    snap: Snapshotter,
-    seen: Mutex<HashMap<SeriesId, f64>>,
+/// A recorder whose series read as their current value: a gauge as last
+/// set, a counter as its total so far, a histogram as its sample count.
+#[derive(Clone)]
+struct Current(Arc<Registry<Key, AtomicStorage>>);
+
+impl Recorder for Current {
+    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+        self.0
+            .get_or_create_counter(key, |c| Counter::from_arc(c.clone()))
+    }
+    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+        self.0
+            .get_or_create_gauge(key, |g| Gauge::from_arc(g.clone()))
+    }
+    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        self.0
+            .get_or_create_histogram(key, |h| Histogram::from_arc(h.clone()))
+    }
 }
 
-/// A series: its name and labels.
-type SeriesId = (String, Vec<(String, String)>);
-
-impl Metrics {
+impl Current {
     /// The sum over the series of `name` whose labels include `labels`
-    /// (`None` when there is none).
+    /// (`None` when there is none). Assertions name the `node` label, so
+    /// they read one series (or one node's series).
     fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let mut seen = self.seen.lock().unwrap();
-        for (key, _, _, v) in self.snap.snapshot().into_vec() {
-            let k = key.key();
-            let id = (
-                k.name().to_owned(),
-                k.labels()
-                    .map(|l| (l.key().to_owned(), l.value().to_owned()))
-                    .collect::<Vec<_>>(),
-            );
-            match v {
-                DebugValue::Counter(c) => *seen.entry(id).or_default() += c as f64,
-                DebugValue::Gauge(g) => {
-                    seen.insert(id, g.into_inner());
-                }
-                DebugValue::Histogram(h) => *seen.entry(id).or_default() += h.len() as f64,
+        let wanted = |k: &Key| {
+            k.name() == name
+                && labels
+                    .iter()
+                    .all(|(lk, lv)| k.labels().any(|l| l.key() == *lk && l.value() == *lv))
+        };
+        let mut found: Option<f64> = None;
+        for (k, c) in self.0.get_counter_handles() {
+            if wanted(&k) {
+                *found.get_or_insert(0.0) += c.load(Ordering::SeqCst) as f64;
             }
         }
-        seen.iter()
-            .filter(|((n, ls), _)| {
-                n == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| ls.iter().any(|(lk, lv)| lk == k && lv == v))
-            })
-            .map(|(_, v)| *v)
-            .reduce(|a, b| a + b)
+        for (k, g) in self.0.get_gauge_handles() {
+            if wanted(&k) {
+                *found.get_or_insert(0.0) += f64::from_bits(g.load(Ordering::SeqCst));
+            }
+        }
+        for (k, h) in self.0.get_histogram_handles() {
+            if wanted(&k) {
+                *found.get_or_insert(0.0) += h.data().len() as f64;
+            }
+        }
+        found
+    }
+
+    /// The association gauges of `node`: (up, failed).
+    fn associations(&self, node: &str) -> (Option<f64>, Option<f64>) {
+        let state = |s| self.value("remoting_associations", &[("node", node), ("state", s)]);
+        (state("up"), state("failed"))
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r4_5_n2_remoting_metrics_follow_associations_heartbeats_peers_and_quarantines() {
-    let recorder = DebuggingRecorder::new();
-    let snap = Metrics {
-        snap: recorder.snapshotter(),
-        seen: Mutex::default(),
-    };
-    recorder.install().unwrap();
+    let snap = Current(Arc::new(Registry::atomic()));
+    metrics::set_global_recorder(snap.clone()).unwrap();
     cluster::metrics::describe();
 
     let backends = Backends::fast_detection();
@@ -102,36 +121,7 @@ async fn r4_5_n2_remoting_metrics_follow_associations_heartbeats_peers_and_quara
         .await;
     }
 
-    // c leaves: a and b drop its association, and its per-peer series are
-    // zeroed and no longer updated.
-    c.cluster.leave(std::time::Duration::from_secs(3)).await;
-    for node in ["a", "b"] {
-        eventually(&format!("{node}: c's association removed"), || async {
-            snap.value("remoting_associations", &[("node", node), ("state", "up")]) == Some(1.0)
-                && a.cluster.remoting().association(&nid("c")).is_none()
-                && b.cluster.remoting().association(&nid("c")).is_none()
-        })
-        .await;
-    }
-    // Five heartbeat intervals: while c was a peer its series were set
-    // every tick; now every snapshot reads 0.
-    for _ in 0..25 {
-        for node in ["a", "b"] {
-            for name in [
-                "remoting_peer_up",
-                "remoting_peer_last_heard_timestamp_seconds",
-            ] {
-                assert_eq!(
-                    snap.value(name, &[("node", node), ("peer", "c")]),
-                    Some(0.0),
-                    "{name} of c on {node} after it left"
-                );
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-
-    // Garbage on the listener: refused and counted by code.
+    // Garbage on the listener: refused and counted by code, on a only.
     let addr = format!(
         "{}:{}",
         a.cluster.local().address.host,
@@ -148,40 +138,110 @@ async fn r4_5_n2_remoting_metrics_follow_associations_heartbeats_peers_and_quara
             >= 1.0
     })
     .await;
+    for node in ["b", "c"] {
+        assert_eq!(
+            snap.value(
+                "remoting_frames_refused_total",
+                &[("node", node), ("code", "wire.decode")]
+            ),
+            None,
+            "{node} refused nothing"
+        );
+    }
 
-    // A grain request is counted, and its activation gauged on its owner.
-    a.request("x").await.unwrap();
+    // A grain request is counted on the node asked, and its activation
+    // gauged on its owner only.
+    let reply = a.request("x").await.unwrap();
     assert!(
         snap.value("placement_requests_total", &[("node", "a")])
             .unwrap()
             >= 1.0
     );
-
-    // A partition: heartbeats go unanswered, the failure detectors report.
-    backends.net.partition(&[nid("a")], &[nid("b")]);
-    eventually("quarantine reported", || async {
-        snap.value("remoting_quarantines_reported_total", &[])
-            .unwrap_or(0.0)
-            >= 2.0
+    let owner = reply.node.to_string();
+    eventually(&format!("x activated on {owner}"), || async {
+        snap.value("placement_activations", &[("node", &owner)]) == Some(1.0)
     })
     .await;
+    for node in ["a", "b", "c"] {
+        if node != owner {
+            assert_eq!(
+                snap.value("placement_activations", &[("node", node)])
+                    .unwrap_or(0.0),
+                0.0,
+                "no activation on {node} (x lives on {owner})"
+            );
+        }
+    }
+
+    // A partition between a and b, c still reaching both: heartbeats go
+    // unanswered, a and b report each other; c sees nothing wrong. At the
+    // same moment the three nodes' series differ, each under its own label.
+    backends.net.partition(&[nid("a")], &[nid("b")]);
     for node in ["a", "b"] {
-        eventually(&format!("{node}: association failed gauge"), || async {
-            snap.value(
-                "remoting_associations",
-                &[("node", node), ("state", "failed")],
-            ) == Some(1.0)
-                && snap.value("remoting_associations", &[("node", node), ("state", "up")])
-                    == Some(0.0)
+        eventually(&format!("{node} reported a quarantine"), || async {
+            snap.value("remoting_quarantines_reported_total", &[("node", node)])
+                .unwrap_or(0.0)
+                >= 1.0
         })
         .await;
     }
-    // Quarantined, b may next leave a's topology (absent rather than
-    // blocked), and its series are then zeroed with the association: only
-    // `peer_up` is asserted here (last-heard was checked above, while up).
-    eventually("a no longer sees b up", || async {
-        snap.value("remoting_peer_up", &[("node", "a"), ("peer", "b")]) == Some(0.0)
+    eventually("a and b: one up, one failed; c: two up", || async {
+        snap.associations("a") == (Some(1.0), Some(1.0))
+            && snap.associations("b") == (Some(1.0), Some(1.0))
+            && snap.associations("c") == (Some(2.0), Some(0.0))
     })
     .await;
-    assert!(snap.value("remoting_heartbeats_missed_total", &[]).unwrap() >= 1.0);
+    eventually(
+        "a and b no longer see each other up, c sees both",
+        || async {
+            let up = |node, peer| snap.value("remoting_peer_up", &[("node", node), ("peer", peer)]);
+            up("a", "b") == Some(0.0)
+                && up("b", "a") == Some(0.0)
+                && up("a", "c") == Some(1.0)
+                && up("b", "c") == Some(1.0)
+                && up("c", "a") == Some(1.0)
+                && up("c", "b") == Some(1.0)
+        },
+    )
+    .await;
+    assert!(
+        snap.value("remoting_heartbeats_missed_total", &[("node", "a")])
+            .unwrap()
+            >= 1.0
+    );
+    assert_eq!(
+        snap.value("remoting_quarantines_reported_total", &[("node", "c")])
+            .unwrap_or(0.0),
+        0.0,
+        "c reported nobody"
+    );
+
+    // c leaves: a and b drop its association, and its per-peer series are
+    // set to 0 and stay there.
+    c.cluster.leave(std::time::Duration::from_secs(3)).await;
+    for node in ["a", "b"] {
+        eventually(&format!("{node}: c's association removed"), || async {
+            snap.value("remoting_associations", &[("node", node), ("state", "up")]) == Some(0.0)
+                && a.cluster.remoting().association(&nid("c")).is_none()
+                && b.cluster.remoting().association(&nid("c")).is_none()
+        })
+        .await;
+    }
+    // Five heartbeat intervals: while c was a peer its series were set
+    // every tick (to 1 and a recent time); now they read 0.
+    for _ in 0..25 {
+        for node in ["a", "b"] {
+            for name in [
+                "remoting_peer_up",
+                "remoting_peer_last_heard_timestamp_seconds",
+            ] {
+                assert_eq!(
+                    snap.value(name, &[("node", node), ("peer", "c")]),
+                    Some(0.0),
+                    "{name} of c on {node} after it left"
+                );
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
