@@ -112,6 +112,7 @@ mod layout;
 mod provider;
 mod registration;
 mod stats;
+mod supersession;
 mod watch;
 
 pub use config::{

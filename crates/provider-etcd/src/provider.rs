@@ -12,8 +12,9 @@ use tokio::sync::Mutex;
 use crate::config::EtcdConfig;
 use crate::connection::{Connection, Op, timed_out};
 use crate::layout::KeyLayout;
-use crate::registration::Registration;
+use crate::registration::{Registration, Shared};
 use crate::stats::{EtcdStats, Stats};
+use crate::supersession::Supersession;
 use crate::watch::Watch;
 
 /// A membership provider over etcd (P5). See the [crate docs](crate) for
@@ -24,10 +25,17 @@ use crate::watch::Watch;
 /// provider stops it (the key then expires with its lease);
 /// [`deregister`](ClusterProvider::deregister) stops it and deletes the key
 /// at once.
+///
+/// Every put of the member key is guarded by the incarnation order: a
+/// newer incarnation of the node id in the key is never overwritten, and
+/// this process is told it is superseded with `ProviderError::Superseded`
+/// (`provider.superseded`), from `register` or as one item of every watch
+/// stream (see the [crate docs](crate)).
 pub struct EtcdProvider {
     conn: Arc<Connection>,
     layout: Arc<KeyLayout>,
     stats: Arc<Stats>,
+    supersession: Arc<Supersession>,
     registration: Mutex<Option<Registration>>,
 }
 
@@ -52,6 +60,7 @@ impl EtcdProvider {
             conn,
             layout,
             stats: Arc::new(Stats::default()),
+            supersession: Arc::new(Supersession::default()),
             registration: Mutex::new(None),
         })
     }
@@ -78,13 +87,8 @@ impl EtcdProvider {
             Some(r) => r.stop().await,
             None => None,
         };
-        let (reg, first) = Registration::start(
-            self.conn.clone(),
-            self.stats.clone(),
-            self.layout.key_of(&local.node_id),
-            KeyLayout::encode(local),
-            previous,
-        );
+        self.supersession.starting();
+        let (reg, first) = Registration::start(self.shared(), local.clone(), previous);
         *slot = Some(reg);
         drop(slot);
         // The whole first attempt (connect, grant, put) is bounded, below
@@ -97,6 +101,15 @@ impl EtcdProvider {
                 "the registration task ended before its first attempt".into(),
             )),
             Err(_) => Err(timed_out(&self.conn.config, bound)),
+        }
+    }
+
+    fn shared(&self) -> Shared {
+        Shared {
+            conn: self.conn.clone(),
+            stats: self.stats.clone(),
+            layout: self.layout.clone(),
+            supersession: self.supersession.clone(),
         }
     }
 
@@ -193,6 +206,6 @@ impl ClusterProvider for EtcdProvider {
     }
 
     fn watch(&self) -> BoxStream<'static, Result<Snapshot, ProviderError>> {
-        Watch::stream(self.conn.clone(), self.layout.clone(), self.stats.clone())
+        Watch::stream(self.shared())
     }
 }

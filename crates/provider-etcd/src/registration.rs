@@ -2,14 +2,14 @@
 //! background task that the provider owns.
 //!
 //! ```text
-//!                 grant a lease (TTL), put the key with it
+//!                 grant a lease (TTL), guarded put of the key with it
 //!   Registering ───────────────────────────────────────────► Alive
 //!     ▲    │ failed                                            │ keep-alive every TTL/3,
 //!     │    ▼                                                   │ answered with TTL > 0: stay
 //!     └─ Waiting (backoff with jitter) ◄───────────────────────┘
 //!          │          lease lost (TTL 0, "lease not found") or keep-alive failed
-//!          ▼ re-registering, the key holds another incarnation
-//!       Stopped (warned, counted)
+//!          ▼ the key holds a newer incarnation (first put or re-registration)
+//!       Stopped: ProviderError::Superseded (warned, counted)
 //! ```
 //!
 //! A new lease and a new put after any loss: etcd restarted with an empty
@@ -19,14 +19,36 @@
 //! old lease still lives, watchers see the same member again and publish
 //! nothing new.
 //!
-//! The first put of a registration is unconditional: a starting process is
-//! the node's newest incarnation and takes the key over. A re-registration
-//! is a transaction that puts only if the key is absent or still ours (our
-//! incarnation, or the lease we lost); when another incarnation holds it (a
-//! newer process of the same node id registered while this one was
-//! partitioned or being replaced), the task warns, counts it
-//! ([`EtcdStats::superseded`](crate::EtcdStats::superseded)) and stops:
-//! watchers keep the newer incarnation.
+//! # Every put is guarded by the incarnation order
+//!
+//! Incarnations of one node id are ordered, a greater one is a newer
+//! process ([`Member::incarnation`]). Every put of the member key, the
+//! first of a `register` call and every re-registration, is a
+//! compare-and-swap ([`put_guarded`]): read the key, [`decide`], and put in
+//! a transaction that holds only if the key did not change since the read
+//! (`create_revision == 0` for an absent key, else `mod_revision` equal to
+//! the one read). The put happens when the key is
+//!
+//! - absent;
+//! - a member whose incarnation is not newer than ours: an older process of
+//!   this node is replaced, our own (equal) entry is refreshed;
+//! - not a member at all (not JSON, not a member, or a member of another
+//!   node id under our key): overwritten with a warning naming the reason.
+//!   No incarnation can be read from such a value, so nothing proves it
+//!   newer; every process of this crate writes a decodable member, so it is
+//!   corruption or a manual write; watchers already skip it (the node is
+//!   invisible while it stays), and refusing would keep the node out of the
+//!   cluster until an operator deleted it.
+//!
+//! When the key holds a newer incarnation, nothing is put: the task warns,
+//! counts it ([`EtcdStats::superseded`](crate::EtcdStats::superseded)),
+//! reports `ProviderError::Superseded` (to the waiting `register` call, else
+//! through the watch streams, see [`Supersession`]) and stops. When the
+//! transaction fails (the key changed between the read and the put), the
+//! read is repeated, at most [`CAS_ATTEMPTS`] times, then the attempt
+//! fails as `provider.registration` and the task retries after its backoff.
+//! The lease is granted once per attempt, before the first transaction, and
+//! revoked when the attempt does not put.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -38,7 +60,22 @@ use tokio::task::JoinHandle;
 
 use crate::backoff::Backoff;
 use crate::connection::{Connection, Op, classify, is_lease_not_found, timed_out};
+use crate::layout::KeyLayout;
 use crate::stats::Stats;
+use crate::supersession::Supersession;
+
+/// How many times one attempt reads the key again after its transaction
+/// failed because the key changed in between.
+pub(crate) const CAS_ATTEMPTS: usize = 5;
+
+/// What a registration task shares with its provider.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) conn: Arc<Connection>,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) layout: Arc<KeyLayout>,
+    pub(crate) supersession: Arc<Supersession>,
+}
 
 /// A running registration. Dropping it stops the keep-alive (the key then
 /// expires with its lease); [`stop`](Self::stop) also waits for the task.
@@ -56,28 +93,19 @@ impl Drop for Registration {
 }
 
 impl Registration {
-    /// Starts registering `value` under `key`. The receiver gets the result
-    /// of the first attempt; the task keeps trying after a failure.
-    /// `previous_lease` (of a registration this one replaces) is revoked
-    /// once the key is put with the new lease.
+    /// Starts registering `local`. The receiver gets the result of the
+    /// first attempt; the task keeps trying after a failure, and stops when
+    /// a newer incarnation holds the key. `previous_lease` (of a
+    /// registration this one replaces) is revoked once the key is put with
+    /// the new lease, or once the task stops superseded.
     pub(crate) fn start(
-        conn: Arc<Connection>,
-        stats: Arc<Stats>,
-        key: String,
-        value: Vec<u8>,
+        shared: Shared,
+        local: Member,
         previous_lease: Option<i64>,
     ) -> (Self, oneshot::Receiver<Result<(), ProviderError>>) {
         let (tx, rx) = oneshot::channel();
         let lease = Arc::new(AtomicI64::new(0));
-        let task = tokio::spawn(run(
-            conn,
-            stats,
-            key,
-            value,
-            lease.clone(),
-            previous_lease,
-            tx,
-        ));
+        let task = tokio::spawn(run(shared, local, lease.clone(), previous_lease, tx));
         (
             Self {
                 task: Some(task),
@@ -110,59 +138,90 @@ enum KeepAliveEnd {
     Failed(ProviderError),
 }
 
-/// What a re-registration may overwrite: the key holding this incarnation,
-/// or still attached to the lease this registration last had.
-#[derive(Clone, Copy, Debug)]
-struct Ours {
-    incarnation: u64,
-    lease: i64,
-}
-
 /// The result of one registration attempt.
+#[derive(Debug)]
 enum Put {
     /// The key is put with this lease.
     Done(i64),
-    /// Another incarnation of the node owns the key (re-registration only).
+    /// A newer incarnation of the node holds the key (this one).
     Superseded(u64),
 }
 
+/// What the key holds, as read: its mod revision and the incarnation of
+/// the member in it, or why it is not a member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Stored {
+    mod_revision: i64,
+    incarnation: Result<u64, String>,
+}
+
+/// What to do with the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Decision {
+    /// It is absent: put if it still is.
+    Create,
+    /// It holds an incarnation not newer than ours, or no member (`why`):
+    /// put if it did not change.
+    Replace {
+        mod_revision: i64,
+        malformed: Option<String>,
+    },
+    /// It holds a newer incarnation: never put.
+    Superseded { newer: u64 },
+}
+
+/// The rule of the [module documentation](self): absent, not newer, or not
+/// a member → put; newer → superseded.
+fn decide(stored: Option<Stored>, ours: u64) -> Decision {
+    match stored {
+        None => Decision::Create,
+        Some(Stored {
+            incarnation: Ok(theirs),
+            ..
+        }) if theirs > ours => Decision::Superseded { newer: theirs },
+        Some(Stored {
+            mod_revision,
+            incarnation,
+        }) => Decision::Replace {
+            mod_revision,
+            malformed: incarnation.err(),
+        },
+    }
+}
+
 async fn run(
-    conn: Arc<Connection>,
-    stats: Arc<Stats>,
-    key: String,
-    value: Vec<u8>,
+    shared: Shared,
+    local: Member,
     lease_slot: Arc<AtomicI64>,
     mut previous_lease: Option<i64>,
     first: oneshot::Sender<Result<(), ProviderError>>,
 ) {
+    let Shared {
+        conn,
+        stats,
+        layout,
+        supersession,
+    } = &shared;
     let cfg = conn.config.clone();
+    let key = layout.key_of(&local.node_id);
+    let value = KeyLayout::encode(&local);
+    let incarnation = local.incarnation;
     let mut first = Some(first);
     let mut backoff = Backoff::new(cfg.retry_initial, cfg.retry_max);
-    // The member's incarnation: a value we put always decodes (it is our
-    // own encoding), so 0 only if it does not, and then no key is ours.
-    let incarnation = serde_json::from_slice::<Member>(&value).map_or(0, |m| m.incarnation);
-    // `None` until the first put succeeded: that one overwrites whatever
-    // the key holds (a starting process is the node's newest incarnation).
-    let mut ours: Option<Ours> = None;
     loop {
-        match grant_and_put(&conn, &key, &value, ours).await {
+        match put_guarded(&shared, &key, &value, incarnation).await {
             Ok(Put::Done(lease)) => {
                 lease_slot.store(lease, Ordering::Release);
-                ours = Some(Ours { incarnation, lease });
+                supersession.registered(&local.node_id, incarnation);
                 stats.registered();
-                tracing::debug!(provider = %cfg.name, key = %key, lease, "registered");
+                tracing::debug!(provider = %cfg.name, key = %key, lease, incarnation, "registered");
                 if let Some(tx) = first.take() {
                     let _ = tx.send(Ok(()));
                 }
                 if let Some(old) = previous_lease.take().filter(|old| *old != lease) {
-                    let _ = conn
-                        .call(
-                            Op::Deregister,
-                            |mut c| async move { c.lease_revoke(old).await },
-                        )
-                        .await;
+                    revoke(conn, old).await;
                 }
-                match keep_alive(&conn, lease, &mut backoff).await {
+                match keep_alive(conn, lease, &mut backoff).await {
                     KeepAliveEnd::Lost => {
                         stats.lease_lost();
                         tracing::warn!(provider = %cfg.name, key = %key, lease, "lease lost; registering again");
@@ -172,18 +231,31 @@ async fn run(
                     }
                 }
             }
-            Ok(Put::Superseded(theirs)) => {
-                // Only a re-registration gets here, so the first result was
-                // sent already.
+            Ok(Put::Superseded(newer)) => {
                 lease_slot.store(0, Ordering::Release);
                 stats.superseded();
                 tracing::warn!(
                     provider = %cfg.name,
                     key = %key,
                     incarnation,
-                    owner_incarnation = theirs,
-                    "a newer incarnation of this node owns its key; no longer registering this one"
+                    newer_incarnation = newer,
+                    "a newer incarnation of this node holds its key; this process is superseded and no longer registers"
                 );
+                let e = ProviderError::Superseded {
+                    node: local.node_id.clone(),
+                    incarnation,
+                    newer,
+                };
+                // The waiting register call, else the watch streams.
+                let told = first
+                    .take()
+                    .is_some_and(|tx| tx.send(Err(e.clone())).is_ok());
+                if !told {
+                    supersession.report(e);
+                }
+                if let Some(old) = previous_lease.take() {
+                    revoke(conn, old).await;
+                }
                 return;
             }
             Err(e) => {
@@ -197,90 +269,100 @@ async fn run(
     }
 }
 
-/// Grants a lease and puts the key with it. The first registration
-/// (`ours` is `None`) puts unconditionally; a re-registration puts only if
-/// the key is absent or still ours (its incarnation, or our last lease),
-/// in a transaction on the revision it read, so that a newer incarnation
-/// registered meanwhile is never overwritten.
-async fn grant_and_put(
-    conn: &Connection,
-    key: &str,
-    value: &[u8],
-    ours: Option<Ours>,
-) -> Result<Put, ProviderError> {
-    // The condition of the put: `None` for an unconditional one, else the
-    // key's mod revision that must still hold (0: the key must be absent).
-    let condition = match ours {
-        None => None,
-        Some(ours) => {
-            let current = conn
-                .call(Op::Register, |mut c| {
-                    let key = key.to_owned();
-                    async move { c.get(key, None).await }
-                })
-                .await?;
-            match current.kvs().first() {
-                None => Some(0),
-                Some(kv) => match owner(kv.value()) {
-                    Some(theirs) if theirs != ours.incarnation && kv.lease() != ours.lease => {
-                        return Ok(Put::Superseded(theirs));
-                    }
-                    // Ours, or not a member at all: nobody else owns it.
-                    _ => Some(kv.mod_revision()),
-                },
-            }
-        }
-    };
-    let ttl = i64::try_from(conn.config.lease_ttl.as_secs()).unwrap_or(i64::MAX);
-    let lease = conn
-        .call(Op::Register, |mut c| async move {
-            c.lease_grant(ttl, None).await
-        })
-        .await?
-        .id();
-    let put = conn
-        .call(Op::Register, |mut c| {
-            let (key, value) = (key.to_owned(), value.to_vec());
-            let put = TxnOp::put(
-                key.clone(),
-                value,
-                Some(PutOptions::new().with_lease(lease)),
-            );
-            let txn = match condition {
-                None => Txn::new().and_then([put]),
-                Some(0) => Txn::new()
-                    .when([Compare::create_revision(key, CompareOp::Equal, 0)])
-                    .and_then([put]),
-                Some(revision) => Txn::new()
-                    .when([Compare::mod_revision(key, CompareOp::Equal, revision)])
-                    .and_then([put]),
-            };
-            async move { c.txn(txn).await }
-        })
-        .await;
-    let failure = match put {
-        Ok(r) if r.succeeded() => return Ok(Put::Done(lease)),
-        // The key changed between the read and the put: read it again
-        // (after the backoff) to learn who owns it now.
-        Ok(_) => {
-            ProviderError::Registration(format!("{key} changed while registering again; retrying"))
-        }
-        Err(e) => e,
-    };
+async fn revoke(conn: &Connection, lease: i64) {
     let _ = conn
         .call(Op::Deregister, |mut c| async move {
             c.lease_revoke(lease).await
         })
         .await;
-    Err(failure)
 }
 
-/// The incarnation of the member a value holds; `None` if it is not a
-/// member.
-fn owner(value: &[u8]) -> Option<u64> {
-    serde_json::from_slice::<Member>(value)
-        .ok()
-        .map(|m| m.incarnation)
+/// One registration attempt: the compare-and-swap of the [module
+/// documentation](self). A granted lease that holds nothing afterwards is
+/// revoked.
+async fn put_guarded(
+    shared: &Shared,
+    key: &str,
+    value: &[u8],
+    incarnation: u64,
+) -> Result<Put, ProviderError> {
+    let mut lease = None;
+    let result = cas(shared, key, value, incarnation, &mut lease).await;
+    if let (Some(granted), false) = (lease, matches!(result, Ok(Put::Done(_)))) {
+        revoke(&shared.conn, granted).await;
+    }
+    result
+}
+
+async fn cas(
+    shared: &Shared,
+    key: &str,
+    value: &[u8],
+    incarnation: u64,
+    lease: &mut Option<i64>,
+) -> Result<Put, ProviderError> {
+    let conn = &shared.conn;
+    for _ in 0..CAS_ATTEMPTS {
+        let read = conn
+            .call(Op::Register, |mut c| {
+                let key = key.to_owned();
+                async move { c.get(key, None).await }
+            })
+            .await?;
+        let stored = read.kvs().first().map(|kv| Stored {
+            mod_revision: kv.mod_revision(),
+            incarnation: shared
+                .layout
+                .decode(kv.key(), kv.value())
+                .map(|m| m.incarnation),
+        });
+        let compare = match decide(stored, incarnation) {
+            Decision::Superseded { newer } => return Ok(Put::Superseded(newer)),
+            Decision::Create => Compare::create_revision(key, CompareOp::Equal, 0),
+            Decision::Replace {
+                mod_revision,
+                malformed,
+            } => {
+                if let Some(reason) = malformed {
+                    tracing::warn!(
+                        provider = %conn.config.name,
+                        %reason,
+                        "the member key holds no member (no incarnation to respect); overwriting it"
+                    );
+                }
+                Compare::mod_revision(key, CompareOp::Equal, mod_revision)
+            }
+        };
+        let id = match *lease {
+            Some(id) => id,
+            None => {
+                let ttl = i64::try_from(conn.config.lease_ttl.as_secs()).unwrap_or(i64::MAX);
+                let id = conn
+                    .call(Op::Register, |mut c| async move {
+                        c.lease_grant(ttl, None).await
+                    })
+                    .await?
+                    .id();
+                *lease = Some(id);
+                id
+            }
+        };
+        let txn = Txn::new().when([compare]).and_then([TxnOp::put(
+            key,
+            value.to_vec(),
+            Some(PutOptions::new().with_lease(id)),
+        )]);
+        let put = conn
+            .call(Op::Register, |mut c| async move { c.txn(txn).await })
+            .await?;
+        if put.succeeded() {
+            return Ok(Put::Done(id));
+        }
+        // The key changed between the read and the put: read it again.
+    }
+    Err(ProviderError::Registration(format!(
+        "{key} changed under every one of {CAS_ATTEMPTS} guarded puts; retrying"
+    )))
 }
 
 /// Keeps `lease` alive until it is lost or a keep-alive fails.
@@ -316,5 +398,45 @@ async fn keep_alive(conn: &Connection, lease: i64, backoff: &mut Backoff) -> Kee
             Ok(Err(e)) => return KeepAliveEnd::Failed(classify(&e, Op::Register)),
             Err(_) => return KeepAliveEnd::Failed(timed_out(cfg, bound)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(mod_revision: i64, incarnation: Result<u64, &str>) -> Option<Stored> {
+        Some(Stored {
+            mod_revision,
+            incarnation: incarnation.map_err(str::to_owned),
+        })
+    }
+
+    #[test]
+    fn i13_a_put_is_decided_by_the_incarnation_order() {
+        assert_eq!(decide(None, 5), Decision::Create);
+        for theirs in [0, 4, 5] {
+            assert_eq!(
+                decide(stored(12, Ok(theirs)), 5),
+                Decision::Replace {
+                    mod_revision: 12,
+                    malformed: None
+                },
+                "{theirs}"
+            );
+        }
+        for theirs in [6, u64::MAX] {
+            assert_eq!(
+                decide(stored(12, Ok(theirs)), 5),
+                Decision::Superseded { newer: theirs }
+            );
+        }
+        assert_eq!(
+            decide(stored(3, Err("not a member")), u64::MAX),
+            Decision::Replace {
+                mod_revision: 3,
+                malformed: Some("not a member".into())
+            }
+        );
     }
 }

@@ -15,6 +15,12 @@
 //! snapshot when etcd answers. An etcd that does not answer within another
 //! `keepalive` makes the watch fail and resync, so a live-looking but dead
 //! connection never passes for a quiet cluster.
+//!
+//! Supersession: when the local process is superseded by a newer
+//! incarnation of its node id (reported by the registration task, or seen
+//! here in a snapshot), the stream yields one `Err(ProviderError::Superseded)`
+//! between snapshots, in any state, and goes on watching (no resync, no
+//! backoff); see [`Supersession`](crate::supersession).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,7 +33,9 @@ use tokio::time::Instant;
 use crate::backoff::Backoff;
 use crate::connection::{Connection, Op, classify};
 use crate::layout::KeyLayout;
+use crate::registration::Shared;
 use crate::stats::Stats;
+use crate::supersession::Supersession;
 
 /// Metric: values skipped because they do not decode (labels `node`, the
 /// node id of the member last registered through this provider or empty
@@ -59,6 +67,9 @@ pub(crate) struct Watch {
     conn: Arc<Connection>,
     layout: Arc<KeyLayout>,
     stats: Arc<Stats>,
+    supersession: Arc<Supersession>,
+    /// Changes of the supersession; the last one yielded.
+    superseded: tokio::sync::watch::Receiver<Option<ProviderError>>,
     state: State,
     backoff: Backoff,
     /// Members by key.
@@ -68,16 +79,21 @@ pub(crate) struct Watch {
 }
 
 impl Watch {
-    pub(crate) fn stream(
-        conn: Arc<Connection>,
-        layout: Arc<KeyLayout>,
-        stats: Arc<Stats>,
-    ) -> BoxStream<'static, Result<Snapshot, ProviderError>> {
+    pub(crate) fn stream(shared: Shared) -> BoxStream<'static, Result<Snapshot, ProviderError>> {
+        let Shared {
+            conn,
+            stats,
+            layout,
+            supersession,
+        } = shared;
         let backoff = Backoff::new(conn.config.retry_initial, conn.config.retry_max);
+        let superseded = supersession.subscribe();
         let w = Self {
             conn,
             layout,
             stats,
+            supersession,
+            superseded,
             state: State::Resync { delay: None },
             backoff,
             members: BTreeMap::new(),
@@ -95,6 +111,7 @@ impl Watch {
         self.due = Instant::now() + self.conn.config.keepalive;
         let mut members: Vec<Member> = self.members.values().cloned().collect();
         members.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        self.supersession.check(&members);
         Snapshot::now(members)
     }
 
@@ -107,8 +124,20 @@ impl Watch {
         Err(e)
     }
 
+    /// A supersession not yet yielded by this stream.
+    fn superseded(&mut self) -> Option<ProviderError> {
+        if self.superseded.has_changed().unwrap_or(false) {
+            self.superseded.borrow_and_update().clone()
+        } else {
+            None
+        }
+    }
+
     async fn next_item(&mut self) -> Result<Snapshot, ProviderError> {
         loop {
+            if let Some(e) = self.superseded() {
+                return Err(e);
+            }
             match &mut self.state {
                 State::Resync { delay } => {
                     if let Some(d) = delay.take() {
@@ -129,7 +158,12 @@ impl Watch {
                     stream,
                     progress_asked,
                 } => {
-                    let message = tokio::time::timeout_at(self.due, stream.message()).await;
+                    // A supersession reported meanwhile is yielded at once
+                    // (`message` is cancel-safe: the watch goes on).
+                    let message = tokio::select! {
+                        m = tokio::time::timeout_at(self.due, stream.message()) => m,
+                        Ok(()) = self.superseded.changed() => continue,
+                    };
                     let response = match message {
                         Err(_due) if *progress_asked => {
                             return self.fail(ProviderError::Stream(format!(

@@ -910,8 +910,80 @@ async fn p5_a_lost_lease_is_granted_again_and_the_member_returns() {
     .await;
 }
 
+/// A member of node `id` at `incarnation`.
+fn incarnation(id: &str, port: u16, incarnation: u64) -> cluster_core::Member {
+    let mut m = member(id, port);
+    m.incarnation = incarnation;
+    m
+}
+
+/// The key, value (decoded), lease and mod revision of `key`.
+async fn read_key(client: &mut Client, key: &str) -> Option<(cluster_core::Member, i64, i64)> {
+    let layout = KeyLayout::new("/cluster-provisioning", CLUSTER);
+    let r = client.get(key, None).await.unwrap();
+    r.kvs().first().map(|kv| {
+        (
+            layout.decode(kv.key(), kv.value()).unwrap(),
+            kv.lease(),
+            kv.mod_revision(),
+        )
+    })
+}
+
+fn superseded(node: &str, incarnation: u64, newer: u64) -> cluster_core::ProviderError {
+    cluster_core::ProviderError::Superseded {
+        node: cluster_core::NodeId::new(node).unwrap(),
+        incarnation,
+        newer,
+    }
+}
+
+/// Issue 13, first put: an older process of node b (incarnation 1, e.g.
+/// one that was partitioned and restarts its provider) registering after a
+/// newer one (incarnation 2) is refused with `provider.superseded` and
+/// never touches the key. The unconditional first put it replaced let
+/// incarnation 1 take the key over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn p5_a_re_registration_never_overwrites_a_newer_incarnation() {
+async fn i13_etcd_older_incarnation_cannot_overwrite_a_newer_one() {
+    bounded(async {
+        let Some(etcd) = EtcdServer::start().await else {
+            return;
+        };
+        let ep = etcd.endpoint();
+        let new = raw_provider(&ep);
+        let old = raw_provider(&ep);
+        let b2 = incarnation("b", 4012, 2);
+        new.register(&b2).await.unwrap();
+        let mut client = etcd.client().await;
+        let key = new.layout().key_of(&b2.node_id);
+        let before = read_key(&mut client, &key).await.unwrap();
+        assert_eq!(before.0, b2);
+
+        let e = old.register(&incarnation("b", 4002, 1)).await.unwrap_err();
+        assert_eq!(e.code(), "provider.superseded", "{e}");
+        assert_eq!(e, superseded("b", 1, 2));
+        assert_eq!(old.stats().superseded, 1);
+        assert_eq!(old.stats().registrations, 0);
+        // The old process's task stopped: the key keeps incarnation 2, its
+        // lease and its revision, also a few retry delays later.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(read_key(&mut client, &key).await.unwrap(), before);
+        assert_eq!(old.stats().registrations, 0);
+        // Watchers list incarnation 2 only.
+        let mut stream = raw_provider(&ep).watch();
+        assert_eq!(next_item(&mut stream).await.unwrap().members, vec![b2]);
+        assert_eq!(new.stats().superseded, 0);
+    })
+    .await;
+}
+
+/// Issue 13, refresh: a registered older process whose key a newer
+/// incarnation took over is told through its watch stream (one
+/// `provider.superseded` item), and when its lease is lost its
+/// re-registration does not put the key back. The old provider never said
+/// anything (the stream only had snapshots).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i13_etcd_older_re_registration_cannot_overwrite_a_newer_one_and_is_told() {
     bounded(async {
         let Some(etcd) = EtcdServer::start().await else {
             return;
@@ -921,19 +993,41 @@ async fn p5_a_re_registration_never_overwrites_a_newer_incarnation() {
         // one): incarnation 1 registers, then incarnation 2 takes the key.
         let old = raw_provider(&ep);
         let new = raw_provider(&ep);
-        let b1 = member("b", 4002);
-        let mut b2 = member("b", 4012);
-        b2.incarnation = 2;
+        let b1 = incarnation("b", 4002, 1);
+        let b2 = incarnation("b", 4012, 2);
         old.register(&b1).await.unwrap();
+        let mut told = old.watch();
+        assert_eq!(
+            next_item(&mut told).await.unwrap().members,
+            vec![b1.clone()]
+        );
         let mut client = etcd.client().await;
         let key = old.layout().key_of(&b1.node_id);
-        let lease1 = client.get(key.clone(), None).await.unwrap().kvs()[0].lease();
+        let lease1 = read_key(&mut client, &key).await.unwrap().1;
         new.register(&b2).await.unwrap();
-        let owned = client.get(key.clone(), None).await.unwrap().kvs()[0].clone();
-        let decode =
-            |kv: &etcd_client::KeyValue| old.layout().decode(kv.key(), kv.value()).unwrap();
-        assert_eq!(decode(&owned), b2);
-        assert_ne!(owned.lease(), lease1);
+        let owned = read_key(&mut client, &key).await.unwrap();
+        assert_eq!(owned.0, b2);
+        assert_ne!(owned.1, lease1);
+
+        // The old process's stream: the snapshot with incarnation 2, and
+        // one supersession item.
+        let mut items = Vec::new();
+        let deadline = tokio::time::Instant::now() + BOUND;
+        while !items.iter().any(Result::is_err) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no supersession item within {BOUND:?}: {:?}",
+                items.last()
+            );
+            items.push(next_item(&mut told).await.map(|s| s.members));
+        }
+        assert_eq!(items.last().unwrap(), &Err(superseded("b", 1, 2)));
+        assert!(
+            items[..items.len() - 1]
+                .iter()
+                .all(|i| i.as_ref().is_ok_and(|ms| ms == &vec![b2.clone()])),
+            "{items:?}"
+        );
 
         // The old process loses its lease: its keep-alive learns it and it
         // tries to register again, finds incarnation 2 and gives up.
@@ -946,28 +1040,107 @@ async fn p5_a_re_registration_never_overwrites_a_newer_incarnation() {
         }
         let stats = old.stats();
         assert_eq!(
-            (stats.leases_lost, stats.registrations),
-            (1, 1),
+            (stats.leases_lost, stats.registrations, stats.superseded),
+            (1, 1, 1),
             "{stats:?}"
         );
-
         // The key was not written since incarnation 2 put it.
-        let now = client.get(key.clone(), None).await.unwrap().kvs()[0].clone();
-        assert_eq!(decode(&now), b2);
-        assert_eq!(now.lease(), owned.lease());
-        assert_eq!(now.mod_revision(), owned.mod_revision());
-        // Watchers list incarnation 2.
-        let mut stream = raw_provider(&ep).watch();
-        assert_eq!(
-            next_item(&mut stream).await.unwrap().members,
-            vec![b2.clone()]
-        );
+        assert_eq!(read_key(&mut client, &key).await.unwrap(), owned);
+        // The stream already told it: snapshots only from now on.
+        let after = next_item(&mut told).await.unwrap();
+        assert_eq!(after.members, vec![b2.clone()]);
         // The old process leaving does not remove the new one either.
         old.deregister(&b1).await.unwrap();
-        let kvs = client.get(key, None).await.unwrap();
-        assert_eq!(kvs.kvs().len(), 1);
-        assert_eq!(decode(&kvs.kvs()[0]), b2);
+        assert_eq!(read_key(&mut client, &key).await.unwrap(), owned);
         assert_eq!(new.stats().superseded, 0);
+    })
+    .await;
+}
+
+/// Issue 13: a newer incarnation replaces an older one, at its first put
+/// and at a re-registration. The re-registration case failed before: a key
+/// holding another incarnation than ours stopped the re-registration,
+/// whichever was newer, so an older value written behind our back (a
+/// process without the guard) kept the node at its old address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i13_etcd_a_newer_incarnation_replaces_an_older_one() {
+    bounded(async {
+        let Some(etcd) = EtcdServer::start().await else {
+            return;
+        };
+        let ep = etcd.endpoint();
+        let old = raw_provider(&ep);
+        let new = raw_provider(&ep);
+        let b1 = incarnation("b", 4002, 1);
+        let b2 = incarnation("b", 4012, 2);
+        old.register(&b1).await.unwrap();
+        new.register(&b2).await.unwrap();
+        let mut client = etcd.client().await;
+        let key = new.layout().key_of(&b2.node_id);
+        let (held, lease2, _) = read_key(&mut client, &key).await.unwrap();
+        assert_eq!(held, b2);
+
+        // Incarnation 1 written over it without the guard, without a
+        // lease; then incarnation 2's lease is lost.
+        client
+            .put(key.clone(), KeyLayout::encode(&b1), None)
+            .await
+            .unwrap();
+        client.lease_revoke(lease2).await.unwrap();
+        let deadline = tokio::time::Instant::now() + BOUND;
+        while new.stats().registrations < 2 && new.stats().superseded == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "{:?}", new.stats());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(new.stats().superseded, 0, "{:?}", new.stats());
+        let (held, lease, _) = read_key(&mut client, &key).await.unwrap();
+        assert_eq!(held, b2);
+        assert_ne!(lease, 0, "put with its new lease");
+        assert_ne!(lease, lease2);
+    })
+    .await;
+}
+
+/// Issue 13: the same incarnation registering again (the same process: a
+/// second `register`, or its provider rebuilt) is not a supersession, and
+/// a key that holds no member is overwritten with a warning, no panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i13_etcd_the_same_incarnation_and_a_malformed_value_are_overwritten() {
+    bounded(async {
+        let Some(etcd) = EtcdServer::start().await else {
+            return;
+        };
+        let ep = etcd.endpoint();
+        let mut client = etcd.client().await;
+        let b = incarnation("b", 4002, 7);
+        let key = KeyLayout::new("/cluster-provisioning", CLUSTER).key_of(&b.node_id);
+        // Not a member, and a member of another node (with a newer
+        // incarnation) under b's key: nothing proves either newer.
+        let imposter = incarnation("c", 4003, 99);
+        for junk in [b"not json".to_vec(), KeyLayout::encode(&imposter)] {
+            client.put(key.clone(), junk, None).await.unwrap();
+            let p = raw_provider(&ep);
+            p.register(&b).await.unwrap();
+            assert_eq!(read_key(&mut client, &key).await.unwrap().0, b);
+            p.deregister(&b).await.unwrap();
+        }
+
+        let p = raw_provider(&ep);
+        p.register(&b).await.unwrap();
+        let first = read_key(&mut client, &key).await.unwrap();
+        p.register(&b).await.unwrap();
+        let again = read_key(&mut client, &key).await.unwrap();
+        assert_eq!(again.0, b);
+        assert!(again.2 > first.2, "put again");
+        // The same process with its provider rebuilt.
+        let rebuilt = raw_provider(&ep);
+        rebuilt.register(&b).await.unwrap();
+        let third = read_key(&mut client, &key).await.unwrap();
+        assert_eq!(third.0, b);
+        assert!(third.2 > again.2);
+        for s in [p.stats(), rebuilt.stats()] {
+            assert_eq!(s.superseded, 0, "{s:?}");
+        }
     })
     .await;
 }
