@@ -6,7 +6,7 @@
 //! | [`TopologyUpdated`] | the published member set, blocked set or status changed (never for an identical hash and status, R2.3) |
 //! | [`ProviderChanged`] | the active provider changed (failover or fail-back, R2.5, R3.4) |
 //! | [`ProviderHealthChanged`] | a provider's health changed (R4.5) |
-//! | [`ProviderStreamTerminated`] | a provider's stream ended or failed; carries the hash of its last snapshot (R2.2) |
+//! | [`ProviderStreamTerminated`] | a provider's stream ended (its actor is restarted; an error item of a stream that goes on is not a termination); carries the hash of its last snapshot (R2.2) |
 //! | [`ProvisioningStatusChanged`] | Active / Empty / Degraded / Unavailable / Draining changed (R2.4, R5.3, R3.5) |
 //! | [`RemoteNodeQuarantined`] | a node incarnation was quarantined at Remoting's report (R4.2); a `TopologyUpdated` follows |
 //! | [`ActivationSuppressed`] | a provider failed validation past the threshold and will not be activated again (R5.2) |
@@ -101,13 +101,13 @@ pub struct ProviderHealthChanged {
     pub last_error: Option<&'static str>,
 }
 
-/// A provider's stream ended or failed (R2.2). Its last snapshot stays
+/// A provider's stream ended (R2.2); its actor is restarted. Its last snapshot stays
 /// available through the supervisor's queries.
 #[derive(Clone, Debug)]
 pub struct ProviderStreamTerminated {
     /// The provider.
     pub provider: ProviderId,
-    /// Error code or `"ended"`.
+    /// Why: `"ended"` (the stream ended; kept a string for compatibility).
     pub reason: &'static str,
     /// Hash of the last snapshot it delivered, if any.
     pub last_hash: Option<TopologyHash>,
