@@ -1,33 +1,55 @@
-//! The `PartitionManager` system actor (A6, R3.2, R3.3): a thin driver
-//! around [`PartitionTable`] and [`OwnershipLedger`].
+//! The `PartitionManager` system actor (A6, R3.2–R3.4): the partition map
+//! of this node, as the PlacementSupervisor computed it.
 //!
-//! - It follows `TopologyUpdated` from the EventStream, keeping the table of
-//!   the newest topology (an update with an older seq_no is ignored).
+//! # One way (issue 13)
+//!
+//! Ownership is computed in one place, the PlacementSupervisor, which must
+//! recompute it in its own mailbox order before the next placement request
+//! (R3.1). It hands every table it computes to the PartitionManager as
+//! [`OwnershipChanged`] (the table, the seq_no of the topology it follows,
+//! and the moves of its activations). The PartitionManager never builds a
+//! table from a topology itself and sends nothing back.
+//!
+//! - It follows the provisioning events with a
+//!   [`TopologyFollower`](crate::follower) (one pull at start, never again):
+//!   `TopologyUpdated`, `RemoteNodeQuarantined` and `ProviderChanged`.
 //! - A partition-map request gets the latest table, or a
 //!   `provisioning.unavailable` error that says why none is available: no
 //!   topology yet, or placement paused (Empty, Unavailable, Draining) (R3.2).
-//! - It takes ownership metadata as [`OwnershipChanged`] events, tagged with
-//!   the seq_no of the topology they follow; anything older than what was
-//!   applied is ignored (R3.3).
+//! - R3.4: after a `ProviderChanged` of seq_no `s`, no answer comes from a
+//!   table older than `s` (`provisioning.unavailable`, "the active provider
+//!   changed ...") until the table of the new provider's topology arrives;
+//!   [`PartitionHandle::provider_change`] tells the last change.
+//! - A6: the owner of an identity is never a quarantined incarnation: a
+//!   `RemoteNodeQuarantined` takes effect at once, before the
+//!   PlacementSupervisor's new table arrives (`provisioning.unavailable`
+//!   meanwhile).
+//! - It records the ownership metadata (the moves), tagged with the seq_no
+//!   of the topology they follow; anything older than what was applied is
+//!   ignored (R3.3).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use actor_runtime::{Actor, ActorRef, ActorSystem, Context, HandlerResult, ReplyTo, SpawnError};
-use cluster_core::events::TopologyUpdated;
+use cluster_core::events::{ProviderChanged, RemoteNodeQuarantined, TopologyUpdated};
 use cluster_core::{Member, ProvisioningError, Result};
 use provisioning_actors::ProvisioningHandle;
 
+use crate::follower::{SharedFollower, Step};
 use crate::partition::{Lease, LedgerOutcome, Moved, OwnershipLedger, PartitionTable};
 
-/// Ownership moved because of the topology with `seq_no` (published by the
-/// PlacementSupervisor, applied by the PartitionManager in the same logical
-/// tick, R3.3).
+/// The ownership of the topology with `seq_no`, computed by the
+/// PlacementSupervisor (the one place that computes it) and handed to the
+/// PartitionManager in the same logical tick (R3.3).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OwnershipChanged {
-    /// The seq_no of the topology the moves follow.
+    /// The seq_no of the topology the table and the moves follow.
     pub seq_no: u64,
-    /// The identities that moved.
+    /// The table: who owns each identity (the topology's members, without
+    /// the incarnations quarantined ahead of it).
+    pub table: Arc<PartitionTable>,
+    /// The placement's activations that moved.
     pub moves: Arc<[Moved]>,
 }
 
@@ -35,7 +57,11 @@ pub struct OwnershipChanged {
 pub enum PartitionMsg {
     /// A new topology.
     Topology(TopologyUpdated),
-    /// New ownership metadata.
+    /// A node incarnation was quarantined (A6).
+    Quarantined(RemoteNodeQuarantined),
+    /// The active provider changed (R3.4).
+    ProviderChanged(ProviderChanged),
+    /// A new table and ownership metadata.
     Ownership(OwnershipChanged),
     /// The latest table, or why there is none (R3.2).
     Map(ReplyTo<Result<Arc<PartitionTable>>>),
@@ -48,9 +74,8 @@ pub enum PartitionMsg {
         /// Answer.
         reply: ReplyTo<Result<Member>>,
     },
-    /// Re-reads provisioning's current topology (sent by
-    /// [`PartitionManager::spawn_following`] right after subscribing, so
-    /// that nothing published in between is missed).
+    /// The one catch-up of the follower (sent by
+    /// [`PartitionManager::spawn_following`] right after subscribing).
     CatchUp,
     /// The recorded lease of an identity, and the ledger's last seq_no.
     Lease {
@@ -61,11 +86,25 @@ pub enum PartitionMsg {
         /// Answer.
         reply: ReplyTo<(Option<Lease>, Option<u64>)>,
     },
+    /// The last provider change seen.
+    Provider(ReplyTo<Option<ProviderChanged>>),
 }
 
 impl From<TopologyUpdated> for PartitionMsg {
     fn from(t: TopologyUpdated) -> Self {
         Self::Topology(t)
+    }
+}
+
+impl From<RemoteNodeQuarantined> for PartitionMsg {
+    fn from(q: RemoteNodeQuarantined) -> Self {
+        Self::Quarantined(q)
+    }
+}
+
+impl From<ProviderChanged> for PartitionMsg {
+    fn from(c: ProviderChanged) -> Self {
+        Self::ProviderChanged(c)
     }
 }
 
@@ -76,11 +115,16 @@ impl From<OwnershipChanged> for PartitionMsg {
 }
 
 /// The actor.
-#[derive(Default)]
 pub struct PartitionManager {
     table: Option<Arc<PartitionTable>>,
     ledger: OwnershipLedger,
     provisioning: Option<ProvisioningHandle>,
+    /// Kept across restarts of the actor: a restarted instance does not
+    /// pull again.
+    follower: SharedFollower,
+    /// The last table, kept across restarts too (it comes from the
+    /// PlacementSupervisor only when ownership is recomputed).
+    kept: Arc<std::sync::Mutex<Option<Arc<PartitionTable>>>>,
 }
 
 /// A handle to a running [`PartitionManager`].
@@ -92,7 +136,8 @@ pub struct PartitionHandle {
 
 impl PartitionManager {
     /// Spawns it as the system actor `name` (e.g. `partitions`), subscribed
-    /// to `TopologyUpdated` and [`OwnershipChanged`].
+    /// to `TopologyUpdated`, `RemoteNodeQuarantined`, `ProviderChanged` and
+    /// [`OwnershipChanged`].
     pub fn spawn(
         system: &ActorSystem,
         name: &str,
@@ -100,24 +145,31 @@ impl PartitionManager {
         Self::spawn_following(system, name, None)
     }
 
-    /// [`spawn`](Self::spawn), starting from `provisioning`'s current
-    /// topology (one published before the subscription would otherwise be
-    /// missed until the next change).
+    /// [`spawn`](Self::spawn), catching up once with `provisioning`'s
+    /// current topology (one published before the subscription would
+    /// otherwise be missed until the next change).
     pub fn spawn_following(
         system: &ActorSystem,
         name: &str,
         provisioning: Option<ProvisioningHandle>,
     ) -> std::result::Result<PartitionHandle, SpawnError> {
+        let follower = SharedFollower::new();
+        let kept: Arc<std::sync::Mutex<Option<Arc<PartitionTable>>>> = Arc::default();
         let actor = system.spawn_system(name, move || PartitionManager {
             provisioning: provisioning.clone(),
-            ..PartitionManager::default()
+            follower: follower.clone(),
+            table: kept
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+            kept: kept.clone(),
+            ledger: OwnershipLedger::default(),
         })?;
-        system
-            .event_stream()
-            .subscribe::<TopologyUpdated, _>(&actor);
-        system
-            .event_stream()
-            .subscribe::<OwnershipChanged, _>(&actor);
+        let es = system.event_stream();
+        es.subscribe::<TopologyUpdated, _>(&actor);
+        es.subscribe::<RemoteNodeQuarantined, _>(&actor);
+        es.subscribe::<ProviderChanged, _>(&actor);
+        es.subscribe::<OwnershipChanged, _>(&actor);
         let _ = actor.tell(PartitionMsg::CatchUp);
         Ok(PartitionHandle {
             actor,
@@ -125,46 +177,59 @@ impl PartitionManager {
         })
     }
 
-    async fn catch_up(&mut self) {
-        if let Some(p) = self.provisioning.clone()
-            && let Ok(t) = p.topology().await
-            && t.seq_no > 0
-            && self
-                .table
-                .as_ref()
-                .is_none_or(|cur| t.seq_no > cur.seq_no())
-        {
-            self.table = Some(Arc::new(PartitionTable::from_topology(&t)));
+    /// The table answers come from, or why there is none (R3.2, R3.4).
+    fn table(&self) -> Result<&Arc<PartitionTable>> {
+        let table = self.table.as_ref().ok_or(ProvisioningError::Unavailable(
+            "no topology has been published yet",
+        ))?;
+        let f = self.follower.lock();
+        let change = f.provider_change().map(|c| c.seq_no);
+        if f.behind().is_some() || change.is_some_and(|s| s > table.seq_no()) {
+            return Err(ProvisioningError::Unavailable(
+                "the active provider changed: the ownership of its topology has not arrived yet",
+            ));
         }
+        Ok(table)
     }
 
-    fn table(&self) -> Result<&Arc<PartitionTable>> {
-        self.table.as_ref().ok_or(ProvisioningError::Unavailable(
-            "no topology has been published yet",
-        ))
+    fn owner(&self, kind: &str, id: &str) -> Result<Member> {
+        let member = self.table()?.place(kind, id, None)?.clone();
+        if self
+            .follower
+            .lock()
+            .is_excluded(&member.node_id, member.incarnation)
+        {
+            return Err(ProvisioningError::Unavailable(
+                "the owner is quarantined: ownership is being recomputed",
+            ));
+        }
+        Ok(member)
     }
 }
 
 impl Actor for PartitionManager {
     type Msg = PartitionMsg;
 
-    async fn started(&mut self, ctx: &mut Context<Self>) -> HandlerResult {
-        // After a restart: the subscriptions survive, the table does not.
-        if ctx.restart_count() > 0 {
-            self.catch_up().await;
-        }
-        Ok(())
-    }
-
     async fn handle(&mut self, msg: PartitionMsg, _ctx: &mut Context<Self>) -> HandlerResult {
         match msg {
             PartitionMsg::Topology(t) => {
-                let newer = self
-                    .table
-                    .as_ref()
-                    .is_none_or(|cur| t.topology.seq_no > cur.seq_no());
-                if newer {
-                    self.table = Some(Arc::new(PartitionTable::from_topology(&t.topology)));
+                if let Step::Applied { missed, .. } = self.follower.lock().step(t)
+                    && missed > 0
+                {
+                    tracing::warn!(
+                        missed,
+                        "partition manager: topologies were not delivered (gap)"
+                    );
+                }
+            }
+            PartitionMsg::Quarantined(q) => {
+                if let Step::Quarantined(q) = self.follower.lock().step(q) {
+                    tracing::debug!(node = %q.node, incarnation = q.incarnation, seq_no = q.seq_no, "partition manager: owner quarantined, not answered any more");
+                }
+            }
+            PartitionMsg::ProviderChanged(c) => {
+                if let Step::ProviderChanged { change, ahead } = self.follower.lock().step(c) {
+                    tracing::debug!(from = ?change.from, to = ?change.to, seq_no = change.seq_no, ahead, "partition manager: active provider changed");
                 }
             }
             PartitionMsg::Ownership(o) => {
@@ -172,8 +237,27 @@ impl Actor for PartitionManager {
                 if self.ledger.apply(o.seq_no, moves) == LedgerOutcome::Stale {
                     tracing::debug!(seq_no = o.seq_no, "stale ownership metadata ignored");
                 }
+                // Per publisher order: a table of the same seq_no is a later
+                // computation (e.g. after a quarantine) and replaces it.
+                if self
+                    .table
+                    .as_ref()
+                    .is_none_or(|t| o.table.seq_no() >= t.seq_no())
+                {
+                    *self
+                        .kept
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(o.table.clone());
+                    self.table = Some(o.table);
+                }
             }
-            PartitionMsg::CatchUp => self.catch_up().await,
+            PartitionMsg::CatchUp => {
+                let step = self
+                    .follower
+                    .catch_up_once(self.provisioning.as_ref())
+                    .await;
+                let _ = step;
+            }
             PartitionMsg::Map(reply) => {
                 let r = self.table().and_then(|t| {
                     if t.is_paused() {
@@ -186,14 +270,14 @@ impl Actor for PartitionManager {
                 let _ = reply.send(r);
             }
             PartitionMsg::Owner { kind, id, reply } => {
-                let r = self
-                    .table()
-                    .and_then(|t| t.place(&kind, &id, None).cloned());
-                let _ = reply.send(r);
+                let _ = reply.send(self.owner(&kind, &id));
             }
             PartitionMsg::Lease { kind, id, reply } => {
                 let lease = self.ledger.lease(&kind, &id).cloned();
                 let _ = reply.send((lease, self.ledger.last_seq_no()));
+            }
+            PartitionMsg::Provider(reply) => {
+                let _ = reply.send(self.follower.lock().provider_change().cloned());
             }
         }
         Ok(())
@@ -228,6 +312,14 @@ impl PartitionHandle {
             )
             .await
             .map_err(Self::err)?
+    }
+
+    /// The last `ProviderChanged` this PartitionManager received (R3.4).
+    pub async fn provider_change(&self) -> Result<Option<ProviderChanged>> {
+        self.actor
+            .ask(PartitionMsg::Provider, self.timeout)
+            .await
+            .map_err(Self::err)
     }
 
     /// The recorded lease of `(kind, id)` and the ledger's last seq_no.

@@ -117,13 +117,14 @@ use std::time::Duration;
 use actor_runtime::{
     Actor, ActorId, ActorRef, ActorSystem, Context, HandlerResult, ReplyTo, SpawnError, TellError,
 };
-use cluster_core::events::{ProviderChanged, TopologyUpdated};
+use cluster_core::events::{ProviderChanged, RemoteNodeQuarantined, TopologyUpdated};
 use cluster_core::{GrainKey, Member, NodeId, ProvisioningError};
 use futures::future::BoxFuture;
 use provisioning_actors::ProvisioningHandle;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use crate::follower::{SharedFollower, Step, TopologyFollower};
 use crate::grain::{DeactivationReason, GrainContext, GrainError, GrainOptions};
 use crate::partition::PartitionTable;
 use crate::partition_manager::OwnershipChanged;
@@ -650,6 +651,7 @@ pub struct PlacementMsg(Msg);
 
 enum Msg {
     Topology(TopologyUpdated),
+    Quarantined(RemoteNodeQuarantined),
     ProviderChanged(ProviderChanged),
     /// Where `(kind, id)` lives (activating it here if it is ours).
     Locate {
@@ -663,8 +665,8 @@ enum Msg {
     Activations(ReplyTo<Vec<(String, String)>>),
     /// Stops every activation (graceful leave); answers how many stopped.
     HandOffAll(ReplyTo<usize>),
-    /// Reads the current topology from provisioning (sent right after the
-    /// subscriptions, so nothing published in between is missed).
+    /// The follower's one catch-up (sent right after the subscriptions,
+    /// so nothing published before them is missed).
     CatchUp,
     /// A new owner asks for a grain (see `RELEASE_TYPE`).
     Release(Box<ReleaseCall>),
@@ -697,6 +699,7 @@ impl fmt::Debug for PlacementMsg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = match &self.0 {
             Msg::Topology(_) => "Topology",
+            Msg::Quarantined(_) => "Quarantined",
             Msg::ProviderChanged(_) => "ProviderChanged",
             Msg::Locate { .. } => "Locate",
             Msg::Call(_) => "Call",
@@ -715,6 +718,12 @@ impl fmt::Debug for PlacementMsg {
 impl From<TopologyUpdated> for PlacementMsg {
     fn from(t: TopologyUpdated) -> Self {
         Self(Msg::Topology(t))
+    }
+}
+
+impl From<RemoteNodeQuarantined> for PlacementMsg {
+    fn from(q: RemoteNodeQuarantined) -> Self {
+        Self(Msg::Quarantined(q))
     }
 }
 
@@ -782,6 +791,11 @@ pub struct PlacementSupervisor {
     shared: Arc<Shared>,
     kinds: GrainKinds,
     provisioning: Option<ProvisioningHandle>,
+    /// What provisioning published, by seq_no; kept across restarts of the
+    /// actor (a restarted instance does not pull again).
+    follower: SharedFollower,
+    /// The ownership: computed here only ([`ownership`]) and handed to the
+    /// PartitionManager with every change.
     table: Option<Arc<PartitionTable>>,
     /// The tables before `table`, newest first (at most `HISTORY`): whose
     /// owners a new activation asks to release the grain.
@@ -809,6 +823,29 @@ const RELEASE_BLOCK: Duration = Duration::from_secs(10);
 /// Released grains remembered at most (a peer cannot grow the map without
 /// bound).
 const MAX_RELEASED: usize = 100_000;
+
+/// The ownership under what `follower` knows: the one place it is computed
+/// (the PartitionManager receives the result). The view's members, without
+/// an incarnation quarantined ahead of the view (A6: not routed to from the
+/// moment the quarantine is known, before its topology arrives).
+fn ownership(follower: &TopologyFollower) -> PartitionTable {
+    let view = follower.view();
+    let quarantined = |m: &Member| {
+        follower
+            .pending_quarantines()
+            .iter()
+            .any(|q| q.node == m.node_id && q.incarnation == m.incarnation)
+    };
+    if view.members.iter().any(quarantined) {
+        PartitionTable::from_members(
+            view.members.iter().filter(|m| !quarantined(m)).cloned(),
+            view.seq_no,
+            view.status,
+        )
+    } else {
+        PartitionTable::from_topology(view)
+    }
+}
 
 /// The members a new activation of `(kind, id)` on `local` asks to release
 /// the grain: the rendezvous runner-up among the current members (who owned
@@ -867,11 +904,11 @@ fn views_disagree(
 
 impl PlacementSupervisor {
     /// Spawns the PlacementSupervisor for the member `local` as the system
-    /// actor `/system/placement`, subscribed to `TopologyUpdated` and
-    /// `ProviderChanged`. Without `remoting` it places on this node only
-    /// (requests owned elsewhere fail with `placement.remote`).
-    /// `provisioning` lets it catch up when a `ProviderChanged` is ahead of
-    /// the topologies it has seen.
+    /// actor `/system/placement`, subscribed to `TopologyUpdated`,
+    /// `RemoteNodeQuarantined` and `ProviderChanged`. Without `remoting` it
+    /// places on this node only (requests owned elsewhere fail with
+    /// `placement.remote`). `provisioning` is read once, right after the
+    /// subscriptions (the follower's catch-up), never again.
     pub fn spawn(
         system: &ActorSystem,
         local: &Member,
@@ -891,10 +928,12 @@ impl PlacementSupervisor {
             next_req: AtomicU64::new(1),
         });
         let for_actor = shared.clone();
+        let follower = SharedFollower::new();
         let actor = system.spawn_system(PLACEMENT_ACTOR, move || PlacementSupervisor {
             shared: for_actor.clone(),
             kinds: kinds.clone(),
             provisioning: provisioning.clone(),
+            follower: follower.clone(),
             table: None,
             history: VecDeque::new(),
             activations: HashMap::new(),
@@ -904,6 +943,7 @@ impl PlacementSupervisor {
         })?;
         let es = system.event_stream();
         es.subscribe::<TopologyUpdated, _>(&actor);
+        es.subscribe::<RemoteNodeQuarantined, _>(&actor);
         es.subscribe::<ProviderChanged, _>(&actor);
         let _ = actor.tell(PlacementMsg(Msg::CatchUp));
         if let Some(remoting) = &shared.remoting {
@@ -960,15 +1000,13 @@ impl PlacementSupervisor {
         Ok(PlacementHandle { actor, shared })
     }
 
-    fn apply(&mut self, t: &TopologyUpdated, ctx: &mut Context<Self>) {
-        let newer = self
-            .table
-            .as_ref()
-            .is_none_or(|cur| t.topology.seq_no > cur.seq_no());
-        if !newer {
-            return;
-        }
-        let next = Arc::new(PartitionTable::from_topology(&t.topology));
+    /// Recomputes the ownership from the follower's view (after a new
+    /// topology, a quarantine ahead of its topology, or a restart): hands
+    /// off the activations that moved, stops everything while paused, fails
+    /// the requests in flight to members that are gone, and hands the table
+    /// and the moves to the PartitionManager ([`OwnershipChanged`], R3.3).
+    fn recompute(&mut self, ctx: &mut Context<Self>) {
+        let next = Arc::new(ownership(&self.follower.lock()));
         let moves = match &self.table {
             Some(prev) => {
                 let ids: Vec<(&str, &str)> = self
@@ -996,8 +1034,6 @@ impl PlacementSupervisor {
             );
             self.stop_all(REASON_LEAVING, ctx);
         }
-        let seq_no = next.seq_no();
-        let _ = seq_no;
         let local = self.shared.local.clone();
         let now = tokio::time::Instant::now();
         self.released.retain(|(kind, id), (asker, at)| {
@@ -1016,32 +1052,14 @@ impl PlacementSupervisor {
                 "activations handed off"
             );
         }
-        self.table = Some(next);
+        self.table = Some(next.clone());
         metrics::gauge!(M_ACTIVATIONS, "node" => self.shared.node.clone())
             .set(self.activations.len() as f64);
         ctx.system().event_stream().publish(OwnershipChanged {
-            seq_no: t.topology.seq_no,
+            seq_no: next.seq_no(),
+            table: next,
             moves: Arc::from(moves),
         });
-    }
-
-    /// Applies provisioning's current topology if it is newer than ours.
-    async fn catch_up(&mut self, ctx: &mut Context<Self>) {
-        let Some(p) = self.provisioning.clone() else {
-            return;
-        };
-        match p.topology().await {
-            Ok(topology) if topology.seq_no > 0 => {
-                let t = TopologyUpdated {
-                    previous_hash: topology.hash,
-                    diff: Arc::default(),
-                    topology,
-                };
-                self.apply(&t, ctx);
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not read the current topology"),
-        }
     }
 
     /// Requests waiting for an answer from a member that is no longer in
@@ -1149,6 +1167,14 @@ impl PlacementSupervisor {
         let table = self.table.as_ref().ok_or(ProvisioningError::Unavailable(
             "placement paused: no topology has been published yet",
         ))?;
+        if self.follower.lock().behind().is_some() {
+            // R3.4: never place on a view older than a change this node
+            // has been told about; its topology is on its way.
+            return Err(ProvisioningError::Unavailable(
+                "placement paused: the active provider changed and its topology has not arrived yet",
+            )
+            .into());
+        }
         Ok(table.place(kind, id, None)?.node_id.clone())
     }
 
@@ -1331,25 +1357,43 @@ impl Actor for PlacementSupervisor {
     type Msg = PlacementMsg;
 
     async fn started(&mut self, ctx: &mut Context<Self>) -> HandlerResult {
-        // After a restart: the subscriptions survive, the table does not.
-        if ctx.restart_count() > 0 {
-            self.catch_up(ctx).await;
+        // After a restart: the subscriptions and the follower survive, the
+        // table does not: recompute it from the follower's view (no pull).
+        if ctx.restart_count() > 0 && self.follower.lock().applied().is_some() {
+            self.recompute(ctx);
         }
         Ok(())
     }
 
     async fn handle(&mut self, msg: PlacementMsg, ctx: &mut Context<Self>) -> HandlerResult {
         match msg.0 {
-            Msg::Topology(t) => self.apply(&t, ctx),
+            Msg::Topology(t) => {
+                let step = self.follower.lock().step(t);
+                if let Step::Applied { missed, .. } = step {
+                    if missed > 0 {
+                        tracing::warn!(
+                            missed,
+                            "placement: topologies were not delivered (gap); the newest carries them"
+                        );
+                    }
+                    self.recompute(ctx);
+                }
+            }
+            Msg::Quarantined(q) => {
+                let step = self.follower.lock().step(q);
+                if let Step::Quarantined(q) = step {
+                    // A6: stop routing to it now, before its topology.
+                    tracing::debug!(node = %q.node, incarnation = q.incarnation, seq_no = q.seq_no, "placement: node quarantined, no longer routed to");
+                    self.recompute(ctx);
+                }
+            }
             Msg::ProviderChanged(c) => {
-                // The supervisor logs the change itself (N3: one line).
-                tracing::debug!(from = ?c.from, to = ?c.to, reason = ?c.reason, seq_no = c.seq_no, "placement: active provider changed");
-                let behind = self.table.as_ref().is_none_or(|t| t.seq_no() < c.seq_no);
-                if behind {
-                    // Not expected (the topology of that seq_no is published
-                    // first), but a consumer must never place on an older
-                    // view than the change it has been told about.
-                    self.catch_up(ctx).await;
+                // The supervisor logs the change itself (N3: one line). One
+                // ahead of the view makes the follower behind: placement
+                // pauses until its topology arrives (see `owner`).
+                let step = self.follower.lock().step(c);
+                if let Step::ProviderChanged { change, ahead } = step {
+                    tracing::debug!(from = ?change.from, to = ?change.to, reason = ?change.reason, seq_no = change.seq_no, ahead, "placement: active provider changed");
                 }
             }
             Msg::Locate { kind, id, reply } => {
@@ -1378,7 +1422,15 @@ impl Actor for PlacementSupervisor {
                     let _ = reply.send(n);
                 });
             }
-            Msg::CatchUp => self.catch_up(ctx).await,
+            Msg::CatchUp => {
+                let step = self
+                    .follower
+                    .catch_up_once(self.provisioning.as_ref())
+                    .await;
+                if let Some(Step::Applied { .. }) = step {
+                    self.recompute(ctx);
+                }
+            }
             Msg::Release(call) => self.on_release(*call, ctx),
             Msg::Idle { key, actor } => {
                 if self

@@ -140,6 +140,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::failure_detector::{DetectorConfig, PhiAccrualConfig};
+use crate::follower::SharedFollower;
 use crate::netsim::NetSim;
 use crate::wire::{Frame, HandshakeConfig, Hello, Refusal, WireError};
 
@@ -403,6 +404,8 @@ type Handler = Arc<dyn Fn(&NodeId, &[u8]) -> Result<(), &'static str> + Send + S
 /// What the accept check needs, kept current by the actor.
 struct View {
     topology: Arc<Topology>,
+    /// Incarnations quarantined ahead of `topology` (A6: refused at once).
+    quarantined: Vec<(NodeId, u64)>,
     status: ProvisioningStatus,
     /// The associations: incarnation, and whether it failed.
     peers: HashMap<NodeId, (u64, bool)>,
@@ -415,6 +418,9 @@ struct Shared {
     /// The `node` label of the metrics: the local node id.
     node: Arc<str>,
     provisioning: ProvisioningHandle,
+    /// What provisioning published, by seq_no (kept across restarts of the
+    /// actor: one pull in the life of Remoting).
+    follower: SharedFollower,
     /// Send queues of the `Up` associations (encoded frames).
     writers: Mutex<HashMap<NodeId, mpsc::Sender<Vec<u8>>>>,
     registry: RwLock<HashMap<(String, String), Handler>>,
@@ -437,7 +443,11 @@ impl Shared {
         let node = &peer.node_id;
         let known = view.peers.get(node).copied();
         let failed = known.is_some_and(|(inc, failed)| failed && inc == peer.incarnation);
-        if failed || view.topology.is_blocked(node, peer.incarnation) {
+        let quarantined = view
+            .quarantined
+            .iter()
+            .any(|(n, i)| n == node && *i == peer.incarnation);
+        if failed || quarantined || view.topology.is_blocked(node, peer.incarnation) {
             self.provisioning.reachable(node.clone(), peer.incarnation);
             metrics::counter!(M_REACHABLE, "node" => self.node.clone()).increment(1);
             tracing::debug!(%node, incarnation = peer.incarnation, "quarantined node reached again; reported reachable");
@@ -503,7 +513,7 @@ pub struct Remoting;
 impl Remoting {
     /// Binds [`RemotingConfig::bind`] and spawns Remoting as the system
     /// actor `/system/remoting`, subscribed to `TopologyUpdated` and
-    /// `ProvisioningStatusChanged`. `local` must advertise the bound
+    /// `RemoteNodeQuarantined` (the status is the topology's). `local` must advertise the bound
     /// address (see the [module documentation](self#the-listener-and-the-local-address)).
     pub async fn spawn(
         system: &ActorSystem,
@@ -544,8 +554,10 @@ impl Remoting {
             provisioning,
             writers: Mutex::new(HashMap::new()),
             registry: RwLock::new(HashMap::new()),
+            follower: SharedFollower::new(),
             view: Mutex::new(View {
                 topology: Arc::new(Topology::starting()),
+                quarantined: Vec::new(),
                 status: ProvisioningStatus::Starting,
                 peers: HashMap::new(),
             }),
@@ -559,8 +571,9 @@ impl Remoting {
             RemotingActor::new(for_actor.clone(), listener.clone())
         })?;
         let es = system.event_stream();
+        // The status is read from the topology only.
         es.subscribe::<cluster_core::events::TopologyUpdated, _>(&actor);
-        es.subscribe::<cluster_core::events::ProvisioningStatusChanged, _>(&actor);
+        es.subscribe::<cluster_core::events::RemoteNodeQuarantined, _>(&actor);
         Ok(RemotingHandle {
             actor,
             shared,

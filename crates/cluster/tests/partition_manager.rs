@@ -1,6 +1,8 @@
-//! PartitionManager scenarios (R3.2, R3.3): it follows the topologies
-//! published on the EventStream, answers partition-map requests or says why
-//! it cannot, and ignores ownership metadata older than what it applied.
+//! PartitionManager scenarios (R3.2, R3.3): it answers partition-map
+//! requests from the tables the PlacementSupervisor computes from the
+//! topologies published on the EventStream (ownership is computed in one
+//! place, issue 13), or says why it cannot, and ignores ownership metadata
+//! older than what it applied.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::Arc;
@@ -9,6 +11,7 @@ use std::time::Duration;
 use actor_runtime::ActorSystem;
 use cluster::partition::{Moved, PartitionTable};
 use cluster::partition_manager::{OwnershipChanged, PartitionHandle, PartitionManager};
+use cluster::placement::{GrainKinds, PlacementConfig, PlacementSupervisor};
 use cluster_core::events::TopologyUpdated;
 use cluster_core::{
     Member, MemberAddress, NodeId, ProvisioningStatus, Topology, TopologyDiff, TopologyHash,
@@ -40,6 +43,22 @@ fn topology(seq_no: u64, status: ProvisioningStatus, ids: &[&str]) -> TopologyUp
     }
 }
 
+/// A PartitionManager with the PlacementSupervisor that computes its
+/// tables (the node's placement runs as member "a").
+fn partitions(system: &ActorSystem) -> PartitionHandle {
+    let pm = PartitionManager::spawn(system, "partitions").unwrap();
+    PlacementSupervisor::spawn(
+        system,
+        &member("a"),
+        GrainKinds::new(),
+        PlacementConfig::default(),
+        None,
+        None,
+    )
+    .unwrap();
+    pm
+}
+
 async fn until_seq(p: &PartitionHandle, seq_no: u64) -> Arc<PartitionTable> {
     for _ in 0..500 {
         if let Ok(t) = p.partition_map().await
@@ -57,7 +76,7 @@ async fn until_seq(p: &PartitionHandle, seq_no: u64) -> Arc<PartitionTable> {
 #[tokio::test]
 async fn r3_2_partition_map_is_the_latest_or_says_why_not() {
     let system = ActorSystem::new("pm");
-    let pm = PartitionManager::spawn(&system, "partitions").unwrap();
+    let pm = partitions(&system);
     let e = pm.partition_map().await.unwrap_err();
     assert_eq!(e.code(), "provisioning.unavailable");
     assert!(e.to_string().contains("no topology"), "{e}");
@@ -110,7 +129,7 @@ async fn r3_2_partition_map_is_the_latest_or_says_why_not() {
 #[tokio::test]
 async fn r3_1_older_topology_is_ignored() {
     let system = ActorSystem::new("pm");
-    let pm = PartitionManager::spawn(&system, "partitions").unwrap();
+    let pm = partitions(&system);
     let es = system.event_stream();
     es.publish(topology(5, ProvisioningStatus::Active, &["a", "b"]));
     until_seq(&pm, 5).await;
@@ -133,13 +152,22 @@ async fn r3_3_older_ownership_metadata_is_ignored() {
         from: None,
         to: Some(NodeId::new(to).unwrap()),
     };
+    let table = |seq_no| {
+        Arc::new(PartitionTable::from_members(
+            [],
+            seq_no,
+            ProvisioningStatus::Active,
+        ))
+    };
     let es = system.event_stream();
     es.publish(OwnershipChanged {
         seq_no: 7,
+        table: table(7),
         moves: Arc::from(vec![mv("b")]),
     });
     es.publish(OwnershipChanged {
         seq_no: 6,
+        table: table(6),
         moves: Arc::from(vec![mv("stale")]),
     });
     let (lease, last) = pm.lease("user", "42").await.unwrap();
@@ -148,6 +176,7 @@ async fn r3_3_older_ownership_metadata_is_ignored() {
     assert_eq!((lease.owner.as_str(), lease.seq_no), ("b", 7));
     es.publish(OwnershipChanged {
         seq_no: 8,
+        table: table(8),
         moves: Arc::from(vec![mv("c")]),
     });
     let (lease, _) = pm.lease("user", "42").await.unwrap();

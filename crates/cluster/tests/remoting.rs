@@ -632,3 +632,92 @@ async fn garbage_oversized_and_stalled_connections_are_closed_and_the_listener_k
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// A6: on `RemoteNodeQuarantined`, Remoting drops the association with that
+/// incarnation and refuses it at once, before the `TopologyUpdated` that
+/// follows (here none follows: the event is published by the test, and the
+/// topology still lists the node unblocked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a6_remoting_drops_and_refuses_a_quarantined_incarnation_at_once() {
+    let table = MembershipTable::new();
+    let mut a = node("a", &table).await;
+    let mut b = node("b", &table).await;
+    wait_members(&[&a, &b], &["a", "b"]).await;
+    a.start_remoting();
+    b.start_remoting();
+    wait_all_up(&[&a, &b]).await;
+    let seq_no = a.topology().await.seq_no;
+    a.system.event_stream().publish(RemoteNodeQuarantined {
+        node: b.id.clone(),
+        incarnation: 1,
+        reason: "test".into(),
+        seq_no: seq_no + 1,
+    });
+    wait_until("a dropped b", Duration::from_secs(2), async || {
+        a.state_of(&b) == Some(Failed)
+    })
+    .await;
+    let t = a.topology().await;
+    assert!(
+        t.member(&b.id).is_some() && !t.is_blocked(&b.id, 1),
+        "no topology blocked b: the event alone did it"
+    );
+    let hello = Hello::new(CLUSTER, b.id.clone(), 1, b.member.address.to_string());
+    assert_eq!(
+        refusal_code(handshake_as(a.addr, &hello).await),
+        "remoting.quarantined"
+    );
+    assert_eq!(
+        a.remoting()
+            .tell(&b.id, "x", "y", vec![])
+            .unwrap_err()
+            .code(),
+        "remoting.not_associated"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// Remoting reads the status from the topology only (issue 13): a
+/// `ProvisioningStatusChanged` does not freeze new associations (no
+/// `StaleTopologyWarning`), and a member that joins next is associated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r4_3_remoting_reads_the_status_from_the_topology_only() {
+    let table = MembershipTable::new();
+    let mut a = node("a", &table).await;
+    let mut b = node("b", &table).await;
+    wait_members(&[&a, &b], &["a", "b"]).await;
+    a.start_remoting();
+    b.start_remoting();
+    wait_all_up(&[&a, &b]).await;
+    let warnings = Arc::new(Mutex::new(
+        Vec::<cluster::remoting::StaleTopologyWarning>::new(),
+    ));
+    let w = warnings.clone();
+    let _sub =
+        a.system
+            .event_stream()
+            .subscribe_fn(move |e: &cluster::remoting::StaleTopologyWarning| {
+                w.lock().unwrap().push(e.clone())
+            });
+    let seq_no = a.topology().await.seq_no;
+    a.system
+        .event_stream()
+        .publish(cluster_core::events::ProvisioningStatusChanged {
+            previous: ProvisioningStatus::Active,
+            status: ProvisioningStatus::Degraded,
+            seq_no: seq_no + 1,
+        });
+    let mut c = node("c", &table).await;
+    c.start_remoting();
+    wait_members(&[&a, &b, &c], &["a", "b", "c"]).await;
+    wait_all_up(&[&a, &b, &c]).await;
+    assert!(
+        warnings.lock().unwrap().is_empty(),
+        "{:?}",
+        warnings.lock().unwrap()
+    );
+    for n in [a, b, c] {
+        n.shutdown().await;
+    }
+}

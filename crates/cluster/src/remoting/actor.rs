@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actor_runtime::{Actor, Context, HandlerResult};
-use cluster_core::events::{ProvisioningStatusChanged, TopologyUpdated};
+use cluster_core::events::{RemoteNodeQuarantined, TopologyUpdated};
 use cluster_core::{Member, NodeId, ProvisioningStatus, Topology};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -24,14 +24,15 @@ use super::{
     M_REACHABLE, PROTOCOL, QUARANTINED, Shared, StaleTopologyWarning, lock,
 };
 use crate::failure_detector::{DetectorConfig, FailureDetector};
+use crate::follower::Step;
 use crate::wire::{Frame, Hello, WireError, encode_frame};
 
 /// The actor's messages.
 pub(crate) enum Msg {
-    /// A topology (from the EventStream or the initial query).
-    Topology(Arc<Topology>),
-    /// The provisioning status changed.
-    Status(ProvisioningStatusChanged),
+    /// A topology.
+    Topology(TopologyUpdated),
+    /// A node incarnation was quarantined (its topology follows).
+    Quarantined(RemoteNodeQuarantined),
     /// Heartbeats, failure detection, re-dials.
     Tick,
     /// An inbound connection passed the handshake.
@@ -58,13 +59,13 @@ pub(crate) enum Msg {
 
 impl From<TopologyUpdated> for Msg {
     fn from(e: TopologyUpdated) -> Self {
-        Self::Topology(e.topology)
+        Self::Topology(e)
     }
 }
 
-impl From<ProvisioningStatusChanged> for Msg {
-    fn from(e: ProvisioningStatusChanged) -> Self {
-        Self::Status(e)
+impl From<RemoteNodeQuarantined> for Msg {
+    fn from(e: RemoteNodeQuarantined) -> Self {
+        Self::Quarantined(e)
     }
 }
 
@@ -163,9 +164,12 @@ pub(crate) struct RemotingActor {
     accept: Option<AbortOnDrop>,
     /// Re-reads the TLS files when they change (with TLS only).
     tls_watch: Option<AbortOnDrop>,
+    /// The follower's view (`shared.follower`), copied at each change.
     topology: Arc<Topology>,
-    applied: Option<u64>,
+    /// The view's status: the status is read from the topology only.
     status: ProvisioningStatus,
+    /// Incarnations quarantined ahead of the view.
+    quarantined: Vec<(NodeId, u64)>,
     peers: BTreeMap<NodeId, Peer>,
     next_id: u64,
     /// Whether new associations are frozen, as last published (`None`:
@@ -199,8 +203,8 @@ impl RemotingActor {
             accept: None,
             tls_watch: None,
             topology: Arc::new(Topology::starting()),
-            applied: None,
             status: ProvisioningStatus::Starting,
+            quarantined: Vec::new(),
             peers: BTreeMap::new(),
             next_id: 0,
             frozen: None,
@@ -264,14 +268,54 @@ impl RemotingActor {
             .min(c.failure_timeout)
     }
 
-    fn on_topology(&mut self, t: Arc<Topology>, ctx: &mut Context<Self>, now: Instant) {
-        if self.applied.is_some_and(|a| t.seq_no <= a) {
-            return;
+    /// Copies the follower's view and reconciles the associations with it.
+    fn sync_view(&mut self, ctx: &mut Context<Self>, now: Instant) {
+        {
+            let f = self.shared.follower.lock();
+            self.topology = f.view().clone();
+            self.status = self.topology.status;
+            self.quarantined = f
+                .pending_quarantines()
+                .iter()
+                .map(|q| (q.node.clone(), q.incarnation))
+                .collect();
         }
-        self.applied = Some(t.seq_no);
-        self.status = t.status;
-        self.topology = t;
         self.reconcile(ctx, now);
+    }
+
+    fn on_topology(&mut self, t: TopologyUpdated, ctx: &mut Context<Self>, now: Instant) {
+        let step = self.shared.follower.lock().step(t);
+        if let Step::Applied { missed, .. } = step {
+            if missed > 0 {
+                tracing::warn!(
+                    missed,
+                    "remoting: topologies were not delivered (gap); the newest carries them"
+                );
+            }
+            self.sync_view(ctx, now);
+        }
+    }
+
+    /// A6: a quarantine known before its topology: the association with
+    /// that incarnation is dropped at once and the incarnation refused
+    /// (the accept check reads `quarantined`); the topology that follows
+    /// blocks it, and a later one that lists it unblocked lifts it (R4.4).
+    fn on_quarantined(&mut self, q: RemoteNodeQuarantined, ctx: &mut Context<Self>, now: Instant) {
+        let step = self.shared.follower.lock().step(q);
+        let Step::Quarantined(q) = step else { return };
+        if let Some(p) = self.peers.get_mut(&q.node)
+            && p.member.incarnation == q.incarnation
+            && p.state != AssociationState::Failed
+        {
+            tracing::debug!(node = %q.node, incarnation = q.incarnation, reason = %q.reason, "node quarantined: association dropped");
+            close(&self.shared, &q.node, p, false);
+            p.dial = None;
+            p.state = AssociationState::Failed;
+            p.seen_blocked = false;
+            p.attempts = 0;
+            p.retry_at = now + self.shared.config.failure_timeout;
+        }
+        self.sync_view(ctx, now);
     }
 
     /// Keeps the gauge `remoting_new_associations_frozen` current and
@@ -305,7 +349,7 @@ impl RemotingActor {
         ctx.system().event_stream().publish(StaleTopologyWarning {
             frozen,
             status: self.status,
-            seq_no: self.applied.unwrap_or(0),
+            seq_no: self.topology.seq_no,
         });
     }
 
@@ -358,6 +402,10 @@ impl RemotingActor {
             if m.node_id == self.shared.local.node_id
                 || self.peers.contains_key(&m.node_id)
                 || t.is_blocked(&m.node_id, m.incarnation)
+                || self
+                    .quarantined
+                    .iter()
+                    .any(|(n, i)| n == &m.node_id && *i == m.incarnation)
             {
                 continue;
             }
@@ -750,6 +798,7 @@ impl RemotingActor {
         *lock(&self.shared.associations) = list;
         let mut view = lock(&self.shared.view);
         view.topology = self.topology.clone();
+        view.quarantined.clone_from(&self.quarantined);
         view.status = self.status;
         view.peers = self
             .peers
@@ -795,12 +844,15 @@ impl Actor for RemotingActor {
             address = ?self.listener.local_addr().ok(),
             "remoting listening"
         );
-        match self.shared.provisioning.topology().await {
-            Ok(t) => self.on_topology(t, ctx, Instant::now()),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the current topology; waiting for the next one");
-            }
-        }
+        // The follower's one catch-up; a restarted instance starts from the
+        // follower's view without pulling again.
+        let provisioning = self.shared.provisioning.clone();
+        let _ = self
+            .shared
+            .follower
+            .catch_up_once(Some(&provisioning))
+            .await;
+        self.sync_view(ctx, Instant::now());
         self.publish();
         Ok(())
     }
@@ -812,12 +864,7 @@ impl Actor for RemotingActor {
         let peer_gauges = !matches!(msg, Msg::Frame { .. });
         match msg {
             Msg::Topology(t) => self.on_topology(t, ctx, now),
-            Msg::Status(s) => {
-                if self.applied.is_none_or(|a| s.seq_no >= a) && s.status != self.status {
-                    self.status = s.status;
-                    self.reconcile(ctx, now);
-                }
-            }
+            Msg::Quarantined(q) => self.on_quarantined(q, ctx, now),
             Msg::Tick => {
                 self.on_tick(ctx, now);
                 ctx.schedule_once(self.tick_every(), Msg::Tick);
