@@ -43,25 +43,34 @@
 //! ends in `placement.timeout` (delivery is at most once). A grain is
 //! therefore activated only where its host's view says it belongs.
 //!
-//! # Topology changes (R3.1, R3.3, R3.4)
+//! # Topology changes (R3.1, R3.3, R3.4, A6)
 //!
-//! `TopologyUpdated` and placement requests share the supervisor's mailbox,
-//! in publication order: a request issued after a topology was published is
-//! placed under that topology or a newer one (R3.1). On each newer
-//! topology the supervisor:
+//! The supervisor follows provisioning through a
+//! [`TopologyFollower`](crate::follower) (one pull of the current topology
+//! right after subscribing, kept across restarts of this actor, never
+//! another). `TopologyUpdated` and placement requests share the
+//! supervisor's mailbox, in publication order: a request issued after a
+//! topology was published is placed under that topology or a newer one
+//! (R3.1). Ownership is computed here and only here (`ownership`: the
+//! view's members without the incarnations quarantined ahead of it); on
+//! each change the supervisor:
 //!
 //! 1. computes which of its activations now belong to another member
 //!    ([`PartitionTable::moved`]) and deactivates them (hand-off: each
 //!    runs [`Grain::on_deactivate`], which saves its state; the next request
 //!    activates the grain on its new owner, which loads it);
-//! 2. publishes [`OwnershipChanged`] with the topology's seq_no (even with
-//!    no moves, so the PartitionManager's ledger follows each tick, R3.3);
+//! 2. publishes [`OwnershipChanged`] with the topology's seq_no, the table
+//!    and the moves (even with no moves): the PartitionManager serves that
+//!    table and records the moves (R3.3); it computes none itself;
 //! 3. while the status pauses placement, stops every activation.
 //!
+//! A change is a newer topology, or a `RemoteNodeQuarantined` ahead of its
+//! topology (A6): the node is not routed to from that moment, and requests
+//! in flight to it fail with `placement.owner_left`.
 //! `ProviderChanged` (R3.4) arrives after the `TopologyUpdated` of the same
 //! seq_no (the ProvisioningSupervisor publishes them in that order); should
-//! it ever be ahead, the supervisor fetches the current topology and applies
-//! it before the next request.
+//! it ever be ahead, placement pauses (`provisioning.unavailable`) until
+//! that topology arrives on the EventStream; nothing is pulled.
 //!
 //! # Hand-off of state (issue 18)
 //!

@@ -2,10 +2,11 @@
 //! designed in `docs/cluster.md`.
 //!
 //! [`Remoting::spawn`] starts the system actor `/system/remoting`. It
-//! serves one TCP listener, follows the topologies the
-//! ProvisioningSupervisor publishes (`TopologyUpdated`,
-//! `ProvisioningStatusChanged`) and keeps one *association* per remote
-//! member. Frames and the handshake are those of [`crate::wire`].
+//! serves one TCP listener, follows what the ProvisioningSupervisor
+//! publishes (`TopologyUpdated`, `RemoteNodeQuarantined`) through a
+//! [`TopologyFollower`](crate::follower) (one pull at start, never again;
+//! the status is read from the topology only) and keeps one *association*
+//! per remote member. Frames and the handshake are those of [`crate::wire`].
 //!
 //! # The listener and the local address
 //!
@@ -39,6 +40,10 @@
 //!   a `Goodbye` and removed; one whose incarnation got blocked turns
 //!   `Failed` and its connection is dropped. An `Empty` or `Starting`
 //!   topology closes nothing (its member list says nothing about who left).
+//! - **Quarantine (A6).** A `RemoteNodeQuarantined` acts at once, before
+//!   the topology that follows it: the association with that incarnation
+//!   turns `Failed` and its connection is dropped, and the accept check
+//!   refuses it (`remoting.quarantined`).
 //! - **Degraded (R4.3).** New associations are opened only while the status
 //!   is `Active`: otherwise the member list may be stale, so nothing new is
 //!   opened (outbound or inbound, `remoting.degraded`) and each refusal is
