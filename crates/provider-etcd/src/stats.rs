@@ -10,8 +10,9 @@ pub struct EtcdStats {
     pub registrations: u64,
     /// Leases etcd reported gone (expired, or a new etcd).
     pub leases_lost: u64,
-    /// Re-registrations given up because another incarnation of the node
-    /// owned the key (a newer process with the same node id).
+    /// Registrations (a first put or a re-registration) given up because a
+    /// newer incarnation of the node held the key (a newer process with the
+    /// same node id): `ProviderError::Superseded`.
     pub superseded: u64,
     /// Values under the members prefix that were skipped because they do
     /// not decode to a member matching their key.
