@@ -114,6 +114,7 @@
 //! docs/providers/etcd.md covers RBAC (a user allowed only on the prefix),
 //! failure behaviour and how the tests run against a real etcd.
 
+mod backoff;
 mod config;
 mod connection;
 mod kind;
