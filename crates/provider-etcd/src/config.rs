@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cluster_core::ProviderError;
+use cluster_core::settings::Settings;
 
 /// Default key prefix.
 pub const DEFAULT_PREFIX: &str = "/cluster-provisioning";
@@ -155,54 +156,31 @@ impl EtcdConfig {
         settings: &BTreeMap<String, String>,
         default_cluster: Option<&str>,
     ) -> Result<Self, ProviderError> {
-        if let Some(k) = settings
-            .keys()
-            .find(|k| !Self::KNOWN_SETTINGS.contains(&k.as_str()))
-        {
-            return Err(config(
-                k,
-                format!(
-                    "unknown setting (known: {})",
-                    Self::KNOWN_SETTINGS.join(", ")
-                ),
-            ));
-        }
-        let get = |k: &str| settings.get(k).map(String::as_str);
-        let endpoints: Vec<String> = get("endpoints")
-            .ok_or_else(|| config("endpoints", "missing: comma-separated etcd client URLs"))?
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .map(str::to_owned)
-            .collect();
-        let cluster = get("cluster")
-            .or(default_cluster)
+        let s = Settings::new(settings);
+        s.check_known(Self::KNOWN_SETTINGS)?;
+        let endpoints = s
+            .list("endpoints")
+            .ok_or_else(|| config("endpoints", "missing: comma-separated etcd client URLs"))?;
+        let cluster = s
+            .text("cluster")
+            .or_else(|| default_cluster.map(str::to_owned))
             .ok_or_else(|| config("cluster", "missing: the cluster name"))?;
         let mut c = Self::new(endpoints, cluster);
-        if let Some(p) = get("prefix") {
-            c.prefix = p.to_owned();
+        if let Some(p) = s.text("prefix") {
+            c.prefix = p;
         }
-        if let Some(v) = get("lease_ttl_s") {
-            c.lease_ttl = Duration::from_secs(number(v, "lease_ttl_s", 2, 3_600)?);
-        }
-        if let Some(v) = get("keepalive_ms") {
-            c.keepalive = millis(v, "keepalive_ms", 100, 60_000)?;
-        }
-        if let Some(v) = get("connect_timeout_ms") {
-            c.connect_timeout = millis(v, "connect_timeout_ms", 10, 600_000)?;
-        }
-        if let Some(v) = get("request_timeout_ms") {
-            c.request_timeout = millis(v, "request_timeout_ms", 10, 600_000)?;
-        }
-        if let Some(v) = get("register_timeout_ms") {
-            c.register_timeout = millis(v, "register_timeout_ms", 10, 600_000)?;
-        }
-        if let Some(v) = get("retry_initial_ms") {
-            c.retry_initial = millis(v, "retry_initial_ms", 1, 600_000)?;
-        }
-        if let Some(v) = get("retry_max_ms") {
-            c.retry_max = millis(v, "retry_max_ms", 1, 600_000)?;
-        }
+        // The defaults are those of `new`, in the unit of each key.
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        c.lease_ttl = s.secs("lease_ttl_s", 2..=3_600, c.lease_ttl.as_secs())?;
+        c.keepalive = s.millis("keepalive_ms", 100..=60_000, ms(c.keepalive))?;
+        c.connect_timeout = s.millis("connect_timeout_ms", 10..=600_000, ms(c.connect_timeout))?;
+        c.request_timeout = s.millis("request_timeout_ms", 10..=600_000, ms(c.request_timeout))?;
+        c.register_timeout =
+            s.millis("register_timeout_ms", 10..=600_000, ms(c.register_timeout))?;
+        c.retry_initial = s.millis("retry_initial_ms", 1..=600_000, ms(c.retry_initial))?;
+        c.retry_max = s.millis("retry_max_ms", 1..=600_000, ms(c.retry_max))?;
+        // Exactly as written: white space may belong to a password.
+        let get = |k: &str| s.raw(k);
         c.credentials = match (get("user"), get("password")) {
             (None, None) => None,
             (Some(user), Some(password)) => Some(Credentials {
@@ -213,10 +191,10 @@ impl EtcdConfig {
             (None, Some(_)) => return Err(config("user", "missing: `password` is set")),
         };
         c.tls = match (
-            get("tls_ca"),
-            get("tls_cert"),
-            get("tls_key"),
-            get("tls_server_name"),
+            s.text("tls_ca"),
+            s.text("tls_cert"),
+            s.text("tls_key"),
+            s.text("tls_server_name"),
         ) {
             (None, None, None, None) => None,
             (None, _, _, _) => {
@@ -229,7 +207,7 @@ impl EtcdConfig {
                 ca: ca.into(),
                 cert: cert.map(PathBuf::from),
                 key: key.map(PathBuf::from),
-                server_name: server_name.map(str::to_owned),
+                server_name,
             }),
         };
         c.validate()?;
@@ -347,29 +325,7 @@ impl EtcdConfig {
     }
 }
 
-pub(crate) fn config(field: &str, reason: impl Into<String>) -> ProviderError {
-    ProviderError::Config {
-        field: field.into(),
-        reason: reason.into(),
-    }
-}
-
-fn number(v: &str, field: &str, min: u64, max: u64) -> Result<u64, ProviderError> {
-    v.trim()
-        .parse::<u64>()
-        .ok()
-        .filter(|n| (min..=max).contains(n))
-        .ok_or_else(|| {
-            config(
-                field,
-                format!("{v:?} is not a whole number in {min}..={max}"),
-            )
-        })
-}
-
-fn millis(v: &str, field: &str, min: u64, max: u64) -> Result<Duration, ProviderError> {
-    number(v, field, min, max).map(Duration::from_millis)
-}
+pub(crate) use cluster_core::settings::invalid as config;
 
 #[cfg(test)]
 mod tests {

@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use cluster_core::{ClusterProvider, ProviderDescriptor, ProviderError};
-use provisioning_actors::ProviderFactory;
+use cluster_core::{ClusterProvider, ProviderDescriptor, ProviderError, ProviderFactory};
 
 use crate::config::EtcdConfig;
 use crate::provider::EtcdProvider;

@@ -53,12 +53,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use cluster_core::backoff::Backoff;
 use cluster_core::{Member, ProviderError};
 use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::backoff::Backoff;
 use crate::connection::{Connection, Op, classify, is_lease_not_found, timed_out};
 use crate::layout::KeyLayout;
 use crate::stats::Stats;

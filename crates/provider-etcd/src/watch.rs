@@ -25,12 +25,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use cluster_core::backoff::Backoff;
 use cluster_core::{Member, ProviderError, Snapshot};
 use etcd_client::{EventType, GetOptions, WatchOptions, WatchStream};
 use futures::stream::{self, BoxStream, StreamExt};
 use tokio::time::Instant;
 
-use crate::backoff::Backoff;
 use crate::connection::{Connection, Op, classify};
 use crate::layout::KeyLayout;
 use crate::registration::Shared;

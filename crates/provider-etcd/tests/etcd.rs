@@ -24,7 +24,8 @@ use futures::StreamExt;
 use node::*;
 use provider_etcd::{EtcdProvider, KeyLayout};
 use provider_memory::MembershipTable;
-use provisioning_actors::{MemoryKind, ProviderKinds, ProvisioningConfig, ProvisioningSupervisor};
+use provider_memory::MemoryKind;
+use provisioning_actors::{ProviderKinds, ProvisioningConfig, ProvisioningSupervisor};
 
 /// The next item of a watch, within [`BOUND`].
 async fn next_item(
@@ -725,7 +726,7 @@ fn tls_provider(
     client: &test_pki::Pair,
     server_name: Option<&str>,
 ) -> std::sync::Arc<dyn ClusterProvider> {
-    use provisioning_actors::ProviderFactory;
+    use cluster_core::ProviderFactory;
     let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
     let mut d = etcd_descriptor("etcd", 0, &etcd.endpoint())
         .with_setting("tls_ca", path(&pki.ca))
@@ -798,7 +799,7 @@ async fn i14_p5_tls_refusals_name_their_reason() {
 /// errors naming the setting, when the provider is built.
 #[test]
 fn i14_r1_1_bad_tls_files_name_their_setting() {
-    use provisioning_actors::ProviderFactory;
+    use cluster_core::ProviderFactory;
     let dir = tempfile::tempdir().unwrap();
     let pki = test_pki::TestPki::generate(dir.path()).unwrap();
     let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
