@@ -19,10 +19,20 @@
 //! background task (owned by the provider) that keeps the lease alive every
 //! TTL / 3. When etcd reports the lease gone (it expired while etcd was
 //! unreachable, or etcd restarted without its data), or a keep-alive fails,
-//! the task grants a new lease and puts the key again, with backoff, but
-//! only if the key is absent or still holds this incarnation: when a newer
-//! process of the same node id owns it, the task warns and stops
-//! ([`EtcdStats::superseded`]). A node
+//! the task grants a new lease and puts the key again, with backoff.
+//!
+//! Every put of the key, the first one included, is a compare-and-swap
+//! guarded by the incarnation order
+//! ([`Member::incarnation`](cluster_core::Member::incarnation): a greater
+//! one is a newer process of the node): it puts only if the key is absent,
+//! holds an incarnation not newer than ours, or holds no member at all
+//! (overwritten with a warning), and only if the key did not change since
+//! it was read. When a newer incarnation holds the key, nothing is put:
+//! the process is superseded, `register` fails with
+//! `ProviderError::Superseded` (`provider.superseded`), or, for a
+//! re-registration, every watch stream yields that error once, as it also
+//! does when a snapshot lists a newer incarnation of the registered node;
+//! the task warns, counts it ([`EtcdStats::superseded`]) and stops. A node
 //! that dies without deregistering disappears when its lease expires, at
 //! most `lease_ttl_s` later. [`deregister`](cluster_core::ClusterProvider::deregister)
 //! stops the task and deletes the key (only if it still holds this
