@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cluster_core::ProviderError;
+use cluster_core::settings::Settings;
 use reqwest::Url;
 
 /// An ACL token. Its `Debug` and `Display` never show it.
@@ -109,51 +110,16 @@ impl ConsulConfig {
         settings: &BTreeMap<String, String>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ProviderError> {
-        const KNOWN: &[&str] = &[
-            "address",
-            "ssl",
-            "token",
-            "token_file",
-            "service",
-            "cluster",
-            "datacenter",
-            "tags",
-            "ttl_s",
-            "deregister_after_s",
-            "wait_ms",
-            "request_timeout_ms",
-            "min_query_interval_ms",
-            "retry_min_ms",
-            "retry_max_ms",
-            "ca_file",
-            "client_cert",
-            "client_key",
-            "tls_server_name",
-        ];
-        if let Some(k) = settings.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-            return Err(config(
-                k,
-                format!("unknown setting (known: {})", KNOWN.join(", ")),
-            ));
-        }
-        let get = |k: &str, var: Option<&str>| -> Option<String> {
-            settings
-                .get(k)
-                .cloned()
-                .or_else(|| var.and_then(env))
-                .filter(|v| !v.trim().is_empty())
-        };
-        let ssl = match get("ssl", Some("CONSUL_HTTP_SSL")) {
-            None => false,
-            Some(v) => parse_bool(&v)
-                .ok_or_else(|| config("ssl", format!("{v:?} is not true or false")))?,
-        };
+        let s = Settings::new(settings).with_env(env, ENV);
+        s.check_known(KNOWN)?;
+        let ssl = s.switch("ssl", false)?;
         let address = parse_address(
-            &get("address", Some("CONSUL_HTTP_ADDR")).unwrap_or_else(|| "127.0.0.1:8500".into()),
+            &s.text("address").unwrap_or_else(|| "127.0.0.1:8500".into()),
             ssl,
         )?;
-        let service = get("service", None)
-            .or_else(|| get("cluster", None))
+        let service = s
+            .text("service")
+            .or_else(|| s.text("cluster"))
             .ok_or_else(|| {
                 config(
                     "service",
@@ -171,9 +137,9 @@ impl ConsulConfig {
                 format!("{service:?} must be 1 to 63 characters of A-Z, a-z, 0-9, '-', '_'"),
             ));
         }
-        let token = match get("token", Some("CONSUL_HTTP_TOKEN")) {
-            Some(t) => Some(Token::new(t.trim())),
-            None => match get("token_file", Some("CONSUL_HTTP_TOKEN_FILE")) {
+        let token = match s.text("token") {
+            Some(t) => Some(Token::new(t)),
+            None => match s.text("token_file") {
                 None => None,
                 Some(path) => {
                     let t = std::fs::read_to_string(&path)
@@ -184,55 +150,23 @@ impl ConsulConfig {
         };
         let mut c = Self::new(address, service);
         c.token = token;
-        c.datacenter = get("datacenter", None);
-        c.tags = get("tags", None)
-            .map(|t| {
-                t.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let num = |k: &str,
-                   range: std::ops::RangeInclusive<u64>,
-                   default: u64|
-         -> Result<u64, ProviderError> {
-            match settings.get(k) {
-                None => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| range.contains(n))
-                    .ok_or_else(|| {
-                        config(
-                            k,
-                            format!(
-                                "{v:?} is not a whole number in {}..={}",
-                                range.start(),
-                                range.end()
-                            ),
-                        )
-                    }),
-            }
-        };
-        c.ttl = Duration::from_secs(num("ttl_s", 1..=3600, 10)?);
-        c.deregister_after = Duration::from_secs(num("deregister_after_s", 1..=86_400, 60)?);
-        c.wait = Duration::from_millis(num("wait_ms", 10..=600_000, 5_000)?);
-        c.request_timeout = Duration::from_millis(num("request_timeout_ms", 10..=600_000, 5_000)?);
-        c.min_query_interval =
-            Duration::from_millis(num("min_query_interval_ms", 10..=60_000, 200)?);
-        c.retry_min = Duration::from_millis(num("retry_min_ms", 1..=600_000, 2_000)?);
-        c.retry_max = Duration::from_millis(num("retry_max_ms", 1..=3_600_000, 30_000)?);
+        c.datacenter = s.text("datacenter");
+        c.tags = s.list("tags").unwrap_or_default();
+        c.ttl = s.secs("ttl_s", 1..=3600, 10)?;
+        c.deregister_after = s.secs("deregister_after_s", 1..=86_400, 60)?;
+        c.wait = s.millis("wait_ms", 10..=600_000, 5_000)?;
+        c.request_timeout = s.millis("request_timeout_ms", 10..=600_000, 5_000)?;
+        c.min_query_interval = s.millis("min_query_interval_ms", 10..=60_000, 200)?;
+        c.retry_min = s.millis("retry_min_ms", 1..=600_000, 2_000)?;
+        c.retry_max = s.millis("retry_max_ms", 1..=3_600_000, 30_000)?;
         if c.retry_max < c.retry_min {
             return Err(config("retry_max_ms", "must not be below retry_min_ms"));
         }
         c.tls = TlsFiles {
-            ca_file: get("ca_file", Some("CONSUL_CACERT")).map(PathBuf::from),
-            client_cert: get("client_cert", Some("CONSUL_CLIENT_CERT")).map(PathBuf::from),
-            client_key: get("client_key", Some("CONSUL_CLIENT_KEY")).map(PathBuf::from),
-            server_name: get("tls_server_name", Some("CONSUL_TLS_SERVER_NAME")),
+            ca_file: s.text("ca_file").map(PathBuf::from),
+            client_cert: s.text("client_cert").map(PathBuf::from),
+            client_key: s.text("client_key").map(PathBuf::from),
+            server_name: s.text("tls_server_name"),
         };
         if c.tls.client_cert.is_some() != c.tls.client_key.is_some() {
             return Err(config(
@@ -244,20 +178,42 @@ impl ConsulConfig {
     }
 }
 
-pub(crate) fn config(field: &str, reason: impl Into<String>) -> ProviderError {
-    ProviderError::Config {
-        field: field.to_owned(),
-        reason: reason.into(),
-    }
-}
+pub(crate) use cluster_core::settings::invalid as config;
 
-fn parse_bool(v: &str) -> Option<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" => Some(false),
-        _ => None,
-    }
-}
+/// The settings a `consul` descriptor may have.
+const KNOWN: &[&str] = &[
+    "address",
+    "ssl",
+    "token",
+    "token_file",
+    "service",
+    "cluster",
+    "datacenter",
+    "tags",
+    "ttl_s",
+    "deregister_after_s",
+    "wait_ms",
+    "request_timeout_ms",
+    "min_query_interval_ms",
+    "retry_min_ms",
+    "retry_max_ms",
+    "ca_file",
+    "client_cert",
+    "client_key",
+    "tls_server_name",
+];
+
+/// The settings that fall back to Consul's own environment variables.
+const ENV: &[(&str, &str)] = &[
+    ("address", "CONSUL_HTTP_ADDR"),
+    ("ssl", "CONSUL_HTTP_SSL"),
+    ("token", "CONSUL_HTTP_TOKEN"),
+    ("token_file", "CONSUL_HTTP_TOKEN_FILE"),
+    ("ca_file", "CONSUL_CACERT"),
+    ("client_cert", "CONSUL_CLIENT_CERT"),
+    ("client_key", "CONSUL_CLIENT_KEY"),
+    ("tls_server_name", "CONSUL_TLS_SERVER_NAME"),
+];
 
 /// `host:port` (scheme from `ssl`) or `http(s)://host:port`.
 fn parse_address(v: &str, ssl: bool) -> Result<Url, ProviderError> {

@@ -3,8 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use cluster_core::{ClusterProvider, ProviderDescriptor, ProviderError};
-use provisioning_actors::ProviderFactory;
+use cluster_core::{ClusterProvider, ProviderDescriptor, ProviderError, ProviderFactory};
 
 use crate::provider::Inner;
 use crate::{ConsulConfig, ConsulProvider};

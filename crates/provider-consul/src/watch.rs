@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use cluster_core::backoff::{Backoff, Jitter};
 use cluster_core::{Member, ProviderError, Snapshot};
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -73,15 +74,11 @@ impl IndexStep {
     }
 }
 
-/// The retry delay after `failures` consecutive failures: `min·2^(n-1)`
-/// capped at `max`, then "equal jitter" (a uniform draw in its upper half),
-/// so that nodes that lost the agent together do not retry together.
-pub fn retry_delay(min: Duration, max: Duration, failures: u32) -> Duration {
-    let exp = failures.saturating_sub(1).min(20);
-    let d = min.saturating_mul(1u32 << exp).min(max);
-    let half = d / 2;
-    let span = u64::try_from((d - half).as_micros()).unwrap_or(u64::MAX);
-    half + Duration::from_micros(fastrand::u64(0..=span))
+/// The retry pauses: `retry_min` doubling up to `retry_max`, with "equal
+/// jitter" (a uniform draw in the upper half of each delay), so that nodes
+/// that lost the agent together do not retry together.
+pub fn retry_backoff(config: &ConsulConfig) -> Backoff {
+    Backoff::new(config.retry_min, config.retry_max).with_jitter(Jitter::EQUAL)
 }
 
 struct State {
@@ -89,7 +86,8 @@ struct State {
     config: Arc<ConsulConfig>,
     stats: Arc<Stats>,
     index: u64,
-    failures: u32,
+    /// The pause after the next failure; reset by an answer.
+    backoff: Backoff,
     pause: Option<Duration>,
 }
 
@@ -211,7 +209,7 @@ impl State {
         let started = Instant::now();
         match self.query().await {
             Ok((returned, members)) => {
-                self.failures = 0;
+                self.backoff.reset();
                 let step = IndexStep::of(self.index, returned);
                 if matches!(step, IndexStep::Backwards | IndexStep::Zero) {
                     self.stats.index_resets.fetch_add(1, Ordering::Relaxed);
@@ -231,9 +229,8 @@ impl State {
                 Ok(Snapshot::now(members))
             }
             Err(e) => {
-                self.failures = self.failures.saturating_add(1);
                 self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                let d = retry_delay(self.config.retry_min, self.config.retry_max, self.failures);
+                let d = self.backoff.next_delay();
                 tracing::warn!(code = e.code(), error = %e, retry_in = ?d, "consul: watch query failed");
                 self.pause = Some(d);
                 Err(e)
@@ -250,10 +247,10 @@ pub(crate) fn watch(
 ) -> BoxStream<'static, Result<Snapshot, ProviderError>> {
     let state = State {
         http,
+        backoff: retry_backoff(&config),
         config,
         stats,
         index: 0,
-        failures: 0,
         pause: None,
     };
     futures::stream::unfold(state, |mut s| async move {
@@ -289,20 +286,19 @@ mod tests {
         assert!(!IndexStep::of(3, 2).changed());
     }
 
+    /// The retry pauses double from `retry_min`, stay within `retry_max`
+    /// and are drawn in the upper half of each delay.
     #[test]
-    fn retry_delay_doubles_caps_and_jitters_in_the_upper_half() {
-        let (min, max) = (Duration::from_millis(100), Duration::from_secs(1));
-        for _ in 0..200 {
-            let d1 = retry_delay(min, max, 1);
-            assert!(d1 >= Duration::from_millis(50) && d1 <= min, "{d1:?}");
-            let d3 = retry_delay(min, max, 3);
-            assert!(
-                d3 >= Duration::from_millis(200) && d3 <= Duration::from_millis(400),
-                "{d3:?}"
-            );
-            let d50 = retry_delay(min, max, 50);
-            assert!(d50 >= max / 2 && d50 <= max, "{d50:?}");
-        }
+    fn retry_pauses_double_cap_and_jitter_in_the_upper_half() {
+        let url = reqwest::Url::parse("http://127.0.0.1:8500").unwrap();
+        let mut config = ConsulConfig::new(url, "s");
+        config.retry_min = Duration::from_millis(100);
+        config.retry_max = Duration::from_secs(1);
+        let b = retry_backoff(&config);
+        let ms = Duration::from_millis;
+        assert_eq!((b.delay(0, 0.0), b.delay(0, 1.0)), (ms(50), ms(100)));
+        assert_eq!((b.delay(2, 0.0), b.delay(2, 1.0)), (ms(200), ms(400)));
+        assert_eq!((b.delay(49, 0.0), b.delay(49, 1.0)), (ms(500), ms(1000)));
     }
 
     #[test]

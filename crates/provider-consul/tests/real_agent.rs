@@ -11,12 +11,12 @@
 
 use std::time::Duration;
 
+use cluster_core::ProviderFactory;
 use cluster_core::{
     ClusterProvider, Member, MemberAddress, NodeId, ProviderDescriptor, ProviderId,
 };
 use futures::StreamExt;
 use provider_consul::ConsulKind;
-use provisioning_actors::ProviderFactory;
 
 const NEEDS: &str = "needs a real Consul agent: set CONSUL_HTTP_ADDR and run with --ignored";
 

@@ -13,11 +13,11 @@ mod harness;
 use std::path::Path;
 use std::sync::Arc;
 
+use cluster_core::ProviderFactory;
 use cluster_core::{ClusterProvider, ProviderDescriptor, ProviderError, ProvisioningError};
 use fake_consul::FakeConsul;
 use harness::*;
 use provider_consul::ConsulKind;
-use provisioning_actors::ProviderFactory;
 use test_pki::{Pair, TestPki};
 
 fn pki(name: &str) -> TestPki {
