@@ -242,6 +242,8 @@ impl ProvisioningSupervisor {
         ctx: &mut Context<Self>,
     ) -> Vec<Deregistration> {
         let mut deregistrations = Vec::new();
+        let actors_changed =
+            !ready.stop.is_empty() || !ready.start.is_empty() || !replaced.is_empty();
         for stop in ready.stop {
             let Some(h) = self.hosted.get_mut(&stop.id) else {
                 continue;
@@ -279,6 +281,9 @@ impl ProvisioningSupervisor {
                 let _ = a.tell(ProviderMsg::Reregister);
             }
         }
+        // What survives a restart changes only with a publication or a
+        // change of the running set (not at every snapshot).
+        let changed = !ready.events.is_empty() || actors_changed;
         let es = ctx.system().event_stream().clone();
         for e in ready.events {
             match e {
@@ -296,7 +301,9 @@ impl ProvisioningSupervisor {
             self.persist_topology(&t);
         }
         self.schedule(ready.wake_at, ctx);
-        self.sync_shared();
+        if changed {
+            self.sync_shared();
+        }
         deregistrations
     }
 
@@ -459,6 +466,7 @@ impl ProvisioningSupervisor {
         self.persist_definitions(&defs).await?;
         self.core.remove(&id, Instant::now())?;
         self.step(ctx);
+        self.sync_shared();
         Ok(())
     }
 
@@ -500,6 +508,7 @@ impl ProvisioningSupervisor {
         self.core.reload(prepared, Instant::now())?;
         let ready = self.core.ready();
         self.execute(ready, replaced, ctx);
+        self.sync_shared();
         Ok(())
     }
 
@@ -589,7 +598,7 @@ impl Actor for ProvisioningSupervisor {
             }
             SupervisorMsg::Tick => {
                 self.timer = None;
-                self.core.tick(now);
+                self.core.tick(now, SystemTime::now());
                 self.step(ctx);
             }
             SupervisorMsg::Register(d, reply) => {

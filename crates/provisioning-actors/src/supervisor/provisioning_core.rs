@@ -1029,13 +1029,13 @@ impl ProvisioningCore {
 
     /// Time passed: silence and fail-back deadlines, quarantine expiry, the
     /// end of a suspect snapshot's hold, re-probes.
-    pub fn tick(&mut self, now: Instant) {
+    pub fn tick(&mut self, now: Instant, wall: SystemTime) {
         if self.draining {
             return;
         }
         self.merger.expire(now.into_std());
         let released = self.presence.tick(now);
-        self.release_held(released);
+        self.release_held(released, wall);
         let due: Vec<ProviderId> = self
             .slots
             .iter()
@@ -1057,7 +1057,7 @@ impl ProvisioningCore {
     }
 
     /// Applies the snapshots whose hold reached its bound (issue 19).
-    fn release_held(&mut self, released: Vec<Release>) {
+    fn release_held(&mut self, released: Vec<Release>, wall: SystemTime) {
         for r in released {
             tracing::warn!(
                 provider = %r.provider,
@@ -1073,7 +1073,7 @@ impl ProvisioningCore {
             }
             let info = self.merger.on_refresh(&r.provider, r.members);
             if let Some(slot) = self.slots.get_mut(&r.provider) {
-                slot.last_observed = Some(SystemTime::now());
+                slot.last_observed = Some(wall);
                 slot.last_hash = Some(info.hash);
             }
         }

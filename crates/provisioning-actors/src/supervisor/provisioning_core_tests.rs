@@ -121,7 +121,7 @@ impl Harness {
 
     fn advance(&mut self, d: Duration) -> &Ready {
         self.now += d;
-        self.core.tick(self.now);
+        self.core.tick(self.now, SystemTime::now());
         self.step()
     }
 
