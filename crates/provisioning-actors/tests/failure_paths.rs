@@ -87,7 +87,8 @@ fn health_of(node: &Node, provider: &str) -> Vec<(ProviderHealth, ProviderHealth
         .collect()
 }
 
-/// `actor_restarts_total` of the provider actors of node `node`.
+/// `actor_restarts_total` of the provider actors of node `node` since the
+/// previous call (a debugging recorder's snapshot drains its counters).
 fn provider_actor_restarts(snap: &Snapshotter, node: &str) -> f64 {
     snap.snapshot()
         .into_vec()
@@ -127,7 +128,7 @@ async fn a4_a_provider_whose_watch_stream_panics_is_restarted_and_the_rest_goes_
     let standby_health = health_of(&node, "standby");
     assert_eq!((primary.watches(), primary.registers()), (1, 1));
     let (standby_watches, standby_registers) = (standby.watches(), standby.registers());
-    let restarts_before = provider_actor_restarts(&metrics, "node");
+    let _ = provider_actor_restarts(&metrics, "node"); // from here on
     let seq_before = node.topology().await.seq_no;
 
     assert!(primary.panic_stream(), "the primary's stream is open");
@@ -152,7 +153,7 @@ async fn a4_a_provider_whose_watch_stream_panics_is_restarted_and_the_rest_goes_
     // Restarted: the new instance registered and watches again.
     assert_eq!((primary.watches(), primary.registers()), (2, 2));
     assert!(
-        provider_actor_restarts(&metrics, "node") - restarts_before >= 1.0,
+        provider_actor_restarts(&metrics, "node") >= 1.0,
         "the restart is counted"
     );
     // A panic of the stream is reported like its end.
