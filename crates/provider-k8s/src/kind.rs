@@ -4,9 +4,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cluster_core::{ClusterProvider, ProviderDescriptor, ProviderError};
+use cluster_core::{ClusterProvider, ProviderDescriptor, ProviderError, ProviderFactory};
 use kube::config::Kubeconfig;
-use provisioning_actors::ProviderFactory;
 
 use crate::provider::{ClientSource, KubernetesProvider};
 use crate::settings::{KubernetesSettings, SERVICE_ACCOUNT_NAMESPACE_FILE, TlsSettings};

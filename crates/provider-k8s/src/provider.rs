@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
+use cluster_core::backoff::{Backoff as Delays, Jitter};
 use cluster_core::{Capabilities, ClusterProvider, Member, ProviderError, Snapshot};
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -319,33 +320,13 @@ fn apply_tls(
     Ok(())
 }
 
-/// Exponential backoff with up to 25 % jitter, for the watcher's retries.
-struct WatchBackoff {
-    initial: Duration,
-    max: Duration,
-    current: Option<Duration>,
+/// The watcher's retry delays: `backoff_initial` doubling up to
+/// `backoff_max`, with up to +25 % jitter (never above `backoff_max`).
+fn watch_delays(s: &KubernetesSettings) -> Delays {
+    Delays::new(s.backoff_initial, s.backoff_max).with_jitter(Jitter::up_to(0.25))
 }
 
-impl Iterator for WatchBackoff {
-    type Item = Duration;
-    fn next(&mut self) -> Option<Duration> {
-        let next = match self.current {
-            None => self.initial,
-            Some(c) => (c * 2).min(self.max),
-        };
-        self.current = Some(next);
-        let jitter = next.mul_f64(fastrand::f64() * 0.25);
-        Some((next + jitter).min(self.max.max(self.initial)))
-    }
-}
-
-impl Backoff for WatchBackoff {
-    fn reset(&mut self) {
-        self.current = None;
-    }
-}
-
-/// [`WatchBackoff`] that resets only after real progress.
+/// The watcher's backoff ([`watch_delays`]), reset only after real progress.
 ///
 /// `kube_runtime`'s backoff wrapper resets its backoff on every `Ok` item,
 /// and the watcher yields `Ok(Event::Init)` before every list attempt, so a
@@ -354,7 +335,7 @@ impl Backoff for WatchBackoff {
 /// since the last one: a completed list, a pod event (`progress`, set by
 /// the stream before the wrapper sees the item) or an accepted watch.
 struct GatedBackoff {
-    inner: WatchBackoff,
+    inner: Delays,
     progress: Arc<AtomicBool>,
     accepted: watch::Receiver<Instant>,
 }
@@ -375,7 +356,7 @@ impl Iterator for GatedBackoff {
         if self.progressed() {
             self.inner.reset();
         }
-        self.inner.next()
+        Some(self.inner.next_delay())
     }
 }
 
@@ -580,11 +561,7 @@ impl ClusterProvider for KubernetesProvider {
             let accepted = inner.live.accepted.subscribe();
             let progress = Arc::new(AtomicBool::new(false));
             let backoff = GatedBackoff {
-                inner: WatchBackoff {
-                    initial: s.backoff_initial,
-                    max: s.backoff_max,
-                    current: None,
-                },
+                inner: watch_delays(s),
                 progress: progress.clone(),
                 accepted: accepted.clone(),
             };
@@ -626,22 +603,25 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// The watcher's delays double from `backoff_initial`, with up to
+    /// +25 % jitter, never above `backoff_max`.
     #[test]
-    fn backoff_doubles_up_to_the_max_and_resets() {
-        let mut b = WatchBackoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_millis(350),
-            current: None,
-        };
-        let first = b.next().unwrap();
-        assert!(first >= Duration::from_millis(100) && first <= Duration::from_millis(125));
-        let second = b.next().unwrap();
-        assert!(second >= Duration::from_millis(200));
-        for _ in 0..5 {
-            assert!(b.next().unwrap() <= Duration::from_millis(350));
-        }
-        b.reset();
-        assert!(b.next().unwrap() <= Duration::from_millis(125));
+    fn watch_delays_double_jitter_upwards_and_stay_below_the_max() {
+        let m = [
+            ("cluster", "c"),
+            ("namespace", "a"),
+            ("backoff_initial_ms", "100"),
+            ("backoff_max_ms", "350"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        let s = KubernetesSettings::parse(&m, |_| None, None).unwrap();
+        let d = watch_delays(&s);
+        let ms = Duration::from_millis;
+        assert_eq!((d.delay(0, 0.0), d.delay(0, 1.0)), (ms(100), ms(125)));
+        assert_eq!((d.delay(1, 0.0), d.delay(1, 1.0)), (ms(200), ms(250)));
+        assert_eq!((d.delay(2, 0.0), d.delay(2, 1.0)), (ms(350), ms(350)));
     }
 
     /// P3: the watcher's `Init` before each list attempt resets nothing;
@@ -651,11 +631,8 @@ mod tests {
         let progress = Arc::new(AtomicBool::new(false));
         let accepted = watch::channel(Instant::now()).0;
         let mut b = GatedBackoff {
-            inner: WatchBackoff {
-                initial: Duration::from_millis(100),
-                max: Duration::from_secs(10),
-                current: None,
-            },
+            inner: Delays::new(Duration::from_millis(100), Duration::from_secs(10))
+                .with_jitter(Jitter::up_to(0.25)),
             progress: progress.clone(),
             accepted: accepted.subscribe(),
         };

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cluster_core::ProviderError;
+use cluster_core::settings::{Settings, invalid as cfg};
 
 use crate::member::AnnotationKeys;
 
@@ -135,35 +136,29 @@ impl KubernetesSettings {
         env: impl Fn(&str) -> Option<String>,
         sa_namespace: Option<String>,
     ) -> Result<Self, ProviderError> {
-        if let Some(k) = settings.keys().find(|k| !KEYS.contains(&k.as_str())) {
-            return Err(cfg(
-                k,
-                format!("unknown setting (known: {})", KEYS.join(", ")),
-            ));
-        }
-        let get = |k: &str| settings.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
-        let cluster = get("cluster")
-            .ok_or_else(|| cfg("cluster", "missing: the cluster name (a label value)"))?
-            .to_owned();
+        let env: &dyn Fn(&str) -> Option<String> = &env;
+        let s = Settings::new(settings).with_env(env, &[("pod_name", "POD_NAME")]);
+        s.check_known(KEYS)?;
+        let cluster = s.required("cluster", "the cluster name (a label value)")?;
         check_label_value(&cluster).map_err(|r| cfg("cluster", r))?;
-        let cluster_label = get("cluster_label")
-            .unwrap_or(DEFAULT_CLUSTER_LABEL)
-            .to_owned();
+        let cluster_label = s
+            .text("cluster_label")
+            .unwrap_or_else(|| DEFAULT_CLUSTER_LABEL.to_owned());
         check_key(&cluster_label).map_err(|r| cfg("cluster_label", r))?;
-        let label_selector = get("label_selector").map(str::to_owned);
-        if let Some(s) = &label_selector
-            && s.chars().any(|c| c.is_control())
+        let label_selector = s.text("label_selector");
+        if let Some(sel) = &label_selector
+            && sel.chars().any(|c| c.is_control())
         {
             return Err(cfg("label_selector", "must not contain control characters"));
         }
-        let (namespace, ns_field) = match get("namespace") {
-            Some(ns) => (ns.to_owned(), "namespace"),
+        let namespace = match s.text("namespace") {
+            Some(ns) => ns,
             None => match sa_namespace
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty())
                 .or_else(|| env("POD_NAMESPACE").filter(|s| !s.is_empty()))
             {
-                Some(ns) => (ns, "namespace"),
+                Some(ns) => ns,
                 None => {
                     return Err(cfg(
                         "namespace",
@@ -174,16 +169,14 @@ impl KubernetesSettings {
                 }
             },
         };
-        check_dns_label(&namespace).map_err(|r| cfg(ns_field, r))?;
-        let pod_name = get("pod_name")
-            .map(str::to_owned)
-            .or_else(|| env("POD_NAME").filter(|s| !s.is_empty()));
+        check_dns_label(&namespace).map_err(|r| cfg("namespace", r))?;
+        let pod_name = s.text("pod_name");
         if let Some(p) = &pod_name {
             check_dns_subdomain(p).map_err(|r| cfg("pod_name", r))?;
         }
         let defaults = AnnotationKeys::default();
         let key = |k: &str, d: String| -> Result<String, ProviderError> {
-            let v = get(k).map(str::to_owned).unwrap_or(d);
+            let v = s.text(k).unwrap_or(d);
             check_key(&v).map_err(|r| cfg(k, r))?;
             Ok(v)
         };
@@ -193,30 +186,20 @@ impl KubernetesSettings {
             incarnation: key("incarnation_annotation", defaults.incarnation)?,
             roles: key("roles_annotation", defaults.roles)?,
         };
-        let num = |k: &str, default: u64, lo: u64, hi: u64| -> Result<u64, ProviderError> {
-            match get(k) {
-                None => Ok(default),
-                Some(v) => v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| (lo..=hi).contains(n))
-                    .ok_or_else(|| cfg(k, format!("{v:?} is not a number in {lo}..={hi}"))),
-            }
-        };
-        let keepalive = Duration::from_millis(num("keepalive_ms", 5_000, 10, 60_000)?);
-        let backoff_initial = Duration::from_millis(num("backoff_initial_ms", 800, 1, 60_000)?);
-        let backoff_max = Duration::from_millis(num("backoff_max_ms", 30_000, 1, 600_000)?);
+        let keepalive = s.millis("keepalive_ms", 10..=60_000, 5_000)?;
+        let backoff_initial = s.millis("backoff_initial_ms", 1..=60_000, 800)?;
+        let backoff_max = s.millis("backoff_max_ms", 1..=600_000, 30_000)?;
         if backoff_max < backoff_initial {
             return Err(cfg("backoff_max_ms", "must be at least backoff_initial_ms"));
         }
-        let watch_timeout_s = u32::try_from(num("watch_timeout_s", 10, 1, 3_600)?).unwrap_or(10);
-        let page_size = u32::try_from(num("page_size", 500, 1, 10_000)?).unwrap_or(500);
-        let kubeconfig = get("kubeconfig").map(PathBuf::from);
-        let context = get("context").map(str::to_owned);
+        let watch_timeout_s = s.u32("watch_timeout_s", 1..=3_600, 10)?;
+        let page_size = s.u32("page_size", 1..=10_000, 500)?;
+        let kubeconfig = s.text("kubeconfig").map(PathBuf::from);
+        let context = s.text("context");
         if context.is_some() && kubeconfig.is_none() {
             return Err(cfg("context", "only meaningful with `kubeconfig`"));
         }
-        let server = get("server").map(str::to_owned);
+        let server = s.text("server");
         if let Some(url) = &server {
             if kubeconfig.is_some() {
                 return Err(cfg(
@@ -233,10 +216,10 @@ impl KubernetesSettings {
             }
         }
         let tls = TlsSettings {
-            ca_file: get("ca_file").map(PathBuf::from),
-            client_cert: get("client_cert").map(PathBuf::from),
-            client_key: get("client_key").map(PathBuf::from),
-            server_name: get("tls_server_name").map(str::to_owned),
+            ca_file: s.text("ca_file").map(PathBuf::from),
+            client_cert: s.text("client_cert").map(PathBuf::from),
+            client_key: s.text("client_key").map(PathBuf::from),
+            server_name: s.text("tls_server_name"),
         };
         if tls.client_cert.is_some() != tls.client_key.is_some() {
             let missing = if tls.client_cert.is_none() {
@@ -269,13 +252,6 @@ impl KubernetesSettings {
             server,
             tls,
         })
-    }
-}
-
-fn cfg(field: &str, reason: impl Into<String>) -> ProviderError {
-    ProviderError::Config {
-        field: field.to_owned(),
-        reason: reason.into(),
     }
 }
 
