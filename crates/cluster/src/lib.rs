@@ -22,8 +22,8 @@
 //! use cluster::Cluster;
 //! use cluster::placement::Grain;
 //! use cluster_core::{NodeId, ProviderDescriptor, ProviderId};
-//! use provider_memory::MembershipTable;
-//! use provisioning_actors::{MemoryKind, ProviderKinds};
+//! use provider_memory::{MembershipTable, MemoryKind};
+//! use provisioning_actors::ProviderKinds;
 //!
 //! struct Counter(u64);
 //! impl Grain for Counter {

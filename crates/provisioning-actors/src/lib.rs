@@ -27,8 +27,8 @@
 //! use std::time::Duration;
 //! use actor_runtime::ActorSystem;
 //! use cluster_core::{Member, MemberAddress, NodeId, ProviderDescriptor, ProviderId, events::TopologyUpdated};
-//! use provider_memory::MembershipTable;
-//! use provisioning_actors::{MemoryKind, ProviderKinds, ProvisioningConfig, ProvisioningSupervisor};
+//! use provider_memory::{MembershipTable, MemoryKind};
+//! use provisioning_actors::{ProviderKinds, ProvisioningConfig, ProvisioningSupervisor};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let system = ActorSystem::new("node-a");
@@ -53,7 +53,6 @@
 
 pub mod activation;
 pub mod failover;
-mod memory_kind;
 pub mod merge;
 pub mod metrics;
 pub mod presence;
@@ -63,7 +62,6 @@ pub mod registry;
 pub mod store;
 mod supervisor;
 
-pub use memory_kind::MemoryKind;
 pub use registry::{ProviderFactory, ProviderKinds};
 pub use supervisor::{
     ProviderStatus, ProvisioningConfig, ProvisioningHandle, ProvisioningSupervisor, SupervisorMsg,

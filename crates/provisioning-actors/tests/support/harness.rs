@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use actor_runtime::{ActorSystem, Backoff};
 use cluster_core::{Member, MemberAddress, NodeId, ProviderDescriptor, ProviderId, Topology};
+use provider_memory::MemoryKind;
 use provider_memory::{FaultHandle, MembershipTable};
 use provisioning_actors::failover::FailoverConfig;
 use provisioning_actors::{
-    MemoryKind, ProviderKinds, ProvisioningConfig, ProvisioningHandle, ProvisioningSupervisor,
+    ProviderKinds, ProvisioningConfig, ProvisioningHandle, ProvisioningSupervisor,
 };
 
 /// The recorder of provisioning events lives in the crate (it serves the
