@@ -87,7 +87,7 @@ impl EtcdProvider {
             Some(r) => r.stop().await,
             None => None,
         };
-        self.supersession.starting();
+        self.supersession.forget();
         let (reg, first) = Registration::start(self.shared(), local.clone(), previous);
         *slot = Some(reg);
         drop(slot);
@@ -118,6 +118,9 @@ impl EtcdProvider {
             Some(r) => r.stop().await,
             None => None,
         };
+        // No longer registered: a newer incarnation registering after this
+        // one left (a drained node replaced) is no supersession to report.
+        self.supersession.forget();
         let key = self.layout.key_of(&local.node_id);
         // Delete the key only if it still holds this incarnation (a newer
         // process of the same node may have registered since).

@@ -15,7 +15,7 @@
 //! ```text
 //!            registered(node, inc)               report(e) / snapshot lists node with > inc
 //!   Idle ─────────────────────────► Registered ─────────────────────────────────────────► Superseded(e)
-//!    ▲ starting() (a new register call)  ▲ registered() (the key was absent again: put)     │
+//!    ▲ forget() (register / deregister)  ▲ registered() (the key was absent again: put)     │
 //!    └───────────────────────────────────┴──────────────────────────────────────────────────┘
 //! ```
 //!
@@ -54,8 +54,9 @@ impl Supersession {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// A new `register` call: forget the previous member and supersession.
-    pub(crate) fn starting(&self) {
+    /// A new `register` call, or a `deregister`: forget the previous
+    /// member and supersession.
+    pub(crate) fn forget(&self) {
         *self.registered_slot() = None;
         self.superseded.send_if_modified(|s| s.take().is_some());
     }
@@ -185,7 +186,7 @@ mod tests {
         s.registered(&NodeId::new("b").unwrap(), 5);
         assert_eq!(superseded(&mut early), None);
         assert_eq!(s.subscribe().borrow().clone(), None);
-        s.starting();
+        s.forget();
         s.check(&[member("b", 8)]);
         assert_eq!(superseded(&mut early), None, "not registered");
     }
