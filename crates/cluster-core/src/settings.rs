@@ -83,6 +83,22 @@ pub fn invalid(field: &str, reason: impl Into<String>) -> ProviderError {
     }
 }
 
+/// The setting a [`ProviderError::Config`] names; `None` for any other
+/// error.
+pub fn invalid_field(e: &ProviderError) -> Option<&str> {
+    match e {
+        ProviderError::Config { field, .. } => Some(field),
+        _ => None,
+    }
+}
+
+/// A settings map from `(key, value)` pairs (tests, code-given settings).
+pub fn pairs(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+    kv.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 /// A boolean spelling: `true`/`false`, `yes`/`no`, `on`/`off`, `1`/`0`, in
 /// any case, surrounding white space ignored.
 pub fn parse_bool(v: &str) -> Option<bool> {
@@ -302,9 +318,7 @@ mod tests {
     use super::*;
 
     fn map(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-        kv.iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs(kv)
     }
 
     fn field_and_reason(e: ProviderError) -> (String, String) {
@@ -499,5 +513,12 @@ mod tests {
             shown.contains("password") && !shown.contains("hunter2"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn invalid_field_names_the_key_of_config_errors_only() {
+        assert_eq!(invalid_field(&invalid("ttl_s", "x")), Some("ttl_s"));
+        assert_eq!(invalid_field(&ProviderError::Auth("403".into())), None);
+        assert_eq!(pairs(&[("a", "1")]).get("a").map(String::as_str), Some("1"));
     }
 }
