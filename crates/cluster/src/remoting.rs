@@ -123,6 +123,7 @@
 //! | `remoting_frames_dropped_total` | counter | `reason` (`unknown_type`, `undecodable`, `undeliverable`: the actor is stopped or its mailbox full; or a reason given by a [`register_fn`](RemotingHandle::register_fn) handler, e.g. placement's `late_reply`) | received `Tell` frames not delivered |
 
 mod actor;
+mod association;
 mod conn;
 mod probe;
 pub mod tls;
@@ -442,52 +443,38 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Shared {
-    /// The accept side's check on a connector's Hello (R4.2, R4.3, R4.4).
+    /// The accept side's check on a connector's Hello (R4.2, R4.3, R4.4):
+    /// the association core's [`association::admit`] over the current view.
     fn check(&self, peer: &Hello) -> Result<(), Refusal> {
         let view = lock(&self.view);
         let node = &peer.node_id;
-        let known = view.peers.get(node).copied();
-        let failed = known.is_some_and(|(inc, failed)| failed && inc == peer.incarnation);
-        let quarantined = view
-            .quarantined
-            .iter()
-            .any(|(n, i)| n == node && *i == peer.incarnation);
-        if failed || quarantined || view.topology.is_blocked(node, peer.incarnation) {
-            self.provisioning.reachable(node.clone(), peer.incarnation);
-            metrics::counter!(M_REACHABLE, "node" => self.node.clone()).increment(1);
-            tracing::debug!(%node, incarnation = peer.incarnation, "quarantined node reached again; reported reachable");
-            return Err(Refusal::new(
-                QUARANTINED,
-                format!(
-                    "node {node} incarnation {} is quarantined",
-                    peer.incarnation
-                ),
-            ));
+        let known = association::Known {
+            association: view.peers.get(node).copied(),
+            quarantined: view.topology.is_blocked(node, peer.incarnation)
+                || view
+                    .quarantined
+                    .iter()
+                    .any(|(n, i)| n == node && *i == peer.incarnation),
+            member: view
+                .topology
+                .member(node)
+                .is_some_and(|m| m.incarnation == peer.incarnation),
+        };
+        match association::admit(peer, known, view.status, view.topology.seq_no) {
+            association::Admission::Admit => Ok(()),
+            association::Admission::Refuse { refusal, reachable } => {
+                if reachable {
+                    self.provisioning.reachable(node.clone(), peer.incarnation);
+                    metrics::counter!(M_REACHABLE, "node" => self.node.clone()).increment(1);
+                    tracing::debug!(%node, incarnation = peer.incarnation, "quarantined node reached again; reported reachable");
+                }
+                if refusal.code == DEGRADED {
+                    metrics::counter!(M_DEGRADED_REFUSALS, "node" => self.node.clone())
+                        .increment(1);
+                }
+                Err(refusal)
+            }
         }
-        let member = view
-            .topology
-            .member(node)
-            .is_some_and(|m| m.incarnation == peer.incarnation);
-        if !member {
-            return Err(Refusal::new(
-                NOT_MEMBER,
-                format!(
-                    "node {node} incarnation {} is not a member of the topology (seq_no {})",
-                    peer.incarnation, view.topology.seq_no
-                ),
-            ));
-        }
-        if known.is_none_or(|(inc, _)| inc != peer.incarnation) {
-            metrics::counter!(M_DEGRADED_REFUSALS, "node" => self.node.clone()).increment(1);
-            return Err(Refusal::new(
-                DEGRADED,
-                format!(
-                    "provisioning status is {}: no new association",
-                    view.status.as_str()
-                ),
-            ));
-        }
-        Ok(())
     }
 
     /// Delivers a received `Tell`.

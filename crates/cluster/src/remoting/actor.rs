@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::association::{Association, Close, Dialed, Effects, Listing, Report, Timing, opens_new};
 use super::conn::{self, AbortOnDrop};
 use super::tls::Stream;
 use metrics::{Gauge, gauge};
@@ -89,20 +90,13 @@ impl Drop for Conn {
 /// The association with one remote member.
 struct Peer {
     member: Member,
-    state: AssociationState,
+    /// The decision state (the network-free core).
+    a: Association,
     conn: Option<Conn>,
     /// The dial in flight: its attempt number and task.
     dial: Option<(u64, AbortOnDrop)>,
-    /// It was `Up` once: from then on its silence is watched.
-    ever_up: bool,
-    /// It said `Goodbye`: its silence is not a failure.
-    parted: bool,
     /// Signs of life, judged by the configured detector.
     detector: FailureDetector,
-    attempts: u32,
-    retry_at: Instant,
-    /// `Failed` and seen blocked in a topology (so an unblocked one lifts it).
-    seen_blocked: bool,
     hb_sent: u64,
     hb_acked: u64,
     /// Refused once, since the last association, for a reason that may be
@@ -114,15 +108,10 @@ impl Peer {
     fn new(member: Member, now: Instant, detector: DetectorConfig) -> Self {
         Self {
             member,
-            state: AssociationState::Idle,
+            a: Association::new(now.into_std()),
             conn: None,
             dial: None,
-            ever_up: false,
-            parted: false,
             detector: FailureDetector::new(detector),
-            attempts: 0,
-            retry_at: now,
-            seen_blocked: false,
             hb_sent: 0,
             hb_acked: 0,
             raced: false,
@@ -155,6 +144,18 @@ fn close(shared: &Shared, node: &NodeId, peer: &mut Peer, goodbye: bool) -> Opti
         let _ = conn.queue.try_send(bytes);
     }
     conn.writer.take()
+}
+
+/// Executes the connection effects of a transition: close (with a
+/// `Goodbye` if asked) and cancel the dial. Reports and removal are the
+/// caller's (they need the node's incarnation and the map).
+fn execute(shared: &Shared, node: &NodeId, peer: &mut Peer, fx: &Effects) {
+    if let Some(how) = fx.close {
+        close(shared, node, peer, how == Close::WithGoodbye);
+    }
+    if fx.cancel_dial {
+        peer.dial = None;
+    }
 }
 
 /// The Remoting actor (`/system/remoting`).
@@ -234,7 +235,7 @@ impl RemotingActor {
                 )
             });
             let healthy =
-                p.state == AssociationState::Up && p.detector.is_available(now.into_std());
+                p.a.state == AssociationState::Up && p.detector.is_available(now.into_std());
             up.set(if healthy { 1.0 } else { 0.0 });
             if p.detector.has_heard() {
                 let silence = p.detector.silence(now.into_std());
@@ -259,13 +260,13 @@ impl RemotingActor {
             .max(Duration::from_millis(1))
     }
 
-    /// Delay before the next dial after `attempts` failures:
-    /// `heartbeat_interval · 2^attempts`, capped at `failure_timeout`.
-    fn backoff(&self, attempts: u32) -> Duration {
+    /// The timing of the association core.
+    fn timing(&self) -> Timing {
         let c = &self.shared.config;
-        c.heartbeat_interval
-            .saturating_mul(1u32 << attempts.min(16))
-            .min(c.failure_timeout)
+        Timing {
+            heartbeat: c.heartbeat_interval,
+            failure_timeout: c.failure_timeout,
+        }
     }
 
     /// Copies the follower's view and reconciles the associations with it.
@@ -303,17 +304,15 @@ impl RemotingActor {
     fn on_quarantined(&mut self, q: RemoteNodeQuarantined, ctx: &mut Context<Self>, now: Instant) {
         let step = self.shared.follower.lock().step(q);
         let Step::Quarantined(q) = step else { return };
+        let timing = self.timing();
         if let Some(p) = self.peers.get_mut(&q.node)
             && p.member.incarnation == q.incarnation
-            && p.state != AssociationState::Failed
         {
-            tracing::debug!(node = %q.node, incarnation = q.incarnation, reason = %q.reason, "node quarantined: association dropped");
-            close(&self.shared, &q.node, p, false);
-            p.dial = None;
-            p.state = AssociationState::Failed;
-            p.seen_blocked = false;
-            p.attempts = 0;
-            p.retry_at = now + self.shared.config.failure_timeout;
+            let fx = p.a.on_quarantined(now.into_std(), timing);
+            if fx != Effects::default() {
+                tracing::debug!(node = %q.node, incarnation = q.incarnation, reason = %q.reason, "node quarantined: association dropped");
+            }
+            execute(&self.shared, &q.node, p, &fx);
         }
         self.sync_view(ctx, now);
     }
@@ -357,47 +356,37 @@ impl RemotingActor {
     fn reconcile(&mut self, ctx: &mut Context<Self>, now: Instant) {
         self.warn_if_frozen(ctx);
         let t = self.topology.clone();
-        let failure_timeout = self.shared.config.failure_timeout;
-        let trust_leaves = !matches!(
-            t.status,
-            ProvisioningStatus::Empty | ProvisioningStatus::Starting
-        );
+        let timing = self.timing();
         let mut remove = Vec::new();
         for (node, p) in &mut self.peers {
             let incarnation = p.member.incarnation;
-            match t.member(node) {
-                Some(m) if m.incarnation == incarnation => {
-                    p.member = m.clone();
-                    if p.state == AssociationState::Failed && p.seen_blocked {
-                        tracing::debug!(%node, incarnation, "quarantine lifted: the association starts over");
-                        *p = Peer::new(m.clone(), now, self.shared.config.detector());
-                    }
-                }
-                // A new incarnation: the old one is gone.
-                Some(_) => remove.push((node.clone(), false)),
-                None if t.is_blocked(node, incarnation) => {
-                    if p.state != AssociationState::Failed {
-                        tracing::debug!(%node, incarnation, "node blocked by the topology: association closed");
-                        close(&self.shared, node, p, false);
-                        p.dial = None;
-                        p.state = AssociationState::Failed;
-                        p.attempts = 0;
-                        p.retry_at = now + failure_timeout;
-                    }
-                    p.seen_blocked = true;
-                }
-                // An Empty or Starting list says nothing about who left.
-                None if !trust_leaves => {}
-                None => remove.push((node.clone(), true)),
+            let listing = Listing::of(&t, node, incarnation);
+            let failed = p.a.state == AssociationState::Failed;
+            let fx = p.a.on_topology(listing, now.into_std(), timing);
+            if fx.remove {
+                remove.push((node.clone(), fx.close));
+                continue;
             }
+            if let (Listing::Same, Some(m)) = (listing, t.member(node)) {
+                p.member = m.clone();
+                if failed && p.a.state != AssociationState::Failed {
+                    tracing::debug!(%node, incarnation, "quarantine lifted: the association starts over");
+                    *p = Peer::new(m.clone(), now, self.shared.config.detector());
+                }
+            }
+            if fx.close.is_some() {
+                tracing::debug!(%node, incarnation, "node blocked by the topology: association closed");
+            }
+            execute(&self.shared, node, p, &fx);
         }
-        for (node, left) in remove {
+        for (node, how) in remove {
             if let Some(mut p) = self.peers.remove(&node) {
+                let left = how == Some(Close::WithGoodbye);
                 tracing::info!(%node, incarnation = p.member.incarnation, left, "association closed: member left or restarted");
                 close(&self.shared, &node, &mut p, left);
             }
         }
-        let open = self.status == ProvisioningStatus::Active;
+        let open = opens_new(self.status);
         for m in t.members.iter() {
             if m.node_id == self.shared.local.node_id
                 || self.peers.contains_key(&m.node_id)
@@ -428,14 +417,8 @@ impl RemotingActor {
     /// greater node id; a `Failed` one is probed (R4.4).
     fn dial_due(&mut self, ctx: &mut Context<Self>, now: Instant) {
         for (node, p) in &mut self.peers {
-            let due = *node > self.shared.local.node_id
-                && p.dial.is_none()
-                && now >= p.retry_at
-                && matches!(
-                    p.state,
-                    AssociationState::Idle | AssociationState::Closed | AssociationState::Failed
-                );
-            if !due {
+            let dialer = *node > self.shared.local.node_id;
+            if !p.a.dial_due(dialer, p.dial.is_some(), now.into_std()) {
                 continue;
             }
             self.next_id += 1;
@@ -453,20 +436,8 @@ impl RemotingActor {
                 });
             });
             p.dial = Some((attempt, AbortOnDrop(task)));
-            if p.state != AssociationState::Failed {
-                p.state = AssociationState::Handshaking;
-            }
+            p.a.on_dial();
         }
-    }
-
-    /// After a failed dial or a lost connection: `Closed` (unless
-    /// `Failed`), next dial after the backoff.
-    fn retry_later(&self, p: &mut Peer, now: Instant) {
-        if p.state != AssociationState::Failed {
-            p.state = AssociationState::Closed;
-        }
-        p.retry_at = now + self.backoff(p.attempts);
-        p.attempts = p.attempts.saturating_add(1);
     }
 
     /// Heartbeats and failure detection (R4.2), then the due dials.
@@ -487,14 +458,15 @@ impl RemotingActor {
                 "this process was stalled: the peers' silence during the stall is not counted"
             );
             for p in self.peers.values_mut() {
-                if p.state != AssociationState::Failed {
+                if p.a.state != AssociationState::Failed {
                     p.detector.touch(now.into_std());
                 }
             }
         }
+        let timing = self.timing();
         let mut lost = Vec::new();
         for (node, p) in &mut self.peers {
-            if p.state == AssociationState::Up {
+            if p.a.state == AssociationState::Up {
                 if p.hb_sent > p.hb_acked {
                     metrics::counter!(M_HEARTBEATS_MISSED, "node" => self.shared.node.clone())
                         .increment(1);
@@ -508,34 +480,25 @@ impl RemotingActor {
                         .increment(1);
                 }
             }
-            if p.ever_up
-                && !p.parted
-                && p.state != AssociationState::Failed
-                && !p.detector.is_available(now.into_std())
-            {
+            let available = p.detector.is_available(now.into_std());
+            let fx = p.a.on_tick(available, now.into_std(), timing);
+            if let Some(Report::Quarantine(reason)) = &fx.report {
                 let silent = p.detector.silence(now.into_std());
                 let incarnation = p.member.incarnation;
                 // The supervisor logs the quarantine (N3: one line).
                 tracing::debug!(%node, incarnation, ?silent, "peer unreachable: reporting it for quarantine");
                 self.shared
                     .provisioning
-                    .quarantine(node.clone(), incarnation, "heartbeat timeout");
+                    .quarantine(node.clone(), incarnation, reason.clone());
                 metrics::counter!(M_QUARANTINES, "node" => self.shared.node.clone()).increment(1);
-                close(&self.shared, node, p, false);
-                p.dial = None;
-                p.state = AssociationState::Failed;
-                p.seen_blocked = false;
-                p.attempts = 0;
-                p.retry_at = now + failure_timeout;
             }
+            execute(&self.shared, node, p, &fx);
         }
         for node in lost {
-            if let Some(mut p) = self.peers.remove(&node) {
+            if let Some(p) = self.peers.get_mut(&node) {
                 tracing::info!(%node, "association writer ended: connection lost");
-                close(&self.shared, &node, &mut p, false);
-                p.attempts = 0;
-                self.retry_later(&mut p, now);
-                self.peers.insert(node, p);
+                let fx = p.a.on_lost(now.into_std(), timing);
+                execute(&self.shared, &node, p, &fx);
             }
         }
         self.dial_due(ctx, now);
@@ -585,10 +548,7 @@ impl RemotingActor {
             writer: Some(writer),
         });
         p.dial = None;
-        p.state = AssociationState::Up;
-        p.ever_up = true;
-        p.parted = false;
-        p.attempts = 0;
+        p.a.on_up();
         p.detector.touch(now.into_std());
         p.hb_sent = 0;
         p.hb_acked = 0;
@@ -597,9 +557,10 @@ impl RemotingActor {
     }
 
     fn on_accepted(&mut self, peer: Hello, stream: Stream, ctx: &mut Context<Self>, now: Instant) {
-        let wanted = self.peers.get(&peer.node_id).is_some_and(|p| {
-            p.member.incarnation == peer.incarnation && p.state != AssociationState::Failed
-        });
+        let wanted = self
+            .peers
+            .get(&peer.node_id)
+            .is_some_and(|p| p.member.incarnation == peer.incarnation && p.a.wants_inbound());
         if wanted {
             self.install(&peer.node_id, stream, ctx, now);
         } else {
@@ -624,44 +585,24 @@ impl RemotingActor {
         }
         p.dial = None;
         let incarnation = p.member.incarnation;
-        let failed = p.state == AssociationState::Failed;
-        match result {
+        let failed = p.a.state == AssociationState::Failed;
+        let (dialed, stream, code) = match result {
             Ok((hello, stream)) if hello.node_id == node && hello.incarnation == incarnation => {
                 p.detector.touch(now.into_std());
-                if failed {
-                    self.report_reachable(&node, incarnation);
-                    let c = &self.shared.config;
-                    tokio::spawn(conn::goodbye(
-                        stream,
-                        c.handshake.max_frame,
-                        c.failure_timeout,
-                    ));
-                    self.retry_later(&mut p, now);
-                } else {
-                    self.peers.insert(node.clone(), p);
-                    self.install(&node, stream, ctx, now);
-                    return;
-                }
+                (Dialed::Reached, Some(stream), None)
             }
             Ok((hello, _)) => {
                 tracing::warn!(%node, incarnation, answered = %hello.node_id, answered_incarnation = hello.incarnation, "dialed address answered as another node incarnation");
-                self.retry_later(&mut p, now);
+                (Dialed::OtherPeer, None, None)
             }
             Err(e) => {
-                if let WireError::Refused { code, .. } = &e {
-                    // The peer answered: it is alive.
-                    p.detector.touch(now.into_std());
-                    if failed && code == QUARANTINED {
-                        self.report_reachable(&node, incarnation);
-                    }
-                }
-                if let WireError::Tls { .. } = &e {
-                    // A TLS refusal is an answer too: a certificate problem
-                    // (a rotation in progress) never turns into a quarantine
-                    // by silence (see `tls`).
+                if let WireError::Refused { .. } | WireError::Tls { .. } = &e {
+                    // The peer answered: it is alive. A TLS refusal is an
+                    // answer too: a certificate problem (a rotation in
+                    // progress) never turns into a quarantine by silence
+                    // (see `tls`).
                     p.detector.touch(now.into_std());
                 }
-
                 match conn::refusal(&e) {
                     Some((code, reason)) if conn::may_be_race(code) && !p.raced => {
                         p.raced = true;
@@ -684,26 +625,48 @@ impl RemotingActor {
                 // the dialer's unauthenticated claim. A protocol version
                 // mismatch (a rolling upgrade) is not a reason. A later dial
                 // that succeeds reports the member reachable again (R4.4).
-                if conn::quarantine_for_refusal(&e, failed, self.authenticated_any) {
-                    // The refusal is logged above (WARN) and the quarantine by the
-                    // supervisor (N3: one line each).
-                    tracing::debug!(%node, incarnation, code = e.code(), "cannot authenticate with a member: reporting it for quarantine");
-                    self.shared.provisioning.quarantine(
-                        node.clone(),
-                        incarnation,
-                        format!("handshake refused: {}", e.code()),
-                    );
-                    metrics::counter!(M_QUARANTINES, "node" => self.shared.node.clone())
-                        .increment(1);
-                    p.state = AssociationState::Failed;
-                    p.seen_blocked = false;
-                    p.attempts = 0;
-                    p.retry_at = now + self.shared.config.failure_timeout;
-                    self.peers.insert(node, p);
-                    return;
-                }
-                self.retry_later(&mut p, now);
+                let dialed = if conn::quarantine_for_refusal(&e, failed, self.authenticated_any) {
+                    Dialed::CannotAuthenticate
+                } else if matches!(&e, WireError::Refused { code, .. } if code == QUARANTINED) {
+                    Dialed::RefusedQuarantined
+                } else {
+                    Dialed::Failed
+                };
+                (dialed, None, Some(e.code()))
             }
+        };
+        let fx = p.a.on_dialed(dialed, now.into_std(), self.timing());
+        match &fx.report {
+            Some(Report::Reachable) => self.report_reachable(&node, incarnation),
+            Some(Report::Quarantine(_)) => {
+                let code = code.unwrap_or("dial");
+                // The refusal is logged above (WARN) and the quarantine by the
+                // supervisor (N3: one line each).
+                tracing::debug!(%node, incarnation, code, "cannot authenticate with a member: reporting it for quarantine");
+                self.shared.provisioning.quarantine(
+                    node.clone(),
+                    incarnation,
+                    format!("handshake refused: {code}"),
+                );
+                metrics::counter!(M_QUARANTINES, "node" => self.shared.node.clone()).increment(1);
+            }
+            None => {}
+        }
+        match stream {
+            Some(stream) if fx.install => {
+                self.peers.insert(node.clone(), p);
+                self.install(&node, stream, ctx, now);
+                return;
+            }
+            Some(stream) if fx.goodbye_probe => {
+                let c = &self.shared.config;
+                tokio::spawn(conn::goodbye(
+                    stream,
+                    c.handshake.max_frame,
+                    c.failure_timeout,
+                ));
+            }
+            _ => {}
         }
         self.peers.insert(node, p);
     }
@@ -718,6 +681,7 @@ impl RemotingActor {
 
     fn on_frame(&mut self, node: NodeId, conn: u64, frame: Frame, now: Instant) {
         let max_frame = self.shared.config.handshake.max_frame;
+        let timing = self.timing();
         let Some(mut p) = self.peers.remove(&node) else {
             return;
         };
@@ -737,20 +701,19 @@ impl RemotingActor {
                 } => self.shared.deliver(&node, &to, &type_id, &payload),
                 Frame::Goodbye => {
                     tracing::info!(%node, "peer said goodbye");
-                    close(&self.shared, &node, &mut p, false);
-                    p.parted = true;
-                    self.retry_later(&mut p, now);
+                    let fx = p.a.on_goodbye(now.into_std(), timing);
+                    execute(&self.shared, &node, &mut p, &fx);
                 }
                 Frame::Reject { code, reason } => {
                     tracing::warn!(%node, code, reason, "peer rejected the association");
-                    close(&self.shared, &node, &mut p, false);
-                    self.retry_later(&mut p, now);
+                    let fx = p.a.on_lost(now.into_std(), timing);
+                    execute(&self.shared, &node, &mut p, &fx);
                 }
                 other => {
                     tracing::warn!(%node, frame = other.kind(), "handshake frame after the handshake: connection closed");
                     metrics::counter!(M_FRAMES_REFUSED, "node" => self.shared.node.clone(), "code" => PROTOCOL).increment(1);
-                    close(&self.shared, &node, &mut p, false);
-                    self.retry_later(&mut p, now);
+                    let fx = p.a.on_lost(now.into_std(), timing);
+                    execute(&self.shared, &node, &mut p, &fx);
                 }
             }
         }
@@ -771,9 +734,8 @@ impl RemotingActor {
                     tracing::info!(%node, error = %conn::Chain(&error), "association connection lost")
                 }
             }
-            close(&self.shared, &node, &mut p, false);
-            p.attempts = 0;
-            self.retry_later(&mut p, now);
+            let fx = p.a.on_lost(now.into_std(), self.timing());
+            execute(&self.shared, &node, &mut p, &fx);
         }
         self.peers.insert(node, p);
     }
@@ -786,10 +748,10 @@ impl RemotingActor {
             .peers
             .iter()
             .map(|(n, p)| {
-                if let Some(i) = AssociationState::ALL.iter().position(|s| *s == p.state) {
+                if let Some(i) = AssociationState::ALL.iter().position(|s| *s == p.a.state) {
                     counts[i] += 1;
                 }
-                (n.clone(), p.member.incarnation, p.state)
+                (n.clone(), p.member.incarnation, p.a.state)
             })
             .collect();
         for (state, count) in AssociationState::ALL.iter().zip(counts) {
@@ -804,7 +766,7 @@ impl RemotingActor {
             .peers
             .iter()
             .map(|(n, p)| {
-                let failed = p.state == AssociationState::Failed;
+                let failed = p.a.state == AssociationState::Failed;
                 (n.clone(), (p.member.incarnation, failed))
             })
             .collect();
@@ -817,6 +779,18 @@ impl Actor for RemotingActor {
     async fn started(&mut self, ctx: &mut Context<Self>) -> HandlerResult {
         // A restarted instance starts from scratch.
         lock(&self.shared.writers).clear();
+        // The follower's one catch-up; a restarted instance starts from the
+        // follower's view without pulling again. Before the accept loop:
+        // the accept check must not answer from the empty starting view
+        // (connections wait in the listener's backlog meanwhile).
+        let provisioning = self.shared.provisioning.clone();
+        let _ = self
+            .shared
+            .follower
+            .catch_up_once(Some(&provisioning))
+            .await;
+        self.sync_view(ctx, Instant::now());
+        self.publish();
         let accept = conn::accept_loop(
             self.listener.clone(),
             self.shared.clone(),
@@ -844,16 +818,6 @@ impl Actor for RemotingActor {
             address = ?self.listener.local_addr().ok(),
             "remoting listening"
         );
-        // The follower's one catch-up; a restarted instance starts from the
-        // follower's view without pulling again.
-        let provisioning = self.shared.provisioning.clone();
-        let _ = self
-            .shared
-            .follower
-            .catch_up_once(Some(&provisioning))
-            .await;
-        self.sync_view(ctx, Instant::now());
-        self.publish();
         Ok(())
     }
 
