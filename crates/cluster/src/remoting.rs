@@ -20,6 +20,10 @@
 //!
 //! # Associations
 //!
+//! The transitions below are decided by a network-free core,
+//! `remoting/association.rs` (its module doc has the full table, with
+//! table-driven tests for R4.1–R4.4); the actor only executes them.
+//!
 //! One entry per remote member, keyed by node id and bound to the member's
 //! incarnation. There is one TCP stream per pair of nodes: the node with
 //! the **smaller node id dials**, the other waits for the connection.
