@@ -247,19 +247,7 @@ fn parse_address(v: &str, ssl: bool) -> Result<Url, ProviderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn settings(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-        kv.iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
-    fn field_of(e: ProviderError) -> String {
-        match e {
-            ProviderError::Config { field, .. } => field,
-            other => panic!("not a config error: {other}"),
-        }
-    }
+    use cluster_core::settings::{invalid_field, pairs as settings};
 
     #[test]
     fn r1_1_bad_settings_name_the_field() {
@@ -287,7 +275,7 @@ mod tests {
         ] {
             let e = ConsulConfig::from_settings(&settings(&kv), &none).unwrap_err();
             assert_eq!(e.code(), "provider.config");
-            assert_eq!(field_of(e), field, "{kv:?}");
+            assert_eq!(invalid_field(&e), Some(field), "{kv:?}");
         }
     }
 

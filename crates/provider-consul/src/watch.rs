@@ -286,19 +286,18 @@ mod tests {
         assert!(!IndexStep::of(3, 2).changed());
     }
 
-    /// The retry pauses double from `retry_min`, stay within `retry_max`
-    /// and are drawn in the upper half of each delay.
+    /// P2: the retry pauses are `retry_min` doubling to `retry_max`, drawn
+    /// in the upper half of each delay.
     #[test]
-    fn retry_pauses_double_cap_and_jitter_in_the_upper_half() {
+    fn p2_retry_pauses_use_equal_jitter_between_the_retry_settings() {
         let url = reqwest::Url::parse("http://127.0.0.1:8500").unwrap();
         let mut config = ConsulConfig::new(url, "s");
         config.retry_min = Duration::from_millis(100);
         config.retry_max = Duration::from_secs(1);
         let b = retry_backoff(&config);
-        let ms = Duration::from_millis;
-        assert_eq!((b.delay(0, 0.0), b.delay(0, 1.0)), (ms(50), ms(100)));
-        assert_eq!((b.delay(2, 0.0), b.delay(2, 1.0)), (ms(200), ms(400)));
-        assert_eq!((b.delay(49, 0.0), b.delay(49, 1.0)), (ms(500), ms(1000)));
+        assert_eq!(b.jitter(), Jitter::EQUAL);
+        assert_eq!((b.initial(), b.max()), (config.retry_min, config.retry_max));
+        assert_eq!(b.delay(2, 0.0), Duration::from_millis(200));
     }
 
     #[test]

@@ -330,20 +330,7 @@ pub(crate) use cluster_core::settings::invalid as config;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn settings(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
-    fn field_of(e: ProviderError) -> String {
-        match e {
-            ProviderError::Config { field, .. } => field,
-            other => panic!("not a config error: {other:?}"),
-        }
-    }
+    use cluster_core::settings::{invalid_field, pairs as settings};
 
     #[test]
     fn r1_1_defaults_apply_and_every_bad_setting_names_its_key() {
@@ -411,7 +398,7 @@ mod tests {
         for (pairs, field) in cases {
             let e = EtcdConfig::from_settings(&settings(pairs), None).unwrap_err();
             assert_eq!(e.code(), "provider.config");
-            assert_eq!(field_of(e), *field, "{pairs:?}");
+            assert_eq!(invalid_field(&e), Some(*field), "{pairs:?}");
         }
     }
 
@@ -431,7 +418,7 @@ mod tests {
         assert_eq!(e.code(), "provider.config");
         assert!(e.to_string().contains("unknown setting"), "{e}");
         assert!(!e.to_string().contains("hunter2-secret"), "{e}");
-        assert_eq!(field_of(e), "passwd");
+        assert_eq!(invalid_field(&e), Some("passwd"));
         // Every documented setting is known.
         let all: Vec<(&str, &str)> = EtcdConfig::KNOWN_SETTINGS
             .iter()

@@ -322,20 +322,10 @@ fn check_key(k: &str) -> Result<(), String> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use cluster_core::settings::{invalid_field, pairs};
 
-    fn parse(pairs: &[(&str, &str)]) -> Result<KubernetesSettings, ProviderError> {
-        let m: BTreeMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        KubernetesSettings::parse(&m, |_| None, None)
-    }
-
-    fn field(e: ProviderError) -> String {
-        match e {
-            ProviderError::Config { field, .. } => field,
-            other => panic!("not a config error: {other:?}"),
-        }
+    fn parse(kv: &[(&str, &str)]) -> Result<KubernetesSettings, ProviderError> {
+        KubernetesSettings::parse(&pairs(kv), |_| None, None)
     }
 
     /// R1.1: defaults, and every bad setting names its field.
@@ -427,7 +417,11 @@ mod tests {
             ),
         ];
         for (pairs, f) in bad {
-            assert_eq!(field(parse(pairs).unwrap_err()), *f, "{pairs:?}");
+            assert_eq!(
+                invalid_field(&parse(pairs).unwrap_err()),
+                Some(*f),
+                "{pairs:?}"
+            );
         }
     }
 
