@@ -17,9 +17,13 @@
 //!   `provisioning.unavailable` error that says why none is available: no
 //!   topology yet, or placement paused (Empty, Unavailable, Draining) (R3.2).
 //! - R3.4: after a `ProviderChanged` of seq_no `s`, no answer comes from a
-//!   table older than `s` (`provisioning.unavailable`, "the active provider
-//!   changed ...") until the table of the new provider's topology arrives;
-//!   [`PartitionHandle::provider_change`] tells the last change.
+//!   table older than `s`: partition-map and owner requests wait until the
+//!   table of the new provider's topology arrives (at most 1024 wait;
+//!   more are answered `provisioning.unavailable`, "the active provider
+//!   changed ..."). The normal order (the supervisor's `ProviderChanged`
+//!   reaches this actor before placement's table of the same seq_no) costs
+//!   a short wait, never a failure. [`PartitionHandle::provider_change`]
+//!   tells the last change.
 //! - A6: the owner of an identity is never a quarantined incarnation: a
 //!   `RemoteNodeQuarantined` takes effect at once, before the
 //!   PlacementSupervisor's new table arrives (`provisioning.unavailable`
@@ -125,6 +129,21 @@ pub struct PartitionManager {
     /// The last table, kept across restarts too (it comes from the
     /// PlacementSupervisor only when ownership is recomputed).
     kept: Arc<std::sync::Mutex<Option<Arc<PartitionTable>>>>,
+    /// Queries waiting for the table of the last provider change (R3.4).
+    waiting: Vec<Query>,
+}
+
+/// Queries kept waiting at most (R3.4).
+const MAX_WAITING: usize = 1024;
+
+/// A query that may wait for the table of a provider change.
+enum Query {
+    Map(ReplyTo<Result<Arc<PartitionTable>>>),
+    Owner {
+        kind: String,
+        id: String,
+        reply: ReplyTo<Result<Member>>,
+    },
 }
 
 /// A handle to a running [`PartitionManager`].
@@ -164,6 +183,7 @@ impl PartitionManager {
                 .clone(),
             kept: kept.clone(),
             ledger: OwnershipLedger::default(),
+            waiting: Vec::new(),
         })?;
         let es = system.event_stream();
         es.subscribe::<TopologyUpdated, _>(&actor);
@@ -177,19 +197,67 @@ impl PartitionManager {
         })
     }
 
+    /// Whether the table is older than a provider change this node was
+    /// told about (R3.4): answers wait for the table of its topology.
+    fn behind_change(&self) -> bool {
+        let Some(table) = &self.table else {
+            return false;
+        };
+        let f = self.follower.lock();
+        let change = f.provider_change().map(|c| c.seq_no);
+        f.behind().is_some() || change.is_some_and(|s| s > table.seq_no())
+    }
+
     /// The table answers come from, or why there is none (R3.2, R3.4).
     fn table(&self) -> Result<&Arc<PartitionTable>> {
         let table = self.table.as_ref().ok_or(ProvisioningError::Unavailable(
             "no topology has been published yet",
         ))?;
-        let f = self.follower.lock();
-        let change = f.provider_change().map(|c| c.seq_no);
-        if f.behind().is_some() || change.is_some_and(|s| s > table.seq_no()) {
+        if self.behind_change() {
             return Err(ProvisioningError::Unavailable(
                 "the active provider changed: the ownership of its topology has not arrived yet",
             ));
         }
         Ok(table)
+    }
+
+    fn map(&self) -> Result<Arc<PartitionTable>> {
+        self.table().and_then(|t| {
+            if t.is_paused() {
+                // `place` carries the reason for the status.
+                t.place("", "", None).map(|_| t.clone())
+            } else {
+                Ok(t.clone())
+            }
+        })
+    }
+
+    /// Answers `query` now, or keeps it until the table of the last
+    /// provider change arrives (R3.4; at most [`MAX_WAITING`], beyond that
+    /// it is answered `provisioning.unavailable` at once).
+    fn answer(&mut self, query: Query) {
+        if self.behind_change() && self.waiting.len() < MAX_WAITING {
+            self.waiting.push(query);
+            return;
+        }
+        match query {
+            Query::Map(reply) => {
+                let _ = reply.send(self.map());
+            }
+            Query::Owner { kind, id, reply } => {
+                let _ = reply.send(self.owner(&kind, &id));
+            }
+        }
+    }
+
+    /// Answers the waiting queries once the table has caught up.
+    fn flush(&mut self) {
+        if self.waiting.is_empty() || self.behind_change() {
+            return;
+        }
+        for query in std::mem::take(&mut self.waiting) {
+            self.answer(query);
+        }
     }
 
     fn owner(&self, kind: &str, id: &str) -> Result<Member> {
@@ -258,19 +326,9 @@ impl Actor for PartitionManager {
                     .await;
                 let _ = step;
             }
-            PartitionMsg::Map(reply) => {
-                let r = self.table().and_then(|t| {
-                    if t.is_paused() {
-                        // `place` carries the reason for the status.
-                        t.place("", "", None).map(|_| t.clone())
-                    } else {
-                        Ok(t.clone())
-                    }
-                });
-                let _ = reply.send(r);
-            }
+            PartitionMsg::Map(reply) => self.answer(Query::Map(reply)),
             PartitionMsg::Owner { kind, id, reply } => {
-                let _ = reply.send(self.owner(&kind, &id));
+                self.answer(Query::Owner { kind, id, reply });
             }
             PartitionMsg::Lease { kind, id, reply } => {
                 let lease = self.ledger.lease(&kind, &id).cloned();
@@ -280,6 +338,7 @@ impl Actor for PartitionManager {
                 let _ = reply.send(self.follower.lock().provider_change().cloned());
             }
         }
+        self.flush();
         Ok(())
     }
 }
