@@ -2,15 +2,16 @@
 //! bootstrap that starts them with provisioning.
 //!
 //! A node of a cluster is an [`ActorSystem`](actor_runtime::ActorSystem)
-//! with four system actors, all following the events the
-//! ProvisioningSupervisor publishes on the EventStream:
+//! with four system actors; the three consumers follow the events the
+//! ProvisioningSupervisor publishes on the EventStream through one
+//! [`follower::TopologyFollower`] each (one way: see `docs/cluster.md`):
 //!
 //! | actor | module | acts on the topology by |
 //! |---|---|---|
 //! | `/system/provisioning` | [`provisioning_actors`] | merging the providers' snapshots, failing over, publishing `TopologyUpdated` |
 //! | `/system/remoting` | [`remoting`] | opening TCP associations to joiners, closing them for leavers, refusing strangers and quarantined incarnations, reporting silent peers ([`failure_detector`]: timeout or phi accrual) |
-//! | `/system/partitions` | [`partition_manager`] | recomputing who owns each identity (rendezvous hashing, [`partition`]) |
-//! | `/system/placement` | [`placement`] | activating grains on their owner, handing them off when ownership moves |
+//! | `/system/partitions` | [`partition_manager`] | serving the partition map placement computed, and the ownership ledger |
+//! | `/system/placement` | [`placement`] | computing who owns each identity (rendezvous hashing, [`partition`]; the one place), activating grains on their owner, handing them off when ownership moves |
 //!
 //! [`Cluster::builder`] starts them in that order and [`Cluster::leave`]
 //! stops them in reverse. The wire format of Remoting is in [`wire`]; a
