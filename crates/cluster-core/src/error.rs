@@ -317,6 +317,7 @@ mod tests {
             assert!(!e.to_string().is_empty());
         }
         assert!(all[0].0.is_validation());
-        assert!(all[5].0.is_connectivity());
+        let connectivity = all.iter().find(|(_, c)| *c == "provider.connectivity");
+        assert!(connectivity.expect("listed").0.is_connectivity());
     }
 }

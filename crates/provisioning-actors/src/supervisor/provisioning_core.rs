@@ -718,12 +718,13 @@ impl ProvisioningCore {
                 if let ProviderError::Superseded { .. } = &e {
                     self.superseded(id, &e);
                 }
+                // Superseded is not a misconfiguration: it is announced, and
+                // what to do (stop this process) is the application's call.
                 let activation = matches!(
                     e,
                     ProviderError::Auth(_)
                         | ProviderError::Protocol(_)
                         | ProviderError::Config { .. }
-                        | ProviderError::Superseded { .. }
                 );
                 if activation && self.count_activation_failure(id, code, now) {
                     return;
@@ -738,7 +739,12 @@ impl ProvisioningCore {
                 }
                 // An unreachable backend is not a validation failure (R5.2):
                 // the registration is retried and failover handles the rest.
-                if !matches!(e, ProviderError::Connectivity(_)) {
+                // Nor is a newer incarnation of this node (announced above):
+                // suppressing would deregister, and the application decides.
+                if !matches!(
+                    e,
+                    ProviderError::Connectivity(_) | ProviderError::Superseded { .. }
+                ) {
                     self.count_activation_failure(id, e.code(), now);
                 }
                 return;

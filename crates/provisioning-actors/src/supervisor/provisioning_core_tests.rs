@@ -360,6 +360,21 @@ fn i13_a_superseded_registration_is_published() {
         panic!("{:?}", r.events);
     };
     assert_eq!((s.incarnation, s.newer), (1, 2));
+    // Not an activation failure: never suppressed (suppressing would
+    // deregister; stopping this process is the application's call).
+    let mut fresh = Harness::new(ProvisioningCore::new(settings(), "t".into()));
+    fresh.add("q", 0);
+    for _ in 0..10 {
+        fresh.event(
+            "q",
+            ProviderEvent::RegistrationFailed(ProviderError::Superseded {
+                node: node(0),
+                incarnation: 1,
+                newer: 2,
+            }),
+        );
+    }
+    assert!(!fresh.events.iter().any(|e| matches!(e, Event::Suppressed(_))));
 }
 
 /// Rule 5: an event of a replaced instance changes nothing.
