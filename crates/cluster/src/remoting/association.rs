@@ -746,4 +746,141 @@ mod tests {
             assert!(!opens_new(s), "R4.3: no new association while {s:?}");
         }
     }
+
+    /// One input of the association, for the property test.
+    #[derive(Clone, Debug)]
+    enum Input {
+        Topology(Listing),
+        Quarantined,
+        Dial,
+        Dialed(Dialed),
+        Up,
+        Lost,
+        Goodbye,
+        Tick(bool),
+        Wait(u64),
+    }
+
+    fn input() -> impl proptest::strategy::Strategy<Value = Input> {
+        use proptest::prelude::*;
+        let listing = prop_oneof![
+            Just(Listing::Same),
+            Just(Listing::Blocked),
+            Just(Listing::Absent { trusted: false }),
+        ];
+        let dialed = prop_oneof![
+            Just(Dialed::Reached),
+            Just(Dialed::OtherPeer),
+            Just(Dialed::RefusedQuarantined),
+            Just(Dialed::CannotAuthenticate),
+            Just(Dialed::Failed),
+        ];
+        prop_oneof![
+            listing.prop_map(Input::Topology),
+            Just(Input::Quarantined),
+            Just(Input::Dial),
+            dialed.prop_map(Input::Dialed),
+            Just(Input::Up),
+            Just(Input::Lost),
+            Just(Input::Goodbye),
+            any::<bool>().prop_map(Input::Tick),
+            (0u64..1_000).prop_map(Input::Wait),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+
+        /// Laws of the association core over arbitrary input sequences
+        /// (R4.2, R4.4, A6): a failed association is never reported for
+        /// quarantine again and never installs a connection or accepts one;
+        /// it leaves `Failed` only through a topology that listed it after
+        /// having blocked it (R4.4); a reachable report comes only from
+        /// `Failed`; the next dial is never further away than the failure
+        /// timeout.
+        #[test]
+        fn r4_2_r4_4_association_laws(inputs in proptest::collection::vec(input(), 0..80)) {
+            let start = Instant::now();
+            let mut now = start;
+            let mut a = Association::new(now);
+            let mut dialing = false;
+            for i in inputs {
+                let before = a;
+                let failed = before.state == Failed;
+                let fx = match i.clone() {
+                    Input::Topology(l) => a.on_topology(l, now, T),
+                    Input::Quarantined => a.on_quarantined(now, T),
+                    Input::Dial => {
+                        if a.dial_due(true, dialing, now) {
+                            a.on_dial();
+                            dialing = true;
+                        }
+                        Effects::default()
+                    }
+                    Input::Dialed(d) => {
+                        if !dialing {
+                            continue;
+                        }
+                        dialing = false;
+                        let fx = a.on_dialed(d, now, T);
+                        if fx.install {
+                            a.on_up();
+                        }
+                        fx
+                    }
+                    Input::Up => {
+                        // An inbound connection is installed only if wanted.
+                        if a.wants_inbound() {
+                            a.on_up();
+                        }
+                        Effects::default()
+                    }
+                    Input::Lost => {
+                        if a.state != Up {
+                            continue;
+                        }
+                        a.on_lost(now, T)
+                    }
+                    Input::Goodbye => {
+                        if a.state != Up {
+                            continue;
+                        }
+                        a.on_goodbye(now, T)
+                    }
+                    Input::Tick(available) => a.on_tick(available, now, T),
+                    Input::Wait(ms) => {
+                        now += Duration::from_millis(ms);
+                        Effects::default()
+                    }
+                };
+                if fx.cancel_dial {
+                    dialing = false;
+                }
+                if failed {
+                    proptest::prop_assert!(
+                        !matches!(fx.report, Some(Report::Quarantine(_))),
+                        "reported twice: {i:?}"
+                    );
+                    proptest::prop_assert!(!fx.install, "installed while failed: {i:?}");
+                    proptest::prop_assert!(a.state != Up, "up while failed: {i:?}");
+                    if a.state != Failed {
+                        proptest::prop_assert!(
+                            matches!(i, Input::Topology(Listing::Same)) && before.seen_blocked,
+                            "left Failed by {i:?}"
+                        );
+                    }
+                }
+                if fx.report == Some(Report::Reachable) {
+                    proptest::prop_assert!(failed, "reachable from {:?}", before.state);
+                }
+                if matches!(fx.report, Some(Report::Quarantine(_))) {
+                    proptest::prop_assert_eq!(a.state, Failed);
+                }
+                proptest::prop_assert!(
+                    a.retry_at <= now + T.failure_timeout,
+                    "next dial too far after {i:?}"
+                );
+            }
+        }
+    }
 }
