@@ -35,6 +35,10 @@ use crate::store::DefinitionStore;
 struct Hosted {
     provider: Arc<dyn ClusterProvider>,
     actor: Option<ActorRef<ProviderMsg>>,
+    /// A background deregistration of a stopped (suppressed) actor: aborted
+    /// if the provider starts again first (a lift or a re-probe), so that a
+    /// late deregistration cannot take back the new registration.
+    deregistering: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// An actor stopped by a `Ready` whose provider must deregister the local
@@ -91,7 +95,7 @@ impl ProvisioningSupervisor {
     /// Stored definitions win over given ones with the same id (each one
     /// overridden is logged at WARN with the fields that differ), unless
     /// [`ProvisioningConfig::definitions_from_config`] is set. Two given
-    /// definitions with one id are refused (`provisioning.duplicate`).
+    /// definitions with one id are refused (`registry.duplicate`).
     pub async fn spawn(
         system: &ActorSystem,
         config: ProvisioningConfig,
@@ -192,8 +196,8 @@ impl ProvisioningSupervisor {
         };
         let settings = CoreSettings::from(&config);
         let core = match checkpoint {
-            Some(c) => ProvisioningCore::restore(settings, node.clone(), c),
-            None => ProvisioningCore::new(settings, node.clone()),
+            Some(c) => ProvisioningCore::restore(settings, node.clone(), c, fastrand::u64(..)),
+            None => ProvisioningCore::new(settings, node.clone(), fastrand::u64(..)),
         };
         Self {
             config,
@@ -233,8 +237,9 @@ impl ProvisioningSupervisor {
 
     /// Executes what the core decided, in order: stop, (new backend clients
     /// for replaced providers), start, re-register, publish, persist, timer.
-    /// Returns the stopped actors whose provider must deregister the local
-    /// member.
+    /// The stopped actors whose provider must deregister the local member are
+    /// deregistered in the background, or, while draining, returned for
+    /// `drain` to wait on.
     fn execute(
         &mut self,
         ready: Ready,
@@ -242,6 +247,7 @@ impl ProvisioningSupervisor {
         ctx: &mut Context<Self>,
     ) -> Vec<Deregistration> {
         let mut deregistrations = Vec::new();
+        let mut spawn_failed = false;
         let actors_changed =
             !ready.stop.is_empty() || !ready.start.is_empty() || !replaced.is_empty();
         for stop in ready.stop {
@@ -266,14 +272,25 @@ impl ProvisioningSupervisor {
                 Hosted {
                     provider,
                     actor: None,
+                    deregistering: None,
                 },
             );
         }
         self.hosted.retain(|id, _| self.core.contains(id));
         for start in ready.start {
+            if let Some(d) = self
+                .hosted
+                .get_mut(&start.id)
+                .and_then(|h| h.deregistering.take())
+            {
+                d.abort();
+            }
             if let Err(e) = self.spawn_provider(&start.id, start.first_instance, ctx) {
                 // Only when the supervisor itself is stopping.
                 tracing::warn!(provider = %start.id, error = %e, "could not start the provider actor");
+                self.core
+                    .child_exited(&start.id, Exit::Stopped, Instant::now());
+                spawn_failed = true;
             }
         }
         for id in ready.reregister {
@@ -304,20 +321,30 @@ impl ProvisioningSupervisor {
         if changed {
             self.sync_shared();
         }
-        deregistrations
+        if spawn_failed {
+            // The core took the failed starts as stopped actors.
+            let ready = self.core.ready();
+            let more = self.execute(ready, Vec::new(), ctx);
+            deregistrations.extend(more);
+        }
+        if self.core.is_draining() {
+            return deregistrations; // `drain` waits for them itself.
+        }
+        self.deregister_in_background(deregistrations);
+        Vec::new()
     }
 
-    /// Executes a `Ready` whose deregistrations run in the background (a
-    /// suppressed provider: nothing waits for it).
-    fn step(&mut self, ctx: &mut Context<Self>) {
-        let ready = self.core.ready();
-        let deregistrations = self.execute(ready, Vec::new(), ctx);
+    /// Deregisters the local member from providers whose actor the core
+    /// stopped for good (a suppression): after the actor stopped, without
+    /// holding up the actor.
+    fn deregister_in_background(&mut self, deregistrations: Vec<Deregistration>) {
         let timeout = self.config.register_timeout;
         for d in deregistrations {
             let Some(local) = self.config.local.clone() else {
                 continue;
             };
-            tokio::spawn(async move {
+            let id = d.id.clone();
+            let task = tokio::spawn(async move {
                 let _ = tokio::time::timeout(timeout, d.actor.stopped()).await;
                 match tokio::time::timeout(timeout, d.provider.deregister(&local)).await {
                     Ok(Ok(())) => {}
@@ -329,7 +356,16 @@ impl ProvisioningSupervisor {
                     }
                 }
             });
+            if let Some(h) = self.hosted.get_mut(&id) {
+                h.deregistering = Some(task);
+            }
         }
+    }
+
+    /// Takes the core's `Ready` and executes it.
+    fn step(&mut self, ctx: &mut Context<Self>) {
+        let ready = self.core.ready();
+        self.execute(ready, Vec::new(), ctx);
     }
 
     fn spawn_provider(

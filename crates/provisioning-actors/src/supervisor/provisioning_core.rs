@@ -5,7 +5,8 @@
 //! call, then takes the [`Ready`] and executes it: publish its events in
 //! order, start and stop provider actors, deregister, persist the topology,
 //! arm one timer. The core never does IO, never reads a clock (time comes
-//! in as `now`) and never awaits; every rule below is tested without tokio
+//! in as `now` and `wall`, randomness from a seed) and never awaits; its only
+//! side effects are metrics and log lines. Every rule below is tested without tokio
 //! (the unit tests and the property laws of this module).
 //!
 //! # State
@@ -73,9 +74,16 @@
 //!    once ([`ProvisioningCore::lift_suppression`]), with the full
 //!    threshold again.
 //! 9. **Checkpoint.** [`ProvisioningCore::checkpoint`] captures what a
-//!    restarted supervisor actor must not forget: the published topology
-//!    and seq_no, the quarantines (with their expiry) and whether it was
-//!    draining; [`ProvisioningCore::restore`] resumes from it.
+//!    restarted supervisor actor must not forget: the published topology,
+//!    its status and seq_no, the quarantines (with their expiry), whether it
+//!    was draining, the suppressed providers and the instance numbering (so
+//!    the old children's queued events stay stale);
+//!    [`ProvisioningCore::restore`] resumes from it.
+//! 10. **Gaps.** While the providers of a reload or of a restored core have
+//!     not reported yet, only the quarantine overlay changes what is
+//!     published, with the status, active provider and `stale` flag
+//!     consumers last saw: a restart or a reload never shows the cluster a
+//!     `Starting` it would then take back.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -243,6 +251,11 @@ pub struct Checkpoint {
     published: Arc<Topology>,
     quarantines: Vec<(BlockedMember, Option<std::time::Instant>)>,
     draining: bool,
+    /// Actor instances are numbered on from here: the old children's
+    /// queued events stay stale after a restart.
+    next_instance: u64,
+    /// Suppressed providers and their re-probe attempt (R5.2).
+    suppressed: BTreeMap<ProviderId, u32>,
 }
 
 impl Checkpoint {
@@ -253,6 +266,8 @@ impl Checkpoint {
             published: Arc::new(topology),
             quarantines: Vec::new(),
             draining: false,
+            next_instance: 0,
+            suppressed: BTreeMap::new(),
         }
     }
 
@@ -275,6 +290,22 @@ enum Probe {
     Suppressed { attempt: u32, at: Option<Instant> },
     /// Probing after a suppression: one activation failure suppresses again.
     HalfOpen { attempt: u32 },
+}
+
+impl Slot {
+    fn new(spec: ProviderSpec) -> Self {
+        Self {
+            spec,
+            running: false,
+            min_instance: 0,
+            last_observed: None,
+            last_hash: None,
+            last_update: None,
+            activation: Activation::new(),
+            probe: Probe::None,
+            stream_errors: 0,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -308,6 +339,11 @@ pub struct ProvisioningCore {
     seq_no: u64,
     draining: bool,
     next_instance: u64,
+    /// Suppressions of a checkpoint, applied as their providers come back.
+    suppressed_at_restart: BTreeMap<ProviderId, u32>,
+    /// Restored with a status other than Starting, and no provider trusted
+    /// since: a gap (rule 10).
+    resuming: bool,
     pending_change: Option<(Option<ProviderId>, Option<ProviderId>, ChangeReason)>,
     pending_quarantine: Vec<RemoteNodeQuarantined>,
     /// A reload is in progress: the next change of the active provider is
@@ -366,15 +402,23 @@ fn log_status_change(from: ProvisioningStatus, to: ProvisioningStatus, seq_no: u
 
 impl ProvisioningCore {
     /// A core that has published nothing yet (seq_no 0, status Starting).
-    pub fn new(settings: CoreSettings, node: Arc<str>) -> Self {
-        Self::resume(settings, node, None, 0)
+    /// `seed` seeds the re-probe jitter: the driver passes a random one
+    /// (nodes suppressed at once must not probe at once), tests a fixed one.
+    pub fn new(settings: CoreSettings, node: Arc<str>, seed: u64) -> Self {
+        Self::resume(settings, node, None, seed)
     }
 
-    /// A core resuming from `checkpoint` (rule 9): its published topology,
-    /// seq_no, quarantines and draining state. `rng_seed` seeds the
-    /// re-probe jitter (tests pass a fixed one).
-    pub fn restore(settings: CoreSettings, node: Arc<str>, checkpoint: Checkpoint) -> Self {
-        Self::resume(settings, node, Some(checkpoint), fastrand::u64(..))
+    /// A core resuming from `checkpoint` (rule 9): its published topology
+    /// and status, seq_no, quarantines, draining state, suppressions and
+    /// instance numbering. Until a provider is trusted again it publishes
+    /// nothing but quarantines, with the status it had (rule 10).
+    pub fn restore(
+        settings: CoreSettings,
+        node: Arc<str>,
+        checkpoint: Checkpoint,
+        seed: u64,
+    ) -> Self {
+        Self::resume(settings, node, Some(checkpoint), seed)
     }
 
     fn resume(
@@ -383,9 +427,21 @@ impl ProvisioningCore {
         checkpoint: Option<Checkpoint>,
         seed: u64,
     ) -> Self {
-        let (published, quarantines, draining) = match checkpoint {
-            Some(c) => (c.published, c.quarantines, c.draining),
-            None => (Arc::new(Topology::starting()), Vec::new(), false),
+        let (published, quarantines, draining, next_instance, suppressed) = match checkpoint {
+            Some(c) => (
+                c.published,
+                c.quarantines,
+                c.draining,
+                c.next_instance,
+                c.suppressed,
+            ),
+            None => (
+                Arc::new(Topology::starting()),
+                Vec::new(),
+                false,
+                0,
+                BTreeMap::new(),
+            ),
         };
         let mut merger = if published.status == ProvisioningStatus::Starting
             && published.members.is_empty()
@@ -402,10 +458,12 @@ impl ProvisioningCore {
             .local
             .as_ref()
             .map(|m| (m.node_id.clone(), m.incarnation));
+        // The status consumers last saw: a restarted core does not fall
+        // back to Starting (rule 10).
         let status = if draining {
             ProvisioningStatus::Draining
         } else {
-            ProvisioningStatus::Starting
+            published.status
         };
         Self {
             presence: SelfPresence::new(local, settings.suspect_hold),
@@ -417,7 +475,9 @@ impl ProvisioningCore {
             published,
             status,
             draining,
-            next_instance: 0,
+            next_instance,
+            suppressed_at_restart: suppressed,
+            resuming: status != ProvisioningStatus::Starting,
             pending_change: None,
             pending_quarantine: Vec::new(),
             reloading: false,
@@ -429,18 +489,22 @@ impl ProvisioningCore {
         }
     }
 
-    /// Seeds the re-probe jitter (tests).
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.rng = fastrand::Rng::with_seed(seed);
-        self
-    }
-
     /// What a restarted supervisor actor resumes from (rule 9).
     pub fn checkpoint(&self) -> Checkpoint {
         Checkpoint {
             published: self.published.clone(),
             quarantines: self.merger.quarantines(),
             draining: self.draining,
+            next_instance: self.next_instance,
+            suppressed: self
+                .slots
+                .iter()
+                .filter_map(|(id, s)| match s.probe {
+                    Probe::Suppressed { attempt, .. } => Some((id.clone(), attempt)),
+                    _ => None,
+                })
+                .chain(self.suppressed_at_restart.clone())
+                .collect(),
         }
     }
 
@@ -558,18 +622,18 @@ impl ProvisioningCore {
             return;
         }
         if self.draining {
-            let slot = Slot {
-                spec,
-                running: false,
-                min_instance: 0,
-                last_observed: None,
-                last_hash: None,
-                last_update: None,
-                activation: Activation::new(),
-                probe: Probe::None,
-                stream_errors: 0,
-            };
-            self.slots.insert(id, slot);
+            self.slots.insert(id, Slot::new(spec));
+        } else if let Some(attempt) = self.suppressed_at_restart.remove(&id) {
+            // Still suppressed: listed, not run, probed again after the
+            // next delay (R5.2's way back survives a restart).
+            self.install(spec, now);
+            let delay = self.settings.reprobe.delay(attempt, self.rng.f64());
+            if let Some(slot) = self.slots.get_mut(&id) {
+                slot.probe = Probe::Suppressed {
+                    attempt,
+                    at: now.checked_add(delay),
+                };
+            }
         } else {
             self.install(spec, now);
         }
@@ -579,17 +643,7 @@ impl ProvisioningCore {
         let id = spec.descriptor.id.clone();
         let enabled = spec.disabled.is_none();
         let priority = spec.descriptor.priority;
-        let mut slot = Slot {
-            spec,
-            running: false,
-            min_instance: 0,
-            last_observed: None,
-            last_hash: None,
-            last_update: None,
-            activation: Activation::new(),
-            probe: Probe::None,
-            stream_errors: 0,
-        };
+        let mut slot = Slot::new(spec);
         if enabled {
             self.start_actor(&id, &mut slot);
         }
@@ -1165,10 +1219,11 @@ impl ProvisioningCore {
             counter!(m::FAILOVERS, "node" => self.node.clone(), "reason" => c.reason.as_str())
                 .increment(1);
             tracing::debug!(from = %or_none(&c.from), to = %or_none(&c.to), reason = c.reason.as_str(), "failover decision");
-            // Keep the first `from` if several changes happen before publish.
+            // `from` is what consumers last saw, whatever changed in between
+            // (several changes before one publication, a restored core).
             let from = match self.pending_change.take() {
                 Some((from, _, _)) => from,
-                None => c.from,
+                None => self.published.active_provider.clone(),
             };
             let reason = if self.reloading {
                 ChangeReason::Reload
@@ -1216,15 +1271,17 @@ impl ProvisioningCore {
             return;
         }
         let availability = self.policy.availability();
-        if self.reloading
-            && availability == Availability::Starting
-            && self.status != ProvisioningStatus::Starting
-            && self.pending_quarantine.is_empty()
-        {
-            // The new providers of a reload have not reported yet: keep the
-            // last topology rather than publish a gap.
-            return;
+        // A gap: the new providers of a reload, or the providers of a
+        // restarted core, have not reported yet. Keep the last topology's
+        // members, status, active provider and `stale` flag rather than
+        // publish Starting; only the quarantine overlay changes meanwhile
+        // (rule 10).
+        if availability != Availability::Starting {
+            self.resuming = false;
         }
+        let gap = (self.reloading || self.resuming)
+            && availability == Availability::Starting
+            && self.status != ProvisioningStatus::Starting;
         let active = self.policy.active().cloned();
         // While nothing can be trusted the merger runs without input (merge
         // rule 4): the last members stay, the quarantine overlay applies.
@@ -1248,18 +1305,24 @@ impl ProvisioningCore {
         };
         let outcome = self.merger.merge(&inputs, active.as_ref(), self.seq_no + 1);
         let merged = outcome.topology.clone();
-        let status = availability.status(merged.status);
         let p = &self.published;
+        let (status, active, stale) = if gap {
+            (self.status, p.active_provider.clone(), p.stale)
+        } else {
+            (availability.status(merged.status), active, merged.stale)
+        };
         let same = merged.hash == p.hash
             && merged.blocked == p.blocked
             && status == p.status
             && active == p.active_provider
-            && merged.stale == p.stale;
+            && stale == p.stale;
         if same && self.pending_quarantine.is_empty() {
             // Rule 2 (R2.3). A pending change of the active provider that
             // ends where it started (A → none → A within one batch) is no
-            // change.
-            self.pending_change = None;
+            // change; in a gap it waits for the end of the gap.
+            if !gap {
+                self.pending_change = None;
+            }
             return;
         }
         self.seq_no += 1;
@@ -1283,7 +1346,7 @@ impl ProvisioningCore {
             hash: merged.hash,
             seq_no: self.seq_no,
             active_provider: active,
-            stale: merged.stale,
+            stale,
         });
         for mut q in std::mem::take(&mut self.pending_quarantine) {
             q.seq_no = self.seq_no;
@@ -1306,7 +1369,14 @@ impl ProvisioningCore {
             }));
             self.status = status;
         }
-        if let Some((from, to, reason)) = self.pending_change.take() {
+        let change = if gap {
+            None // Announced with the topology that ends the gap.
+        } else {
+            self.pending_change.take()
+        };
+        if let Some((from, to, reason)) = change
+            && from != to
+        {
             tracing::info!(
                 from = %or_none(&from),
                 to = %or_none(&to),
