@@ -271,6 +271,8 @@ async fn a4_restart_limit_reached_fails_the_provider_and_the_standby_serves() {
     let mut config = test_config(Some(member("local", 1)));
     config.provider_max_restarts = 3;
     config.provider_restart_window = Duration::from_secs(60);
+    config.suppression_reprobe =
+        actor_runtime::Backoff::exponential(Duration::from_secs(300), Duration::from_secs(600));
     let Pair {
         node,
         primary,
@@ -301,8 +303,9 @@ async fn a4_restart_limit_reached_fails_the_provider_and_the_standby_serves() {
     assert_eq!(t.active_provider, Some(pid("standby")));
     assert_eq!(t.status, ProvisioningStatus::Active);
 
-    // Well past the window and the stability window: no more restarts, the
-    // primary stays Failed and the standby active.
+    // Well past the window and the stability window, before the re-probe
+    // delay (300 s): no more restarts, the primary stays Failed and the
+    // standby active.
     tokio::time::sleep(Duration::from_secs(120)).await;
     assert_eq!(primary.watches(), failed_at, "no restart after the limit");
     let h = health_of(&node, "primary");
@@ -317,6 +320,23 @@ async fn a4_restart_limit_reached_fails_the_provider_and_the_standby_serves() {
             .all(|c| c.reason != ChangeReason::FailBack),
         "never fails back to a Failed provider"
     );
+
+    // Issue 13: probed again after the delay (half-open): still broken, the
+    // restart limit fails it again; once the backend is fixed, the operator
+    // lifts it and it serves again.
+    tokio::time::sleep(Duration::from_secs(200)).await;
+    assert!(primary.watches() > failed_at, "probed again after 300 s");
+    node.wait_events("failed again", |_| {
+        let h = health_of(&node, "primary");
+        h.iter().filter(|x| x.1 == ProviderHealth::Failed).count() >= 2
+    })
+    .await;
+    primary.panic_on_watch(0);
+    node.handle.lift_suppression(&pid("primary")).await.unwrap();
+    node.wait_topology("primary active again", |t| {
+        t.active_provider == Some(pid("primary"))
+    })
+    .await;
     node.shutdown().await;
 }
 

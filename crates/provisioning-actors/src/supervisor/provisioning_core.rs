@@ -69,10 +69,13 @@
 //!    ignores every input but queries: nothing else is published.
 //! 8. **Suppression has a way back (R5.2).** A suppressed provider is probed
 //!    again after a backoff (`reprobe`, doubling, with jitter), half-open: a
-//!    snapshot ends the suppression, one more activation failure suppresses
-//!    it again with the next delay. An operator can lift a suppression at
-//!    once ([`ProvisioningCore::lift_suppression`]), with the full
-//!    threshold again.
+//!    snapshot ends the suppression, one more activation failure (or the
+//!    restart limit again) suppresses it again with the next delay. An
+//!    operator can lift a suppression at once
+//!    ([`ProvisioningCore::lift_suppression`]), with the full threshold
+//!    again. A provider Failed by its restart limit (A4) is handled the same
+//!    way: a backend outage longer than the restart budget does not disable
+//!    it for good.
 //! 9. **Checkpoint.** [`ProvisioningCore::checkpoint`] captures what a
 //!    restarted supervisor actor must not forget: the published topology,
 //!    its status and seq_no, the quarantines (with their expiry), whether it
@@ -912,8 +915,20 @@ impl ProvisioningCore {
             return;
         };
         if let Exit::RestartLimit { failures } = exit {
+            // Failed, and probed again after the re-probe delay like a
+            // suppressed provider (rule 8): a backend outage longer than the
+            // restart budget must not disable the provider for good.
+            let attempt = match slot.probe {
+                Probe::HalfOpen { attempt } => attempt + 1,
+                _ => 0,
+            };
+            let delay = self.settings.reprobe.delay(attempt, self.rng.f64());
+            slot.probe = Probe::Suppressed {
+                attempt,
+                at: now.checked_add(delay),
+            };
             slot.spec.disabled = Some(format!("restart limit exceeded after {failures} failures"));
-            tracing::warn!(provider = %id, failures, "provider restart limit exceeded: it stays Failed until reloaded");
+            tracing::warn!(provider = %id, failures, reprobe_in_ms = millis(delay), "provider restart limit exceeded: Failed until it is probed again");
         }
         if !slot.running {
             return; // Already stopped (a Stop directive comes before the limit).
