@@ -13,7 +13,10 @@
 //! | [`LocalMemberSuperseded`] | a provider reported [`ProviderError::Superseded`](crate::error::ProviderError::Superseded): the backend holds a newer incarnation of the local node id, which was not overwritten |
 //!
 //! `seq_no` is monotonic per supervisor: consumers drop anything older than
-//! what they applied.
+//! what they applied. It goes up by exactly one per [`TopologyUpdated`] (the
+//! other events of one publication carry the same number), and a supervisor
+//! restarted from its checkpoint or from a stored topology continues it; a
+//! consumer that sees a topology more than one ahead missed one (a gap).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -101,7 +104,8 @@ pub struct ProviderHealthChanged {
     pub last_error: Option<&'static str>,
 }
 
-/// A provider's stream ended (R2.2); its actor is restarted. Its last snapshot stays
+/// A provider's stream ended (R2.2); its actor is restarted (or, at the
+/// restart limit, stopped and probed again later). Its last snapshot stays
 /// available through the supervisor's queries.
 #[derive(Clone, Debug)]
 pub struct ProviderStreamTerminated {
