@@ -305,3 +305,55 @@ async fn i13_a_restarted_supervisor_actor_keeps_its_quarantines_and_seq_no() {
     assert!(later.seq_no >= after.seq_no);
     node.shutdown().await;
 }
+
+/// Review of issue 13: a subscriber callback runs inside `publish`; if it
+/// panics, the supervisor actor restarts. It must resume from a checkpoint
+/// taken before the publication, so that it never reuses a seq_no some
+/// consumers already applied.
+#[tokio::test(start_paused = true)]
+async fn i13_a_panic_while_publishing_never_reuses_a_seq_no() {
+    use cluster_core::events::TopologyUpdated;
+    use std::sync::Mutex;
+    let table = MembershipTable::new();
+    let node = node_with(
+        "n",
+        &[("t", table.clone())],
+        test_config(Some(member("local", 1))),
+        vec![memory("a", 0, "t")],
+    )
+    .await
+    .unwrap();
+    node.wait_topology("local", |t| t.members.len() == 1).await;
+    let seen: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let panicked = Arc::new(AtomicBool::new(false));
+    let (seen2, panicked2) = (seen.clone(), panicked.clone());
+    let _sub = node
+        .system
+        .event_stream()
+        .subscribe_fn::<TopologyUpdated>(move |u| {
+            seen2.lock().unwrap().push(u.topology.seq_no);
+            let boom = u.topology.members.iter().any(|m| m.node_id == nid("boom"));
+            if boom && !panicked2.swap(true, Ordering::SeqCst) {
+                panic!("a subscriber's bug");
+            }
+        });
+    table.upsert(member("boom", 1));
+    for _ in 0..500 {
+        if panicked.load(Ordering::SeqCst) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(panicked.load(Ordering::SeqCst), "the callback ran");
+    table.upsert(member("after", 1));
+    node.wait_topology("after the restart", |t| {
+        t.members.iter().any(|m| m.node_id == nid("after"))
+    })
+    .await;
+    let seen = seen.lock().unwrap().clone();
+    let mut sorted = seen.clone();
+    sorted.dedup();
+    assert_eq!(sorted.len(), seen.len(), "a seq_no was reused: {seen:?}");
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    node.shutdown().await;
+}

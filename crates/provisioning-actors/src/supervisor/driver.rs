@@ -301,6 +301,12 @@ impl ProvisioningSupervisor {
         // What survives a restart changes only with a publication or a
         // change of the running set (not at every snapshot).
         let changed = !ready.events.is_empty() || actors_changed;
+        // Checkpoint before publishing: a subscriber callback runs inside
+        // `publish`, and if it panics the restarted actor must not reuse a
+        // seq_no some consumers already applied.
+        if changed {
+            self.sync_shared();
+        }
         let es = ctx.system().event_stream().clone();
         for e in ready.events {
             match e {
@@ -318,9 +324,6 @@ impl ProvisioningSupervisor {
             self.persist_topology(&t);
         }
         self.schedule(ready.wake_at, ctx);
-        if changed {
-            self.sync_shared();
-        }
         if spawn_failed {
             // The core took the failed starts as stopped actors.
             let ready = self.core.ready();
