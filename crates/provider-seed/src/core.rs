@@ -92,7 +92,6 @@ pub struct Rules {
     pub unreachable_timeout: Duration,
 }
 
-
 /// A node that answered a probe for this cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Peer {
