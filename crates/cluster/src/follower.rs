@@ -27,10 +27,20 @@
 //!            first TopologyUpdated, or the catch-up answer (seq_no > 0)
 //!   Fresh ───────────────────────────────────────────────────────────► Following(applied)
 //!     │                                                                   │   ▲
-//!     └── catch-up: one pull of the current topology, at most once ──────┘   │
-//!         in the life of the follower (a restarted consumer keeps            │
-//!         its follower and does not pull again)                              │
+//!     └── catch-up: one successful pull of the current topology, at ─────┘   │
+//!         most once in the life of the follower (a restarted consumer        │
+//!         keeps its follower and does not pull again)                        │
 //!                                                       TopologyUpdated(s > applied)
+//! ```
+//!
+//! The catch-up itself, beside the view:
+//!
+//! ```text
+//!   Idle ──begin_catch_up──► InFlight ──caught_up──────────────► Done
+//!    ▲                          │
+//!    │   catch_up_failed,       │ catch_up_failed, a view applied
+//!    │   no view applied:       └──────────────────────────────► Done
+//!    └── retry after 100 ms, doubling up to 5 s
 //! ```
 //!
 //! In `Following(applied)`, by event (`s` its seq_no):
@@ -87,13 +97,26 @@
 //! After that the follower never asks again: not after a gap, not after a
 //! provider change ahead of the view, not after a restart of the consumer
 //! (the consumers keep the follower outside the restartable actor state).
+//!
+//! A failed pull (an ask timeout, a supervisor restarting) is not a pull:
+//! [`TopologyFollower::catch_up_failed`] gives the delay after which the
+//! consumer tries again (100 ms, doubling up to 5 s), as long as no view
+//! is applied. Without the retry, a consumer whose pull failed would wait
+//! for the next publication, which a stable cluster may never make.
+//! Exactly one *successful* pull stays the law; once a view is applied
+//! (from the EventStream, which the consumer subscribed to before pulling)
+//! nothing is pulled any more.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use cluster_core::events::{
     ProviderChanged, ProvisioningStatusChanged, RemoteNodeQuarantined, TopologyUpdated,
 };
 use cluster_core::{NodeId, Topology};
+use provisioning_actors::ProvisioningHandle;
 
 /// An event of the ProvisioningSupervisor, as the follower takes it.
 #[derive(Clone, Debug)]
@@ -198,7 +221,9 @@ pub struct TopologyFollower {
     provider: Option<ProviderChanged>,
     /// A change ahead of the view: behind until a topology of this seq_no.
     behind: Option<u64>,
-    catch_up_started: bool,
+    catch_up: CatchUpState,
+    /// Failed pulls in a row (the retry delay doubles with each).
+    failed_pulls: u32,
     gaps: u64,
     missed: u64,
 }
@@ -218,7 +243,8 @@ impl TopologyFollower {
             pending: Vec::new(),
             provider: None,
             behind: None,
-            catch_up_started: false,
+            catch_up: CatchUpState::Idle,
+            failed_pulls: 0,
             gaps: 0,
             missed: 0,
         }
@@ -273,16 +299,49 @@ impl TopologyFollower {
         (self.gaps, self.missed)
     }
 
-    /// True exactly once in the follower's life: the consumer pulls the
-    /// current topology now and hands it to [`caught_up`](Self::caught_up).
+    /// True when the consumer pulls the current topology now and hands it
+    /// to [`caught_up`](Self::caught_up) (or reports the failure to
+    /// [`catch_up_failed`](Self::catch_up_failed)): once in the follower's
+    /// life, and again after a failed pull as long as no view is applied.
     pub fn begin_catch_up(&mut self) -> bool {
-        !std::mem::replace(&mut self.catch_up_started, true)
+        match self.catch_up {
+            CatchUpState::Idle if self.failed_pulls > 0 && self.applied.is_some() => {
+                // A retry, and the EventStream delivered a view meanwhile.
+                self.catch_up = CatchUpState::Done;
+                false
+            }
+            CatchUpState::Idle => {
+                self.catch_up = CatchUpState::InFlight;
+                true
+            }
+            CatchUpState::InFlight | CatchUpState::Done => false,
+        }
+    }
+
+    /// Whether the catch-up is still to be done: never pulled, or the
+    /// last pull failed and no view is applied (a restarted consumer asks
+    /// this to resume the retries its previous instance scheduled).
+    pub fn needs_catch_up(&self) -> bool {
+        self.catch_up == CatchUpState::Idle && (self.failed_pulls == 0 || self.applied.is_none())
+    }
+
+    /// The pull failed: `Some(delay)` after which to pull again (100 ms,
+    /// doubling up to 5 s), or `None` when a view is applied meanwhile
+    /// (the catch-up is then done: the EventStream delivered a topology).
+    pub fn catch_up_failed(&mut self) -> Option<Duration> {
+        if self.applied.is_some() {
+            self.catch_up = CatchUpState::Done;
+            return None;
+        }
+        self.catch_up = CatchUpState::Idle;
+        self.failed_pulls = self.failed_pulls.saturating_add(1);
+        Some(retry_delay(self.failed_pulls))
     }
 
     /// The answer of the one pull: applied like a `TopologyUpdated` (never
     /// counted as a gap: it is not a delivery of the EventStream).
     pub fn caught_up(&mut self, topology: Arc<Topology>) -> Step {
-        self.catch_up_started = true;
+        self.catch_up = CatchUpState::Done;
         if topology.seq_no == 0 {
             // Nothing has been published yet.
             return Step::Ignored(Ignored::Stale);
@@ -366,6 +425,85 @@ impl TopologyFollower {
     }
 }
 
+/// Where the catch-up is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CatchUpState {
+    /// Not pulled yet, or the last pull failed.
+    Idle,
+    /// A pull is under way.
+    InFlight,
+    /// One pull succeeded, or a view arrived after a failed one.
+    Done,
+}
+
+/// The first retry of a failed pull.
+pub const CATCH_UP_RETRY_FIRST: Duration = Duration::from_millis(100);
+/// The longest pause between two pulls.
+pub const CATCH_UP_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// The pause after the `failures`-th failed pull in a row (from 1).
+fn retry_delay(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    CATCH_UP_RETRY_FIRST
+        .saturating_mul(1 << doublings)
+        .min(CATCH_UP_RETRY_MAX)
+}
+
+type Pull = Arc<
+    dyn Fn() -> Pin<Box<dyn Future<Output = cluster_core::Result<Arc<Topology>>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Where a consumer's catch-up pulls the current topology from: the
+/// ProvisioningSupervisor ([`From<ProvisioningHandle>`]), or any function
+/// (tests: a supervisor whose first answer fails).
+#[derive(Clone)]
+pub struct TopologySource(Pull);
+
+impl std::fmt::Debug for TopologySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TopologySource(..)")
+    }
+}
+
+impl TopologySource {
+    /// A source that calls `pull`.
+    pub fn from_fn<F, Fut>(pull: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = cluster_core::Result<Arc<Topology>>> + Send + 'static,
+    {
+        Self(Arc::new(move || Box::pin(pull())))
+    }
+
+    /// Pulls the current topology once.
+    pub async fn topology(&self) -> cluster_core::Result<Arc<Topology>> {
+        (self.0)().await
+    }
+}
+
+impl From<ProvisioningHandle> for TopologySource {
+    fn from(p: ProvisioningHandle) -> Self {
+        Self::from_fn(move || {
+            let p = p.clone();
+            async move { p.topology().await }
+        })
+    }
+}
+
+/// What [`SharedFollower::catch_up_once`] did.
+#[derive(Clone, Debug)]
+pub enum CatchUp {
+    /// The pull answered; the answer was applied like a topology.
+    Pulled(Step),
+    /// Nothing to do: done before, or under way, or no source.
+    Skipped,
+    /// The pull failed and no view is applied: pull again after the delay
+    /// (the consumer schedules it).
+    Retry(Duration),
+}
+
 /// A follower shared by the successive instances of one consumer actor, so
 /// that a restarted instance resumes from the view instead of pulling again.
 #[derive(Clone, Debug, Default)]
@@ -383,24 +521,29 @@ impl SharedFollower {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The one catch-up of the follower's life: pulls `provisioning`'s
-    /// current topology if it has not been pulled before, and applies it.
-    /// `None` when it was done before, there is no provisioning, or the pull
-    /// failed (logged: the follower then waits for the next topology).
-    pub async fn catch_up_once(
-        &self,
-        provisioning: Option<&provisioning_actors::ProvisioningHandle>,
-    ) -> Option<Step> {
-        let p = provisioning?;
+    /// The one catch-up of the follower's life: pulls the current topology
+    /// from `source` if no pull has succeeded before, and applies it. On a
+    /// failure (logged) with no view applied, [`CatchUp::Retry`] says when
+    /// to call this again.
+    pub async fn catch_up_once(&self, source: Option<&TopologySource>) -> CatchUp {
+        let Some(source) = source else {
+            return CatchUp::Skipped;
+        };
         if !self.lock().begin_catch_up() {
-            return None;
+            return CatchUp::Skipped;
         }
-        match p.topology().await {
-            Ok(t) => Some(self.lock().caught_up(t)),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the current topology; waiting for the next one");
-                None
-            }
+        match source.topology().await {
+            Ok(t) => CatchUp::Pulled(self.lock().caught_up(t)),
+            Err(e) => match self.lock().catch_up_failed() {
+                Some(delay) => {
+                    tracing::warn!(error = %e, retry_in = ?delay, "could not read the current topology; trying again");
+                    CatchUp::Retry(delay)
+                }
+                None => {
+                    tracing::debug!(error = %e, "could not read the current topology; a newer one was delivered meanwhile");
+                    CatchUp::Skipped
+                }
+            },
         }
     }
 }
@@ -549,6 +692,88 @@ mod tests {
             Step::Ignored(Ignored::Stale)
         ));
         assert_eq!(g.applied(), None);
+    }
+
+    /// A failed pull is not a pull: retried with a doubling delay (100 ms
+    /// up to 5 s) while no view is applied; one success ends it, and so
+    /// does a view delivered meanwhile.
+    #[test]
+    fn a_failed_pull_is_retried_until_one_succeeds() {
+        let ms = Duration::from_millis;
+        let mut f = TopologyFollower::new();
+        assert!(f.needs_catch_up());
+        assert!(f.begin_catch_up());
+        assert!(!f.begin_catch_up(), "one pull at a time");
+        let delays: Vec<_> = (0..8)
+            .map(|_| {
+                let d = f.catch_up_failed().expect("no view: retry");
+                assert!(f.needs_catch_up());
+                assert!(f.begin_catch_up(), "pulls again after a failure");
+                d
+            })
+            .collect();
+        assert_eq!(
+            delays,
+            [100, 200, 400, 800, 1600, 3200, 5000, 5000]
+                .map(ms)
+                .to_vec()
+        );
+        assert!(matches!(
+            f.caught_up(topo(2, &["a"], &[])),
+            Step::Applied { .. }
+        ));
+        assert!(!f.needs_catch_up());
+        assert!(!f.begin_catch_up(), "exactly one successful pull");
+        // A view delivered while a retry is scheduled ends the catch-up.
+        let mut g = TopologyFollower::new();
+        assert!(g.begin_catch_up());
+        assert!(g.catch_up_failed().is_some());
+        g.step(updated(topo(1, &["a"], &[])));
+        assert!(!g.needs_catch_up());
+        assert!(!g.begin_catch_up());
+        // A failure after a view arrived while pulling: no retry.
+        let mut h = TopologyFollower::new();
+        assert!(h.begin_catch_up());
+        h.step(updated(topo(1, &["a"], &[])));
+        assert_eq!(h.catch_up_failed(), None);
+        assert!(!h.begin_catch_up());
+    }
+
+    /// The pull of [`SharedFollower::catch_up_once`]: a failing source is
+    /// asked again only after [`CatchUp::Retry`], and never after a success.
+    #[tokio::test]
+    async fn catch_up_once_asks_for_a_retry_after_a_failure() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let calls = Arc::new(AtomicU32::new(0));
+        let c = calls.clone();
+        let source = TopologySource::from_fn(move || {
+            let n = c.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    Err(cluster_core::ProvisioningError::Supervisor(
+                        "ask timed out".into(),
+                    ))
+                } else {
+                    Ok(topo(3, &["a"], &[]))
+                }
+            }
+        });
+        let f = SharedFollower::new();
+        assert!(matches!(f.catch_up_once(None).await, CatchUp::Skipped));
+        assert!(matches!(
+            f.catch_up_once(Some(&source)).await,
+            CatchUp::Retry(d) if d == CATCH_UP_RETRY_FIRST
+        ));
+        assert!(matches!(
+            f.catch_up_once(Some(&source)).await,
+            CatchUp::Pulled(Step::Applied { .. })
+        ));
+        assert!(matches!(
+            f.catch_up_once(Some(&source)).await,
+            CatchUp::Skipped
+        ));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(f.lock().applied(), Some(3));
     }
 
     /// A6: a quarantine ahead of its topology is reported once, excludes

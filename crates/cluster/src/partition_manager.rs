@@ -11,23 +11,36 @@
 //! table from a topology itself and sends nothing back.
 //!
 //! - It follows the provisioning events with a
-//!   [`TopologyFollower`](crate::follower) (one pull at start, never again):
+//!   [`TopologyFollower`](crate::follower) (one successful pull at start,
+//!   retried while it fails and no view is applied, never again):
 //!   `TopologyUpdated`, `RemoteNodeQuarantined` and `ProviderChanged`.
 //! - A partition-map request gets the latest table, or a
 //!   `provisioning.unavailable` error that says why none is available: no
-//!   topology yet, or placement paused (Empty, Unavailable, Draining) (R3.2).
+//!   topology yet, placement paused (Empty, Unavailable, Draining), or the
+//!   table has been older than the follower's view for [`STALE_TABLE`]
+//!   (no PlacementSupervisor computes tables on this system, or it
+//!   stopped: an old table is not served silently) (R3.2).
 //! - R3.4: after a `ProviderChanged` of seq_no `s`, no answer comes from a
 //!   table older than `s`: partition-map and owner requests wait until the
-//!   table of the new provider's topology arrives (at most 1024 wait;
-//!   more are answered `provisioning.unavailable`, "the active provider
-//!   changed ..."). The normal order (the supervisor's `ProviderChanged`
-//!   reaches this actor before placement's table of the same seq_no) costs
-//!   a short wait, never a failure. [`PartitionHandle::provider_change`]
-//!   tells the last change.
+//!   table of the new provider's topology arrives, for at most
+//!   [`WAIT_BOUND`] (shorter than the callers' ask timeout), then they
+//!   are answered `provisioning.unavailable` ("the active provider changed
+//!   ..."). At most 1024 wait (callers that gave up are not counted);
+//!   more are answered `provisioning.unavailable` at once. The
+//!   supervisor's `ProviderChanged` and placement's table of the same
+//!   seq_no reach this actor in either order (they come from two
+//!   publishers): when the change comes first, answers wait briefly;
+//!   when the table never comes, they fail within the bound.
+//!   [`PartitionHandle::provider_change`] tells the last change,
+//!   [`PartitionHandle::waiting`] how many queries wait.
 //! - A6: the owner of an identity is never a quarantined incarnation: a
 //!   `RemoteNodeQuarantined` takes effect at once, before the
 //!   PlacementSupervisor's new table arrives (`provisioning.unavailable`
-//!   meanwhile).
+//!   meanwhile). The *partition map* is the PlacementSupervisor's table as
+//!   it was computed: until its new table arrives (normally right after
+//!   the quarantine) it still lists the quarantined incarnation; callers
+//!   that pick owners from the map themselves check it against the
+//!   topology's blocked set.
 //! - It records the ownership metadata (the moves), tagged with the seq_no
 //!   of the topology they follow; anything older than what was applied is
 //!   ignored (R3.3).
@@ -39,8 +52,9 @@ use actor_runtime::{Actor, ActorRef, ActorSystem, Context, HandlerResult, ReplyT
 use cluster_core::events::{ProviderChanged, RemoteNodeQuarantined, TopologyUpdated};
 use cluster_core::{Member, ProvisioningError, Result};
 use provisioning_actors::ProvisioningHandle;
+use tokio::time::Instant;
 
-use crate::follower::{SharedFollower, Step};
+use crate::follower::{CatchUp, SharedFollower, Step, TopologySource};
 use crate::partition::{Lease, LedgerOutcome, Moved, OwnershipLedger, PartitionTable};
 
 /// The ownership of the topology with `seq_no`, computed by the
@@ -79,8 +93,13 @@ pub enum PartitionMsg {
         reply: ReplyTo<Result<Member>>,
     },
     /// The one catch-up of the follower (sent by
-    /// [`PartitionManager::spawn_following`] right after subscribing).
+    /// [`PartitionManager::spawn_following`] right after subscribing, and
+    /// again after a failed pull).
     CatchUp,
+    /// Answers the waiting queries whose time is up (a timer).
+    Expire,
+    /// How many queries wait (a debugging query).
+    Waiting(ReplyTo<usize>),
     /// The recorded lease of an identity, and the ledger's last seq_no.
     Lease {
         /// Kind.
@@ -122,19 +141,37 @@ impl From<OwnershipChanged> for PartitionMsg {
 pub struct PartitionManager {
     table: Option<Arc<PartitionTable>>,
     ledger: OwnershipLedger,
-    provisioning: Option<ProvisioningHandle>,
+    source: Option<TopologySource>,
     /// Kept across restarts of the actor: a restarted instance does not
     /// pull again.
     follower: SharedFollower,
     /// The last table, kept across restarts too (it comes from the
     /// PlacementSupervisor only when ownership is recomputed).
     kept: Arc<std::sync::Mutex<Option<Arc<PartitionTable>>>>,
-    /// Queries waiting for the table of the last provider change (R3.4).
-    waiting: Vec<Query>,
+    /// Queries waiting for the table of the last provider change (R3.4),
+    /// each with its deadline.
+    waiting: Vec<(Query, Instant)>,
+    /// Since when the table is older than the follower's view (`None`
+    /// while it is not): see [`STALE_TABLE`].
+    table_behind_since: Option<Instant>,
 }
 
-/// Queries kept waiting at most (R3.4).
+/// Queries kept waiting at most (R3.4). Queries whose caller has gone
+/// (an ask timed out) are dropped before counting.
 const MAX_WAITING: usize = 1024;
+
+/// How long a query waits for the table of a provider change before it is
+/// answered `provisioning.unavailable` (R3.2): shorter than the callers'
+/// ask timeout ([`PartitionHandle`]'s 5 s), so a table that never comes
+/// gives callers the reason, not an ask timeout.
+pub const WAIT_BOUND: Duration = Duration::from_secs(2);
+
+/// How long the table may be older than the follower's view before every
+/// answer is `provisioning.unavailable`: the PlacementSupervisor's table of
+/// a topology normally arrives right after it; one that does not (no
+/// PlacementSupervisor on this system, or it stopped) must not be replaced
+/// by an old table served silently.
+pub const STALE_TABLE: Duration = Duration::from_secs(2);
 
 /// A query that may wait for the table of a provider change.
 enum Query {
@@ -144,6 +181,16 @@ enum Query {
         id: String,
         reply: ReplyTo<Result<Member>>,
     },
+}
+
+impl Query {
+    /// Whether the caller no longer waits.
+    fn is_closed(&self) -> bool {
+        match self {
+            Self::Map(reply) => reply.is_closed(),
+            Self::Owner { reply, .. } => reply.is_closed(),
+        }
+    }
 }
 
 /// A handle to a running [`PartitionManager`].
@@ -157,6 +204,14 @@ impl PartitionManager {
     /// Spawns it as the system actor `name` (e.g. `partitions`), subscribed
     /// to `TopologyUpdated`, `RemoteNodeQuarantined`, `ProviderChanged` and
     /// [`OwnershipChanged`].
+    ///
+    /// It serves the tables a [`PlacementSupervisor`](crate::placement::PlacementSupervisor)
+    /// of the same system computes, and nothing else: without one running
+    /// (never spawned, stopped first, crashed for good) it has no table,
+    /// or one older than its view, and answers `provisioning.unavailable`
+    /// once the table is [`STALE_TABLE`] behind the view. Spawn it before
+    /// the PlacementSupervisor (a table published before this actor
+    /// subscribed is not re-sent; the next topology brings one).
     pub fn spawn(
         system: &ActorSystem,
         name: &str,
@@ -172,10 +227,20 @@ impl PartitionManager {
         name: &str,
         provisioning: Option<ProvisioningHandle>,
     ) -> std::result::Result<PartitionHandle, SpawnError> {
+        Self::spawn_with_source(system, name, provisioning.map(TopologySource::from))
+    }
+
+    /// [`spawn_following`](Self::spawn_following) with any source of the
+    /// current topology (a failed pull is retried while no view is applied).
+    pub fn spawn_with_source(
+        system: &ActorSystem,
+        name: &str,
+        source: Option<TopologySource>,
+    ) -> std::result::Result<PartitionHandle, SpawnError> {
         let follower = SharedFollower::new();
         let kept: Arc<std::sync::Mutex<Option<Arc<PartitionTable>>>> = Arc::default();
         let actor = system.spawn_system(name, move || PartitionManager {
-            provisioning: provisioning.clone(),
+            source: source.clone(),
             follower: follower.clone(),
             table: kept
                 .lock()
@@ -184,6 +249,7 @@ impl PartitionManager {
             kept: kept.clone(),
             ledger: OwnershipLedger::default(),
             waiting: Vec::new(),
+            table_behind_since: None,
         })?;
         let es = system.event_stream();
         es.subscribe::<TopologyUpdated, _>(&actor);
@@ -208,8 +274,27 @@ impl PartitionManager {
         f.behind().is_some() || change.is_some_and(|s| s > table.seq_no())
     }
 
+    /// Keeps `table_behind_since` current (after every message).
+    fn track_table_age(&mut self) {
+        let applied = self.follower.lock().applied();
+        let behind = applied.is_some_and(|a| self.table.as_ref().is_none_or(|t| t.seq_no() < a));
+        if !behind {
+            self.table_behind_since = None;
+        } else if self.table_behind_since.is_none() {
+            self.table_behind_since = Some(Instant::now());
+        }
+    }
+
     /// The table answers come from, or why there is none (R3.2, R3.4).
     fn table(&self) -> Result<&Arc<PartitionTable>> {
+        if self
+            .table_behind_since
+            .is_some_and(|since| since.elapsed() >= STALE_TABLE)
+        {
+            return Err(ProvisioningError::Unavailable(
+                "the ownership of the current topology has not arrived (is the placement supervisor running?)",
+            ));
+        }
         let table = self.table.as_ref().ok_or(ProvisioningError::Unavailable(
             "no topology has been published yet",
         ))?;
@@ -233,13 +318,23 @@ impl PartitionManager {
     }
 
     /// Answers `query` now, or keeps it until the table of the last
-    /// provider change arrives (R3.4; at most [`MAX_WAITING`], beyond that
-    /// it is answered `provisioning.unavailable` at once).
-    fn answer(&mut self, query: Query) {
-        if self.behind_change() && self.waiting.len() < MAX_WAITING {
-            self.waiting.push(query);
-            return;
+    /// provider change arrives (R3.4) or [`WAIT_BOUND`] passes (then it is
+    /// answered `provisioning.unavailable`). At most [`MAX_WAITING`] wait,
+    /// not counting those whose caller has gone; beyond that a query is
+    /// answered `provisioning.unavailable` at once.
+    fn answer(&mut self, query: Query, ctx: &mut Context<Self>) {
+        if self.behind_change() {
+            self.waiting.retain(|(q, _)| !q.is_closed());
+            if self.waiting.len() < MAX_WAITING {
+                self.waiting.push((query, Instant::now() + WAIT_BOUND));
+                ctx.schedule_once(WAIT_BOUND, PartitionMsg::Expire);
+                return;
+            }
         }
+        self.respond(query);
+    }
+
+    fn respond(&self, query: Query) {
         match query {
             Query::Map(reply) => {
                 let _ = reply.send(self.map());
@@ -250,13 +345,20 @@ impl PartitionManager {
         }
     }
 
-    /// Answers the waiting queries once the table has caught up.
+    /// Answers the waiting queries once the table has caught up, and those
+    /// whose time is up.
     fn flush(&mut self) {
-        if self.waiting.is_empty() || self.behind_change() {
+        if self.waiting.is_empty() {
             return;
         }
-        for query in std::mem::take(&mut self.waiting) {
-            self.answer(query);
+        let now = Instant::now();
+        let caught_up = !self.behind_change();
+        let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(_, deadline)| caught_up || *deadline <= now);
+        self.waiting = keep;
+        for (query, _) in due {
+            self.respond(query);
         }
     }
 
@@ -278,7 +380,17 @@ impl PartitionManager {
 impl Actor for PartitionManager {
     type Msg = PartitionMsg;
 
-    async fn handle(&mut self, msg: PartitionMsg, _ctx: &mut Context<Self>) -> HandlerResult {
+    async fn started(&mut self, ctx: &mut Context<Self>) -> HandlerResult {
+        // A restarted instance resumes a catch-up whose retry its previous
+        // instance had scheduled (the first instance's comes from spawn,
+        // after the subscriptions).
+        if ctx.restart_count() > 0 && self.follower.lock().needs_catch_up() {
+            let _ = ctx.myself().tell(PartitionMsg::CatchUp);
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, msg: PartitionMsg, ctx: &mut Context<Self>) -> HandlerResult {
         match msg {
             PartitionMsg::Topology(t) => {
                 if let Step::Applied { missed, .. } = self.follower.lock().step(t)
@@ -320,15 +432,23 @@ impl Actor for PartitionManager {
                 }
             }
             PartitionMsg::CatchUp => {
-                let step = self
-                    .follower
-                    .catch_up_once(self.provisioning.as_ref())
-                    .await;
-                let _ = step;
+                if let CatchUp::Retry(delay) =
+                    self.follower.catch_up_once(self.source.as_ref()).await
+                {
+                    ctx.schedule_once(delay, PartitionMsg::CatchUp);
+                }
             }
-            PartitionMsg::Map(reply) => self.answer(Query::Map(reply)),
+            PartitionMsg::Expire => {}
+            PartitionMsg::Waiting(reply) => {
+                let _ = reply.send(self.waiting.len());
+            }
+            PartitionMsg::Map(reply) => {
+                self.track_table_age();
+                self.answer(Query::Map(reply), ctx);
+            }
             PartitionMsg::Owner { kind, id, reply } => {
-                self.answer(Query::Owner { kind, id, reply });
+                self.track_table_age();
+                self.answer(Query::Owner { kind, id, reply }, ctx);
             }
             PartitionMsg::Lease { kind, id, reply } => {
                 let lease = self.ledger.lease(&kind, &id).cloned();
@@ -338,6 +458,7 @@ impl Actor for PartitionManager {
                 let _ = reply.send(self.follower.lock().provider_change().cloned());
             }
         }
+        self.track_table_age();
         self.flush();
         Ok(())
     }
@@ -371,6 +492,15 @@ impl PartitionHandle {
             )
             .await
             .map_err(Self::err)?
+    }
+
+    /// How many partition-map and owner queries wait for the table of a
+    /// provider change (R3.4; a debugging query).
+    pub async fn waiting(&self) -> Result<usize> {
+        self.actor
+            .ask(PartitionMsg::Waiting, self.timeout)
+            .await
+            .map_err(Self::err)
     }
 
     /// The last `ProviderChanged` this PartitionManager received (R3.4).

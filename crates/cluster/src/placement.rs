@@ -133,7 +133,7 @@ use provisioning_actors::ProvisioningHandle;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::follower::{SharedFollower, Step, TopologyFollower};
+use crate::follower::{CatchUp, SharedFollower, Step, TopologyFollower, TopologySource};
 use crate::grain::{DeactivationReason, GrainContext, GrainError, GrainOptions};
 use crate::partition::PartitionTable;
 use crate::partition_manager::OwnershipChanged;
@@ -799,7 +799,8 @@ impl Shared {
 pub struct PlacementSupervisor {
     shared: Arc<Shared>,
     kinds: GrainKinds,
-    provisioning: Option<ProvisioningHandle>,
+    /// Where the follower's catch-up pulls from.
+    source: Option<TopologySource>,
     /// What provisioning published, by seq_no; kept across restarts of the
     /// actor (a restarted instance does not pull again).
     follower: SharedFollower,
@@ -896,6 +897,22 @@ fn previous_owners(
     asked
 }
 
+/// Keeps `prev` (the table `next` replaces) in `history`, newest first, at
+/// most [`HISTORY`], unless its membership is `next`'s (a status change, a
+/// recompute of the same members): duplicates would push out older owners
+/// and shorten [`previous_owners`]' reach.
+fn push_history(
+    history: &mut VecDeque<Arc<PartitionTable>>,
+    prev: Arc<PartitionTable>,
+    next: &PartitionTable,
+) {
+    if prev.hash() == next.hash() && prev.members() == next.members() {
+        return;
+    }
+    history.push_front(prev);
+    history.truncate(HISTORY);
+}
+
 /// Whether this node's view `table` disagrees with `asker`'s claim to own
 /// `(kind, id)`: it does not list the asker, or it names this node the
 /// owner.
@@ -938,10 +955,11 @@ impl PlacementSupervisor {
         });
         let for_actor = shared.clone();
         let follower = SharedFollower::new();
+        let source = provisioning.map(TopologySource::from);
         let actor = system.spawn_system(PLACEMENT_ACTOR, move || PlacementSupervisor {
             shared: for_actor.clone(),
             kinds: kinds.clone(),
-            provisioning: provisioning.clone(),
+            source: source.clone(),
             follower: follower.clone(),
             table: None,
             history: VecDeque::new(),
@@ -1051,8 +1069,7 @@ impl PlacementSupervisor {
         });
         self.fail_requests_to_departed(&next);
         if let Some(prev) = self.table.take() {
-            self.history.push_front(prev);
-            self.history.truncate(HISTORY);
+            push_history(&mut self.history, prev, &next);
         }
         if !moves.is_empty() {
             tracing::debug!(
@@ -1368,8 +1385,18 @@ impl Actor for PlacementSupervisor {
     async fn started(&mut self, ctx: &mut Context<Self>) -> HandlerResult {
         // After a restart: the subscriptions and the follower survive, the
         // table does not: recompute it from the follower's view (no pull).
-        if ctx.restart_count() > 0 && self.follower.lock().applied().is_some() {
-            self.recompute(ctx);
+        if ctx.restart_count() > 0 {
+            let (applied, needs_catch_up) = {
+                let f = self.follower.lock();
+                (f.applied().is_some(), f.needs_catch_up())
+            };
+            if applied {
+                self.recompute(ctx);
+            }
+            // A retry its previous instance had scheduled.
+            if needs_catch_up {
+                let _ = ctx.myself().tell(PlacementMsg(Msg::CatchUp));
+            }
         }
         Ok(())
     }
@@ -1389,11 +1416,19 @@ impl Actor for PlacementSupervisor {
                 }
             }
             Msg::Quarantined(q) => {
-                let step = self.follower.lock().step(q);
+                let (step, applied) = {
+                    let mut f = self.follower.lock();
+                    (f.step(q), f.applied().is_some())
+                };
                 if let Step::Quarantined(q) = step {
                     // A6: stop routing to it now, before its topology.
                     tracing::debug!(node = %q.node, incarnation = q.incarnation, seq_no = q.seq_no, "placement: node quarantined, no longer routed to");
-                    self.recompute(ctx);
+                    // Before the first topology there is no table to take
+                    // it out of (and none of seq_no 0 to publish): the
+                    // follower keeps it pending for the first one.
+                    if applied {
+                        self.recompute(ctx);
+                    }
                 }
             }
             Msg::ProviderChanged(c) => {
@@ -1431,15 +1466,13 @@ impl Actor for PlacementSupervisor {
                     let _ = reply.send(n);
                 });
             }
-            Msg::CatchUp => {
-                let step = self
-                    .follower
-                    .catch_up_once(self.provisioning.as_ref())
-                    .await;
-                if let Some(Step::Applied { .. }) = step {
-                    self.recompute(ctx);
+            Msg::CatchUp => match self.follower.catch_up_once(self.source.as_ref()).await {
+                CatchUp::Pulled(Step::Applied { .. }) => self.recompute(ctx),
+                CatchUp::Retry(delay) => {
+                    ctx.schedule_once(delay, PlacementMsg(Msg::CatchUp));
                 }
-            }
+                CatchUp::Pulled(_) | CatchUp::Skipped => {}
+            },
             Msg::Release(call) => self.on_release(*call, ctx),
             Msg::Idle { key, actor } => {
                 if self
@@ -1741,6 +1774,40 @@ mod tests {
         // Never oneself.
         let id_a = owned_by(&after, "a");
         assert!(!previous_owners(&after, &history, &nid("a"), "k", &id_a).contains(&nid("a")));
+    }
+
+    /// Issue 18: recomputes of the same membership (a status change, a
+    /// quarantine recompute followed by its topology) keep no duplicate in
+    /// the history, so the four entries reach four distinct memberships.
+    #[test]
+    fn g18_history_keeps_distinct_memberships_only() {
+        let mut history = VecDeque::new();
+        let ab = Arc::new(table(&["a", "b"], 1));
+        let abc = table(&["a", "b", "c"], 2);
+        push_history(&mut history, ab.clone(), &abc);
+        assert_eq!(history.len(), 1);
+        // The same members again (another seq_no, another status): skipped.
+        for seq_no in 3..10 {
+            let same = Arc::new(table(&["a", "b", "c"], seq_no));
+            let next = PartitionTable::from_members(
+                same.members().to_vec(),
+                seq_no + 1,
+                ProvisioningStatus::Degraded,
+            );
+            push_history(&mut history, same, &next);
+        }
+        assert_eq!(history.len(), 1, "no duplicates: {history:?}");
+        assert!(Arc::ptr_eq(&history[0], &ab));
+        // Distinct memberships: kept, newest first, at most HISTORY.
+        for (i, names) in [&["a"][..], &["a", "c"], &["b"], &["c"], &["d"]]
+            .iter()
+            .enumerate()
+        {
+            let prev = Arc::new(table(names, 20 + i as u64));
+            push_history(&mut history, prev, &abc);
+        }
+        assert_eq!(history.len(), HISTORY);
+        assert_eq!(history[0].members()[0].node_id.as_str(), "d");
     }
 
     /// Issue 18: a released grain stays blocked only while this node's view

@@ -150,7 +150,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::failure_detector::{DetectorConfig, PhiAccrualConfig};
-use crate::follower::SharedFollower;
+use crate::follower::{SharedFollower, TopologySource};
 use crate::netsim::NetSim;
 use crate::wire::{Frame, HandshakeConfig, Hello, Refusal, WireError};
 
@@ -428,6 +428,8 @@ struct Shared {
     /// The `node` label of the metrics: the local node id.
     node: Arc<str>,
     provisioning: ProvisioningHandle,
+    /// Where the follower's catch-up pulls from (`provisioning`).
+    source: TopologySource,
     /// What provisioning published, by seq_no (kept across restarts of the
     /// actor: one pull in the life of Remoting).
     follower: SharedFollower,
@@ -547,6 +549,7 @@ impl Remoting {
             node,
             tls,
             local: hello,
+            source: TopologySource::from(provisioning.clone()),
             provisioning,
             writers: Mutex::new(HashMap::new()),
             registry: RwLock::new(HashMap::new()),
@@ -570,6 +573,9 @@ impl Remoting {
         // The status is read from the topology only.
         es.subscribe::<cluster_core::events::TopologyUpdated, _>(&actor);
         es.subscribe::<cluster_core::events::RemoteNodeQuarantined, _>(&actor);
+        // Subscribed first, then the one pull: a publication in between is
+        // in the mailbox, not lost. The accept loop starts after it.
+        let _ = actor.tell(Msg::CatchUp);
         Ok(RemotingHandle {
             actor,
             shared,

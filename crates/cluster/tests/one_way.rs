@@ -13,8 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actor_runtime::ActorSystem;
+use cluster::follower::TopologySource;
 use cluster::partition::PartitionTable;
-use cluster::partition_manager::{OwnershipChanged, PartitionHandle, PartitionManager};
+use cluster::partition_manager::{
+    OwnershipChanged, PartitionHandle, PartitionManager, PartitionMsg, STALE_TABLE, WAIT_BOUND,
+};
 use cluster::placement::{
     Grain, GrainKinds, PlacementConfig, PlacementHandle, PlacementSupervisor,
 };
@@ -258,11 +261,22 @@ async fn r3_4_partition_manager_receives_provider_changed_and_waits_for_its_topo
         .unwrap_err();
     assert_eq!(e.code(), "provisioning.unavailable", "{e}");
     assert!(e.to_string().contains("provider changed"), "{e}");
+    eventually("the partition map waits", async || {
+        n.pm.waiting().await.unwrap() == 1
+    })
+    .await;
     // An older topology does not end the wait; the change's own does.
     es.publish(topology(2, &["a"], &[]));
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(
-        !waiting.is_finished(),
+    // Placement's table of seq_no 2 is published to the partition manager
+    // and to the test's subscription at once: a query after it is handled
+    // after the table.
+    eventually("placement's table of seq_no 2", async || {
+        n.ownership.lock().unwrap().iter().any(|o| o.seq_no == 2)
+    })
+    .await;
+    assert_eq!(
+        n.pm.waiting().await.unwrap(),
+        1,
         "answered from a table older than the change"
     );
     es.publish(topology(3, &["a", "c"], &[]));
@@ -307,5 +321,203 @@ async fn r3_3_ownership_is_computed_once_and_handed_to_the_partition_manager() {
         Arc::ptr_eq(&last.table, &served),
         "the partition manager serves the table placement computed"
     );
+    n.system.shutdown().await;
+}
+
+/// A partition manager alone (no placement: tables are handed by hand).
+fn lone_pm(system: &ActorSystem) -> PartitionHandle {
+    PartitionManager::spawn(system, "partitions").unwrap()
+}
+
+/// The table of `t`, as placement would hand it.
+fn ownership_of(t: &TopologyUpdated) -> OwnershipChanged {
+    OwnershipChanged {
+        seq_no: t.topology.seq_no,
+        table: Arc::new(PartitionTable::from_topology(&t.topology)),
+        moves: Arc::from(Vec::new()),
+    }
+}
+
+/// Issue 13 (one-way flow): a failed catch-up pull (an ask timeout, a
+/// supervisor restarting) is not a pull: it is tried again while no view
+/// is applied, until one succeeds, and never after.
+#[tokio::test]
+async fn a_failed_catch_up_pull_is_retried_until_one_succeeds() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let system = ActorSystem::new("pm");
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    let source = TopologySource::from_fn(move || {
+        let n = c.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n < 2 {
+                Err(cluster_core::ProvisioningError::Supervisor(
+                    "provisioning supervisor: ask timed out".into(),
+                ))
+            } else {
+                Ok(topology(4, &["a"], &[]).topology)
+            }
+        }
+    });
+    let pm = PartitionManager::spawn_with_source(&system, "partitions", Some(source)).unwrap();
+    // 100 ms, then 200 ms: the third pull succeeds.
+    for _ in 0..100 {
+        if calls.load(Ordering::SeqCst) >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "pulled again after failures"
+    );
+    // The view of seq_no 4 is applied: a table of seq_no 4 is served.
+    system
+        .event_stream()
+        .publish(ownership_of(&topology(4, &["a"], &[])));
+    eventually("the table of the pulled view", async || {
+        pm.partition_map().await.is_ok_and(|t| t.seq_no() == 4)
+    })
+    .await;
+    // Exactly one successful pull: nothing more is pulled.
+    let _ = pm.waiting().await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    system.shutdown().await;
+}
+
+/// R3.2, R3.4: a query waiting for the table of a provider change whose
+/// table never comes (placement dead, stopped first) is answered
+/// `provisioning.unavailable` within [`WAIT_BOUND`], before the caller's
+/// ask times out (which would say `provisioning.supervisor`).
+#[tokio::test]
+async fn r3_2_a_table_that_never_arrives_is_answered_unavailable() {
+    let system = ActorSystem::new("pm");
+    let pm = lone_pm(&system);
+    let es = system.event_stream();
+    let t = topology(1, &["a"], &[]);
+    es.publish(t.clone());
+    es.publish(ownership_of(&t));
+    eventually("the table of seq_no 1", async || {
+        pm.partition_map().await.is_ok_and(|t| t.seq_no() == 1)
+    })
+    .await;
+    es.publish(provider_changed(2));
+    let started = tokio::time::Instant::now();
+    let (map, owner) = tokio::join!(pm.partition_map(), pm.owner("echo", "x"));
+    for e in [map.unwrap_err(), owner.unwrap_err()] {
+        assert_eq!(e.code(), "provisioning.unavailable", "{e}");
+        assert!(e.to_string().contains("provider changed"), "{e}");
+    }
+    assert!(
+        started.elapsed() >= WAIT_BOUND,
+        "waited for the table first"
+    );
+    assert_eq!(pm.waiting().await.unwrap(), 0);
+    system.shutdown().await;
+}
+
+/// R3.4: callers that gave up (their ask timed out) do not count against
+/// the 1024 waiting queries: the 1025th query still waits and is answered
+/// from the table of the change.
+#[tokio::test]
+async fn r3_4_the_1025th_query_waits_when_earlier_callers_gave_up() {
+    let system = ActorSystem::new("pm");
+    let pm = lone_pm(&system);
+    let es = system.event_stream();
+    let t = topology(1, &["a"], &[]);
+    es.publish(t.clone());
+    es.publish(ownership_of(&t));
+    es.publish(provider_changed(2));
+    eventually("the change reached the partition manager", async || {
+        pm.provider_change()
+            .await
+            .unwrap()
+            .is_some_and(|c| c.seq_no == 2)
+    })
+    .await;
+    // 1024 callers that give up after 1 ms.
+    let gave_up = futures::future::join_all(
+        (0..1024).map(|_| pm.actor().ask(PartitionMsg::Map, Duration::from_millis(1))),
+    )
+    .await;
+    assert!(gave_up.iter().all(Result::is_err));
+    let p = pm.clone();
+    let last = tokio::spawn(async move { p.partition_map().await });
+    eventually("the 1025th query waits", async || {
+        pm.waiting().await.unwrap() == 1
+    })
+    .await;
+    let t2 = topology(2, &["a", "b"], &[]);
+    es.publish(t2.clone());
+    es.publish(ownership_of(&t2));
+    let table = last.await.unwrap().unwrap();
+    assert_eq!(table.seq_no(), 2);
+    system.shutdown().await;
+}
+
+/// The partition manager serves only what placement computes: a table that
+/// stays older than the view for [`STALE_TABLE`] (no placement, or it
+/// stopped) is not served silently; answers say why.
+#[tokio::test]
+async fn r3_2_a_table_older_than_the_view_is_not_served_for_long() {
+    let system = ActorSystem::new("pm");
+    let pm = lone_pm(&system);
+    let es = system.event_stream();
+    let t = topology(1, &["a"], &[]);
+    es.publish(t.clone());
+    es.publish(ownership_of(&t));
+    eventually("the table of seq_no 1", async || {
+        pm.partition_map().await.is_ok_and(|t| t.seq_no() == 1)
+    })
+    .await;
+    // A topology no table follows.
+    es.publish(topology(2, &["a", "b"], &[]));
+    let started = tokio::time::Instant::now();
+    let e = loop {
+        match pm.partition_map().await {
+            Ok(t) => assert_eq!(t.seq_no(), 1),
+            Err(e) => break e,
+        }
+        assert!(
+            started.elapsed() < STALE_TABLE * 3,
+            "an old table served for good"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(e.code(), "provisioning.unavailable", "{e}");
+    assert!(e.to_string().contains("placement"), "{e}");
+    let e = pm.owner("echo", "x").await.unwrap_err();
+    assert_eq!(e.code(), "provisioning.unavailable", "{e}");
+    // The table of the view arrives: served again.
+    es.publish(ownership_of(&topology(2, &["a", "b"], &[])));
+    eventually("the table of seq_no 2", async || {
+        pm.partition_map().await.is_ok_and(|t| t.seq_no() == 2)
+    })
+    .await;
+    system.shutdown().await;
+}
+
+/// A6: a quarantine before the first topology publishes no table (there is
+/// no view to take the node out of; a table of seq_no 0 would say
+/// "Starting"); the first topology's table is the first one.
+#[tokio::test]
+async fn a6_a_quarantine_before_the_first_topology_publishes_no_table() {
+    let n = node();
+    let es = n.system.event_stream();
+    es.publish(quarantined("b", 1));
+    es.publish(topology(1, &["a"], &["b"]));
+    eventually("the table of seq_no 1", async || {
+        n.ownership.lock().unwrap().iter().any(|o| o.seq_no == 1)
+    })
+    .await;
+    let seqs: Vec<u64> = n
+        .ownership
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|o| o.seq_no)
+        .collect();
+    assert_eq!(seqs, vec![1]);
     n.system.shutdown().await;
 }

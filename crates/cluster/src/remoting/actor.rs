@@ -25,7 +25,7 @@ use super::{
     M_REACHABLE, PROTOCOL, QUARANTINED, Shared, StaleTopologyWarning, lock,
 };
 use crate::failure_detector::{DetectorConfig, FailureDetector};
-use crate::follower::Step;
+use crate::follower::{CatchUp, Step};
 use crate::wire::{Frame, Hello, WireError, encode_frame};
 
 /// The actor's messages.
@@ -36,6 +36,10 @@ pub(crate) enum Msg {
     Quarantined(RemoteNodeQuarantined),
     /// Heartbeats, failure detection, re-dials.
     Tick,
+    /// The follower's catch-up (sent by `spawn` after the subscriptions, by
+    /// a restarted instance, and again after a failed pull); the accept
+    /// loop starts once the first one was handled.
+    CatchUp,
     /// An inbound connection passed the handshake.
     Accepted { peer: Hello, stream: Stream },
     /// A dial finished.
@@ -773,24 +777,25 @@ impl RemotingActor {
     }
 }
 
-impl Actor for RemotingActor {
-    type Msg = Msg;
-
-    async fn started(&mut self, ctx: &mut Context<Self>) -> HandlerResult {
-        // A restarted instance starts from scratch.
-        lock(&self.shared.writers).clear();
-        // The follower's one catch-up; a restarted instance starts from the
-        // follower's view without pulling again. Before the accept loop:
-        // the accept check must not answer from the empty starting view
-        // (connections wait in the listener's backlog meanwhile).
-        let provisioning = self.shared.provisioning.clone();
-        let _ = self
-            .shared
-            .follower
-            .catch_up_once(Some(&provisioning))
-            .await;
+impl RemotingActor {
+    /// The follower's catch-up, then (the first time) the accept loop: the
+    /// accept check must not answer from the empty starting view
+    /// (connections wait in the listener's backlog meanwhile). A failed
+    /// pull is tried again later; the accept loop starts all the same (the
+    /// EventStream's next topology, or the retry, brings the view).
+    async fn on_catch_up(&mut self, ctx: &mut Context<Self>) {
+        let source = self.shared.source.clone();
+        if let CatchUp::Retry(delay) = self.shared.follower.catch_up_once(Some(&source)).await {
+            ctx.schedule_once(delay, Msg::CatchUp);
+        }
         self.sync_view(ctx, Instant::now());
-        self.publish();
+        if self.accept.is_none() {
+            self.start_listening(ctx);
+        }
+    }
+
+    /// Starts the accept loop, the TLS reloads and the ticks.
+    fn start_listening(&mut self, ctx: &mut Context<Self>) {
         let accept = conn::accept_loop(
             self.listener.clone(),
             self.shared.clone(),
@@ -818,6 +823,22 @@ impl Actor for RemotingActor {
             address = ?self.listener.local_addr().ok(),
             "remoting listening"
         );
+    }
+}
+
+impl Actor for RemotingActor {
+    type Msg = Msg;
+
+    async fn started(&mut self, ctx: &mut Context<Self>) -> HandlerResult {
+        // A restarted instance starts from scratch.
+        lock(&self.shared.writers).clear();
+        // The first instance's catch-up is sent by `spawn` once the
+        // subscriptions are made (pulling before subscribing would miss a
+        // publication in between); a restarted instance resumes from the
+        // follower's view (pulling only if no pull has succeeded yet).
+        if ctx.restart_count() > 0 {
+            let _ = ctx.myself().tell(Msg::CatchUp);
+        }
         Ok(())
     }
 
@@ -833,6 +854,7 @@ impl Actor for RemotingActor {
                 self.on_tick(ctx, now);
                 ctx.schedule_once(self.tick_every(), Msg::Tick);
             }
+            Msg::CatchUp => self.on_catch_up(ctx).await,
             Msg::Accepted { peer, stream } => self.on_accepted(peer, stream, ctx, now),
             Msg::Dialed {
                 node,
