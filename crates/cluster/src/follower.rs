@@ -846,19 +846,36 @@ mod tests {
         assert_eq!(f.behind(), None);
     }
 
+    /// The topology the supervisor publishes in round `s` of `rounds`:
+    /// members change from round to round, and the quarantines of this
+    /// and earlier rounds (`quarantined`) are blocked in it. The catch-up
+    /// answers the same one.
+    fn round_topology(s: u64, quarantined: &[(String, u64)]) -> Arc<Topology> {
+        let extra = format!("m{}", s % 3);
+        let blocked: Vec<(&str, u64)> = quarantined.iter().map(|(n, i)| (n.as_str(), *i)).collect();
+        topo(s, &["a", extra.as_str()], &blocked)
+    }
+
     /// One round of publication: `RemoteNodeQuarantined*`, `TopologyUpdated`,
     /// `ProvisioningStatusChanged?`, `ProviderChanged?`, all with one seq_no.
-    fn rounds(n: u64, shape: &[(bool, bool, bool)]) -> Vec<Vec<FollowerInput>> {
-        (1..=n)
+    /// The topologies, by seq_no, are in `.1` (index 0 unused).
+    fn rounds(
+        n: u64,
+        shape: &[(bool, bool, bool)],
+    ) -> (Vec<Vec<FollowerInput>>, Vec<Arc<Topology>>) {
+        let mut topologies = vec![Arc::new(Topology::starting())];
+        let mut blocked: Vec<(String, u64)> = Vec::new();
+        let rounds = (1..=n)
             .map(|s| {
                 let (q, st, pc) = shape[usize::try_from(s - 1).expect("small") % shape.len()];
                 let mut round = Vec::new();
-                let name = format!("n{s}");
                 if q {
-                    round.push(FollowerInput::from(quarantined(&name, s, s)));
+                    round.push(FollowerInput::from(quarantined(&format!("n{s}"), s, s)));
+                    blocked.push((format!("n{s}"), s));
                 }
-                let blocked = if q { vec![(name.as_str(), s)] } else { vec![] };
-                round.push(updated(topo(s, &["a", "b"], &blocked)).into());
+                let t = round_topology(s, &blocked);
+                topologies.push(t.clone());
+                round.push(updated(t).into());
                 if st {
                     round.push(status(s).into());
                 }
@@ -867,7 +884,8 @@ mod tests {
                 }
                 round
             })
-            .collect()
+            .collect();
+        (rounds, topologies)
     }
 
     proptest! {
@@ -875,26 +893,32 @@ mod tests {
 
         /// Laws 1-3 over arbitrary deliveries: events of `n` rounds are
         /// delivered in any order, some twice, some never, optionally with a
-        /// catch-up answer in between.
+        /// catch-up answer (the supervisor's topology of some round) in
+        /// between.
         #[test]
         fn a6_follower_laws_hold_for_any_interleaving(
             n in 1u64..12,
             shape in proptest::collection::vec(any::<(bool, bool, bool)>(), 1..6),
-            picks in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..10), 0..60),
+            picks in proptest::collection::vec(any::<prop::sample::Index>(), 0..60),
             catch_up in proptest::option::of((any::<prop::sample::Index>(), 0u64..12)),
         ) {
-            let all: Vec<FollowerInput> = rounds(n, &shape).into_iter().flatten().collect();
+            let (rounds, topologies) = rounds(n, &shape);
+            let all: Vec<FollowerInput> = rounds.into_iter().flatten().collect();
             let mut f = TopologyFollower::new();
             let mut max_delivered: Option<u64> = None;
             let mut last = None;
             let mut reported: Vec<(NodeId, u64)> = Vec::new();
-            for (i, (pick, _)) in picks.iter().enumerate() {
+            for (i, pick) in picks.iter().enumerate() {
                 if let Some((at, s)) = &catch_up
                     && at.index(picks.len().max(1)) == i
                     && f.begin_catch_up()
                 {
                     let s = (*s).min(n);
-                    let t = topo(s, &["a", "b"], &[]);
+                    let t = if s == 0 {
+                        Arc::new(Topology::starting())
+                    } else {
+                        topologies[usize::try_from(s).expect("small")].clone()
+                    };
                     f.caught_up(t);
                     if s > 0 {
                         max_delivered = max_delivered.max(Some(s));
@@ -914,18 +938,65 @@ mod tests {
                 // Law 1: never back.
                 prop_assert!(f.applied() >= last);
                 last = f.applied();
-                // Law 2: the view is the newest delivered.
+                // Law 2: the view is the newest delivered, content and all.
                 prop_assert_eq!(f.applied(), max_delivered);
                 prop_assert_eq!(f.view().seq_no, max_delivered.unwrap_or(0));
-                // Law 3: pending quarantines are ahead of the view.
+                if let Some(s) = max_delivered {
+                    let want = &topologies[usize::try_from(s).expect("small")];
+                    prop_assert!(Arc::ptr_eq(f.view(), want), "view {:?} is not round {s}'s", f.view());
+                }
+                // Law 3: pending quarantines are ahead of the view, and a
+                // quarantine the view shows is not pending.
                 for q in f.pending_quarantines() {
                     prop_assert!(f.applied().is_none_or(|a| q.seq_no > a));
+                    prop_assert!(!f.view().is_blocked(&q.node, q.incarnation));
+                }
+                // Every quarantine delivered is excluded, pending or blocked.
+                for (node, incarnation) in &reported {
+                    prop_assert!(f.is_excluded(node, *incarnation), "{node} {incarnation} used again");
                 }
                 // Behind only for a change ahead of the view.
                 if let Some(b) = f.behind() {
                     prop_assert!(f.applied().is_none_or(|a| b > a));
                 }
             }
+        }
+
+        /// A lost `TopologyUpdated` whose round's `ProviderChanged` is
+        /// delivered: the follower is behind until the next topology, which
+        /// is applied as a gap and clears it.
+        #[test]
+        fn r3_4_a_lost_topology_with_its_provider_change_is_behind_until_the_next(
+            n in 2u64..12,
+            lost in any::<prop::sample::Index>(),
+        ) {
+            // Every round has a provider change.
+            let (rounds, _) = rounds(n, &[(false, false, true)]);
+            let lost = 1 + lost.index(usize::try_from(n - 1).expect("small"));
+            let mut f = TopologyFollower::new();
+            for (i, round) in rounds.into_iter().enumerate() {
+                let s = u64::try_from(i).expect("small") + 1;
+                for e in round {
+                    if i + 1 == lost && matches!(e, FollowerInput::Topology(_)) {
+                        continue;
+                    }
+                    let out = f.step(e);
+                    if i == lost && lost > 1 {
+                        // The round after the lost one: a gap of one.
+                        if let Step::Applied { missed, .. } = out {
+                            prop_assert_eq!(missed, 1);
+                        }
+                    }
+                }
+                if i + 1 == lost {
+                    prop_assert_eq!(f.behind(), Some(s), "behind the change of round {}", s);
+                    prop_assert_eq!(f.applied(), (s > 1).then_some(s - 1));
+                } else {
+                    prop_assert_eq!(f.behind(), None, "round {}", s);
+                    prop_assert_eq!(f.applied(), Some(s));
+                }
+            }
+            prop_assert_eq!(f.gaps(), if lost > 1 { (1, 1) } else { (0, 0) });
         }
 
         /// Law 4: in publication order without loss, nothing is a gap,
@@ -938,7 +1009,7 @@ mod tests {
         ) {
             let mut f = TopologyFollower::new();
             let (mut quarantines, mut changes) = (0, 0);
-            for round in rounds(n, &shape) {
+            for round in rounds(n, &shape).0 {
                 for e in round {
                     match f.step(e) {
                         Step::Applied { missed, .. } => prop_assert_eq!(missed, 0),
@@ -954,7 +1025,7 @@ mod tests {
                 prop_assert_eq!(f.behind(), None);
                 prop_assert!(f.pending_quarantines().is_empty());
             }
-            let all: Vec<FollowerInput> = rounds(n, &shape).into_iter().flatten().collect();
+            let all: Vec<FollowerInput> = rounds(n, &shape).0.into_iter().flatten().collect();
             let want_q = all.iter().filter(|e| matches!(e, FollowerInput::Quarantined(_))).count();
             let want_c = all.iter().filter(|e| matches!(e, FollowerInput::ProviderChanged(_))).count();
             prop_assert_eq!(quarantines, want_q);

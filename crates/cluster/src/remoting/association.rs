@@ -767,6 +767,8 @@ mod tests {
             Just(Listing::Same),
             Just(Listing::Blocked),
             Just(Listing::Absent { trusted: false }),
+            Just(Listing::Absent { trusted: true }),
+            Just(Listing::NewIncarnation),
         ];
         let dialed = prop_oneof![
             Just(Dialed::Reached),
@@ -855,6 +857,24 @@ mod tests {
                 };
                 if fx.cancel_dial {
                     dialing = false;
+                }
+                if fx.remove {
+                    // R4.1: a new incarnation listed, or the member gone
+                    // from a trusted list: the association is closed and
+                    // removed, never reported; the actor starts a fresh
+                    // one if the member is listed again.
+                    proptest::prop_assert!(
+                        matches!(
+                            i,
+                            Input::Topology(Listing::NewIncarnation | Listing::Absent { trusted: true })
+                        ),
+                        "removed by {i:?}"
+                    );
+                    proptest::prop_assert!(fx.close.is_some(), "removed without closing");
+                    proptest::prop_assert!(fx.report.is_none() && !fx.install, "{fx:?}");
+                    a = Association::new(now);
+                    dialing = false;
+                    continue;
                 }
                 if failed {
                     proptest::prop_assert!(
