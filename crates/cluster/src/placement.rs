@@ -46,9 +46,9 @@
 //! # Topology changes (R3.1, R3.3, R3.4, A6)
 //!
 //! The supervisor follows provisioning through a
-//! [`TopologyFollower`](crate::follower) (one pull of the current topology
-//! right after subscribing, kept across restarts of this actor, never
-//! another). `TopologyUpdated` and placement requests share the
+//! [`TopologyFollower`](crate::follower) (one successful pull of the
+//! current topology right after subscribing, retried while it fails and no
+//! topology arrived; kept across restarts of this actor, never another). `TopologyUpdated` and placement requests share the
 //! supervisor's mailbox, in publication order: a request issued after a
 //! topology was published is placed under that topology or a newer one
 //! (R3.1). Ownership is computed here and only here (`ownership`: the
@@ -934,7 +934,8 @@ impl PlacementSupervisor {
     /// `RemoteNodeQuarantined` and `ProviderChanged`. Without `remoting` it
     /// places on this node only (requests owned elsewhere fail with
     /// `placement.remote`). `provisioning` is read once, right after the
-    /// subscriptions (the follower's catch-up), never again.
+    /// subscriptions (the follower's catch-up; a failed read is retried
+    /// until one succeeds or a topology arrives), never again.
     pub fn spawn(
         system: &ActorSystem,
         local: &Member,

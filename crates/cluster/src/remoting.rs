@@ -4,8 +4,9 @@
 //! [`Remoting::spawn`] starts the system actor `/system/remoting`. It
 //! serves one TCP listener, follows what the ProvisioningSupervisor
 //! publishes (`TopologyUpdated`, `RemoteNodeQuarantined`) through a
-//! [`TopologyFollower`](crate::follower) (one pull at start, never again;
-//! the status is read from the topology only) and keeps one *association*
+//! [`TopologyFollower`](crate::follower) (one successful pull at start,
+//! after subscribing and before the accept loop starts, retried while it
+//! fails; never again; the status is read from the topology only) and keeps one *association*
 //! per remote member. Frames and the handshake are those of [`crate::wire`].
 //!
 //! # The listener and the local address
