@@ -55,6 +55,7 @@ pub mod failure_detector;
 pub mod follower;
 pub mod grain;
 pub mod metrics;
+pub mod monitoring;
 pub mod netsim;
 pub mod partition;
 pub mod partition_manager;
