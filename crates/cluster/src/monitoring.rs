@@ -6,7 +6,8 @@
 //!
 //! - [`ring`]: who monitors whom. Members are placed on a ring by a stable
 //!   hash of their node id; each member is monitored by the
-//!   `k_eff = min(k, N − 1)` members that follow it ([`Ring`]).
+//!   `k_eff = min(k, N − 1)` members that follow it ([`Ring`]); and the
+//!   broadcast trees a verdict travels along ([`tree_children`]).
 //! - [`config`]: [`MonitoringConfig`], the design's parameters (§2.8) with
 //!   their defaults, [`MonitoringConfig::validate`] (error code
 //!   `remoting.monitoring_config`), and the derived values
@@ -22,4 +23,4 @@ pub mod ring;
 pub use config::{
     MonitoringConfig, MonitoringConfigError, MonitoringDetector, MonitoringMode, k_eff, q_eff,
 };
-pub use ring::{RING_HASH_DOMAIN, Ring, ring_position};
+pub use ring::{RING_HASH_DOMAIN, Ring, ring_position, tree_children};

@@ -28,6 +28,15 @@
 //! k more; a leave is the mirror image; in clusters of at most k + 1
 //! members everyone watches everyone and a change moves 2(N − 1) ≤ 2k).
 //!
+//! **Broadcast trees** (design §2.6): a verdict about X travels from its
+//! reporter R to every other member along a tree over the ring without X.
+//! Positions are counted from R (offset 0) forward or backward; a node
+//! responsible for `span` positions (itself first) gives the upper half to
+//! a child and keeps halving ([`tree_children`],
+//! [`Ring::broadcast_children`]). Law 12: every member but X once, depth
+//! and fan-out ≤ ⌈log2 M⌉, and for any one failed relay the forward and
+//! the backward tree of one root together still reach everyone else.
+//!
 //! **Cost.** [`Ring::new`] hashes each id once, sorts (O(N log N)) and
 //! builds an index from id to slot (a hash map, O(N)); the queries look
 //! the node up in that index (O(1) expected) and walk `k_eff` slots: O(k).
@@ -138,6 +147,60 @@ impl Ring {
         Some((1..self.k_eff + 1).map(move |d| &self.slots[(at + n - d) % n].1))
     }
 
+    /// The children of `me` in a verdict's broadcast tree about `target`
+    /// (design §2.6): `me` is responsible for `span` consecutive positions
+    /// (itself first) of the ring without `target`, running forward (the
+    /// successors' way) or `backward`. Returns each child with the span it
+    /// becomes responsible for, in sending order ([`tree_children`]).
+    /// The root of a tree passes `span` = [`Ring::broadcast_span`].
+    /// `None` if `me` is not on the ring or is the target. A span beyond
+    /// the ring is cut to it.
+    pub fn broadcast_children(
+        &self,
+        me: &NodeId,
+        target: &NodeId,
+        span: usize,
+        backward: bool,
+    ) -> Option<Vec<(&NodeId, usize)>> {
+        let at = *self.index.get(me)?;
+        if me == target {
+            return None;
+        }
+        let n = self.slots.len();
+        // Steps from `me` to the target along the tree's direction; a
+        // position at or beyond it skips the target's slot.
+        let to_target = self.index.get(target).map(|&t| {
+            if backward {
+                (at + n - t) % n
+            } else {
+                (t + n - at) % n
+            }
+        });
+        let span = span.min(self.broadcast_span(target));
+        Some(
+            tree_children(span)
+                .map(|(offset, child_span)| {
+                    let steps = match to_target {
+                        Some(d) if offset >= d => offset + 1,
+                        _ => offset,
+                    };
+                    let slot = if backward {
+                        (at + n - steps % n) % n
+                    } else {
+                        (at + steps) % n
+                    };
+                    (&self.slots[slot].1, child_span)
+                })
+                .collect(),
+        )
+    }
+
+    /// The positions a verdict about `target` covers: every member but the
+    /// target (the root's span).
+    pub fn broadcast_span(&self, target: &NodeId) -> usize {
+        self.slots.len() - usize::from(self.contains(target))
+    }
+
     /// Every `(target, watcher)` pair, `N · k_eff` of them.
     pub fn pairs(&self) -> impl Iterator<Item = (&NodeId, &NodeId)> + '_ {
         let n = self.slots.len();
@@ -145,6 +208,28 @@ impl Ring {
             (1..=self.k_eff).map(move |d| (&self.slots[at].1, &self.slots[(at + d) % n].1))
         })
     }
+}
+
+/// The children of a node responsible for `span` consecutive positions of
+/// a broadcast tree, itself at offset 0 (design §2.6): while the interval
+/// `[a, b)` (at first `[0, span)`) holds more than the node itself, the
+/// child at `c = a + ⌈(b − a) / 2⌉` takes `[c, b)` and the node keeps
+/// `[a, c)`. Yields `(c, b − c)`: the child's offset from the node and its
+/// span. At most ⌈log2 span⌉ children; the tree is ⌈log2 span⌉ deep.
+/// A sender that cannot reach a child takes its interval back and halves it
+/// the same way (`tree_children(child_span)` shifted by the child's offset,
+/// without the child itself: stage 2's driver).
+pub fn tree_children(span: usize) -> impl Iterator<Item = (usize, usize)> {
+    let mut b = span;
+    std::iter::from_fn(move || {
+        if b <= 1 {
+            return None;
+        }
+        let c = b.div_ceil(2);
+        let child = (c, b - c);
+        b = c;
+        Some(child)
+    })
 }
 
 #[cfg(test)]
@@ -264,6 +349,84 @@ mod tests {
         assert_eq!(pair_set(&ring), pair_set(&direct));
     }
 
+    fn ceil_log2(m: usize) -> usize {
+        if m <= 1 {
+            0
+        } else {
+            (usize::BITS - (m - 1).leading_zeros()) as usize
+        }
+    }
+
+    /// Walks the tree of a root responsible for `[0, m)`, skipping the
+    /// subtree of `failed` (an offset from the root); returns how often
+    /// each offset was reached and the depth.
+    fn walk(m: usize, failed: Option<usize>) -> (Vec<usize>, usize) {
+        let mut reached = vec![0; m];
+        reached[0] = 1;
+        let mut depth = 0;
+        let mut level = vec![(0usize, m)];
+        while !level.is_empty() {
+            let mut next = Vec::new();
+            for (at, span) in level {
+                let children: Vec<_> = tree_children(span).collect();
+                assert!(children.len() <= ceil_log2(m), "m = {m}");
+                for (offset, child_span) in children {
+                    let child = at + offset;
+                    assert!(child < m && child + child_span <= at + span);
+                    if Some(child) == failed {
+                        continue;
+                    }
+                    reached[child] += 1;
+                    next.push((child, child_span));
+                }
+            }
+            if !next.is_empty() {
+                depth += 1;
+            }
+            level = next;
+        }
+        (reached, depth)
+    }
+
+    /// Law 12: every position once, depth and fan-out within ⌈log2 M⌉.
+    #[test]
+    fn i17_broadcast_tree_covers_every_position_once_within_log_depth() {
+        assert_eq!(tree_children(0).count(), 0);
+        assert_eq!(tree_children(1).count(), 0);
+        assert_eq!(
+            tree_children(8).collect::<Vec<_>>(),
+            vec![(4, 4), (2, 2), (1, 1)]
+        );
+        for m in 1..=300 {
+            let (reached, depth) = walk(m, None);
+            assert!(reached.iter().all(|&r| r == 1), "m = {m}: {reached:?}");
+            assert!(depth <= ceil_log2(m), "m = {m}: depth {depth}");
+        }
+    }
+
+    /// Law 12: for any one failed relay, the forward and the backward tree
+    /// of one root together reach every other position.
+    #[test]
+    fn i17_forward_and_backward_trees_survive_any_one_failed_relay() {
+        for m in 2..=80 {
+            for failed in 1..m {
+                let (forward, _) = walk(m, Some(failed));
+                // The backward tree's offset d is the forward position m − d.
+                let (backward, _) = walk(m, Some(m - failed));
+                for p in 1..m {
+                    if p == failed {
+                        continue;
+                    }
+                    let b = backward[m - p];
+                    assert!(
+                        forward[p] + b >= 1,
+                        "m = {m}, failed {failed}: position {p} unreached"
+                    );
+                }
+            }
+        }
+    }
+
     prop_compose! {
         fn member_ids(max: usize)(raw in prop::collection::vec("[a-z0-9]{1,6}", 0..max)) -> Vec<NodeId> {
             raw.iter().map(|s| id(s)).collect()
@@ -340,6 +503,55 @@ mod tests {
             // symmetric difference is the same set of pairs.
             prop_assert!(changed(&before, &after) <= 3 * k,
                 "N = {}, k = {}: {} pairs moved", before.len(), k, changed(&before, &after));
+        }
+
+        /// Law 12 on a ring: a verdict about any target (a member or not),
+        /// from any root, in either direction, reaches every member but
+        /// the target exactly once, within ⌈log2 M⌉ hops.
+        #[test]
+        fn i17_a_verdict_reaches_every_member_but_the_target_once(
+            members in member_ids(70),
+            root_pick in any::<prop::sample::Index>(),
+            target_pick in any::<prop::sample::Index>(),
+            target_is_member in any::<bool>(),
+            backward in any::<bool>(),
+        ) {
+            let ring = Ring::new(&members, 5);
+            prop_assume!(ring.len() >= 2 || !target_is_member);
+            prop_assume!(!ring.is_empty());
+            let order: Vec<&NodeId> = ring.members().collect();
+            let root = order[root_pick.index(order.len())];
+            let target = if target_is_member {
+                let others: Vec<&NodeId> = order.iter().copied().filter(|m| *m != root).collect();
+                others[target_pick.index(others.len())].clone()
+            } else {
+                id("not-a-member-")
+            };
+            let m = ring.broadcast_span(&target);
+            let mut reached: HashMap<&NodeId, usize> = HashMap::new();
+            reached.insert(root, 1);
+            let mut level = vec![(root, m)];
+            let mut depth = 0;
+            while !level.is_empty() {
+                let mut next = Vec::new();
+                for (node, span) in level {
+                    for (child, child_span) in ring.broadcast_children(node, &target, span, backward).unwrap() {
+                        prop_assert!(child != &target);
+                        *reached.entry(child).or_default() += 1;
+                        next.push((child, child_span));
+                    }
+                }
+                if !next.is_empty() {
+                    depth += 1;
+                }
+                level = next;
+            }
+            prop_assert!(depth <= ceil_log2(m));
+            for x in &order {
+                let want = usize::from(**x != target);
+                prop_assert_eq!(reached.get(x).copied().unwrap_or(0), want, "{}", x);
+            }
+            prop_assert!(ring.broadcast_children(&target, &target, m, backward).is_none());
         }
     }
 }
