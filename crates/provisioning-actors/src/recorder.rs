@@ -18,29 +18,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use actor_runtime::ActorSystem;
 use cluster_core::events::{
-    ActivationSuppressed, ProviderChanged, ProviderHealthChanged, ProviderStreamTerminated,
-    ProvisioningStatusChanged, RemoteNodeQuarantined, TopologyUpdated,
+    ActivationSuppressed, LocalMemberSuperseded, ProviderChanged, ProviderHealthChanged,
+    ProviderStreamTerminated, ProvisioningStatusChanged, RemoteNodeQuarantined, TopologyUpdated,
 };
 use cluster_core::{ProvisioningStatus, Topology};
 
-/// One recorded event.
-#[derive(Clone, Debug)]
-pub enum ProvisioningEvent {
-    /// [`TopologyUpdated`].
-    Topology(TopologyUpdated),
-    /// [`ProviderChanged`].
-    Changed(ProviderChanged),
-    /// [`ProviderHealthChanged`].
-    Health(ProviderHealthChanged),
-    /// [`ProviderStreamTerminated`].
-    StreamTerminated(ProviderStreamTerminated),
-    /// [`ProvisioningStatusChanged`].
-    Status(ProvisioningStatusChanged),
-    /// [`RemoteNodeQuarantined`].
-    Quarantined(RemoteNodeQuarantined),
-    /// [`ActivationSuppressed`].
-    Suppressed(ActivationSuppressed),
-}
+/// One recorded event: the supervisor's own [`Event`](crate::provisioning_core::Event)
+/// type, so the record and the core's `Ready` speak one language.
+pub use crate::supervisor::provisioning_core::Event as ProvisioningEvent;
 
 /// The events recorded so far (cheap to clone; clones share the record).
 #[derive(Clone, Default, Debug)]
@@ -65,6 +50,7 @@ impl EventRecorder {
         sub!(ProvisioningStatusChanged, Status);
         sub!(RemoteNodeQuarantined, Quarantined);
         sub!(ActivationSuppressed, Suppressed);
+        sub!(LocalMemberSuperseded, Superseded);
         rec
     }
 
@@ -152,6 +138,14 @@ impl EventRecorder {
     pub fn suppressed(&self) -> Vec<ActivationSuppressed> {
         self.pick(|e| match e {
             ProvisioningEvent::Suppressed(s) => Some(s.clone()),
+            _ => None,
+        })
+    }
+
+    /// Every [`LocalMemberSuperseded`].
+    pub fn superseded(&self) -> Vec<LocalMemberSuperseded> {
+        self.pick(|e| match e {
+            ProvisioningEvent::Superseded(s) => Some(s.clone()),
             _ => None,
         })
     }

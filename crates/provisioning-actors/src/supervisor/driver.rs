@@ -317,7 +317,7 @@ impl ProvisioningSupervisor {
                 Event::Quarantined(e) => es.publish(e),
                 Event::Topology(e) => es.publish(e),
                 Event::Status(e) => es.publish(e),
-                Event::ProviderChanged(e) => es.publish(e),
+                Event::Changed(e) => es.publish(e),
             };
         }
         if let Some(t) = ready.persist {
@@ -472,13 +472,8 @@ impl ProvisioningSupervisor {
     }
 
     async fn register(&mut self, d: ProviderDescriptor, ctx: &mut Context<Self>) -> Result<()> {
-        if self.core.is_draining() {
-            return Err(ProvisioningError::Draining);
-        }
         d.validate()?;
-        if self.core.contains(&d.id) {
-            return Err(ProvisioningError::Duplicate(d.id)); // R1.2: existing kept.
-        }
+        self.core.check_add(&d.id)?; // R1.2: an existing one is kept.
         let a = accept(&self.kinds, d, Some(self.config.connectivity_timeout)).await?;
         let mut defs = self.core.definitions();
         defs.push(a.descriptor.clone());
@@ -490,12 +485,7 @@ impl ProvisioningSupervisor {
     }
 
     async fn remove(&mut self, id: ProviderId, ctx: &mut Context<Self>) -> Result<()> {
-        if self.core.is_draining() {
-            return Err(ProvisioningError::Draining);
-        }
-        if !self.core.contains(&id) {
-            return Err(ProvisioningError::NotFound(id));
-        }
+        self.core.check_remove(&id)?;
         let defs: Vec<_> = self
             .core
             .definitions()

@@ -179,7 +179,7 @@ pub enum Event {
     /// [`ProvisioningStatusChanged`].
     Status(ProvisioningStatusChanged),
     /// [`ProviderChanged`].
-    ProviderChanged(ProviderChanged),
+    Changed(ProviderChanged),
 }
 
 /// Start an actor for a provider; its instances are numbered from
@@ -606,14 +606,32 @@ impl ProvisioningCore {
     /// Adds an accepted provider: into the failover policy, with an actor
     /// when it is enabled. Refused while draining or for a known id.
     pub fn add(&mut self, spec: ProviderSpec, now: Instant) -> Result<()> {
+        self.check_add(&spec.descriptor.id)?;
+        self.install(spec, now);
+        Ok(())
+    }
+
+    /// Whether [`add`](Self::add) would take a provider with this id: not
+    /// while draining, not a known id (R1.2). The driver asks before its
+    /// async acceptance and persistence, so both see one rule.
+    pub fn check_add(&self, id: &ProviderId) -> Result<()> {
         if self.draining {
             return Err(ProvisioningError::Draining);
         }
-        let id = spec.descriptor.id.clone();
-        if self.slots.contains_key(&id) {
-            return Err(ProvisioningError::Duplicate(id));
+        if self.slots.contains_key(id) {
+            return Err(ProvisioningError::Duplicate(id.clone()));
         }
-        self.install(spec, now);
+        Ok(())
+    }
+
+    /// Whether [`remove`](Self::remove) would remove this id.
+    pub fn check_remove(&self, id: &ProviderId) -> Result<()> {
+        if self.draining {
+            return Err(ProvisioningError::Draining);
+        }
+        if !self.slots.contains_key(id) {
+            return Err(ProvisioningError::NotFound(id.clone()));
+        }
         Ok(())
     }
 
@@ -670,12 +688,7 @@ impl ProvisioningCore {
 
     /// Removes a provider: its actor stops, the merger forgets it.
     pub fn remove(&mut self, id: &ProviderId, now: Instant) -> Result<()> {
-        if self.draining {
-            return Err(ProvisioningError::Draining);
-        }
-        if !self.slots.contains_key(id) {
-            return Err(ProvisioningError::NotFound(id.clone()));
-        }
+        self.check_remove(id)?;
         self.uninstall(id, now);
         Ok(())
     }
@@ -1399,7 +1412,7 @@ impl ProvisioningCore {
                 seq_no = self.seq_no,
                 "active provider changed"
             );
-            self.emit(Event::ProviderChanged(ProviderChanged {
+            self.emit(Event::Changed(ProviderChanged {
                 from,
                 to,
                 reason,

@@ -862,7 +862,7 @@ fn check_laws(initial: Arc<Topology>, events: &[Event]) -> Result<(), TestCaseEr
                 prop_assert_eq!(s.previous, status_before);
                 status_announced = true;
             }
-            Event::ProviderChanged(c) => {
+            Event::Changed(c) => {
                 prop_assert_eq!(c.seq_no, last.seq_no);
                 prop_assert_eq!(&c.to, &last.active_provider);
                 prop_assert_eq!(&c.from, &active_before);
