@@ -255,7 +255,7 @@ impl ProviderFactory for PanickingKind {
 /// draining state, tested on the core). It resumes from its checkpoint:
 /// the quarantined incarnation stays blocked and seq_no never goes back.
 #[tokio::test(start_paused = true)]
-async fn i13_a_restarted_supervisor_actor_keeps_its_quarantines_and_seq_no() {
+async fn i13_r4_2_a_restarted_supervisor_actor_keeps_its_quarantines_and_seq_no() {
     let table = MembershipTable::new();
     table.upsert(member("b", 1));
     let system = actor_runtime::ActorSystem::new("n");
@@ -311,7 +311,7 @@ async fn i13_a_restarted_supervisor_actor_keeps_its_quarantines_and_seq_no() {
 /// taken before the publication, so that it never reuses a seq_no some
 /// consumers already applied.
 #[tokio::test(start_paused = true)]
-async fn i13_a_panic_while_publishing_never_reuses_a_seq_no() {
+async fn i13_a5_a_panic_while_publishing_never_reuses_a_seq_no() {
     use cluster_core::events::TopologyUpdated;
     use std::sync::Mutex;
     let table = MembershipTable::new();

@@ -160,7 +160,7 @@ fn terminations(events: &[Event]) -> usize {
 /// Issue 13: `ProviderStreamTerminated` fired on every error item of a
 /// stream that goes on; it fires only when the stream ends.
 #[test]
-fn i13_a_stream_error_is_not_a_termination_an_end_is() {
+fn i13_r2_2_a_stream_error_is_not_a_termination_an_end_is() {
     let mut h = Harness::new(ProvisioningCore::new(settings(), "t".into(), 0));
     h.running("p", 0, vec![member(1, 1)]);
     for _ in 0..3 {
@@ -184,7 +184,7 @@ fn i13_a_stream_error_is_not_a_termination_an_end_is() {
 /// Issue 13: the interruption counter counted every error item too; errors
 /// have their own counter, interruptions are ends and crashes only.
 #[test]
-fn i13_stream_errors_and_interruptions_are_counted_apart() {
+fn i13_r2_2_stream_errors_and_interruptions_are_counted_apart() {
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
@@ -374,7 +374,7 @@ fn i13_r1_5_a_restored_topology_stays_stale_until_a_provider_confirms_it() {
 /// Issue 13: a restarted supervisor forgot that it was draining (a drained
 /// node could register again) and its quarantines.
 #[test]
-fn i13_a_restored_core_keeps_its_quarantines_and_its_draining_state() {
+fn i13_r4_2_r3_5_a_restored_core_keeps_its_quarantines_and_its_draining_state() {
     let mut h = Harness::new(ProvisioningCore::new(settings(), "t".into(), 0));
     h.running("p", 0, vec![member(1, 1), member(2, 1)]);
     h.core.quarantine(node(2), 1, "unreachable".into(), h.now);
@@ -525,7 +525,7 @@ fn i13_a_superseded_registration_is_published() {
 
 /// Rule 5: an event of a replaced instance changes nothing.
 #[test]
-fn i13_an_event_of_a_stale_instance_changes_nothing() {
+fn i13_a4_an_event_of_a_stale_instance_changes_nothing() {
     let mut h = Harness::new(ProvisioningCore::new(settings(), "t".into(), 0));
     h.running("p", 0, vec![member(1, 1)]);
     let old = h.instance[&pid("p")];
@@ -925,20 +925,20 @@ proptest! {
     /// drain's own publication; a stale instance changes nothing; across
     /// reloads, suppressions, re-probes and restarts of the core.
     #[test]
-    fn i13_laws_hold_for_any_input_sequence(ops in ops()) {
+    fn i13_a5_laws_hold_for_any_input_sequence(ops in ops()) {
         law_case(&ops, false, false)?;
     }
 
     /// The same with a local member (the self-presence rule holds
     /// snapshots that do not list it).
     #[test]
-    fn i13_laws_hold_with_a_local_member(ops in ops()) {
+    fn i13_a5_laws_hold_with_a_local_member(ops in ops()) {
         law_case(&ops, true, false)?;
     }
 
     /// The same from a topology restored from the store (stale, Active).
     #[test]
-    fn i13_laws_hold_from_a_restored_topology(ops in ops()) {
+    fn i13_a5_laws_hold_from_a_restored_topology(ops in ops()) {
         law_case(&ops, true, true)?;
     }
 }
