@@ -212,19 +212,6 @@ impl ProviderDescriptor {
         self
     }
 
-    /// The setting `key` in milliseconds: `default` when absent, a
-    /// `ProviderError::Config` naming the key when it is not a whole number
-    /// in `range`. Short for
-    /// [`Settings::of(self).millis(..)`](crate::settings::Settings::millis).
-    pub fn millis_setting(
-        &self,
-        key: &str,
-        range: std::ops::RangeInclusive<u64>,
-        default: u64,
-    ) -> std::result::Result<std::time::Duration, ProviderError> {
-        crate::settings::Settings::of(self).millis(key, range, default)
-    }
-
     /// Checks the fields every kind shares (R1.1).
     pub fn validate(&self) -> Result<()> {
         if self.kind.is_empty()
@@ -315,10 +302,11 @@ mod tests {
             .with_setting("slow_ms", "0")
             .with_setting("odd_ms", "fast");
         let ms = std::time::Duration::from_millis;
-        assert_eq!(d.millis_setting("poll_ms", 10..=1000, 5).unwrap(), ms(250));
-        assert_eq!(d.millis_setting("absent_ms", 10..=1000, 5).unwrap(), ms(5));
+        let s = crate::settings::Settings::of(&d);
+        assert_eq!(s.millis("poll_ms", 10..=1000, 5).unwrap(), ms(250));
+        assert_eq!(s.millis("absent_ms", 10..=1000, 5).unwrap(), ms(5));
         for key in ["slow_ms", "odd_ms"] {
-            match d.millis_setting(key, 10..=1000, 5) {
+            match s.millis(key, 10..=1000, 5) {
                 Err(ProviderError::Config { field, reason }) => {
                     assert_eq!(field, key);
                     assert!(reason.contains("10..=1000"), "{reason}");

@@ -273,16 +273,6 @@ impl Checkpoint {
             suppressed: BTreeMap::new(),
         }
     }
-
-    /// The last published seq_no.
-    pub fn seq_no(&self) -> u64 {
-        self.published.seq_no
-    }
-
-    /// Whether the supervisor was draining.
-    pub fn draining(&self) -> bool {
-        self.draining
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
