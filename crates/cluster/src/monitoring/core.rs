@@ -223,6 +223,8 @@ impl Monitoring {
             .map(|(id, _)| id.clone())
             .collect();
         for id in stale {
+            // Votes are about the old incarnation too.
+            self.votes.remove(&id);
             if let Some(t) = self.targets.remove(&id) {
                 // Still a member at that incarnation but no longer ours
                 // (the ring moved): withdraw the votes sent about it.
@@ -840,16 +842,28 @@ impl Monitoring {
 
     // ---- helpers -------------------------------------------------------
 
-    /// Up to r of `target`'s other monitors, chosen at random (seeded).
+    /// Up to r of `target`'s other monitors, chosen at random (seeded);
+    /// not one this node reported or suspects itself (it would not answer).
     fn pick_helpers(&mut self, target: &NodeId) -> Vec<NodeId> {
         let r = self.config.indirect_fanout;
         if r == 0 {
             return Vec::new();
         }
+        let usable = |n: &NodeId| {
+            *n != self.me
+                && self
+                    .targets
+                    .get(n)
+                    .is_none_or(|t| !t.reported && t.suspicion.is_none())
+                && self
+                    .view
+                    .get(n)
+                    .is_none_or(|inc| !self.reported.contains(&(n.clone(), *inc)))
+        };
         let mut others: Vec<NodeId> = self
             .ring
             .watchers_of(target)
-            .map(|w| w.filter(|n| **n != self.me).cloned().collect())
+            .map(|w| w.filter(|n| usable(n)).cloned().collect())
             .unwrap_or_default();
         self.rng.shuffle(&mut others);
         others.truncate(r);
