@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 
 use crate::children::ChildRegistry;
 use crate::mailbox::{Envelope, MailboxSender, SendError, SystemMsg};
 use crate::path::ActorPath;
 use crate::supervision::StopReason;
+use crate::sysqueue::SysQueue;
 use crate::watch::WatchList;
 
 /// An actor's identity, unique within its [`ActorSystem`](crate::ActorSystem)
@@ -30,35 +31,66 @@ impl ActorId {
 /// Shared state of one actor, reachable from every handle to it.
 pub(crate) struct ActorCell {
     pub(crate) id: ActorId,
-    pub(crate) path: ActorPath,
-    pub(crate) sys_tx: mpsc::UnboundedSender<SystemMsg>,
+    /// The name among siblings; shared with the parent's registry.
+    pub(crate) name: Arc<str>,
+    /// Built from the parent's path and the name on first use: most actors
+    /// never need it as a string.
+    path: std::sync::OnceLock<ActorPath>,
+    /// System messages, taken before user messages.
+    pub(crate) sys: SysQueue<SystemMsg>,
     pub(crate) parent: Option<ActorHandle>,
     pub(crate) children: ChildRegistry<ActorHandle>,
     pub(crate) watchers: WatchList<ActorHandle, StopReason>,
     terminated: AtomicBool,
     terminated_notify: Notify,
+    /// The task's abort handle while it runs (for a shutdown past its
+    /// deadline); cleared at termination so that a kept handle does not
+    /// keep the finished task's memory.
+    abort: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl ActorCell {
-    pub(crate) fn new(
-        id: ActorId,
-        path: ActorPath,
-        parent: Option<ActorHandle>,
-    ) -> (Arc<Self>, mpsc::UnboundedReceiver<SystemMsg>) {
-        let (sys_tx, sys_rx) = mpsc::unbounded_channel();
-        (
-            Arc::new(Self {
-                id,
-                path,
-                sys_tx,
-                parent,
-                children: ChildRegistry::new(),
-                watchers: WatchList::new(),
-                terminated: AtomicBool::new(false),
-                terminated_notify: Notify::new(),
-            }),
-            sys_rx,
-        )
+    pub(crate) fn new(id: ActorId, name: Arc<str>, parent: Option<ActorHandle>) -> Arc<Self> {
+        Arc::new(Self {
+            id,
+            name,
+            path: std::sync::OnceLock::new(),
+            sys: SysQueue::new(),
+            parent,
+            children: ChildRegistry::new(),
+            watchers: WatchList::new(),
+            terminated: AtomicBool::new(false),
+            terminated_notify: Notify::new(),
+            abort: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// Keeps the task's abort handle, unless the task already ended.
+    pub(crate) fn set_abort_handle(&self, task: tokio::task::AbortHandle) {
+        *crate::loom::lock_std(&self.abort) = Some(task);
+        // The task may have ended (and cleared the slot) before the set: it
+        // marks itself terminated before clearing, so look again.
+        if self.is_terminated() {
+            self.clear_abort_handle();
+        }
+    }
+
+    /// Drops the abort handle; called by the task as it ends.
+    pub(crate) fn clear_abort_handle(&self) {
+        drop(crate::loom::lock_std(&self.abort).take());
+    }
+
+    pub(crate) fn abort_handle(&self) -> Option<tokio::task::AbortHandle> {
+        crate::loom::lock_std(&self.abort).clone()
+    }
+
+    /// The actor's path: `/<name>` for a guardian, else the parent's path
+    /// and the name.
+    pub(crate) fn path(&self) -> &ActorPath {
+        self.path.get_or_init(|| match &self.parent {
+            Some(p) => p.path().child(&self.name),
+            None => ActorPath::root(&self.name),
+        })
     }
 
     pub(crate) fn mark_terminated(&self) {
@@ -86,7 +118,7 @@ impl ActorHandle {
 
     /// The actor's path.
     pub fn path(&self) -> &ActorPath {
-        &self.0.path
+        self.0.path()
     }
 
     /// Asks the actor to stop. Stop is a system message: it overtakes queued
@@ -135,8 +167,8 @@ impl ActorHandle {
     }
 
     pub(crate) fn send_system(&self, msg: SystemMsg) {
-        // A closed system channel means the actor is gone; nothing to do.
-        let _ = self.0.sys_tx.send(msg);
+        // A closed system queue means the actor is gone; nothing to do.
+        let _ = self.0.sys.push(msg);
     }
 }
 
@@ -153,7 +185,7 @@ impl Hash for ActorHandle {
 }
 impl fmt::Debug for ActorHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ActorHandle({}#{})", self.0.path, self.0.id.0)
+        write!(f, "ActorHandle({}#{})", self.0.path(), self.0.id.0)
     }
 }
 
@@ -188,7 +220,12 @@ impl<M> Hash for ActorRef<M> {
 }
 impl<M> fmt::Debug for ActorRef<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ActorRef({}#{})", self.handle.0.path, self.handle.0.id.0)
+        write!(
+            f,
+            "ActorRef({}#{})",
+            self.handle.0.path(),
+            self.handle.0.id.0
+        )
     }
 }
 

@@ -5,6 +5,7 @@
 //! others) or fails.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::loom::{Mutex, lock};
 
@@ -16,7 +17,8 @@ pub(crate) enum ReserveError {
 }
 
 struct Inner<C> {
-    by_name: HashMap<String, (u64, C)>,
+    /// Keyed by the child's name, shared with the child's cell.
+    by_name: HashMap<Arc<str>, (u64, C)>,
     closed: bool,
 }
 
@@ -34,16 +36,18 @@ impl<C: Clone> ChildRegistry<C> {
         }
     }
 
-    pub(crate) fn reserve(&self, name: &str, id: u64, child: C) -> Result<(), ReserveError> {
+    pub(crate) fn reserve(&self, name: &Arc<str>, id: u64, child: C) -> Result<(), ReserveError> {
         let mut g = lock(&self.inner);
         if g.closed {
             return Err(ReserveError::Closed);
         }
-        if g.by_name.contains_key(name) {
-            return Err(ReserveError::Duplicate);
+        match g.by_name.entry(name.clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => Err(ReserveError::Duplicate),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert((id, child));
+                Ok(())
+            }
         }
-        g.by_name.insert(name.to_owned(), (id, child));
-        Ok(())
     }
 
     /// Releases `name` if it still belongs to child `id`.
@@ -87,14 +91,14 @@ mod tests {
     #[test]
     fn names_are_unique_until_released_and_closed_refuses() {
         let r = ChildRegistry::new();
-        r.reserve("a", 1, ()).unwrap();
-        assert_eq!(r.reserve("a", 2, ()), Err(ReserveError::Duplicate));
+        r.reserve(&"a".into(), 1, ()).unwrap();
+        assert_eq!(r.reserve(&"a".into(), 2, ()), Err(ReserveError::Duplicate));
         r.release("a", 2); // not the owner: no effect
         assert!(r.contains_id(1));
         r.release("a", 1);
-        r.reserve("a", 3, ()).unwrap();
+        r.reserve(&"a".into(), 3, ()).unwrap();
         assert_eq!(r.close().len(), 1);
-        assert_eq!(r.reserve("b", 4, ()), Err(ReserveError::Closed));
+        assert_eq!(r.reserve(&"b".into(), 4, ()), Err(ReserveError::Closed));
         assert!(r.is_closed());
         assert!(r.get("a").is_some());
     }
@@ -112,8 +116,8 @@ mod loom_tests {
         loom::model(|| {
             let r = Arc::new(ChildRegistry::new());
             let r1 = r.clone();
-            let t = thread::spawn(move || r1.reserve("x", 1, ()).is_ok());
-            let mine = r.reserve("x", 2, ()).is_ok();
+            let t = thread::spawn(move || r1.reserve(&"x".into(), 1, ()).is_ok());
+            let mine = r.reserve(&"x".into(), 2, ()).is_ok();
             assert!(mine ^ t.join().unwrap());
         });
     }
@@ -123,7 +127,7 @@ mod loom_tests {
         loom::model(|| {
             let r = Arc::new(ChildRegistry::new());
             let r1 = r.clone();
-            let t = thread::spawn(move || r1.reserve("late", 1, ()).is_ok());
+            let t = thread::spawn(move || r1.reserve(&"late".into(), 1, ()).is_ok());
             let seen_at_close = r.close().iter().any(|(id, _)| *id == 1);
             let admitted = t.join().unwrap();
             // Admitted children are exactly those the closing parent saw.

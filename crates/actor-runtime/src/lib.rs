@@ -87,6 +87,7 @@ mod path;
 mod registry;
 mod runner;
 mod supervision;
+mod sysqueue;
 mod system;
 mod timers;
 mod watch;

@@ -1,5 +1,6 @@
 //! Mailboxes: one tokio channel for user messages (bounded or unbounded) and
-//! one unbounded channel for system messages, which always go first.
+//! the actor's system-message queue (`sysqueue`, in the actor's cell), whose
+//! messages always go first.
 
 use std::num::NonZeroUsize;
 use std::time::Duration;

@@ -35,7 +35,6 @@ use std::task::Poll;
 use std::time::Duration;
 
 use futures::FutureExt;
-use tokio::sync::mpsc;
 
 use crate::actor::{Actor, HandlerResult, Props};
 use crate::actor_ref::{ActorCell, ActorHandle, Terminated};
@@ -73,13 +72,16 @@ pub(crate) struct TerminationGuard {
 impl Drop for TerminationGuard {
     fn drop(&mut self) {
         let reason = self.reason.take().unwrap_or(StopReason::Aborted);
+        // From here on system messages are refused; those still queued are
+        // dropped (their senders treat a gone actor the same way).
+        drop(self.cell.sys.close());
         let me = ActorHandle(self.cell.clone());
         let id = self.cell.id;
         self.system.event_stream().unsubscribe_actor(id);
         let watchers = self.cell.watchers.terminate(reason.clone());
         let parent_id = self.cell.parent.as_ref().map(ActorHandle::id);
         if let Some(parent) = &self.cell.parent {
-            parent.0.children.release(self.cell.path.name(), id.0);
+            parent.0.children.release(&self.cell.name, id.0);
             parent.send_system(SystemMsg::Terminated {
                 actor: me.clone(),
                 reason: reason.clone(),
@@ -94,9 +96,10 @@ impl Drop for TerminationGuard {
             }
         }
         crate::metrics::terminated(&self.system.metrics_node(), self.metrics_type, &reason);
-        tracing::debug!(path = %self.cell.path, %reason, "actor terminated");
+        tracing::debug!(path = %self.cell.path(), %reason, "actor terminated");
         self.cell.mark_terminated();
-        self.system.deregister_task(id.0);
+        self.cell.clear_abort_handle();
+        self.system.deregister_task();
     }
 }
 
@@ -104,7 +107,6 @@ pub(crate) struct Runner<A: Actor> {
     pub(crate) props: Props<A>,
     pub(crate) ctx: Context<A>,
     pub(crate) cell: Arc<ActorCell>,
-    pub(crate) sys_rx: mpsc::UnboundedReceiver<SystemMsg>,
     pub(crate) user_rx: MailboxReceiver<A::Msg>,
     pub(crate) metrics: ActorMetrics,
     pub(crate) guard: TerminationGuard,
@@ -140,7 +142,7 @@ impl<A: Actor> Runner<A> {
                         break r;
                     }
                     self.ctx.restarts = self.ctx.restarts.saturating_add(1);
-                    tracing::debug!(path = %self.cell.path, restarts = self.ctx.restarts, "actor restarted");
+                    tracing::debug!(path = %self.cell.path(), restarts = self.ctx.restarts, "actor restarted");
                 }
                 Next::Stop(r) => {
                     self.end_instance(actor, started, true).await;
@@ -231,7 +233,7 @@ impl<A: Actor> Runner<A> {
                 let strategy =
                     std::panic::catch_unwind(AssertUnwindSafe(|| actor.supervisor_strategy()))
                         .unwrap_or_else(|_| {
-                            tracing::error!(path = %self.cell.path, "supervisor_strategy() panicked; stopping the child");
+                            tracing::error!(path = %self.cell.path(), "supervisor_strategy() panicked; stopping the child");
                             crate::SupervisorStrategy::stopping()
                         });
                 let report = (child.clone(), failure.clone());
@@ -244,7 +246,7 @@ impl<A: Actor> Runner<A> {
                             .await;
                     });
                     if hook.catch_unwind().await.is_err() {
-                        tracing::warn!(path = %self.cell.path, "`on_child_failed` hook panicked");
+                        tracing::warn!(path = %self.cell.path(), "`on_child_failed` hook panicked");
                     }
                 }
                 next
@@ -296,7 +298,7 @@ impl<A: Actor> Runner<A> {
         }
         let mut directive = std::panic::catch_unwind(AssertUnwindSafe(|| strategy.decide(&failure)))
             .unwrap_or_else(|_| {
-                tracing::error!(path = %self.cell.path, "supervisor decider panicked; stopping the child");
+                tracing::error!(path = %self.cell.path(), "supervisor decider panicked; stopping the child");
                 crate::Directive::Stop
             });
         if directive == crate::Directive::Resume && failure.stage == Stage::Started {
@@ -397,7 +399,7 @@ impl<A: Actor> Runner<A> {
     /// that arrive meanwhile are kept, in order, for later.
     async fn fail(&mut self, f: Failure) -> AfterFailure {
         self.metrics.failure(f.is_panic());
-        tracing::warn!(path = %self.cell.path, failure = %f, "actor failed");
+        tracing::warn!(path = %self.cell.path(), failure = %f, "actor failed");
         let Some(parent) = self.cell.parent.clone() else {
             return AfterFailure::Next(Next::Stop(StopReason::Failed(f)));
         };
@@ -406,10 +408,7 @@ impl<A: Actor> Runner<A> {
             failure: f.clone(),
         });
         loop {
-            let Some(msg) = self.sys_rx.recv().await else {
-                return AfterFailure::Next(Next::Stop(StopReason::Failed(f)));
-            };
-            match msg {
+            match self.cell.sys.pop().await {
                 SystemMsg::Resume => return AfterFailure::Resume,
                 SystemMsg::Restart { delay } => {
                     return AfterFailure::Next(Next::Restart { delay });
@@ -430,13 +429,11 @@ impl<A: Actor> Runner<A> {
         if let Some(m) = self.ctx.backlog.pop_front() {
             return Item::Sys(m);
         }
-        let sys_rx = &mut self.sys_rx;
+        let sys = &self.cell.sys;
         let user_rx = &mut self.user_rx;
         std::future::poll_fn(|cx| {
-            // `is_empty` is one atomic load; poll only when there is work.
-            if !sys_rx.is_empty()
-                && let Poll::Ready(Some(m)) = sys_rx.poll_recv(cx)
-            {
+            // `try_pop` is one atomic load when the queue is empty.
+            if let Some(m) = sys.try_pop() {
                 return Poll::Ready(Item::Sys(m));
             }
             match user_rx.poll_recv(cx) {
@@ -448,11 +445,7 @@ impl<A: Actor> Runner<A> {
                 Poll::Pending => {}
             }
             // Idle: make sure a system message wakes us too.
-            match sys_rx.poll_recv(cx) {
-                Poll::Ready(Some(m)) => Poll::Ready(Item::Sys(m)),
-                Poll::Ready(None) => Poll::Ready(Item::Sys(SystemMsg::Stop(StopReason::Stopped))),
-                Poll::Pending => Poll::Pending,
-            }
+            sys.poll_pop(cx).map(Item::Sys)
         })
         .await
     }
@@ -471,7 +464,7 @@ impl<A: Actor> Runner<A> {
             let hook =
                 AssertUnwindSafe(async { actor.stopped(&mut self.ctx).await }).catch_unwind();
             if hook.await.is_err() {
-                tracing::warn!(path = %self.cell.path, "`stopped` hook panicked");
+                tracing::warn!(path = %self.cell.path(), "`stopped` hook panicked");
             }
         }
     }
@@ -493,10 +486,7 @@ impl<A: Actor> Runner<A> {
         while !pending.is_empty() {
             let msg = match self.ctx.backlog.pop_front() {
                 Some(m) => m,
-                None => match self.sys_rx.recv().await {
-                    Some(m) => m,
-                    None => break,
-                },
+                None => self.cell.sys.pop().await,
             };
             match msg {
                 SystemMsg::Terminated { actor, reason } => {
@@ -531,14 +521,13 @@ impl<A: Actor> Runner<A> {
         loop {
             tokio::select! {
                 () = &mut sleep => return None,
-                msg = self.sys_rx.recv() => match msg {
-                    Some(SystemMsg::Stop(r)) => return Some(r),
-                    Some(SystemMsg::Failed { child, .. }) => {
+                msg = self.cell.sys.pop() => match msg {
+                    SystemMsg::Stop(r) => return Some(r),
+                    SystemMsg::Failed { child, .. } => {
                         child.send_system(SystemMsg::Stop(StopReason::Stopped));
                     }
-                    Some(m @ SystemMsg::Terminated { .. }) => self.ctx.backlog.push_back(m),
-                    Some(SystemMsg::Restart { .. } | SystemMsg::Resume) => {}
-                    None => return None,
+                    m @ SystemMsg::Terminated { .. } => self.ctx.backlog.push_back(m),
+                    SystemMsg::Restart { .. } | SystemMsg::Resume => {}
                 },
             }
         }

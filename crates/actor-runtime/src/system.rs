@@ -13,9 +13,8 @@
 //! the remaining tasks are aborted: their `stopped` hooks do not run, and
 //! watchers see [`StopReason::Aborted`](crate::StopReason::Aborted).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -120,7 +119,8 @@ struct SystemInner {
     next_id: AtomicU64,
     events: EventStream,
     guardians: std::sync::OnceLock<(ActorHandle, ActorHandle)>,
-    tasks: Mutex<HashMap<u64, AbortHandle>>,
+    /// Actor tasks alive (guardians included).
+    live: AtomicUsize,
     shutdown: OnceLatch,
     report: watch::Sender<Option<ShutdownReport>>,
     shutdown_timeout: Duration,
@@ -183,7 +183,7 @@ impl ActorSystemBuilder {
                 name,
                 next_id: AtomicU64::new(1),
                 guardians: std::sync::OnceLock::new(),
-                tasks: Mutex::new(HashMap::new()),
+                live: AtomicUsize::new(0),
                 shutdown: OnceLatch::new(),
                 report,
                 shutdown_timeout: self.shutdown_timeout,
@@ -313,7 +313,7 @@ impl ActorSystem {
 
     /// Number of actor tasks alive (guardians included).
     pub fn live_actors(&self) -> usize {
-        crate::loom::lock_std(&self.inner.tasks).len()
+        self.inner.live.load(Ordering::Acquire)
     }
 
     /// `true` once shutdown has begun.
@@ -399,10 +399,7 @@ impl ActorSystem {
         }
         let mut aborted = 0;
         if !clean {
-            let tasks: Vec<AbortHandle> = crate::loom::lock_std(&self.inner.tasks)
-                .drain()
-                .map(|(_, t)| t)
-                .collect();
+            let tasks = self.live_tasks();
             aborted = tasks.len();
             for t in tasks {
                 t.abort();
@@ -422,8 +419,31 @@ impl ActorSystem {
         self.inner.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub(crate) fn deregister_task(&self, id: u64) {
-        crate::loom::lock_std(&self.inner.tasks).remove(&id);
+    pub(crate) fn deregister_task(&self) {
+        self.inner.live.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// The abort handles of every live actor task, found by walking the
+    /// tree from the guardians. A live actor is always in its parent's
+    /// registry (it leaves it only as its task ends, and a parent ends only
+    /// after its children), so the walk finds every task but one whose
+    /// spawn is still in progress, which a shutdown past its deadline does
+    /// not wait for anyway.
+    fn live_tasks(&self) -> Vec<AbortHandle> {
+        let mut out = Vec::new();
+        let mut stack: Vec<ActorHandle> = match self.guardians() {
+            Some((user, system)) => vec![user.clone(), system.clone()],
+            None => Vec::new(),
+        };
+        while let Some(h) = stack.pop() {
+            stack.extend(h.0.children.snapshot().into_iter().map(|(_, c)| c));
+            if !h.is_terminated()
+                && let Some(t) = h.0.abort_handle()
+            {
+                out.push(t);
+            }
+        }
+        out
     }
 }
 
@@ -452,23 +472,19 @@ fn spawn_actor<A: Actor>(
 ) -> Result<ActorRef<A::Msg>, SpawnError> {
     let rt = tokio::runtime::Handle::try_current().map_err(|_| SpawnError::NoRuntime)?;
     let id = system.next_id();
-    let name = if name.is_empty() {
-        format!("${id}")
+    let name: Arc<str> = if name.is_empty() {
+        Arc::from(format!("${id}"))
     } else {
-        name.to_owned()
+        Arc::from(name)
     };
-    let path = match parent {
-        Some(p) => p.path().child(&name),
-        None => ActorPath::root(&name),
-    };
-    let (cell, sys_rx) = ActorCell::new(ActorId(id), path, parent.cloned());
+    let cell = ActorCell::new(ActorId(id), name.clone(), parent.cloned());
     let handle = ActorHandle(cell.clone());
     if let Some(p) = parent {
         p.0.children
             .reserve(&name, id, handle.clone())
             .map_err(|e| match e {
                 ReserveError::Duplicate => SpawnError::DuplicateName {
-                    name: name.clone(),
+                    name: name.to_string(),
                     parent: p.path().clone(),
                 },
                 ReserveError::Closed => SpawnError::ParentStopping {
@@ -483,11 +499,11 @@ fn spawn_actor<A: Actor>(
     };
     let actor_type = std::any::type_name::<A>();
     let span = tracing::debug_span!("actor", path = %handle.path());
+    let cell_for_abort = cell.clone();
     let runner = Runner {
         props,
         ctx: Context::new(actor_ref.clone(), system.clone()),
         cell: cell.clone(),
-        sys_rx,
         user_rx,
         metrics: ActorMetrics::new(actor_type, system.metrics_node()),
         guard: TerminationGuard {
@@ -500,14 +516,9 @@ fn spawn_actor<A: Actor>(
         processed: 0,
         last_directive: None,
     };
-    let task = rt.spawn(runner.run().instrument(span));
-    {
-        let mut tasks = crate::loom::lock_std(&system.inner.tasks);
-        tasks.insert(id, task.abort_handle());
-        // The task may have ended (and deregistered) before the insert.
-        if handle.is_terminated() {
-            tasks.remove(&id);
-        }
-    }
+    let fut = runner.run();
+    system.inner.live.fetch_add(1, Ordering::AcqRel);
+    let task = rt.spawn(fut.instrument(span));
+    cell_for_abort.set_abort_handle(task.abort_handle());
     Ok(actor_ref)
 }
