@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cluster-sim [--nodes 1000] [--minutes 10 | --seconds 30] [--loss 0.05] [--seed 1]
-//!             [--scenarios all|S1,S2,S3,S3a,S3b,S4,S6,S7,S9] [--mode ring|all-to-all]
+//!             [--scenarios all|none|S1,S2,S3,S3a,S3b,S4,S6,S7,S9] [--mode ring|all-to-all]
 //!             [--loss-as-delay] [--memory] [--out FILE]
 //! ```
 
@@ -78,6 +78,8 @@ fn parse(args: &[String]) -> Result<Args, String> {
                 let v = value()?;
                 if v == "all" {
                     a.scenarios = Scenario::ALL.to_vec();
+                } else if v == "none" {
+                    a.scenarios.clear();
                 } else {
                     a.scenarios.clear();
                     for s in v.split(',') {
@@ -106,7 +108,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
 }
 
 const USAGE: &str = "usage: cluster-sim [--nodes N] [--minutes M | --seconds S] [--loss L] [--seed S] \
-[--scenarios all|S1,S2,S3,S3a,S3b,S4,S6,S7,S9] [--mode ring|all-to-all] [--loss-as-delay] [--memory] [--out FILE]";
+[--scenarios all|none|S1,S2,S3,S3a,S3b,S4,S6,S7,S9] [--mode ring|all-to-all] [--loss-as-delay] [--memory] [--out FILE]";
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -128,6 +130,28 @@ fn main() -> ExitCode {
         loss: args.loss,
         loss_as_delay: args.loss_as_delay,
     };
+    // Memory first, in a fresh process: memory freed by a run is not
+    // returned to the system, so a later reading would be low.
+    let mut memory_md = String::new();
+    if args.memory {
+        let cores = memory::measure_cores(args.nodes);
+        let whole = memory::measure(args.nodes, args.mode, args.seed, Duration::from_secs(10));
+        match (cores, whole) {
+            (Some(c), Some(m)) => {
+                memory_md = format!(
+                    "\nMemory (resident set growth over N, `/proc/self/statm`): the monitoring core \
+                 alone {c} bytes per node (a view of {n} members, one round); the whole \
+                 simulated node after 10 simulated seconds {} bytes per node ({}), of which \
+                 {} bytes are the simulation's own per-link tables.\n",
+                    m.per_node,
+                    m.mode.as_str(),
+                    m.sim_links_per_node,
+                    n = args.nodes,
+                )
+            }
+            _ => memory_md.push_str("\nMemory: /proc/self/statm not readable here.\n"),
+        }
+    }
     let mut outcomes = Vec::new();
     for s in &args.scenarios {
         eprintln!("cluster-sim: running {} ({}) ...", s.name(), s.title());
@@ -155,19 +179,7 @@ fn main() -> ExitCode {
     md.push_str(&report::kinds_table(&outcomes));
     md.push('\n');
     md.push_str(&report::notes(&outcomes));
-    if args.memory {
-        match memory::measure(args.nodes, args.mode, args.seed, Duration::from_secs(10)) {
-            Some(m) => md.push_str(&format!(
-                "\nMemory: resident set growth {} bytes per node after 10 simulated seconds \
-                 ({} nodes, {}), of which {} bytes are the simulation's own per-link tables.\n",
-                m.per_node,
-                m.nodes,
-                m.mode.as_str(),
-                m.sim_links_per_node
-            )),
-            None => md.push_str("\nMemory: /proc/self/statm not readable here.\n"),
-        }
-    }
+    md.push_str(&memory_md);
     print!("{md}");
     if let Some(path) = &args.out {
         if let Some(dir) = std::path::Path::new(path).parent()

@@ -7,7 +7,46 @@
 
 use std::time::Duration;
 
+use std::time::Instant;
+
+use cluster::monitoring::{MonitorMsg, Monitoring, MonitoringConfig};
+use cluster_core::NodeId;
+
 use crate::sim::{Mode, SEC, Sim, SimConfig};
+
+/// The monitoring cores alone: `nodes` cores, each given a view of all
+/// `nodes` members and one round of probes answered; returns the RSS
+/// growth per core in bytes. Measure it first in a fresh process (freed
+/// memory is not returned to the system, so a later measurement reads low).
+pub fn measure_cores(nodes: usize) -> Option<u64> {
+    let ids: Vec<NodeId> = (0..nodes)
+        .map(|i| NodeId::new(format!("n{i:04}")).expect("a valid node id"))
+        .collect();
+    let base = Instant::now();
+    let before = rss_bytes()?;
+    let cores: Vec<Monitoring> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let mut core = Monitoring::new(MonitoringConfig::default(), id.clone(), i as u64);
+            core.on_view(ids.iter().map(|id| (id, 1)), base);
+            core.tick(base + Duration::from_secs(1));
+            let out = core.ready();
+            for (to, msg) in out.send {
+                if let MonitorMsg::Probe { seq } = msg {
+                    core.on_message(&to, MonitorMsg::Ack { seq }, base + Duration::from_secs(1));
+                }
+            }
+            let _ = core.ready();
+            core
+        })
+        .collect();
+    let after = rss_bytes()?;
+    std::hint::black_box(&cores);
+    let per = after.saturating_sub(before) / nodes.max(1) as u64;
+    drop(cores);
+    Some(per)
+}
 
 /// The resident set size of this process in bytes (Linux), if readable.
 pub fn rss_bytes() -> Option<u64> {
