@@ -97,6 +97,31 @@
 //!   most once: a frame for an unknown pair or with an undecodable payload
 //!   is dropped and counted.
 //!
+//! # Ring monitoring (issue 17)
+//!
+//! With [`RemotingConfig::with_monitoring`] and
+//! [`MonitoringMode::Ring`](crate::monitoring::MonitoringMode::Ring), the
+//! heartbeats above and the per-peer detectors' verdicts are replaced by
+//! the ring monitoring core ([`crate::monitoring`],
+//! `docs/monitoring-design.md`): each node probes only its k ring
+//! predecessors (a probe is a `Heartbeat`, its ack a `HeartbeatAck`), asks
+//! r of a silent target's other monitors for indirect probes (`PingReq`,
+//! `PingReqAnswer`), sends its suspicion to the co-monitors (`Vote`), and a
+//! node is reported for quarantine only on a quorum of q votes: by the
+//! monitor that completes it, and by every other node when the quorum's
+//! `Verdict` reaches it along the broadcast trees. The report is the same
+//! [`quarantine`](ProvisioningHandle::quarantine) call, with the reason
+//! `monitors' verdict: a, b, c`. The ring follows the topology while the
+//! status is `Active` (R4.3: it keeps its last assignment otherwise). What
+//! this mode does not change yet (design stage 5, not done): an association
+//! is still kept with every member (dialing on demand and closing idle
+//! associations is the next step), so sockets still grow with N while the
+//! monitoring traffic and the timers do not. The new frames are unknown to
+//! builds before this one (such a peer closes the connection on the first
+//! one): switch the whole cluster to ring mode at once; a node of this
+//! build in all-to-all mode answers a ring node's probes and ignores the
+//! other ring frames.
+//!
 //! # Security
 //!
 //! With [`RemotingConfig::with_tls`] every connection (associations and
@@ -113,12 +138,12 @@
 //!
 //! | name | kind | labels | meaning |
 //! |---|---|---|---|
-//! | `remoting_peer_up` | gauge | `peer` (a remote node id) | 1 while the association is `Up` and the failure detector trusts the peer, else 0; set to 0 when the association is removed (the member left or restarted) |
+//! | `remoting_peer_up` | gauge | `peer` (a remote node id) | 1 while the association is `Up` and the failure detector trusts the peer (ring mode: while it is `Up`), else 0; set to 0 when the association is removed (the member left or restarted) |
 //! | `remoting_peer_last_heard_timestamp_seconds` | gauge | `peer` | Unix time of the peer's last sign of life (any frame, or a dial answer), refreshed every heartbeat interval; 0 once the association is removed |
 //! | `remoting_associations` | gauge | `state` (`idle`, `handshaking`, `up`, `closed`, `failed`) | associations in each state |
 //! | `remoting_heartbeats_sent_total` | counter | | heartbeats sent |
 //! | `remoting_heartbeats_missed_total` | counter | | heartbeats not acknowledged before the next one was due |
-//! | `remoting_quarantines_reported_total` | counter | | peers reported unreachable to provisioning (R4.2) |
+//! | `remoting_quarantines_reported_total` | counter | | peers reported unreachable to provisioning (R4.2; ring mode: on a quorum's verdict) |
 //! | `remoting_reachable_reported_total` | counter | | quarantined peers reported reachable again (R4.4) |
 //! | `remoting_new_associations_frozen` | gauge | | 1 while no new association is opened because the status is not `Active` (R4.3; see [`StaleTopologyWarning`]) |
 //! | `remoting_degraded_refusals_total` | counter | | associations not opened (or inbound ones refused) because the status is not `Active` (R4.3) |
@@ -152,6 +177,7 @@ use tokio::sync::mpsc;
 
 use crate::failure_detector::{DetectorConfig, PhiAccrualConfig};
 use crate::follower::{SharedFollower, TopologySource};
+use crate::monitoring::{MonitoringConfig, MonitoringConfigError};
 use crate::netsim::NetSim;
 use crate::wire::{Frame, HandshakeConfig, Hello, Refusal, WireError};
 
@@ -232,6 +258,10 @@ pub struct RemotingConfig {
     /// Mutual TLS on every association (default none: plain TCP; see
     /// [`tls`]).
     pub tls: Option<TlsConfig>,
+    /// Failure detection: all-to-all heartbeats (the default) or the ring
+    /// of k monitors with votes and a quorum (issue 17; see
+    /// [`crate::monitoring`] and the module doc's "Ring monitoring").
+    pub monitoring: MonitoringConfig,
 }
 
 impl RemotingConfig {
@@ -249,7 +279,15 @@ impl RemotingConfig {
             phi_accrual: None,
             netsim: None,
             tls: None,
+            monitoring: MonitoringConfig::default(),
         }
+    }
+
+    /// Sets the failure detection ([`RemotingConfig::monitoring`]); checked
+    /// by [`Remoting::spawn`] (`remoting.monitoring_config`).
+    pub fn with_monitoring(mut self, monitoring: MonitoringConfig) -> Self {
+        self.monitoring = monitoring;
+        self
     }
 
     /// Sets the listen address of [`Remoting::spawn`].
@@ -393,6 +431,9 @@ pub enum RemotingError {
     /// (`remoting.tls.config`).
     #[error("remoting TLS: {0}")]
     Tls(#[from] TlsConfigError),
+    /// A monitoring parameter is out of range (`remoting.monitoring_config`).
+    #[error(transparent)]
+    Monitoring(#[from] MonitoringConfigError),
 }
 
 impl RemotingError {
@@ -405,6 +446,7 @@ impl RemotingError {
             Self::Backpressure(_) => "remoting.backpressure",
             Self::Wire(e) => e.code(),
             Self::Tls(e) => e.code(),
+            Self::Monitoring(e) => e.code(),
         }
     }
 }
@@ -535,6 +577,7 @@ impl Remoting {
         provisioning: ProvisioningHandle,
         listener: TcpListener,
     ) -> Result<RemotingHandle, RemotingError> {
+        config.monitoring.validate()?;
         let local_addr = listener.local_addr().map_err(RemotingError::Bind)?;
         let hello = Hello::for_member(config.handshake.cluster.clone(), &local);
         let node: Arc<str> = Arc::from(hello.node_id.to_string());

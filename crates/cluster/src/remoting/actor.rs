@@ -26,6 +26,7 @@ use super::{
 };
 use crate::failure_detector::{DetectorConfig, FailureDetector};
 use crate::follower::{CatchUp, Step};
+use crate::monitoring::{MonitorMsg, Monitoring, MonitoringMode};
 use crate::wire::{Frame, Hello, WireError, encode_frame};
 
 /// The actor's messages.
@@ -36,6 +37,8 @@ pub(crate) enum Msg {
     Quarantined(RemoteNodeQuarantined),
     /// Heartbeats, failure detection, re-dials.
     Tick,
+    /// Ring mode: the monitoring core's deadline (`docs/monitoring-design.md`).
+    MonitorTick(std::time::Instant),
     /// The follower's catch-up (sent by `spawn` after the subscriptions, by
     /// a restarted instance, and again after a failed pull); the accept
     /// loop starts once the first one was handled.
@@ -190,6 +193,10 @@ pub(crate) struct RemotingActor {
     /// When the last tick ran: a tick much later than due means this
     /// process was stalled (SIGSTOP, a VM freeze), not its peers.
     last_tick: Option<Instant>,
+    /// Ring mode: the monitoring core (it judges liveness instead of the
+    /// per-peer detectors) and the deadline its tick is scheduled for.
+    monitor: Option<Monitoring>,
+    monitor_wake: Option<std::time::Instant>,
 }
 
 /// Whether a tick that runs `gap` after the previous one says this process
@@ -216,7 +223,71 @@ impl RemotingActor {
             peer_gauges: BTreeMap::new(),
             authenticated_any: false,
             last_tick: None,
+            monitor: None,
+            monitor_wake: None,
         }
+        .with_monitor()
+    }
+
+    fn with_monitor(mut self) -> Self {
+        let config = &self.shared.config.monitoring;
+        if config.mode == MonitoringMode::Ring {
+            let me = self.shared.local.node_id.clone();
+            // The seed only spreads the helper choices; any value will do.
+            let seed = xxhash_rust::xxh3::xxh3_64(me.as_str().as_bytes())
+                ^ std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos() as u64;
+            self.monitor = Some(Monitoring::new(config.clone(), me, seed));
+        }
+        self
+    }
+
+    /// Ring mode: executes the monitoring core's output: frames on the
+    /// associations that are up (a verdict that cannot go is handed back to
+    /// the core, which gives the child's interval to its children), the
+    /// quorum's quarantines to provisioning, and the next deadline.
+    fn drive(&mut self, ctx: &mut Context<Self>, now: Instant) {
+        let Some(mut m) = self.monitor.take() else {
+            return;
+        };
+        let max_frame = self.shared.config.handshake.max_frame;
+        // Each round of unsendable verdicts halves their spans: bounded.
+        for _ in 0..64 {
+            let ready = m.ready();
+            let mut unsendable = Vec::new();
+            for (to, msg) in ready.send {
+                let sent = self.peers.get(&to).is_some_and(|p| {
+                    p.a.state == AssociationState::Up && p.send(&to_frame(msg.clone()), max_frame)
+                });
+                if !sent {
+                    unsendable.push((to, msg));
+                }
+            }
+            for r in ready.reports {
+                // The supervisor logs the quarantine (N3: one line).
+                tracing::debug!(node = %r.node, incarnation = r.incarnation, source = r.source.as_str(), voters = ?r.voters, "monitors' quorum: reporting the node for quarantine");
+                self.shared
+                    .provisioning
+                    .quarantine(r.node.clone(), r.incarnation, r.reason());
+                metrics::counter!(M_QUARANTINES, "node" => self.shared.node.clone()).increment(1);
+            }
+            if let Some(at) = ready.wake_at
+                && self.monitor_wake.is_none_or(|w| at < w)
+            {
+                self.monitor_wake = Some(at);
+                let delay = at.saturating_duration_since(now.into_std());
+                ctx.schedule_once(delay, Msg::MonitorTick(at));
+            }
+            if unsendable.is_empty() {
+                break;
+            }
+            for (to, msg) in unsendable {
+                m.on_unsendable(&to, msg, now.into_std());
+            }
+        }
+        self.monitor = Some(m);
     }
 
     /// The per-peer gauges (R4.5): `remoting_peer_up` is 1 while the
@@ -238,8 +309,8 @@ impl RemotingActor {
                     gauge!(M_PEER_LAST_HEARD, "node" => node.clone(), "peer" => label),
                 )
             });
-            let healthy =
-                p.a.state == AssociationState::Up && p.detector.is_available(now.into_std());
+            let healthy = p.a.state == AssociationState::Up
+                && (self.monitor.is_some() || p.detector.is_available(now.into_std()));
             up.set(if healthy { 1.0 } else { 0.0 });
             if p.detector.has_heard() {
                 let silence = p.detector.silence(now.into_std());
@@ -286,6 +357,13 @@ impl RemotingActor {
                 .collect();
         }
         self.reconcile(ctx, now);
+        // R4.3: while the status is not Active the ring keeps its last
+        // assignment (no monitoring on the strength of stale data).
+        if self.status == ProvisioningStatus::Active
+            && let Some(m) = self.monitor.as_mut()
+        {
+            m.on_topology(&self.topology, now.into_std());
+        }
     }
 
     fn on_topology(&mut self, t: TopologyUpdated, ctx: &mut Context<Self>, now: Instant) {
@@ -308,6 +386,9 @@ impl RemotingActor {
     fn on_quarantined(&mut self, q: RemoteNodeQuarantined, ctx: &mut Context<Self>, now: Instant) {
         let step = self.shared.follower.lock().step(q);
         let Step::Quarantined(q) = step else { return };
+        if let Some(m) = self.monitor.as_mut() {
+            m.on_quarantined(&q.node, q.incarnation, now.into_std());
+        }
         let timing = self.timing();
         if let Some(p) = self.peers.get_mut(&q.node)
             && p.member.incarnation == q.incarnation
@@ -468,9 +549,15 @@ impl RemotingActor {
             }
         }
         let timing = self.timing();
+        let ring = self.monitor.is_some();
         let mut lost = Vec::new();
         for (node, p) in &mut self.peers {
-            if p.a.state == AssociationState::Up {
+            if p.a.state == AssociationState::Up && ring {
+                let queue_open = p.conn.as_ref().is_some_and(|c| !c.queue.is_closed());
+                if !queue_open {
+                    lost.push(node.clone());
+                }
+            } else if p.a.state == AssociationState::Up {
                 if p.hb_sent > p.hb_acked {
                     metrics::counter!(M_HEARTBEATS_MISSED, "node" => self.shared.node.clone())
                         .increment(1);
@@ -484,7 +571,9 @@ impl RemotingActor {
                         .increment(1);
                 }
             }
-            let available = p.detector.is_available(now.into_std());
+            // Ring mode: liveness is the monitors' quorum's to judge, never
+            // one detector's.
+            let available = ring || p.detector.is_available(now.into_std());
             let fx = p.a.on_tick(available, now.into_std(), timing);
             if let Some(Report::Quarantine(reason)) = &fx.report {
                 let silent = p.detector.silence(now.into_std());
@@ -683,7 +772,7 @@ impl RemotingActor {
         metrics::counter!(M_REACHABLE, "node" => self.shared.node.clone()).increment(1);
     }
 
-    fn on_frame(&mut self, node: NodeId, conn: u64, frame: Frame, now: Instant) {
+    fn on_frame(&mut self, node: NodeId, conn: u64, mut frame: Frame, now: Instant) {
         let max_frame = self.shared.config.handshake.max_frame;
         let timing = self.timing();
         let Some(mut p) = self.peers.remove(&node) else {
@@ -691,6 +780,19 @@ impl RemotingActor {
         };
         if p.conn.as_ref().is_some_and(|c| c.id == conn) {
             p.detector.touch(now.into_std());
+            if let Some(m) = self.monitor.as_mut() {
+                match from_frame(frame) {
+                    Ok(msg) => {
+                        m.on_message(&node, msg, now.into_std());
+                        self.peers.insert(node, p);
+                        return;
+                    }
+                    Err(other) => {
+                        m.on_sign_of_life(&node, now.into_std());
+                        frame = other;
+                    }
+                }
+            }
             match frame {
                 Frame::Heartbeat { seq } => {
                     // The peer's own rhythm: the detector learns from it.
@@ -707,6 +809,14 @@ impl RemotingActor {
                     tracing::info!(%node, "peer said goodbye");
                     let fx = p.a.on_goodbye(now.into_std(), timing);
                     execute(&self.shared, &node, &mut p, &fx);
+                }
+                Frame::PingReq { .. }
+                | Frame::PingReqAnswer { .. }
+                | Frame::Vote { .. }
+                | Frame::Verdict { .. } => {
+                    // From a node in ring mode, while this one runs
+                    // all-to-all: nothing to do with it.
+                    tracing::debug!(%node, frame = frame.kind(), "ring monitoring frame ignored: this node is in all-to-all mode");
                 }
                 Frame::Reject { code, reason } => {
                     tracing::warn!(%node, code, reason, "peer rejected the association");
@@ -854,6 +964,14 @@ impl Actor for RemotingActor {
                 self.on_tick(ctx, now);
                 ctx.schedule_once(self.tick_every(), Msg::Tick);
             }
+            Msg::MonitorTick(at) => {
+                if self.monitor_wake == Some(at) {
+                    self.monitor_wake = None;
+                }
+                if let Some(m) = self.monitor.as_mut() {
+                    m.tick(now.into_std());
+                }
+            }
             Msg::CatchUp => self.on_catch_up(ctx).await,
             Msg::Accepted { peer, stream } => self.on_accepted(peer, stream, ctx, now),
             Msg::Dialed {
@@ -864,6 +982,7 @@ impl Actor for RemotingActor {
             Msg::Frame { node, conn, frame } => self.on_frame(node, conn, frame, now),
             Msg::Lost { node, conn, error } => self.on_lost(node, conn, error, now),
         }
+        self.drive(ctx, now);
         self.publish();
         if peer_gauges {
             self.publish_peers(now);
@@ -894,6 +1013,97 @@ impl Actor for RemotingActor {
     }
 }
 
+/// A monitoring message as its wire frame (a probe is today's `Heartbeat`).
+fn to_frame(msg: MonitorMsg) -> Frame {
+    match msg {
+        MonitorMsg::Probe { seq } => Frame::Heartbeat { seq },
+        MonitorMsg::Ack { seq } => Frame::HeartbeatAck { seq },
+        MonitorMsg::PingReq {
+            seq,
+            target,
+            incarnation,
+        } => Frame::PingReq {
+            seq,
+            target,
+            incarnation,
+        },
+        MonitorMsg::PingReqAnswer {
+            seq,
+            target,
+            reached,
+        } => Frame::PingReqAnswer {
+            seq,
+            target,
+            reached,
+        },
+        MonitorMsg::Vote {
+            target,
+            incarnation,
+            suspect,
+        } => Frame::Vote {
+            target,
+            incarnation,
+            suspect,
+        },
+        MonitorMsg::Verdict(v) => Frame::Verdict {
+            target: v.target,
+            incarnation: v.incarnation,
+            voters: v.voters,
+            span: v.span,
+            backward: v.backward,
+        },
+    }
+}
+
+/// The monitoring message a frame carries; any other frame back.
+fn from_frame(frame: Frame) -> Result<MonitorMsg, Frame> {
+    Ok(match frame {
+        Frame::Heartbeat { seq } => MonitorMsg::Probe { seq },
+        Frame::HeartbeatAck { seq } => MonitorMsg::Ack { seq },
+        Frame::PingReq {
+            seq,
+            target,
+            incarnation,
+        } => MonitorMsg::PingReq {
+            seq,
+            target,
+            incarnation,
+        },
+        Frame::PingReqAnswer {
+            seq,
+            target,
+            reached,
+        } => MonitorMsg::PingReqAnswer {
+            seq,
+            target,
+            reached,
+        },
+        Frame::Vote {
+            target,
+            incarnation,
+            suspect,
+        } => MonitorMsg::Vote {
+            target,
+            incarnation,
+            suspect,
+        },
+        Frame::Verdict {
+            target,
+            incarnation,
+            voters,
+            span,
+            backward,
+        } => MonitorMsg::Verdict(crate::monitoring::Verdict {
+            target,
+            incarnation,
+            voters,
+            span,
+            backward,
+        }),
+        other => return Err(other),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::stalled;
@@ -914,5 +1124,69 @@ mod tests {
         // A tick interval close to the timeout: four intervals are needed.
         assert!(!stalled(ms(3000), ms(1000), ms(1200)));
         assert!(stalled(ms(4001), ms(1000), ms(1200)));
+    }
+
+    /// Issue 17: every monitoring message survives its frame, through the
+    /// real encoder and decoder; a probe and its ack are today's
+    /// `Heartbeat` and `HeartbeatAck` (so an all-to-all node of this build
+    /// answers a ring node's probes), and other frames are not taken.
+    #[test]
+    fn i17_monitoring_messages_round_trip_through_their_frames() {
+        use crate::monitoring::{MonitorMsg, Verdict};
+        use crate::wire::{DEFAULT_MAX_FRAME, Frame, encode_frame};
+        use cluster_core::NodeId;
+
+        let n = |s: &str| NodeId::new(s).unwrap();
+        let msgs = vec![
+            MonitorMsg::Probe { seq: 1 },
+            MonitorMsg::Ack { seq: 2 },
+            MonitorMsg::PingReq {
+                seq: 3,
+                target: n("x"),
+                incarnation: 4,
+            },
+            MonitorMsg::PingReqAnswer {
+                seq: 5,
+                target: n("x"),
+                reached: false,
+            },
+            MonitorMsg::Vote {
+                target: n("x"),
+                incarnation: 6,
+                suspect: true,
+            },
+            MonitorMsg::Verdict(Verdict {
+                target: n("x"),
+                incarnation: 7,
+                voters: vec![n("a"), n("b"), n("c")],
+                span: 9,
+                backward: true,
+            }),
+        ];
+        for msg in msgs {
+            let frame = super::to_frame(msg.clone());
+            let bytes = encode_frame(&frame, DEFAULT_MAX_FRAME).unwrap();
+            let decoded: Frame = rmp_serde::from_slice(&bytes[4..]).unwrap();
+            assert_eq!(super::from_frame(decoded).unwrap(), msg);
+        }
+        assert!(matches!(
+            super::to_frame(MonitorMsg::Probe { seq: 1 }),
+            Frame::Heartbeat { seq: 1 }
+        ));
+        assert!(super::from_frame(Frame::Goodbye).is_err());
+        // A node id that is not valid does not decode (the frame is refused).
+        let bad = encode_frame(
+            &Frame::Vote {
+                target: n("x"),
+                incarnation: 1,
+                suspect: true,
+            },
+            DEFAULT_MAX_FRAME,
+        )
+        .unwrap();
+        let mut bad = bad[4..].to_vec();
+        let at = bad.iter().position(|b| *b == b'x').unwrap();
+        bad[at] = b' ';
+        assert!(rmp_serde::from_slice::<Frame>(&bad).is_err());
     }
 }

@@ -136,6 +136,54 @@ pub enum Frame {
     Probe(Hello),
     /// The acceptor's answer to a [`Frame::Probe`], after its `Welcome`.
     ProbeInfo(ProbeInfo),
+    /// Ring monitoring (issue 17, `docs/monitoring-design.md` §2.7):
+    /// "probe `target` for me", from a monitor to one of the target's other
+    /// monitors. Sent only by nodes in ring mode; a build without it closes
+    /// the connection on it (a protocol error), so ring mode is turned on
+    /// for the whole cluster at once.
+    PingReq {
+        /// The requester's round number, echoed in the answer.
+        seq: u64,
+        /// The node to probe.
+        target: NodeId,
+        /// Its incarnation as the requester knows it.
+        incarnation: u64,
+    },
+    /// The answer to a [`Frame::PingReq`]: whether the target answered the
+    /// helper's own probe (`false`: a nack).
+    PingReqAnswer {
+        /// The requester's round number.
+        seq: u64,
+        /// The node probed.
+        target: NodeId,
+        /// Whether it answered.
+        reached: bool,
+    },
+    /// A suspicion of `target` (`suspect: true`) or its retraction, to the
+    /// target's other monitors and to the target.
+    Vote {
+        /// The suspected node.
+        target: NodeId,
+        /// Its incarnation.
+        incarnation: u64,
+        /// Suspected or withdrawn.
+        suspect: bool,
+    },
+    /// A quorum's verdict that `target` is unreachable, relayed along a
+    /// broadcast tree over the ring.
+    Verdict {
+        /// The node found unreachable.
+        target: NodeId,
+        /// Its incarnation.
+        incarnation: u64,
+        /// The members whose votes formed the quorum (at most 16 are
+        /// considered; a longer list is ignored).
+        voters: Vec<NodeId>,
+        /// Ring positions the receiver relays to, itself first.
+        span: u32,
+        /// Which way that interval runs.
+        backward: bool,
+    },
 }
 
 /// What a probed node says about itself (the payload of
@@ -170,6 +218,10 @@ impl Frame {
             Self::Goodbye => "Goodbye",
             Self::Probe(_) => "Probe",
             Self::ProbeInfo { .. } => "ProbeInfo",
+            Self::PingReq { .. } => "PingReq",
+            Self::PingReqAnswer { .. } => "PingReqAnswer",
+            Self::Vote { .. } => "Vote",
+            Self::Verdict { .. } => "Verdict",
         }
     }
 }

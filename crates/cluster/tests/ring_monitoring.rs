@@ -1,0 +1,166 @@
+//! Ring monitoring in real nodes (issue 17, C1; `docs/monitoring-design.md`
+//! stage 5): five nodes over real TCP on 127.0.0.1, each its own
+//! `ActorSystem`, with Remoting in ring mode (k = 5 → k_eff = 4 monitors
+//! per node, q_eff = 3 votes) and faults from the shared `NetSim`. The
+//! control test runs the same fault in all-to-all mode, where it does
+//! quarantine a healthy node: the ring tests could not pass by accident.
+//! Every wait is bounded.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actor_runtime::Subscription;
+use cluster::monitoring::{MonitoringConfig, MonitoringMode};
+use cluster_core::events::RemoteNodeQuarantined;
+use support::nodes::*;
+
+const NAMES: [&str; 5] = ["a", "b", "c", "d", "e"];
+
+fn ring() -> MonitoringConfig {
+    MonitoringConfig {
+        mode: MonitoringMode::Ring,
+        probe_interval: Duration::from_millis(100),
+        probe_timeout: Duration::from_millis(50),
+        vote_ttl: Duration::from_secs(2),
+        ..MonitoringConfig::default()
+    }
+}
+
+type Seen = Arc<Mutex<Vec<RemoteNodeQuarantined>>>;
+
+/// Five nodes in `mode`, converged, each recording the quarantines it
+/// publishes.
+async fn five(
+    backends: &Backends,
+    mode: MonitoringMode,
+) -> (Vec<TestNode>, Vec<Seen>, Vec<Subscription>) {
+    let mut nodes = Vec::new();
+    for name in NAMES {
+        let config = remoting(backends.failure_timeout)
+            .with_netsim(backends.net.clone())
+            .with_monitoring(MonitoringConfig { mode, ..ring() });
+        nodes.push(
+            backends
+                .start_with(name, |b| b.remoting_config(config))
+                .await,
+        );
+    }
+    let refs: Vec<&TestNode> = nodes.iter().collect();
+    converge(&refs, &NAMES).await;
+    let mut seen = Vec::new();
+    let mut subs = Vec::new();
+    for n in &nodes {
+        let s: Seen = Arc::default();
+        let q = s.clone();
+        subs.push(
+            n.system
+                .event_stream()
+                .subscribe_fn(move |e: &RemoteNodeQuarantined| q.lock().unwrap().push(e.clone())),
+        );
+        seen.push(s);
+    }
+    (nodes, seen, subs)
+}
+
+async fn shutdown(nodes: Vec<TestNode>) {
+    for n in nodes {
+        n.system.shutdown().await;
+    }
+}
+
+/// C1: one cut link (a → b: everything a sends b is lost) quarantines
+/// nobody in ring mode: b's direct probes of a fail, but the helpers reach
+/// a and relay its acks, so no quorum of a's monitors ever forms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c1_ring_mode_a_cut_link_quarantines_nobody() {
+    let backends = Backends::fast_detection();
+    let (nodes, seen, _subs) = five(&backends, MonitoringMode::Ring).await;
+    backends.net.cut(&nid("a"), &nid("b"));
+    // 30 probe intervals, five failure timeouts of all-to-all mode.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(backends.net.dropped() > 0, "the link was really cut");
+    for (n, s) in nodes.iter().zip(&seen) {
+        assert!(
+            s.lock().unwrap().is_empty(),
+            "{} quarantined {:?}",
+            n.id,
+            s.lock()
+                .unwrap()
+                .iter()
+                .map(|q| q.node.to_string())
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            ids(&*n.topology().await).len(),
+            5,
+            "{} keeps every member",
+            n.id
+        );
+    }
+    shutdown(nodes).await;
+}
+
+/// The control: the same cut in all-to-all mode makes b quarantine a
+/// healthy a on its own detector (docs/reliability.md's one-way partition).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c1_control_all_to_all_mode_a_cut_link_quarantines_a_healthy_node() {
+    let backends = Backends::fast_detection();
+    let (nodes, seen, _subs) = five(&backends, MonitoringMode::AllToAll).await;
+    backends.net.cut(&nid("a"), &nid("b"));
+    eventually("b quarantines a on one detector", || async {
+        seen[1]
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|q| q.node.as_str() == "a")
+    })
+    .await;
+    shutdown(nodes).await;
+}
+
+/// C1: a node cut off from everyone (c) is quarantined on every other node
+/// on a quorum's verdict, naming at least three voters; c, which hears
+/// nobody, quarantines nobody (in all-to-all mode it would quarantine all
+/// four).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c1_ring_mode_an_isolated_node_is_quarantined_by_a_quorum_and_quarantines_nobody() {
+    let backends = Backends::fast_detection();
+    let (nodes, seen, _subs) = five(&backends, MonitoringMode::Ring).await;
+    let others = [nid("a"), nid("b"), nid("d"), nid("e")];
+    backends.net.partition(&[nid("c")], &others);
+    for (i, n) in nodes.iter().enumerate() {
+        if n.id.as_str() == "c" {
+            continue;
+        }
+        let s = seen[i].clone();
+        eventually(&format!("{} quarantines c", n.id), || async {
+            s.lock().unwrap().iter().any(|q| q.node.as_str() == "c")
+        })
+        .await;
+        let q = s.lock().unwrap().clone();
+        assert!(
+            q.iter().all(|q| q.node.as_str() == "c"),
+            "{}: only c: {q:?}",
+            n.id
+        );
+        let reason = &q[0].reason;
+        assert!(reason.starts_with("monitors' verdict: "), "{reason}");
+        let voters = reason
+            .trim_start_matches("monitors' verdict: ")
+            .split(", ")
+            .count();
+        assert!(voters >= 3, "a quorum of 3 voted: {reason}");
+    }
+    // c hears nothing: its rounds fail with missed nacks, its health score
+    // withholds its votes, and one witness never reports.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        seen[2].lock().unwrap().is_empty(),
+        "c quarantined {:?}",
+        seen[2].lock().unwrap()
+    );
+    shutdown(nodes).await;
+}
