@@ -99,19 +99,27 @@ impl Capabilities {
 }
 
 /// One membership snapshot from a provider: every member it currently lists.
+///
+/// The list is shared, not owned (issue 17): a provider that keeps its
+/// members in an `Arc<[Member]>` (the in-memory table) hands that very list
+/// to the supervisor, which keeps and publishes it without a copy, and a
+/// keepalive that re-sends the same `Arc` costs nothing downstream. A
+/// provider that decodes a fresh list gives a `Vec` ([`Snapshot::now`] takes
+/// either).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Snapshot {
-    /// The members, in any order.
-    pub members: Vec<Member>,
+    /// The members, in any order (sorted by node id with one member per id
+    /// is cheapest: the supervisor then keeps the list as it is).
+    pub members: Arc<[Member]>,
     /// When the provider observed it.
     pub observed_at: SystemTime,
 }
 
 impl Snapshot {
     /// A snapshot observed now.
-    pub fn now(members: Vec<Member>) -> Self {
+    pub fn now(members: impl Into<Arc<[Member]>>) -> Self {
         Self {
-            members,
+            members: members.into(),
             observed_at: SystemTime::now(),
         }
     }

@@ -10,11 +10,21 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::node::{Member, NodeId};
 use crate::provider::ProviderId;
 
-/// A stable 64-bit digest of a canonical (sorted by node id) member list:
-/// XXH3-64 with seed 0 over a length-prefixed encoding of every field. The
-/// same members give the same hash in every process, build and platform (no
-/// randomly keyed hasher); any change to any member changes it (up to 64-bit
-/// collisions).
+/// A stable 64-bit digest of a canonical member list (one member per node
+/// id): the same members give the same hash in every process, build and
+/// platform (no randomly keyed hasher), and any change to any member changes
+/// it (up to 64-bit collisions).
+///
+/// **Definition (v2, issue 17).** Each member is encoded canonically
+/// (length-prefixed node id, host, port, incarnation, roles and labels, all
+/// little-endian) and hashed alone with XXH3-64, seed 0
+/// ([`TopologyHash::member`]); the topology hash is the wrapping sum of a
+/// fixed start value (XXH3-64 of `"topology/v2"`) and every member's hash.
+/// A sum does not depend on the order, and it can be updated when few
+/// members change without reading the others ([`TopologyHash::replace`]):
+/// the merger does that for each snapshot. (v1, until issue 17, hashed the
+/// concatenated encoding of the sorted list in one call; its values are
+/// not comparable with v2's.)
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
 pub struct TopologyHash(pub u64);
 
@@ -35,38 +45,73 @@ fn put_str(buf: &mut Vec<u8>, s: &str) {
     buf.extend_from_slice(s.as_bytes());
 }
 
+/// The canonical encoding of one member, appended to `buf`.
+fn encode_member(buf: &mut Vec<u8>, m: &Member) {
+    put_str(buf, m.node_id.as_str());
+    put_str(buf, &m.address.host);
+    buf.extend_from_slice(&m.address.port.to_le_bytes());
+    buf.extend_from_slice(&m.incarnation.to_le_bytes());
+    buf.extend_from_slice(&(m.roles.len() as u64).to_le_bytes());
+    for r in &m.roles {
+        put_str(buf, r);
+    }
+    buf.extend_from_slice(&(m.labels.len() as u64).to_le_bytes());
+    for (k, v) in &m.labels {
+        put_str(buf, k);
+        put_str(buf, v);
+    }
+}
+
+fn member_hash(buf: &mut Vec<u8>, m: &Member) -> u64 {
+    buf.clear();
+    encode_member(buf, m);
+    xxh3_64(buf)
+}
+
 impl TopologyHash {
-    /// The hash of `members`, which must be sorted by node id (see
-    /// [`canonicalize`]). The canonical encoding is built in one buffer and
-    /// hashed in one call (one XXH3 call is much cheaper than one `update`
-    /// per field; the digest is the same).
-    pub fn of_sorted(members: &[Member]) -> Self {
-        let mut buf: Vec<u8> = Vec::with_capacity(32 + members.len() * 64);
-        buf.extend_from_slice(b"topology/v1");
-        buf.extend_from_slice(&(members.len() as u64).to_le_bytes());
-        for m in members {
-            put_str(&mut buf, m.node_id.as_str());
-            put_str(&mut buf, &m.address.host);
-            buf.extend_from_slice(&m.address.port.to_le_bytes());
-            buf.extend_from_slice(&m.incarnation.to_le_bytes());
-            buf.extend_from_slice(&(m.roles.len() as u64).to_le_bytes());
-            for r in &m.roles {
-                put_str(&mut buf, r);
-            }
-            buf.extend_from_slice(&(m.labels.len() as u64).to_le_bytes());
-            for (k, v) in &m.labels {
-                put_str(&mut buf, k);
-                put_str(&mut buf, v);
-            }
-        }
-        Self(xxh3_64(&buf))
+    /// The hash of the empty member list: XXH3-64 of `"topology/v2"`.
+    pub fn empty() -> Self {
+        Self(xxh3_64(b"topology/v2"))
     }
 
-    /// The hash of `members` in any order.
+    /// One member's contribution to a topology hash: XXH3-64 (seed 0) of
+    /// its canonical encoding.
+    pub fn member(m: &Member) -> u64 {
+        member_hash(&mut Vec::with_capacity(64), m)
+    }
+
+    /// The hash of `members`, which must hold one member per node id (as
+    /// [`canonicalize`] leaves them; the order does not matter).
+    pub fn of_sorted(members: &[Member]) -> Self {
+        let mut buf = Vec::with_capacity(64);
+        let sum = members.iter().fold(Self::empty().0, |acc, m| {
+            acc.wrapping_add(member_hash(&mut buf, m))
+        });
+        Self(sum)
+    }
+
+    /// The hash of `members` in any order, duplicates of a node id resolved
+    /// as [`canonicalize`] does.
     pub fn of(members: &[Member]) -> Self {
         let mut sorted = members.to_vec();
         canonicalize(&mut sorted);
         Self::of_sorted(&sorted)
+    }
+
+    /// The hash of this list after `old` left it and `new` joined it (either
+    /// may be `None`; both `Some` is a member replaced by another version):
+    /// the same value as [`of_sorted`](Self::of_sorted) of the changed list,
+    /// in time independent of the list's length.
+    pub fn replace(self, old: Option<&Member>, new: Option<&Member>) -> Self {
+        let mut buf = Vec::new();
+        let mut sum = self.0;
+        if let Some(o) = old {
+            sum = sum.wrapping_sub(member_hash(&mut buf, o));
+        }
+        if let Some(n) = new {
+            sum = sum.wrapping_add(member_hash(&mut buf, n));
+        }
+        Self(sum)
     }
 }
 
@@ -158,7 +203,7 @@ impl Topology {
             members: Arc::from(Vec::new()),
             blocked: Arc::from(Vec::new()),
             status: ProvisioningStatus::Starting,
-            hash: TopologyHash::of_sorted(&[]),
+            hash: TopologyHash::empty(),
             seq_no: 0,
             active_provider: None,
             stale: false,
@@ -257,8 +302,11 @@ mod tests {
         )
     }
 
-    /// Pinned value: the hash must be the same in every build and process.
-    /// If this changes, every running node disagrees with the new build.
+    /// Pinned values: the hash must be the same in every build and
+    /// process. If this changes, every running node disagrees with the new
+    /// build. (Re-pinned once, deliberately, for the v2 definition of issue
+    /// 17: the sum of per-member hashes; v1's value for the same members was
+    /// `0xa75b_db2c_d740_e619`.)
     #[test]
     fn hash_is_pinned_across_builds() {
         let ms = vec![
@@ -266,13 +314,16 @@ mod tests {
             member("b", 2, 7).with_label("zone", "eu-1"),
         ];
         assert_eq!(TopologyHash::of(&ms), TopologyHash(PINNED));
-        assert_eq!(
-            TopologyHash::of_sorted(&[]),
-            TopologyHash::of(&[]),
-            "empty is stable too"
-        );
+        assert_eq!(TopologyHash::of_sorted(&[]), TopologyHash(PINNED_EMPTY));
+        assert_eq!(TopologyHash::of(&[]), TopologyHash::empty());
+        assert_eq!(TopologyHash::member(&ms[0]), PINNED_MEMBER_A);
     }
-    const PINNED: u64 = 0xa75b_db2c_d740_e619;
+    // Computed independently of this crate too (Python's `xxhash` package
+    // over the encoding described on `TopologyHash`), which gave the same
+    // three values.
+    const PINNED: u64 = 0xf85a_9d18_6111_cdfe;
+    const PINNED_EMPTY: u64 = 0xf015_1afc_55a2_6e4f;
+    const PINNED_MEMBER_A: u64 = 0x66a5_c3b9_842d_3ee9;
 
     #[test]
     fn canonicalize_keeps_highest_incarnation_per_node() {
@@ -346,6 +397,37 @@ mod tests {
                 _ => m.address.host.push('x'),
             }
             prop_assert_ne!(before, TopologyHash::of_sorted(&ms));
+        }
+
+        /// Issue 17: the hash updated member by member with `replace`, over
+        /// any sequence of joins, leaves and changes, equals the hash of the
+        /// resulting list computed from scratch.
+        #[test]
+        fn i17_incremental_hash_equals_the_full_hash(
+            start in proptest::collection::vec(arb_member(), 0..10),
+            ops in proptest::collection::vec(arb_member(), 0..24),
+        ) {
+            let mut list = start;
+            canonicalize(&mut list);
+            let mut hash = TopologyHash::of_sorted(&list);
+            for m in ops {
+                match list.binary_search_by(|x| x.node_id.cmp(&m.node_id)) {
+                    // Same id: a leave when identical, else a change.
+                    Ok(i) if list[i] == m => {
+                        let old = list.remove(i);
+                        hash = hash.replace(Some(&old), None);
+                    }
+                    Ok(i) => {
+                        let old = std::mem::replace(&mut list[i], m);
+                        hash = hash.replace(Some(&old), Some(&list[i]));
+                    }
+                    Err(i) => {
+                        hash = hash.replace(None, Some(&m));
+                        list.insert(i, m);
+                    }
+                }
+                prop_assert_eq!(hash, TopologyHash::of_sorted(&list));
+            }
         }
     }
 }

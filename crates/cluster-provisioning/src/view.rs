@@ -108,7 +108,7 @@ pub fn members_view(
     let mut listed_by: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (provider, snapshot) in snapshots {
         if let Some(s) = snapshot {
-            for m in &s.members {
+            for m in s.members.iter() {
                 listed_by
                     .entry(m.node_id.as_str())
                     .or_default()

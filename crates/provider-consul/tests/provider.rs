@@ -55,11 +55,7 @@ async fn p2_watch_re_yields_unchanged_snapshots_every_wait() {
     })
     .await
     .unwrap();
-    assert!(
-        snapshots
-            .iter()
-            .all(|s| s.members == vec![member("a", 4001)])
-    );
+    assert!(snapshots.iter().all(|s| *s.members == [member("a", 4001)]));
     assert!(p.stats().queries >= 4);
     assert_eq!(p.stats().index_resets, 0);
 }

@@ -580,7 +580,7 @@ async fn p5_malformed_values_under_the_prefix_are_skipped_and_counted() {
         let watcher = raw_provider(&ep);
         let mut stream = watcher.watch();
         let first = stream.next().await.unwrap().unwrap();
-        assert_eq!(first.members, vec![good.clone()]);
+        assert_eq!(*first.members, *std::slice::from_ref(&good));
         assert_eq!(watcher.stats().malformed_values, 2);
 
         // Through a supervisor too: the node lists itself and good only.
@@ -647,7 +647,7 @@ async fn p5_r1_4_rbac_user_on_the_prefix_works_and_bad_credentials_are_auth_erro
         node_p.register(&member("n", 4001)).await.unwrap();
         let mut stream = node_p.watch();
         let s = stream.next().await.unwrap().unwrap();
-        assert_eq!(s.members, vec![member("n", 4001)]);
+        assert_eq!(*s.members, [member("n", 4001)]);
 
         let wrong = with_user("node", "not-the-password");
         let e = wrong.check_connectivity().await.unwrap_err();
@@ -838,7 +838,7 @@ async fn p5_keepalive_snapshots_prove_life_and_a_hung_etcd_is_reported() {
         p.register(&member("a", 4001)).await.unwrap();
         let mut stream = p.watch();
         let first: cluster_core::Snapshot = next_item(&mut stream).await.unwrap();
-        assert_eq!(first.members, vec![member("a", 4001)]);
+        assert_eq!(*first.members, [member("a", 4001)]);
         // Nothing changes: the same snapshot comes again (keepalive,
         // answered by etcd's progress notification).
         for _ in 0..2 {
@@ -972,7 +972,7 @@ async fn i13_etcd_older_incarnation_cannot_overwrite_a_newer_one() {
         assert_eq!(old.stats().registrations, 0);
         // Watchers list incarnation 2 only.
         let mut stream = raw_provider(&ep).watch();
-        assert_eq!(next_item(&mut stream).await.unwrap().members, vec![b2]);
+        assert_eq!(*next_item(&mut stream).await.unwrap().members, [b2]);
         assert_eq!(new.stats().superseded, 0);
     })
     .await;
@@ -999,8 +999,8 @@ async fn i13_etcd_older_re_registration_cannot_overwrite_a_newer_one_and_is_told
         old.register(&b1).await.unwrap();
         let mut told = old.watch();
         assert_eq!(
-            next_item(&mut told).await.unwrap().members,
-            vec![b1.clone()]
+            *next_item(&mut told).await.unwrap().members,
+            *std::slice::from_ref(&b1)
         );
         let mut client = etcd.client().await;
         let key = old.layout().key_of(&b1.node_id);
@@ -1020,7 +1020,7 @@ async fn i13_etcd_older_re_registration_cannot_overwrite_a_newer_one_and_is_told
                 "no supersession item within {BOUND:?}: {:?}",
                 items.last()
             );
-            items.push(next_item(&mut told).await.map(|s| s.members));
+            items.push(next_item(&mut told).await.map(|s| s.members.to_vec()));
         }
         assert_eq!(items.last().unwrap(), &Err(superseded("b", 1, 2)));
         assert!(
@@ -1049,7 +1049,7 @@ async fn i13_etcd_older_re_registration_cannot_overwrite_a_newer_one_and_is_told
         assert_eq!(read_key(&mut client, &key).await.unwrap(), owned);
         // The stream already told it: snapshots only from now on.
         let after = next_item(&mut told).await.unwrap();
-        assert_eq!(after.members, vec![b2.clone()]);
+        assert_eq!(*after.members, *std::slice::from_ref(&b2));
         // The old process leaving does not remove the new one either.
         old.deregister(&b1).await.unwrap();
         assert_eq!(read_key(&mut client, &key).await.unwrap(), owned);

@@ -292,10 +292,10 @@ mod tests {
         p.register(&b).await.unwrap();
         let mut w = p.watch();
         let s = w.next().await.unwrap().unwrap();
-        assert_eq!(s.members, vec![a.clone(), b.clone()]);
+        assert_eq!(*s.members, [a.clone(), b.clone()]);
         p.deregister(&a).await.unwrap();
         let s = w.next().await.unwrap().unwrap();
-        assert_eq!(s.members, vec![b]);
+        assert_eq!(*s.members, [b]);
     }
 
     #[tokio::test]

@@ -391,7 +391,7 @@ impl Pump {
     fn snapshot(&mut self) -> Snapshot {
         self.next_keepalive = Instant::now() + self.inner.settings.keepalive;
         Snapshot {
-            members: self.membership.members(),
+            members: self.membership.members().into(),
             observed_at: SystemTime::now(),
         }
     }

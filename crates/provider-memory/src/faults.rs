@@ -36,13 +36,17 @@ pub(crate) struct FaultState {
 }
 
 impl FaultState {
-    /// Applies the snapshot glitches (`empty`, `truncate`) to `members`.
-    pub(crate) fn shape<T: Clone>(&self, members: &[T]) -> Vec<T> {
+    /// Applies the snapshot glitches (`empty`, `truncate`) to `members`:
+    /// without one, the same `Arc` (no copy).
+    pub(crate) fn shape<T: Clone>(&self, members: &Arc<[T]>) -> Arc<[T]> {
         let keep = if self.empty {
             0
         } else {
             self.truncate.unwrap_or(usize::MAX)
         };
+        if keep >= members.len() {
+            return members.clone();
+        }
         members.iter().take(keep).cloned().collect()
     }
 }

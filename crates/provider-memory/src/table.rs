@@ -8,12 +8,26 @@ use tokio::sync::watch;
 
 /// What the table broadcasts to its watchers: a version that grows by one on
 /// every real change, and the full member list sorted by node id.
-#[derive(Clone, Debug, Default)]
+///
+/// The list is immutable and shared (issue 17): a watcher's snapshot is this
+/// very `Arc`, so the supervisor keeps and publishes it without a copy; a
+/// change builds the next list once (the members are cloned into it, the
+/// changed one replaced), and a keepalive re-sends the same `Arc`.
+#[derive(Clone, Debug)]
 pub(crate) struct TableState {
     /// Bumped once per change that altered the member list.
     pub(crate) version: u64,
     /// Every member, sorted by node id, at most one per node id.
-    pub(crate) members: Arc<Vec<Member>>,
+    pub(crate) members: Arc<[Member]>,
+}
+
+impl Default for TableState {
+    fn default() -> Self {
+        Self {
+            version: 0,
+            members: Arc::from(Vec::new()),
+        }
+    }
 }
 
 impl TableState {
@@ -22,10 +36,19 @@ impl TableState {
         self.members.binary_search_by(|m| m.node_id.cmp(id))
     }
 
-    /// The list, for writing; copies it only if a watcher still holds the
-    /// previous one.
-    fn members_mut(&mut self) -> &mut Vec<Member> {
-        Arc::make_mut(&mut self.members)
+    /// The next list: the current one with the members in `drop` replaced
+    /// by `insert` (a replacement, an insertion at `drop.start` when `drop`
+    /// is empty, a removal when `insert` is `None`). One allocation of the
+    /// exact size, the other members cloned into it.
+    fn rebuild(&mut self, drop: std::ops::Range<usize>, insert: Option<Member>) {
+        let old = &self.members;
+        let next: Arc<[Member]> = old[..drop.start]
+            .iter()
+            .cloned()
+            .chain(insert)
+            .chain(old[drop.end..].iter().cloned())
+            .collect();
+        self.members = next;
     }
 }
 
@@ -60,12 +83,13 @@ impl MembershipTable {
                     false
                 }
                 Ok(i) => {
-                    previous = Some(std::mem::replace(&mut st.members_mut()[i], member));
+                    previous = Some(st.members[i].clone());
+                    st.rebuild(i..i + 1, Some(member));
                     st.version += 1;
                     true
                 }
                 Err(i) => {
-                    st.members_mut().insert(i, member);
+                    st.rebuild(i..i, Some(member));
                     st.version += 1;
                     true
                 }
@@ -89,7 +113,8 @@ impl MembershipTable {
         let mut removed = None;
         self.tx.send_if_modified(|st| match st.position(id) {
             Ok(i) if pred(&st.members[i]) => {
-                removed = Some(st.members_mut().remove(i));
+                removed = Some(st.members[i].clone());
+                st.rebuild(i..i + 1, None);
                 st.version += 1;
                 true
             }
@@ -106,7 +131,13 @@ impl MembershipTable {
 
     /// Every member, sorted by node id.
     pub fn members(&self) -> Vec<Member> {
-        self.tx.borrow().members.as_ref().clone()
+        self.tx.borrow().members.to_vec()
+    }
+
+    /// Every member, sorted by node id: the table's own list, shared (no
+    /// copy). Watch streams deliver this same `Arc`.
+    pub fn shared_members(&self) -> Arc<[Member]> {
+        self.tx.borrow().members.clone()
     }
 
     /// How many members the table holds.
@@ -125,7 +156,7 @@ impl MembershipTable {
             if st.members.is_empty() {
                 return false;
             }
-            st.members = Arc::new(Vec::new());
+            st.members = Arc::from(Vec::new());
             st.version += 1;
             true
         });
@@ -151,10 +182,10 @@ impl MembershipTable {
         members.sort_by(|a, b| a.node_id.cmp(&b.node_id));
         members.dedup_by(|later, earlier| later.node_id == earlier.node_id);
         self.tx.send_if_modified(|st| {
-            if *st.members == members {
+            if *st.members == *members {
                 return false;
             }
-            st.members = Arc::new(members);
+            st.members = Arc::from(members);
             st.version += 1;
             true
         });

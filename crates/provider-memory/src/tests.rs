@@ -585,3 +585,52 @@ async fn p1_lose_all_data_is_seen_by_every_provider_as_one_empty_snapshot() {
     quiet(&mut wa).await;
     assert!(t.is_empty());
 }
+
+/// Issue 17: a snapshot is the table's own list, shared: a keepalive
+/// re-sends the very same `Arc` (nothing copied, so the supervisor drops it
+/// in O(1)), and only a change of the table makes a new list; a truncating
+/// fault gives a shorter list of its own.
+#[tokio::test(start_paused = true)]
+async fn i17_snapshots_share_the_tables_list_and_keepalives_resend_it() {
+    use std::sync::Arc;
+    let table = table_of(&["a", "b", "c"]);
+    let provider = MemoryProvider::new(table.clone()).with_keepalive(Duration::from_secs(5));
+    let mut w = provider.watch();
+    let first = snap(&mut w).await;
+    assert!(Arc::ptr_eq(&first.members, &table.shared_members()));
+    let again = snap(&mut w).await;
+    assert!(
+        Arc::ptr_eq(&first.members, &again.members),
+        "a keepalive is the same list"
+    );
+    table.upsert(member("b", 2));
+    let changed = snap(&mut w).await;
+    assert!(!Arc::ptr_eq(&first.members, &changed.members));
+    assert!(Arc::ptr_eq(&changed.members, &table.shared_members()));
+    assert_eq!(changed.members[1], member("b", 2));
+    assert_eq!(
+        *first.members,
+        [member("a", 1), member("b", 1), member("c", 1)]
+    );
+    provider.faults().truncate_to(Some(2));
+    let cut = snap(&mut w).await;
+    assert_eq!(names(&cut), ["a", "b"]);
+    assert_eq!(table.len(), 3, "the table is untouched");
+}
+
+/// Issue 17 / P1: every change builds the next list in sorted order with
+/// one member per node id, whatever the operation.
+#[test]
+fn i17_each_change_builds_a_sorted_list() {
+    let t = table_of(&["m"]);
+    t.upsert(member("a", 1));
+    t.upsert(member("z", 1));
+    t.upsert(member("m", 2));
+    assert_eq!(t.remove(&NodeId::new("a").unwrap()), Some(member("a", 1)));
+    t.upsert(member("b", 1));
+    assert_eq!(
+        t.members(),
+        vec![member("b", 1), member("m", 2), member("z", 1)]
+    );
+    assert_eq!(*t.shared_members(), *t.members());
+}

@@ -278,7 +278,7 @@ async fn first_item(d: ProviderDescriptor) -> Result<Vec<Member>, ProviderError>
         .await
         .expect("an item in time")
         .expect("the stream goes on");
-    item.map(|s| s.members)
+    item.map(|s| s.members.to_vec())
 }
 
 fn code_of(e: &ProviderError) -> String {

@@ -7,11 +7,13 @@
 //! # Rules
 //!
 //! 1. **Snapshots.** [`TopologyMerger::on_refresh`] records a provider's
-//!    latest snapshot (a *refresh*): canonicalized with
-//!    [`canonicalize`] (sorted by node id, one member per node id), hashed
-//!    once and kept as an `Arc<[Member]>`. Every call counts as one refresh,
-//!    even when the content is identical: a provider re-delivering its list
-//!    confirms it (the glitch rule and R4.4 count refreshes, not merges).
+//!    latest snapshot (a *refresh*) as an `Arc<[Member]>` in canonical form
+//!    ([`canonicalize`](cluster_core::canonicalize): sorted by node id, one
+//!    member per node id), the provider's own `Arc` when it already is, with
+//!    its hash updated from the previous snapshot's. Every call counts as
+//!    one refresh, even when the content is identical: a provider
+//!    re-delivering its list confirms it (the glitch rule and R4.4 count
+//!    refreshes, not merges).
 //! 2. **Policies.** The *candidate* member set of a merge is
 //!    - [`MergePolicy::Priority`]: the active provider's snapshot (the active
 //!      provider is decided by the failover policy and passed in);
@@ -80,12 +82,17 @@
 //! # Cost
 //!
 //! Every step is a linear walk over sorted lists or a binary search, never a
-//! nested scan: merge + diff + hash is O(n · providers) and O(q log n) for q
-//! quarantined incarnations. Snapshots are shared, not copied: in Priority
-//! without blocks the published members *are* the active snapshot's
-//! `Arc<[Member]>`; equal snapshots of different providers share one
-//! allocation; node ids are interned against the published set so that
-//! copies share their `Arc<str>` and compare by pointer.
+//! nested scan: merge + diff is O(n · providers) and O(q log n) for q
+//! quarantined incarnations; the hash costs O(changed members) on top of
+//! the walk comparing a snapshot with its predecessor
+//! ([`TopologyHash::replace`]; the value is always
+//! [`TopologyHash::of_sorted`]'s). Snapshots are shared, not copied (see
+//! `docs/provisioning.md`, "Snapshots: built once"): the provider's
+//! `Arc<[Member]>` is kept as it is; the same `Arc` again (a keepalive) is
+//! only counted; in Priority without blocks the published members *are* the
+//! active snapshot's `Arc<[Member]>`; equal snapshots of different providers
+//! share one allocation; node ids are interned against the published set so
+//! that copies share their `Arc<str>` and compare by pointer.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -93,13 +100,16 @@ use std::time::Instant;
 
 use cluster_core::{
     BlockedMember, Member, NodeId, ProviderId, ProvisioningStatus, Topology, TopologyDiff,
-    TopologyHash, canonicalize,
+    TopologyHash,
 };
 
 mod sorted;
 
 pub use sorted::diff_sorted;
-use sorted::{count_listed, find, intern_ids, removed_ids, search, union_picks, without};
+use sorted::{
+    canonical, count_listed, find, intern_ids, rehash, removed_ids, search, strictly_sorted,
+    union_picks, without,
+};
 
 /// How the candidate member set is chosen (rule 2).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
@@ -338,8 +348,13 @@ impl TopologyMerger {
                 (b.clone(), q)
             })
             .collect();
+        // A topology stored by an older build carries that build's hash
+        // (v1 before issue 17): recomputed, so that the next merge compares
+        // like with like.
+        let mut topology = topology;
+        topology.hash = TopologyHash::of_sorted(&topology.members);
         merger.base = topology.members.clone();
-        merger.base_hash = Some(TopologyHash::of_sorted(&topology.members));
+        merger.base_hash = Some(topology.hash);
         merger.published = Arc::new(topology);
         merger
     }
@@ -361,19 +376,46 @@ impl TopologyMerger {
     }
 
     /// Records a refresh from `provider` (rule 1). `members` may be in any
-    /// order and contain duplicates.
-    pub fn on_refresh(&mut self, provider: &ProviderId, mut members: Vec<Member>) -> RefreshInfo {
-        // Strictly sorted input is already canonical: skip the sort.
-        if !members.windows(2).all(|w| w[0].node_id < w[1].node_id) {
-            canonicalize(&mut members);
-        }
+    /// order and contain duplicates; a list already canonical (sorted by
+    /// node id, one member per id, as the in-memory table keeps it) is kept
+    /// as it is, without a copy.
+    ///
+    /// The cost is proportional to what changed, plus one walk comparing
+    /// the list with the provider's previous one (node ids by pointer):
+    /// - the **same `Arc`** as the provider's last refresh (a keepalive of a
+    ///   provider that keeps its list) is only counted: O(1);
+    /// - a list **equal** to the previous one (a keepalive of a provider that
+    ///   decodes a fresh list) is dropped and the previous `Arc` kept;
+    /// - otherwise the hash is updated from the previous one with the
+    ///   members that left, joined or changed ([`TopologyHash::replace`]).
+    pub fn on_refresh(
+        &mut self,
+        provider: &ProviderId,
+        members: impl Into<Arc<[Member]>>,
+    ) -> RefreshInfo {
+        let mut members: Arc<[Member]> = members.into();
         self.refreshes += 1;
         let refresh = self.refreshes;
-        let count = members.len();
         let previous_hash = self.slots.get(provider).map(|s| s.hash);
-        // Node ids are interned against the provider's previous snapshot,
-        // else the published set, else another provider's snapshot; the
-        // same walk tells whether the snapshot equals that reference.
+        if let Some(slot) = self.slots.get_mut(provider)
+            && Arc::ptr_eq(&slot.members, &members)
+        {
+            slot.refresh = refresh;
+            return RefreshInfo {
+                hash: slot.hash,
+                previous_hash,
+                members: members.len(),
+            };
+        }
+        if !strictly_sorted(&members) {
+            members = canonical(members);
+        }
+        let count = members.len();
+        // The reference is the provider's previous snapshot, else the
+        // published set, else another provider's snapshot: node ids are
+        // interned against it (when the list is ours to change; a shared
+        // list comes from a provider that already shares its ids), and the
+        // hash is updated from its hash.
         let reference: (Arc<[Member]>, Option<TopologyHash>) = match self.slots.get(provider) {
             Some(p) => (p.members.clone(), Some(p.hash)),
             None if !self.base.is_empty() => (self.base.clone(), self.base_hash),
@@ -382,14 +424,17 @@ impl TopologyMerger {
                 None => (self.base.clone(), self.base_hash),
             },
         };
-        let (members, hash) = if intern_ids(&mut members, &reference.0) {
-            let hash = reference
-                .1
-                .unwrap_or_else(|| TopologyHash::of_sorted(&members));
-            (reference.0, hash)
+        if let Some(list) = Arc::get_mut(&mut members) {
+            intern_ids(list, &reference.0);
+        }
+        let (equal, hash) = match reference.1 {
+            Some(h) => rehash(&members, &reference.0, h),
+            None => (*members == *reference.0, TopologyHash::of_sorted(&members)),
+        };
+        let members = if equal {
+            reference.0
         } else {
             drop(reference);
-            let hash = TopologyHash::of_sorted(&members);
             let shared = self
                 .slots
                 .values()
@@ -398,7 +443,7 @@ impl TopologyMerger {
                 .chain(std::iter::once(&self.base).filter(|_| self.base_hash == Some(hash)))
                 .find(|m| ***m == *members)
                 .cloned();
-            (shared.unwrap_or_else(|| Arc::from(members)), hash)
+            shared.unwrap_or(members)
         };
         self.slots.insert(
             provider.clone(),
@@ -583,7 +628,13 @@ impl TopologyMerger {
             (self.published.members.clone(), self.published.hash)
         } else {
             let kept = without(&base, &removed);
-            let h = TopologyHash::of_sorted(&kept);
+            // The base's hash without the blocked members, when known.
+            let h = match base_hash {
+                Some(h) => removed
+                    .iter()
+                    .fold(h, |h, &i| h.replace(Some(&base[i as usize]), None)),
+                None => TopologyHash::of_sorted(&kept),
+            };
             (Arc::from(kept), h)
         };
 
@@ -786,12 +837,26 @@ impl TopologyMerger {
             }
         } else {
             let members: Vec<Member> = picks.iter().map(picked).cloned().collect();
+            // Hashed from the previous candidate's hash and what changed.
+            let hash = self.base_hash.map(|h| rehash(&members, &self.base, h).1);
             Candidate {
                 members: Arc::from(members),
-                hash: None,
+                hash,
             }
         };
         (MergeDecision::Applied, Some(candidate))
+    }
+}
+
+/// `members` in canonical form
+/// ([`canonicalize`](cluster_core::canonicalize)): the same `Arc` when it
+/// already is (sorted by node id, one member per id), else sorted in place
+/// when not shared, else copied once.
+pub fn canonical_members(members: Arc<[Member]>) -> Arc<[Member]> {
+    if strictly_sorted(&members) {
+        members
+    } else {
+        canonical(members)
     }
 }
 

@@ -116,6 +116,29 @@ pub enum Verdict {
     },
 }
 
+/// How many node ids of `before` are missing from `after`, in one walk,
+/// when both are strictly sorted by node id; `None` otherwise.
+fn removed_sorted(before: &[Member], after: &[Member]) -> Option<usize> {
+    let sorted = |l: &[Member]| l.windows(2).all(|w| w[0].node_id < w[1].node_id);
+    if std::ptr::eq(before, after) {
+        return Some(0);
+    }
+    if !sorted(before) || !sorted(after) {
+        return None;
+    }
+    let mut removed = 0;
+    let mut j = 0;
+    for m in before {
+        while after.get(j).is_some_and(|a| a.node_id < m.node_id) {
+            j += 1;
+        }
+        if after.get(j).is_none_or(|a| a.node_id != m.node_id) {
+            removed += 1;
+        }
+    }
+    Some(removed)
+}
+
 /// A hold ended at its bound: apply `members`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Release {
@@ -178,6 +201,11 @@ impl SelfPresence {
         self.local.is_some() && !self.bound.is_zero()
     }
 
+    /// Whether the rule runs (a local member and a non-zero bound).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled()
+    }
+
     fn lists_self(&self, members: &[Member]) -> bool {
         self.local.as_ref().is_some_and(|(id, inc)| {
             members
@@ -223,16 +251,26 @@ impl SelfPresence {
             track.listed = lists_self;
             return Verdict::Apply;
         }
-        let listed: BTreeSet<&NodeId> = members.iter().map(|m| &m.node_id).collect();
-        let base: BTreeSet<NodeId> = previous.iter().map(|m| m.node_id.clone()).collect();
-        let removed = base.iter().filter(|id| !listed.contains(id)).count();
+        // The common case, every snapshot of a healthy provider: both lists
+        // canonical (the supervisor canonicalizes first), counted in one
+        // walk without building sets (issue 17).
+        let (removed, base_len) = match removed_sorted(previous, members) {
+            Some(removed) => (removed, previous.len()),
+            None => {
+                let listed: BTreeSet<&NodeId> = members.iter().map(|m| &m.node_id).collect();
+                let base: BTreeSet<&NodeId> = previous.iter().map(|m| &m.node_id).collect();
+                let removed = base.iter().filter(|id| !listed.contains(*id)).count();
+                (removed, base.len())
+            }
+        };
         let kind = if !lists_self {
             SuspectKind::SelfMissing
-        } else if removed * 2 > base.len() {
+        } else if removed * 2 > base_len {
             SuspectKind::MassRemoval
         } else {
             return Verdict::Apply;
         };
+        let base: BTreeSet<NodeId> = previous.iter().map(|m| m.node_id.clone()).collect();
         let previous = base.len();
         let reregister = !lists_self
             && track

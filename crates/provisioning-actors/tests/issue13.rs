@@ -160,7 +160,7 @@ impl ClusterProvider for Forbidden {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 let item = if fixed.load(Ordering::SeqCst) {
                     Ok(Snapshot {
-                        members: vec![member("x", 1)],
+                        members: vec![member("x", 1)].into(),
                         observed_at: SystemTime::now(),
                     })
                 } else {

@@ -123,7 +123,7 @@ async fn r2_3_identical_snapshot_publishes_nothing_a_changed_one_does() {
     let before = node.events.updates().len();
     for _ in 0..3 {
         let duplicate = primary.resend();
-        assert_eq!(duplicate.members, primary.members());
+        assert_eq!(*duplicate.members, *primary.members());
         assert!(duplicate.observed_at > first.observed_at);
         // Delivered: the supervisor took it in as the last snapshot.
         for _ in 0..1000 {

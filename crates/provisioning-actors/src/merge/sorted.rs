@@ -4,7 +4,9 @@
 
 use std::cmp::Ordering;
 
-use cluster_core::{BlockedMember, Member, NodeId, TopologyDiff};
+use std::sync::Arc;
+
+use cluster_core::{BlockedMember, Member, NodeId, TopologyDiff, TopologyHash, canonicalize};
 
 /// The diff from `before` to `after`, both sorted by node id with one member
 /// per node id, and blocked lists both sorted: the same result as
@@ -186,4 +188,83 @@ pub(super) fn without(members: &[Member], removed: &[u32]) -> Vec<Member> {
         }
     }
     out
+}
+
+/// Whether `members` is canonical: strictly sorted by node id (so one
+/// member per id).
+pub(super) fn strictly_sorted(members: &[Member]) -> bool {
+    members
+        .windows(2)
+        .all(|w| id_cmp(&w[0].node_id, &w[1].node_id) == Ordering::Less)
+}
+
+/// `members` in canonical form ([`canonicalize`]): sorted in place when the
+/// list is not shared and holds one member per id, else copied once.
+pub(super) fn canonical(mut members: Arc<[Member]>) -> Arc<[Member]> {
+    if let Some(list) = Arc::get_mut(&mut members) {
+        // The order `canonicalize` sorts by.
+        list.sort_by(|a, b| {
+            a.node_id
+                .cmp(&b.node_id)
+                .then(b.incarnation.cmp(&a.incarnation))
+                .then_with(|| b.cmp(a))
+        });
+        if strictly_sorted(list) {
+            return members;
+        }
+    }
+    let mut list = members.to_vec();
+    canonicalize(&mut list);
+    Arc::from(list)
+}
+
+/// The hash of `new` from the hash `old_hash` of `old` (both canonical):
+/// one walk comparing the two lists (members by pointer first), and
+/// [`TopologyHash::replace`] for each member that left, joined or changed;
+/// past a quarter of the list changed, the hash of `new` from scratch (the
+/// same value, cheaper then). Returns whether the lists are equal, and the
+/// hash of `new`.
+pub(super) fn rehash(
+    new: &[Member],
+    old: &[Member],
+    old_hash: TopologyHash,
+) -> (bool, TopologyHash) {
+    if std::ptr::eq(new, old) {
+        return (true, old_hash);
+    }
+    let limit = new.len() / 4 + 8;
+    let mut changes = 0usize;
+    let mut hash = old_hash;
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < new.len() {
+        let ord = match (old.get(i), new.get(j)) {
+            (Some(o), Some(n)) => id_cmp(&o.node_id, &n.node_id),
+            (Some(_), None) => Ordering::Less,
+            _ => Ordering::Greater,
+        };
+        match ord {
+            Ordering::Less => {
+                hash = hash.replace(Some(&old[i]), None);
+                changes += 1;
+                i += 1;
+            }
+            Ordering::Greater => {
+                hash = hash.replace(None, Some(&new[j]));
+                changes += 1;
+                j += 1;
+            }
+            Ordering::Equal => {
+                if !std::ptr::eq(&old[i], &new[j]) && old[i] != new[j] {
+                    hash = hash.replace(Some(&old[i]), Some(&new[j]));
+                    changes += 1;
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+        if changes > limit {
+            return (false, TopologyHash::of_sorted(new));
+        }
+    }
+    (changes == 0, hash)
 }

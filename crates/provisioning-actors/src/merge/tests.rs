@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use cluster_core::MemberAddress;
+use cluster_core::{MemberAddress, canonicalize};
 use proptest::prelude::*;
 
 use super::*;
@@ -797,4 +797,161 @@ enum Op {
     Refresh(usize, Option<u64>, Vec<String>),
     Merge(usize, [bool; 2]),
     Reachable,
+}
+
+// ---- issue 17: shared snapshots and the incremental hash ----
+
+/// Issue 17: a provider's `Arc<[Member]>` is kept and published as it is
+/// (no copy), and a keepalive that re-sends the same `Arc` is only counted:
+/// the slot, the published topology and its `Arc` stay the very same
+/// objects, the diff is empty and nothing is published (R2.3).
+#[test]
+fn i17_a_shared_list_is_published_without_a_copy_and_its_keepalive_costs_nothing() {
+    let mut lab = Lab::new(MergeConfig::default());
+    let shared: Arc<[Member]> = Arc::from(list(&["a", "b", "c"]));
+    lab.merger.on_refresh(&pid("a"), shared.clone());
+    let first = lab.merge();
+    assert!(Arc::ptr_eq(&first.topology.members, &shared), "no copy");
+    let before = lab.merger.refreshes;
+    let info = lab.merger.on_refresh(&pid("a"), shared.clone());
+    assert!(info.unchanged());
+    assert_eq!(lab.merger.refreshes, before + 1, "counted as a refresh");
+    let snap = lab.merger.snapshot(&pid("a")).unwrap();
+    assert!(Arc::ptr_eq(snap.members(), &shared));
+    assert_eq!(snap.refresh, before + 1);
+    let second = lab.merge();
+    assert!(!second.changed);
+    assert!(second.diff.is_empty());
+    assert!(Arc::ptr_eq(&first.topology, &second.topology));
+    // Held by us, the slot, the merger's candidate base and the one
+    // topology: nothing else refers to it, no other copy was made.
+    assert_eq!(Arc::strong_count(&shared), 4);
+}
+
+/// Issue 17: a re-delivered list equal to the previous one but freshly
+/// built (a decoding provider's keepalive) is dropped: the previous `Arc`
+/// stays, and so does the published topology.
+#[test]
+fn i17_an_equal_fresh_list_keeps_the_previous_one() {
+    let mut lab = Lab::new(MergeConfig::default());
+    lab.refresh("a", list(&["c", "a", "b"]));
+    let first = lab.merge();
+    let info = lab.refresh("a", list(&["b", "c", "a"]));
+    assert!(info.unchanged());
+    let snap = lab.merger.snapshot(&pid("a")).unwrap();
+    assert!(Arc::ptr_eq(snap.members(), &first.topology.members));
+    let second = lab.merge();
+    assert!(!second.changed && Arc::ptr_eq(&first.topology, &second.topology));
+}
+
+/// Issue 17: a list that is not canonical and that nobody else holds is
+/// sorted in place; one that is shared is copied (the provider's list is
+/// never changed under it).
+#[test]
+fn i17_a_shared_unsorted_list_is_not_changed_under_its_provider() {
+    let mut lab = Lab::new(MergeConfig::default());
+    let shared: Arc<[Member]> = Arc::from(list(&["c", "a", "b"]));
+    lab.merger.on_refresh(&pid("a"), shared.clone());
+    let out = lab.merge();
+    assert_eq!(names(&out.topology), ["a@1", "b@1", "c@1"]);
+    assert_eq!(shared[0].node_id, nid("c"), "the provider's list as it was");
+}
+
+#[derive(Clone, Debug)]
+enum HashOp {
+    /// A fresh list for provider p.
+    Fresh(usize, Vec<Member>),
+    /// Provider p re-sends its current list (the same `Arc`).
+    Keepalive(usize),
+    /// Provider p sends the other provider's current list (the same `Arc`).
+    Borrow(usize),
+    /// Provider p's list with one member's port changed, built from it.
+    Edit(usize, usize),
+    Quarantine(String, u64),
+    Clear(String, u64),
+    Merge(usize, [bool; 2]),
+}
+
+fn arb_hash_op() -> impl Strategy<Value = HashOp> {
+    prop_oneof![
+        (0usize..2, arb_members()).prop_map(|(p, m)| HashOp::Fresh(p, m)),
+        (0usize..2).prop_map(HashOp::Keepalive),
+        (0usize..2).prop_map(HashOp::Borrow),
+        (0usize..2, 0usize..10).prop_map(|(p, i)| HashOp::Edit(p, i)),
+        ("[a-h]", 1u64..4).prop_map(|(n, i)| HashOp::Quarantine(n, i)),
+        ("[a-h]", 1u64..4).prop_map(|(n, i)| HashOp::Clear(n, i)),
+        (0usize..2, any::<bool>(), any::<bool>())
+            .prop_map(|(a, h0, h1)| HashOp::Merge(a, [h0, h1])),
+    ]
+}
+
+proptest! {
+    /// Issue 17: over any sequence of refreshes (fresh lists, keepalives of
+    /// the same `Arc`, lists shared between providers, small edits),
+    /// quarantines and merges, in both policies, every hash the merger
+    /// keeps or publishes, updated incrementally, equals the hash of its
+    /// list computed from scratch, and every kept list is canonical.
+    #[test]
+    fn i17_incremental_hashes_equal_full_hashes(
+        union in any::<bool>(),
+        ops in proptest::collection::vec(arb_hash_op(), 1..40),
+    ) {
+        let mut merger = TopologyMerger::new(policy(union));
+        let ids = [pid("p0"), pid("p1")];
+        let mut seq = 0;
+        for op in ops {
+            match op {
+                HashOp::Fresh(p, m) => {
+                    merger.on_refresh(&ids[p], m);
+                }
+                HashOp::Keepalive(p) => {
+                    if let Some(s) = merger.snapshot(&ids[p]) {
+                        let list = s.members().clone();
+                        merger.on_refresh(&ids[p], list);
+                    }
+                }
+                HashOp::Borrow(p) => {
+                    if let Some(s) = merger.snapshot(&ids[1 - p]) {
+                        let list = s.members().clone();
+                        merger.on_refresh(&ids[p], list);
+                    }
+                }
+                HashOp::Edit(p, i) => {
+                    if let Some(s) = merger.snapshot(&ids[p]).filter(|s| !s.members().is_empty()) {
+                        let mut list = s.members().to_vec();
+                        let i = i % list.len();
+                        list[i].address.port += 1;
+                        merger.on_refresh(&ids[p], list);
+                    }
+                }
+                HashOp::Quarantine(n, i) => {
+                    merger.quarantine(nid(&n), i, None);
+                }
+                HashOp::Clear(n, i) => {
+                    merger.clear(&nid(&n), i);
+                }
+                HashOp::Merge(a, health) => {
+                    let inputs = [
+                        ProviderInput::new(ids[0].clone(), 0, health[0]),
+                        ProviderInput::new(ids[1].clone(), 1, health[1]),
+                    ];
+                    seq += 1;
+                    let out = merger.merge(&inputs, Some(&ids[a]), seq);
+                    let t = &out.topology;
+                    prop_assert_eq!(t.hash, TopologyHash::of_sorted(&t.members));
+                    if !out.changed {
+                        prop_assert_eq!(out.previous_hash, t.hash);
+                    }
+                }
+            }
+            for id in &ids {
+                if let Some(s) = merger.snapshot(id) {
+                    prop_assert!(sorted::strictly_sorted(s.members()));
+                    prop_assert_eq!(s.hash(), TopologyHash::of_sorted(s.members()));
+                }
+            }
+            let t = merger.published();
+            prop_assert_eq!(t.hash, TopologyHash::of_sorted(&t.members));
+        }
+    }
 }

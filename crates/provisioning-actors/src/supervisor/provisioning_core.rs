@@ -110,7 +110,7 @@ use crate::activation::{Activation, Verdict as ActivationVerdict};
 use crate::failover::{
     Availability, Decision, FailoverConfig, FailoverPolicy, HealthChange, Input,
 };
-use crate::merge::{MergeConfig, ProviderInput, TopologyMerger};
+use crate::merge::{MergeConfig, ProviderInput, TopologyMerger, canonical_members};
 use crate::metrics as m;
 use crate::presence::{Release, SelfPresence, Verdict as PresenceVerdict};
 use crate::provider_actor::ProviderEvent;
@@ -586,7 +586,7 @@ impl ProvisioningCore {
     pub fn last_snapshot(&self, id: &ProviderId) -> Option<Snapshot> {
         let s = self.slots.get(id)?;
         Some(Snapshot {
-            members: self.merger.snapshot(id)?.members().to_vec(),
+            members: self.merger.snapshot(id)?.members().clone(),
             observed_at: s.last_observed?,
         })
     }
@@ -857,6 +857,12 @@ impl ProvisioningCore {
         }
         // The self-presence rule (issue 19): a suspect snapshot is held, the
         // provider's last applied one stays in force.
+        // Canonical first when the rule runs: it then compares the two
+        // lists in one walk, and the merger keeps the list as it is.
+        let mut snapshot = snapshot;
+        if self.presence.is_enabled() {
+            snapshot.members = canonical_members(snapshot.members);
+        }
         let previous = self.merger.snapshot(id).map(|s| s.members().clone());
         let previous: &[Member] = previous.as_deref().unwrap_or(&[]);
         match self

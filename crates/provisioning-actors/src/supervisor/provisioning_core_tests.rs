@@ -107,7 +107,7 @@ impl Harness {
         self.event(
             id,
             ProviderEvent::Snapshot(Snapshot {
-                members,
+                members: members.into(),
                 observed_at: SystemTime::now(),
             }),
         )
@@ -534,7 +534,7 @@ fn i13_a4_an_event_of_a_stale_instance_changes_nothing() {
         &pid("p"),
         old,
         ProviderEvent::Snapshot(Snapshot {
-            members: vec![],
+            members: Vec::new().into(),
             observed_at: SystemTime::now(),
         }),
         h.now,
@@ -543,6 +543,41 @@ fn i13_a4_an_event_of_a_stale_instance_changes_nothing() {
     let r = h.step();
     assert!(r.is_idle(), "{r:?}");
     assert_eq!(h.core.published().members.len(), 1);
+}
+
+/// Issue 17, R2.3: a provider's list is published as it is (the topology's
+/// members are the snapshot's `Arc`), and a keepalive re-sending the same
+/// `Arc` publishes nothing and leaves the published topology the same
+/// object, with a local member (the self-presence rule reading it) or
+/// without.
+#[test]
+fn i17_r2_3_a_shared_snapshot_is_published_without_a_copy_and_its_keepalive_publishes_nothing() {
+    for local in [false, true] {
+        let mut settings = settings();
+        if local {
+            settings.local = Some(member(1, 1));
+        }
+        let mut h = Harness::new(ProvisioningCore::new(settings, "t".into(), 0));
+        h.add("p", 0);
+        h.event("p", ProviderEvent::Started);
+        let list: Arc<[Member]> = Arc::from((1..=5).map(|i| member(i, 1)).collect::<Vec<_>>());
+        let shared = |list: &Arc<[Member]>| {
+            ProviderEvent::Snapshot(Snapshot {
+                members: list.clone(),
+                observed_at: SystemTime::now(),
+            })
+        };
+        h.event("p", shared(&list));
+        let published = h.core.published().clone();
+        assert!(Arc::ptr_eq(&published.members, &list), "no copy");
+        let before = h.events.len();
+        for _ in 0..3 {
+            let r = h.event("p", shared(&list));
+            assert!(r.events.is_empty() && r.persist.is_none(), "{r:?}");
+        }
+        assert_eq!(h.events.len(), before);
+        assert!(Arc::ptr_eq(h.core.published(), &published));
+    }
 }
 
 // ----- the laws -----
@@ -652,11 +687,11 @@ fn any_event(kind: u8) -> ProviderEvent {
     match kind {
         0 => ProviderEvent::Started,
         1 => ProviderEvent::Snapshot(Snapshot {
-            members: vec![],
+            members: Vec::new().into(),
             observed_at: SystemTime::now(),
         }),
         2 => ProviderEvent::Snapshot(Snapshot {
-            members: (0..NODES).map(|i| member(i, 9)).collect(),
+            members: (0..NODES).map(|i| member(i, 9)).collect::<Vec<_>>().into(),
             observed_at: SystemTime::now(),
         }),
         3 => ProviderEvent::Error(error(0)),
@@ -683,7 +718,7 @@ fn run(h: &mut Harness, op: &Op) -> Result<(), TestCaseError> {
                 .map(|i| member(i, if newer & (1 << i) != 0 { 2 } else { 1 }))
                 .collect();
             let snapshot = ProviderEvent::Snapshot(Snapshot {
-                members,
+                members: members.into(),
                 observed_at: SystemTime::now(),
             });
             h.event(PROVIDERS[*p], snapshot);

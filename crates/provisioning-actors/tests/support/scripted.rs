@@ -110,7 +110,7 @@ impl Script {
         }
         st.last_observed = Some(observed_at);
         Snapshot {
-            members: st.members.clone(),
+            members: st.members.clone().into(),
             observed_at,
         }
     }
