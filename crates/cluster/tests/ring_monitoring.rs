@@ -124,7 +124,7 @@ async fn c1_control_all_to_all_mode_a_cut_link_quarantines_a_healthy_node() {
 /// C1: a node cut off from everyone (c) is quarantined on every other node
 /// on a quorum's verdict, naming at least three voters; c, which hears
 /// nobody, quarantines nobody (in all-to-all mode it would quarantine all
-/// four).
+/// four). Healed, it comes back everywhere (R4.4) and stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c1_ring_mode_an_isolated_node_is_quarantined_by_a_quorum_and_quarantines_nobody() {
     let backends = Backends::fast_detection();
@@ -162,5 +162,33 @@ async fn c1_ring_mode_an_isolated_node_is_quarantined_by_a_quorum_and_quarantine
         "c quarantined {:?}",
         seen[2].lock().unwrap()
     );
+    // R4.4 in ring mode: healed, c is reached again (the associations'
+    // probe), lifted after a healthy refresh, monitored again by the ring,
+    // and not quarantined a second time.
+    backends.net.heal();
+    for n in &nodes {
+        eventually(&format!("{} lists c again", n.id), || async {
+            n.topology().await.member(&nid("c")).is_some()
+        })
+        .await;
+    }
+    for s in &seen {
+        s.lock().unwrap().clear();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for (n, s) in nodes.iter().zip(&seen) {
+        assert!(
+            s.lock().unwrap().is_empty(),
+            "{} quarantined again: {:?}",
+            n.id,
+            s.lock().unwrap()
+        );
+        assert_eq!(
+            ids(&*n.topology().await).len(),
+            5,
+            "{} keeps every member",
+            n.id
+        );
+    }
     shutdown(nodes).await;
 }
