@@ -4,7 +4,7 @@
 //! ```text
 //! cluster-sim [--nodes 1000] [--minutes 10 | --seconds 30] [--loss 0.05] [--seed 1]
 //!             [--scenarios all|none|S1,S2,S3,S3a,S3b,S4,S6,S7,S9] [--mode ring|all-to-all]
-//!             [--loss-as-delay] [--memory] [--out FILE]
+//!             [--loss-as-delay] [--memory cores|nodes] [--out FILE]
 //! ```
 
 use std::process::ExitCode;
@@ -14,6 +14,16 @@ use cluster_sim::scenario::{RunParams, Scenario, run};
 use cluster_sim::sim::Mode;
 use cluster_sim::{memory, report};
 
+/// What `--memory` measures (one per process: memory freed by one
+/// measurement is reused by the next, which would then read low).
+#[derive(Clone, Copy)]
+enum Memory {
+    /// The monitoring cores alone.
+    Cores,
+    /// Whole simulated nodes after 10 simulated seconds.
+    Nodes,
+}
+
 struct Args {
     nodes: usize,
     duration: Duration,
@@ -21,7 +31,7 @@ struct Args {
     seed: u64,
     scenarios: Vec<Scenario>,
     mode: Mode,
-    memory: bool,
+    memory: Option<Memory>,
     loss_as_delay: bool,
     out: Option<String>,
 }
@@ -34,7 +44,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         seed: 1,
         scenarios: Scenario::ALL.to_vec(),
         mode: Mode::Ring,
-        memory: false,
+        memory: None,
         loss_as_delay: false,
         out: None,
     };
@@ -97,7 +107,13 @@ fn parse(args: &[String]) -> Result<Args, String> {
                     other => return Err(format!("--mode: {other:?} is not ring or all-to-all")),
                 }
             }
-            "--memory" => a.memory = true,
+            "--memory" => {
+                a.memory = match value()?.as_str() {
+                    "cores" => Some(Memory::Cores),
+                    "nodes" => Some(Memory::Nodes),
+                    other => return Err(format!("--memory: {other:?} is not cores or nodes")),
+                }
+            }
             "--loss-as-delay" => a.loss_as_delay = true,
             "--out" => a.out = Some(value()?),
             "-h" | "--help" => return Err(String::new()),
@@ -108,7 +124,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
 }
 
 const USAGE: &str = "usage: cluster-sim [--nodes N] [--minutes M | --seconds S] [--loss L] [--seed S] \
-[--scenarios all|none|S1,S2,S3,S3a,S3b,S4,S6,S7,S9] [--mode ring|all-to-all] [--loss-as-delay] [--memory] [--out FILE]";
+[--scenarios all|none|S1,S2,S3,S3a,S3b,S4,S6,S7,S9] [--mode ring|all-to-all] [--loss-as-delay] [--memory cores|nodes] [--out FILE]";
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -130,26 +146,40 @@ fn main() -> ExitCode {
         loss: args.loss,
         loss_as_delay: args.loss_as_delay,
     };
-    // Memory first, in a fresh process: memory freed by a run is not
-    // returned to the system, so a later reading would be low.
+    // Memory first, in a fresh process: memory freed by a run is reused,
+    // so a later reading would be low.
     let mut memory_md = String::new();
-    if args.memory {
-        let cores = memory::measure_cores(args.nodes);
-        let whole = memory::measure(args.nodes, args.mode, args.seed, Duration::from_secs(10));
-        match (cores, whole) {
-            (Some(c), Some(m)) => {
-                memory_md = format!(
-                    "\nMemory (resident set growth over N, `/proc/self/statm`): the monitoring core \
-                 alone {c} bytes per node (a view of {n} members, one round); the whole \
-                 simulated node after 10 simulated seconds {} bytes per node ({}), of which \
-                 {} bytes are the simulation's own per-link tables.\n",
-                    m.per_node,
-                    m.mode.as_str(),
-                    m.sim_links_per_node,
-                    n = args.nodes,
-                )
+    match args.memory {
+        None => {}
+        Some(Memory::Cores) => {
+            memory_md = match memory::measure_cores(args.nodes) {
+                Some(c) => format!(
+                    "\nMemory (resident set growth over N, `/proc/self/statm`, a fresh process): \
+                     the monitoring core alone, with a view of {} members and one round done: \
+                     {c} bytes per node.\n",
+                    args.nodes
+                ),
+                None => "\nMemory: /proc/self/statm not readable here.\n".into(),
             }
-            _ => memory_md.push_str("\nMemory: /proc/self/statm not readable here.\n"),
+        }
+        Some(Memory::Nodes) => {
+            memory_md = match memory::measure(
+                args.nodes,
+                args.mode,
+                args.seed,
+                Duration::from_secs(10),
+            ) {
+                Some(m) => format!(
+                    "\nMemory (resident set growth over N, `/proc/self/statm`, a fresh process): \
+                     a whole simulated node ({}, {} nodes) after 10 simulated seconds: {} bytes \
+                     per node, of which {} bytes are the simulation's own per-link tables.\n",
+                    m.mode.as_str(),
+                    m.nodes,
+                    m.per_node,
+                    m.sim_links_per_node
+                ),
+                None => "\nMemory: /proc/self/statm not readable here.\n".into(),
+            }
         }
     }
     let mut outcomes = Vec::new();
