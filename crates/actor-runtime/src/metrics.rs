@@ -94,6 +94,13 @@ pub(crate) struct ActorMetrics {
     pub(crate) actor_type: &'static str,
     /// The system's name (label `node`).
     pub(crate) node: Arc<str>,
+    /// Registered at the first message: building a metric key costs a label
+    /// vector even without a recorder, and many actors (one per request,
+    /// per connection...) stop before or without handling any.
+    per_message: Option<PerMessage>,
+}
+
+pub(crate) struct PerMessage {
     pub(crate) processed: Counter,
     pub(crate) depth: Histogram,
 }
@@ -103,10 +110,19 @@ impl ActorMetrics {
         counter!(SPAWNED, "node" => node.clone(), "actor_type" => actor_type).increment(1);
         Self {
             actor_type,
+            node,
+            per_message: None,
+        }
+    }
+
+    /// The handles of the per-message metrics.
+    #[inline]
+    pub(crate) fn per_message(&mut self) -> &PerMessage {
+        let (node, actor_type) = (&self.node, self.actor_type);
+        self.per_message.get_or_insert_with(|| PerMessage {
             processed: counter!(MESSAGES_PROCESSED, "node" => node.clone(), "actor_type" => actor_type),
             depth: histogram!(MAILBOX_DEPTH, "node" => node.clone(), "actor_type" => actor_type),
-            node,
-        }
+        })
     }
 
     pub(crate) fn failure(&self, panic: bool) {

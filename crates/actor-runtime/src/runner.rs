@@ -124,8 +124,20 @@ async fn guarded(stage: Stage, fut: impl Future<Output = HandlerResult>) -> Resu
 }
 
 impl<A: Actor> Runner<A> {
-    pub(crate) async fn run(mut self) {
-        let reason = loop {
+    /// The task's future. The runner is captured once (an `async fn` taking
+    /// `self` by value would keep it twice in the future's state, and the
+    /// task's state is copied around at spawn).
+    #[allow(clippy::manual_async_fn)] // the point is the capture, see above
+    pub(crate) fn run(mut self) -> impl Future<Output = ()> + Send + 'static {
+        async move {
+            let reason = self.instances().await;
+            self.finish(reason);
+        }
+    }
+
+    /// Instance after instance until one stops for good.
+    async fn instances(&mut self) -> StopReason {
+        loop {
             let (next, actor, started) = self.life().await;
             match next {
                 Next::Restart { delay } => {
@@ -136,7 +148,7 @@ impl<A: Actor> Runner<A> {
                     }
                     self.metrics.restart();
                     if !delay.is_zero()
-                        && let Some(r) = self.sleep_unless_stopped(delay).await
+                        && let Some(r) = Box::pin(self.sleep_unless_stopped(delay)).await
                     {
                         self.close_children_and_wait().await;
                         break r;
@@ -149,8 +161,7 @@ impl<A: Actor> Runner<A> {
                     break r;
                 }
             }
-        };
-        self.finish(reason);
+        }
     }
 
     /// One instance, from the factory to the decision that ends it.
@@ -174,7 +185,7 @@ impl<A: Actor> Runner<A> {
     }
 
     async fn start_failed(&mut self, f: Failure) -> Next {
-        match self.fail(f).await {
+        match Box::pin(self.fail(f)).await {
             // A failed start has no state to resume; parents turn Resume into
             // Restart for Stage::Started, this is only a fallback.
             AfterFailure::Resume => Next::Restart {
@@ -205,16 +216,17 @@ impl<A: Actor> Runner<A> {
                             msg
                         }
                     };
-                    self.metrics.processed.increment(1);
+                    let m = self.metrics.per_message();
+                    m.processed.increment(1);
                     self.processed = self.processed.wrapping_add(1);
                     if self.processed & 127 == 0 {
-                        self.metrics.depth.record(self.user_rx.len() as f64);
+                        m.depth.record(self.user_rx.len() as f64);
                     }
                     if let Err(f) = guarded(Stage::Handle, async {
                         actor.handle(msg, &mut self.ctx).await
                     })
                     .await
-                        && let AfterFailure::Next(n) = self.fail(f).await
+                        && let AfterFailure::Next(n) = Box::pin(self.fail(f)).await
                     {
                         return n;
                     }
@@ -229,27 +241,7 @@ impl<A: Actor> Runner<A> {
             SystemMsg::Restart { delay } => Some(Next::Restart { delay }),
             SystemMsg::Resume => None,
             SystemMsg::Failed { child, failure } => {
-                // User code: a panic here must not kill this task.
-                let strategy =
-                    std::panic::catch_unwind(AssertUnwindSafe(|| actor.supervisor_strategy()))
-                        .unwrap_or_else(|_| {
-                            tracing::error!(path = %self.cell.path(), "supervisor_strategy() panicked; stopping the child");
-                            crate::SupervisorStrategy::stopping()
-                        });
-                let report = (child.clone(), failure.clone());
-                let next = self.supervise(strategy, child, failure).await;
-                if let Some(directive) = self.last_directive.take() {
-                    let (child, failure) = report;
-                    let hook = AssertUnwindSafe(async {
-                        actor
-                            .on_child_failed(child, failure, directive, &mut self.ctx)
-                            .await;
-                    });
-                    if hook.catch_unwind().await.is_err() {
-                        tracing::warn!(path = %self.cell.path(), "`on_child_failed` hook panicked");
-                    }
-                }
-                next
+                Box::pin(self.on_child_failure(actor, child, failure)).await
             }
             SystemMsg::Terminated { actor: who, reason } => {
                 let is_child = who
@@ -274,13 +266,45 @@ impl<A: Actor> Runner<A> {
                 .await
                 {
                     Ok(()) => None,
-                    Err(f) => match self.fail(f).await {
+                    Err(f) => match Box::pin(self.fail(f)).await {
                         AfterFailure::Resume => None,
                         AfterFailure::Next(n) => Some(n),
                     },
                 }
             }
         }
+    }
+
+    /// A child failed and waits for a directive: ask this actor's strategy,
+    /// tell the child, then run `on_child_failed`. Boxed by the caller:
+    /// rare, and it would otherwise make every actor's task larger.
+    async fn on_child_failure(
+        &mut self,
+        actor: &mut A,
+        child: ActorHandle,
+        failure: Failure,
+    ) -> Option<Next> {
+        // User code: a panic here must not kill this task.
+        let strategy =
+                std::panic::catch_unwind(AssertUnwindSafe(|| actor.supervisor_strategy()))
+                    .unwrap_or_else(|_| {
+                        tracing::error!(path = %self.cell.path(), "supervisor_strategy() panicked; stopping the child");
+                        crate::SupervisorStrategy::stopping()
+                    });
+        let report = (child.clone(), failure.clone());
+        let next = self.supervise(strategy, child, failure).await;
+        if let Some(directive) = self.last_directive.take() {
+            let (child, failure) = report;
+            let hook = AssertUnwindSafe(async {
+                actor
+                    .on_child_failed(child, failure, directive, &mut self.ctx)
+                    .await;
+            });
+            if hook.catch_unwind().await.is_err() {
+                tracing::warn!(path = %self.cell.path(), "`on_child_failed` hook panicked");
+            }
+        }
+        next
     }
 
     /// A child failed: ask this actor's strategy and tell the child.
@@ -381,7 +405,7 @@ impl<A: Actor> Runner<A> {
                         cause: Arc::new(failure),
                     },
                 };
-                return match self.fail(escalated).await {
+                return match Box::pin(self.fail(escalated)).await {
                     AfterFailure::Resume => {
                         if let Some(c) = self.ctx.pending_escalation.take() {
                             c.send_system(SystemMsg::Resume);
@@ -474,7 +498,18 @@ impl<A: Actor> Runner<A> {
         self.stop_children_and_wait(children).await;
     }
 
+    /// Stops `children` and waits for their termination notices. Without
+    /// children (most actors) there is nothing to wait for; with children
+    /// the wait is boxed, so that it does not enlarge every actor's task.
     async fn stop_children_and_wait(&mut self, children: Vec<(u64, ActorHandle)>) {
+        if children.is_empty() {
+            self.ctx.pending_escalation = None;
+            return;
+        }
+        Box::pin(self.wait_for_children(children)).await;
+    }
+
+    async fn wait_for_children(&mut self, children: Vec<(u64, ActorHandle)>) {
         let mut pending: HashSet<u64> = HashSet::with_capacity(children.len());
         // A child in the registry has not released its name yet, so its
         // Terminated notification (sent after the release) is still to come.

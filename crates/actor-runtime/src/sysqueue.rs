@@ -3,9 +3,9 @@
 //!
 //! It replaces a second tokio channel per actor. A tokio channel allocates
 //! its shared state and a first block of 32 slots when it is created; this
-//! queue allocates nothing until the first message (most actors receive one
-//! system message in their life: the stop) and lives inside the actor's
-//! cell. The receiver's waker sits in an [`AtomicWaker`]; the actor's loop
+//! queue lives inside the actor's cell and keeps its oldest message in an
+//! inline slot, so it allocates only when two messages wait at once (most
+//! actors receive one system message in their life: the stop). The receiver's waker sits in an [`AtomicWaker`]; the actor's loop
 //! registers the same waker here and with its user mailbox, so either wakes
 //! it.
 //!
@@ -27,8 +27,24 @@ use std::task::{Context, Poll};
 use crate::loom::{AtomicUsize, AtomicWaker, Mutex, Ordering, lock, register_waker};
 
 struct State<T> {
-    queue: VecDeque<T>,
+    /// The oldest message, when `rest` is empty or holds younger ones.
+    first: Option<T>,
+    rest: VecDeque<T>,
     closed: bool,
+}
+
+impl<T> State<T> {
+    fn push(&mut self, msg: T) {
+        if self.first.is_none() && self.rest.is_empty() {
+            self.first = Some(msg);
+        } else {
+            self.rest.push_back(msg);
+        }
+    }
+
+    fn pop(&mut self) -> Option<T> {
+        self.first.take().or_else(|| self.rest.pop_front())
+    }
 }
 
 pub(crate) struct SysQueue<T> {
@@ -42,7 +58,8 @@ impl<T> SysQueue<T> {
     pub(crate) fn new() -> Self {
         Self {
             state: Mutex::new(State {
-                queue: VecDeque::new(),
+                first: None,
+                rest: VecDeque::new(),
                 closed: false,
             }),
             len: AtomicUsize::new(0),
@@ -57,7 +74,7 @@ impl<T> SysQueue<T> {
             if s.closed {
                 return Err(msg);
             }
-            s.queue.push_back(msg);
+            s.push(msg);
             self.len.fetch_add(1, Ordering::SeqCst);
         }
         self.waker.wake();
@@ -76,7 +93,7 @@ impl<T> SysQueue<T> {
             return None;
         }
         let mut s = lock(&self.state);
-        let m = s.queue.pop_front();
+        let m = s.pop();
         if m.is_some() {
             self.len.fetch_sub(1, Ordering::SeqCst);
         }
@@ -109,7 +126,11 @@ impl<T> SysQueue<T> {
         let mut s = lock(&self.state);
         s.closed = true;
         self.len.store(0, Ordering::SeqCst);
-        std::mem::take(&mut s.queue)
+        let mut all = std::mem::take(&mut s.rest);
+        if let Some(m) = s.first.take() {
+            all.push_front(m);
+        }
+        all
     }
 }
 
@@ -148,9 +169,12 @@ mod tests {
             "a push wakes"
         );
         q.push(4).unwrap();
-        assert_eq!(q.close(), VecDeque::from([3, 4]));
+        q.push(5).unwrap();
+        assert_eq!(q.try_pop(), Some(3), "the inline slot holds the oldest");
+        q.push(6).unwrap();
+        assert_eq!(q.close(), VecDeque::from([4, 5, 6]));
         assert!(q.is_empty());
-        assert_eq!(q.push(5), Err(5));
+        assert_eq!(q.push(7), Err(7));
         assert_eq!(q.try_pop(), None);
     }
 }
