@@ -42,6 +42,7 @@
 
 pub mod diagnostics;
 pub mod duration;
+pub mod monitoring;
 pub mod providers;
 mod secret;
 pub mod storage;
@@ -58,6 +59,7 @@ use figment::value::Value;
 use serde::{Deserialize, Serialize};
 
 pub use diagnostics::DiagnosticsSection;
+pub use monitoring::{MonitoringConfig, MonitoringDetector, MonitoringMode};
 pub use providers::ProviderSettings;
 pub use secret::Secret;
 pub use storage::StorageConfig;
@@ -237,7 +239,7 @@ impl Default for FailoverSection {
 }
 
 /// `[remoting]`: heartbeats and failure detection.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemotingSection {
     /// Interval between heartbeats (1s).
@@ -250,6 +252,12 @@ pub struct RemotingSection {
     /// `cluster::remoting::tls` for the identity rule and rotation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSection>,
+    /// `[remoting.monitoring]`: all-to-all heartbeats (default) or ring
+    /// monitoring with votes and a quorum (issue 17; see [`monitoring`]).
+    /// Checked with [`MonitoringConfig::validate`] when the file is loaded
+    /// and by [`crate::validate`].
+    #[serde(default, with = "monitoring::Section")]
+    pub monitoring: MonitoringConfig,
 }
 
 impl Default for RemotingSection {
@@ -258,6 +266,7 @@ impl Default for RemotingSection {
             heartbeat_interval: d1s(),
             failure_timeout: d5s(),
             tls: None,
+            monitoring: MonitoringConfig::default(),
         }
     }
 }
@@ -680,6 +689,7 @@ impl NodeConfig {
                 "must be longer than remoting.heartbeat_interval".into(),
             ));
         }
+        check_monitoring(name, &raw.remoting.monitoring)?;
         in_range(
             "placement.request_timeout",
             raw.placement.request_timeout,
@@ -802,6 +812,47 @@ impl NodeConfig {
     pub fn binds_loopback(&self) -> bool {
         is_loopback(&self.bind)
     }
+
+    /// Remoting's configuration from this one: `[remoting]`'s timings,
+    /// `[remoting.monitoring]` ([`RemotingConfig::with_monitoring`]),
+    /// `[remoting.tls]` and the cluster secret. The listen address is not
+    /// in it: [`Cluster::builder`](cluster::Cluster::builder)'s `bind`
+    /// sets it (as [`Node`](crate::Node) does from `bind`). What the node
+    /// runtime gives the bootstrap; for an application that runs the bare
+    /// builder with its own file.
+    ///
+    /// [`RemotingConfig::with_monitoring`]: cluster::remoting::RemotingConfig::with_monitoring
+    pub fn remoting_config(&self) -> cluster::remoting::RemotingConfig {
+        let mut remoting = cluster::remoting::RemotingConfig::new(&self.cluster)
+            .with_heartbeat_interval(self.remoting.heartbeat_interval)
+            .with_failure_timeout(self.remoting.failure_timeout)
+            .with_monitoring(self.remoting.monitoring.clone());
+        if let Some(secret) = &self.secret {
+            remoting = remoting.with_secret(secret.expose().as_bytes().to_vec());
+        }
+        if let Some(tls) = &self.remoting.tls {
+            remoting = remoting.with_tls(tls.to_tls_config());
+        }
+        remoting
+    }
+
+    /// Checks `[remoting.monitoring]` (done when a file is loaded; again
+    /// by [`crate::validate`] for a configuration changed in code): a value
+    /// out of range is a `config.invalid` naming
+    /// `remoting.monitoring.<field>`.
+    pub fn check_monitoring(&self) -> Result<(), ConfigError> {
+        check_monitoring(&self.source_name(), &self.remoting.monitoring)
+    }
+}
+
+/// [`MonitoringConfig::validate`] as a [`ConfigError`]: the file, the
+/// field's path, and the reason (which names the range). The library's own
+/// code, `remoting.monitoring_config`, is what `RemotingConfig` reports for
+/// the same value given in code without this check.
+fn check_monitoring(name: &str, monitoring: &MonitoringConfig) -> Result<(), ConfigError> {
+    monitoring
+        .validate()
+        .map_err(|e| ConfigError::new(name, format!("remoting.monitoring.{}", e.field), e.reason))
 }
 
 /// Whether `host:port` names a loopback address (`127.0.0.0/8`, `::1`,
@@ -863,6 +914,17 @@ fn env_provider(
                 Ok(n) => Value::from(n),
                 Err(_) => Value::from(value.clone()),
             },
+            ["remoting", "monitoring", key] => {
+                match monitoring::NUMERIC_KEYS.iter().find(|(k, _)| k == key) {
+                    Some((_, true)) => value
+                        .parse::<f64>()
+                        .map_or_else(|_| Value::from(value.clone()), Value::from),
+                    Some((_, false)) => value
+                        .parse::<u32>()
+                        .map_or_else(|_| Value::from(value.clone()), Value::from),
+                    None => Value::from(value.clone()),
+                }
+            }
             _ => Value::from(value.clone()),
         };
         insert_path(&mut root, &parts, v);

@@ -71,6 +71,7 @@ pub use actor_runtime::ActorSystem;
 pub use cluster::grain::{
     DeactivationReason, GrainContext, GrainError, GrainOptions, NamedGrain, PersistentState,
 };
+pub use cluster::monitoring::{MonitoringConfig, MonitoringDetector, MonitoringMode};
 pub use cluster::placement::{Grain, GrainKinds, PlacementConfig, PlacementError};
 pub use cluster::remoting::RemotingConfig;
 pub use cluster::{Cluster, ClusterBuilder, ClusterError, LeaveReport, TopologyWatch};

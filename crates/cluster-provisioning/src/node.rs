@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use actor_runtime::ActorSystem;
 use cluster::placement::{Grain, PlacementConfig};
-use cluster::remoting::RemotingConfig;
 use cluster::{Cluster, ClusterBuilder, ClusterError};
 use cluster_core::events::ProviderChanged;
 use provisioning_actors::{ProviderKinds, ProvisioningConfig};
@@ -230,15 +229,7 @@ impl NodeBuilder {
                 None => None,
             },
         );
-        let mut remoting = RemotingConfig::new(&config.cluster)
-            .with_heartbeat_interval(config.remoting.heartbeat_interval)
-            .with_failure_timeout(config.remoting.failure_timeout);
-        if let Some(secret) = &config.secret {
-            remoting = remoting.with_secret(secret.expose().as_bytes().to_vec());
-        }
-        if let Some(tls) = &config.remoting.tls {
-            remoting = remoting.with_tls(tls.to_tls_config());
-        }
+        let remoting = config.remoting_config();
         let mut provisioning = ProvisioningConfig::default();
         provisioning.failover.silence_timeout = config.failover.silence_timeout;
         provisioning.failover.error_threshold = config.failover.error_threshold;
@@ -424,10 +415,12 @@ fn check_kinds(config: &NodeConfig, kinds: &ProviderKinds) -> Result<(), ConfigE
 
 /// Checks `config` as far as it can be without starting anything: the
 /// safety rules, the kinds, and each provider's settings through its kind's
-/// own parser (ranges, combinations). What `cluster-node check-config`
-/// runs.
+/// own parser (ranges, combinations), and `[remoting.monitoring]`'s
+/// ranges (for a configuration changed in code). What `cluster-node
+/// check-config` runs.
 pub fn validate(config: &NodeConfig, kinds: &ProviderKinds) -> Result<(), NodeError> {
     check_safety(config)?;
+    config.check_monitoring()?;
     check_tls(config)?;
     check_kinds(config, kinds)?;
     let descriptors = config.descriptors()?;

@@ -334,3 +334,296 @@ fn i14_remoting_tls_section_is_checked() {
     );
     assert!(err(&unknown).contains("remoting.tls"), "{}", err(&unknown));
 }
+
+/// The memory provider only (the default features), for the monitoring
+/// tests.
+const MONITORED: &str = r#"
+cluster = "shop"
+node_id = "node-a"
+bind = "127.0.0.1:0"
+
+[[providers]]
+id = "standby"
+kind = "memory"
+settings = { table = "shop" }
+"#;
+
+/// Issue 17: every key of `[remoting.monitoring]` is read into Remoting's
+/// `MonitoringConfig` (durations as strings, enums in lower case), and
+/// `NodeConfig::remoting_config` (what the node runtime starts Remoting
+/// with) carries it.
+#[test]
+fn i17_remoting_monitoring_section_sets_every_field() {
+    use cluster_provisioning::config::{MonitoringConfig, MonitoringDetector, MonitoringMode};
+    use std::time::Duration;
+    let text = format!(
+        "{MONITORED}\n[remoting]\nheartbeat_interval = \"2s\"\n\n[remoting.monitoring]\n\
+         mode = \"ring\"\nmonitors = 7\nquorum = 4\nprobe_interval = \"2s\"\n\
+         probe_timeout = \"750ms\"\nindirect_fanout = 2\nsuspicion_mult = 0.5\n\
+         vote_ttl = \"30s\"\nhealth_max = 4\nvote_limit = 3\nidle_timeout = \"2m\"\n\
+         detector = \"phi_accrual\"\n"
+    );
+    let c = parse(&text).expect("valid");
+    let want = MonitoringConfig {
+        mode: MonitoringMode::Ring,
+        monitors: 7,
+        quorum: 4,
+        probe_interval: Duration::from_secs(2),
+        probe_timeout: Duration::from_millis(750),
+        indirect_fanout: 2,
+        suspicion_mult: 0.5,
+        vote_ttl: Duration::from_secs(30),
+        health_max: 4,
+        vote_limit: 3,
+        idle_timeout: Duration::from_secs(120),
+        detector: MonitoringDetector::PhiAccrual,
+    };
+    assert_eq!(c.remoting.monitoring, want);
+    assert_eq!(
+        c.remoting.heartbeat_interval,
+        Duration::from_secs(2),
+        "[remoting]'s own keys still read"
+    );
+    let remoting = c.remoting_config();
+    assert_eq!(remoting.monitoring, want);
+    assert_eq!(remoting.heartbeat_interval, Duration::from_secs(2));
+    validate(&c, &built_in_kinds()).expect("check-config accepts it");
+
+    // The effective configuration (check-config's output) prints the table
+    // in the file's own words, and reads back to the same values.
+    let shown = c.to_redacted_toml();
+    for line in [
+        "[remoting.monitoring]",
+        "mode = \"ring\"",
+        "probe_timeout = \"750ms\"",
+        "suspicion_mult = 0.5",
+        "idle_timeout = \"2m\"",
+        "detector = \"phi_accrual\"",
+    ] {
+        assert!(shown.contains(line), "{line} missing from:\n{shown}");
+    }
+    let table: toml::Table = shown.parse().expect("TOML");
+    let again = format!(
+        "{MONITORED}\n[remoting.monitoring]\n{}",
+        toml::to_string(&table["remoting"]["monitoring"]).expect("renders")
+    );
+    assert_eq!(parse(&again).expect("reads back").remoting.monitoring, want);
+}
+
+/// Issue 17: without the table, or with some keys only, the rest is
+/// `MonitoringConfig::default()` (all-to-all: today's behaviour).
+#[test]
+fn i17_remoting_monitoring_defaults_when_absent() {
+    use cluster_provisioning::config::{MonitoringConfig, MonitoringMode};
+    let defaults = MonitoringConfig::default();
+    assert_eq!(defaults.mode, MonitoringMode::AllToAll);
+    let c = parse(MONITORED).expect("valid");
+    assert_eq!(c.remoting.monitoring, defaults);
+    assert_eq!(c.remoting_config().monitoring, defaults);
+    let c = parse(&format!("{MONITORED}\n[remoting.monitoring]\n")).expect("valid");
+    assert_eq!(c.remoting.monitoring, defaults, "an empty table");
+    let c = parse(&format!(
+        "{MONITORED}\n[remoting.monitoring]\nmode = \"ring\"\n"
+    ))
+    .expect("valid");
+    assert_eq!(
+        c.remoting.monitoring,
+        MonitoringConfig {
+            mode: MonitoringMode::Ring,
+            ..defaults
+        },
+        "one key: the others keep their defaults"
+    );
+    let c = parse(&format!(
+        "{MONITORED}\n[remoting.monitoring]\nmode = \"all_to_all\"\n"
+    ))
+    .expect("valid");
+    assert_eq!(c.remoting.monitoring.mode, MonitoringMode::AllToAll);
+}
+
+/// Issue 17 / N1: a mistake in `[remoting.monitoring]` is one line naming
+/// the file and `remoting.monitoring.<field>`, with the reason and the
+/// range; `check-config` refuses it (`config.invalid`).
+#[test]
+fn i17_remoting_monitoring_bad_input_names_file_and_field() {
+    let section = |body: &str| format!("{MONITORED}\n[remoting.monitoring]\n{body}\n");
+    let cases = [
+        // Unknown key: refused, with the known ones.
+        (
+            section("quorom = 3"),
+            "node.toml: remoting.monitoring.quorom: unknown key (expected one of: mode, monitors, quorum",
+        ),
+        // Out of range, alone and against another key.
+        (
+            section("quorum = 9"),
+            "node.toml: remoting.monitoring.quorum: 9 is out of range: must be 2 to monitors (5)",
+        ),
+        (
+            section("monitors = 5\nquorum = 9"),
+            "node.toml: remoting.monitoring.quorum: 9 is out of range: must be 2 to monitors (5)",
+        ),
+        (
+            section("monitors = 17"),
+            "node.toml: remoting.monitoring.monitors: 17 is out of range: must be 1 to 16",
+        ),
+        (
+            section("probe_interval = \"1s\"\nprobe_timeout = \"1s\""),
+            "node.toml: remoting.monitoring.probe_timeout: 1s is out of range: must be more than zero and less than probe_interval (1s)",
+        ),
+        (
+            section("probe_timeout = \"2s\""),
+            "node.toml: remoting.monitoring.probe_timeout: 2s is out of range",
+        ),
+        (
+            section("indirect_fanout = 5"),
+            "node.toml: remoting.monitoring.indirect_fanout: 5 is out of range: must be 0 to monitors - 1 (4)",
+        ),
+        (
+            section("suspicion_mult = 0.0"),
+            "node.toml: remoting.monitoring.suspicion_mult: 0 is out of range",
+        ),
+        (
+            section("vote_ttl = \"1s\""),
+            "node.toml: remoting.monitoring.vote_ttl: 1s is too short: must be more than probe_interval (1s)",
+        ),
+        (
+            section("health_max = 2\nvote_limit = 3"),
+            "node.toml: remoting.monitoring.vote_limit: 3 is out of range: must be 1 to health_max (2)",
+        ),
+        (
+            section("idle_timeout = \"500ms\""),
+            "node.toml: remoting.monitoring.idle_timeout: 500ms is too short: must be at least 1s",
+        ),
+        // Wrong values for the enums, the durations, the numbers.
+        (
+            section("mode = \"Ring\""),
+            "node.toml: remoting.monitoring.mode: unknown variant",
+        ),
+        (
+            section("detector = \"phi\""),
+            "node.toml: remoting.monitoring.detector: unknown variant",
+        ),
+        (
+            section("probe_interval = \"1x\""),
+            "node.toml: remoting.monitoring.probe_interval: \"1x\" is not a duration",
+        ),
+        (
+            section("probe_interval = 1"),
+            "node.toml: remoting.monitoring.probe_interval: 1 is not a duration: write it with a unit",
+        ),
+        (
+            section("monitors = -1"),
+            "node.toml: remoting.monitoring.monitors:",
+        ),
+        (
+            section("suspicion_mult = \"a lot\""),
+            "node.toml: remoting.monitoring.suspicion_mult:",
+        ),
+    ];
+    for (text, want) in cases {
+        let got = err(&text);
+        assert!(
+            got.starts_with(want),
+            "for\n{text}\n got: {got}\nwant: {want}..."
+        );
+        assert!(!got.contains('\n'), "one line: {got}");
+        let code = parse(&text).map_or_else(|e| e.code(), |_| "accepted");
+        assert_eq!(code, "config.invalid", "{got}");
+    }
+}
+
+/// Issue 17 / N1: the environment sets the table's keys too
+/// (`CLUSTER_REMOTING__MONITORING__<KEY>`), numbers included, and a bad
+/// one names the variable.
+#[test]
+fn i17_remoting_monitoring_from_the_environment() {
+    use cluster_provisioning::config::MonitoringMode;
+    use std::time::Duration;
+    let var = |k: &str, v: &str| (format!("CLUSTER_REMOTING__MONITORING__{k}"), v.to_owned());
+    let env = vec![
+        var("MODE", "ring"),
+        var("QUORUM", "2"),
+        var("SUSPICION_MULT", "0.25"),
+        var("PROBE_INTERVAL", "2s"),
+    ];
+    let c = NodeConfig::from_toml_with_env("node.toml", MONITORED, &env).expect("valid");
+    let m = &c.remoting.monitoring;
+    assert_eq!(m.mode, MonitoringMode::Ring);
+    assert_eq!(m.quorum, 2);
+    assert_eq!(m.suspicion_mult, 0.25);
+    assert_eq!(m.probe_interval, Duration::from_secs(2));
+    assert_eq!(m.monitors, 5, "untouched keys keep their defaults");
+
+    let e = NodeConfig::from_toml_with_env("node.toml", MONITORED, &[var("MONITORS", "many")])
+        .unwrap_err();
+    assert_eq!(e.field, "remoting.monitoring.monitors", "{e}");
+    assert!(
+        e.source_name
+            .contains("CLUSTER_REMOTING__MONITORING__MONITORS"),
+        "{e}"
+    );
+    let e =
+        NodeConfig::from_toml_with_env("node.toml", MONITORED, &[var("QUORUM", "9")]).unwrap_err();
+    assert_eq!(e.field, "remoting.monitoring.quorum", "{e}");
+}
+
+/// Issue 17: a configuration built in code (the embedding API) is checked
+/// the same way: `validate` (what `check-config` and `Node::start` run)
+/// refuses a monitoring value out of range with `config.invalid` naming
+/// the field.
+#[test]
+fn i17_remoting_monitoring_set_in_code_is_checked() {
+    use cluster_provisioning::config::{MonitoringConfig, MonitoringMode};
+    let mut c = parse(MONITORED).expect("valid");
+    c.remoting.monitoring = MonitoringConfig {
+        mode: MonitoringMode::Ring,
+        ..MonitoringConfig::default()
+    };
+    validate(&c, &built_in_kinds()).expect("valid");
+    assert_eq!(c.remoting_config().monitoring.mode, MonitoringMode::Ring);
+    c.remoting.monitoring.quorum = 9;
+    let e = validate(&c, &built_in_kinds()).unwrap_err();
+    assert_eq!(e.code(), "config.invalid");
+    assert!(
+        e.to_string()
+            .starts_with("node.toml: remoting.monitoring.quorum: 9 is out of range"),
+        "{e}"
+    );
+    assert!(c.check_monitoring().is_err());
+}
+
+/// Issue 17 / N1: the `[remoting.monitoring]` examples shipped with the
+/// project load: the block in `docs/embedding.md` and the commented-out
+/// one in `deploy/kubernetes/node.toml` (uncommented here), each giving
+/// the defaults with `mode = "ring"`.
+#[test]
+fn i17_n1_shipped_monitoring_examples_load() {
+    use cluster_provisioning::config::{MonitoringConfig, MonitoringMode};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).expect(p);
+    let want = MonitoringConfig {
+        mode: MonitoringMode::Ring,
+        ..MonitoringConfig::default()
+    };
+    // The docs: the ```toml block that starts with the table.
+    let doc = read("docs/embedding.md");
+    let block = doc
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .find(|b| b.starts_with("[remoting.monitoring]"))
+        .expect("a [remoting.monitoring] block in docs/embedding.md");
+    let c = parse(&format!("{MONITORED}\n{block}")).expect("the docs' block");
+    assert_eq!(c.remoting.monitoring, want, "docs/embedding.md");
+    // The Kubernetes example: the commented lines from the table on.
+    let k8s = read("deploy/kubernetes/node.toml");
+    let block: String = k8s
+        .lines()
+        .skip_while(|l| *l != "# [remoting.monitoring]")
+        .map_while(|l| l.strip_prefix("# "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(block.starts_with("[remoting.monitoring]\n"), "{block}");
+    let c = parse(&format!("{MONITORED}\n{block}")).expect("the Kubernetes example");
+    assert_eq!(c.remoting.monitoring, want, "deploy/kubernetes/node.toml");
+}

@@ -230,3 +230,65 @@ async fn n2_unsafe_starts_are_refused() {
     assert_eq!(e.code(), "config.unsafe");
     assert!(e.to_string().starts_with("node.toml: admin.bind:"), "{e}");
 }
+
+/// Issue 17: two nodes started from files with `[remoting.monitoring]
+/// mode = "ring"` form one cluster, associate, and quarantine nobody over
+/// ten probe intervals (their Remoting accepted the section as given); a
+/// start whose monitoring was set out of range in code is refused before
+/// anything runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i17_nodes_run_ring_monitoring_from_their_files() {
+    use cluster_provisioning::config::MonitoringMode;
+    let ring = "[remoting.monitoring]\nmode = \"ring\"\nprobe_interval = \"100ms\"\n\
+                probe_timeout = \"50ms\"\nvote_ttl = \"1s\"\n";
+    let text = |id: &str| {
+        config_text("node-test-i17", "").replace("node_id = \"n1\"", &format!("node_id = \"{id}\""))
+            + "\n"
+            + ring
+    };
+    let mut nodes = Vec::new();
+    for id in ["r1", "r2"] {
+        let config = NodeConfig::from_toml("node.toml", &text(id)).unwrap();
+        assert_eq!(config.remoting.monitoring.mode, MonitoringMode::Ring);
+        let node = Node::builder(config)
+            .init_logs(false)
+            .handle_signals(false)
+            .start()
+            .await
+            .unwrap();
+        nodes.push(node);
+    }
+    for node in &nodes {
+        node.cluster()
+            .wait_for_members(2, Duration::from_secs(10))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for node in &nodes {
+        let t = node.cluster().topology().await.unwrap();
+        assert_eq!(t.members.len(), 2, "{t:?}");
+        assert!(t.blocked.is_empty(), "nobody quarantined: {t:?}");
+        let up = node.cluster().remoting().associations();
+        assert_eq!(up.len(), 1, "an association with the other member: {up:?}");
+    }
+    for node in &nodes {
+        node.leave().await;
+        node.shutdown().await;
+    }
+
+    let mut bad = NodeConfig::from_toml("node.toml", &text("r3")).unwrap();
+    bad.remoting.monitoring.probe_timeout = bad.remoting.monitoring.probe_interval;
+    let e = Node::builder(bad)
+        .init_logs(false)
+        .handle_signals(false)
+        .start()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "config.invalid");
+    assert!(
+        e.to_string()
+            .starts_with("node.toml: remoting.monitoring.probe_timeout:"),
+        "{e}"
+    );
+}
