@@ -201,11 +201,31 @@ impl<A: Actor> Runner<A> {
                 return Next::Stop(StopReason::Stopped);
             }
             match self.next().await {
-                Item::Sys(msg) => {
-                    if let Some(next) = self.on_system(actor, msg).await {
-                        return next;
+                // Handled here rather than in a helper `async fn`, whose
+                // arguments and awaited futures would all enlarge the task.
+                Item::Sys(msg) => match msg {
+                    SystemMsg::Stop(r) => return Next::Stop(r),
+                    SystemMsg::Restart { delay } => return Next::Restart { delay },
+                    SystemMsg::Resume => {}
+                    SystemMsg::Failed { child, failure } => {
+                        if let Some(n) =
+                            Box::pin(self.on_child_failure(actor, child, failure)).await
+                        {
+                            return n;
+                        }
                     }
-                }
+                    SystemMsg::Terminated { actor: who, reason } => {
+                        if let Some(t) = self.terminated_notice(who, reason)
+                            && let Err(f) = guarded(Stage::OnTerminated, async {
+                                actor.on_terminated(t, &mut self.ctx).await
+                            })
+                            .await
+                            && let AfterFailure::Next(n) = Box::pin(self.fail(f)).await
+                        {
+                            return n;
+                        }
+                    }
+                },
                 Item::User(env) => {
                     let msg = match env {
                         Envelope::Msg(m) => m,
@@ -235,44 +255,22 @@ impl<A: Actor> Runner<A> {
         }
     }
 
-    async fn on_system(&mut self, actor: &mut A, msg: SystemMsg) -> Option<Next> {
-        match msg {
-            SystemMsg::Stop(r) => Some(Next::Stop(r)),
-            SystemMsg::Restart { delay } => Some(Next::Restart { delay }),
-            SystemMsg::Resume => None,
-            SystemMsg::Failed { child, failure } => {
-                Box::pin(self.on_child_failure(actor, child, failure)).await
-            }
-            SystemMsg::Terminated { actor: who, reason } => {
-                let is_child = who
-                    .0
-                    .parent
-                    .as_ref()
-                    .is_some_and(|p| p.id() == self.cell.id);
-                let watched = self.ctx.watching.remove(&who.id()).is_some();
-                if is_child {
-                    self.ctx.restart_windows.remove(&who.id().0);
-                    if self.ctx.pending_escalation.as_ref() == Some(&who) {
-                        self.ctx.pending_escalation = None;
-                    }
-                }
-                if !(is_child || watched) {
-                    return None;
-                }
-                let t = Terminated { actor: who, reason };
-                match guarded(Stage::OnTerminated, async {
-                    actor.on_terminated(t, &mut self.ctx).await
-                })
-                .await
-                {
-                    Ok(()) => None,
-                    Err(f) => match Box::pin(self.fail(f)).await {
-                        AfterFailure::Resume => None,
-                        AfterFailure::Next(n) => Some(n),
-                    },
-                }
+    /// The bookkeeping of a termination notice; the notice to hand to
+    /// `on_terminated`, if this actor asked for it (a child, or watched).
+    fn terminated_notice(&mut self, who: ActorHandle, reason: StopReason) -> Option<Terminated> {
+        let is_child = who
+            .0
+            .parent
+            .as_ref()
+            .is_some_and(|p| p.id() == self.cell.id);
+        let watched = self.ctx.watching.remove(&who.id()).is_some();
+        if is_child {
+            self.ctx.restart_windows.remove(&who.id().0);
+            if self.ctx.pending_escalation.as_ref() == Some(&who) {
+                self.ctx.pending_escalation = None;
             }
         }
+        (is_child || watched).then_some(Terminated { actor: who, reason })
     }
 
     /// A child failed and waits for a directive: ask this actor's strategy,
