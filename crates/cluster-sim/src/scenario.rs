@@ -25,18 +25,24 @@ pub enum Scenario {
     S7CorrelatedCrash,
     /// S9: Gilbert–Elliott burst loss.
     S9BurstLoss,
+    /// S5: a partition of 20 % / 80 % for 60 s, then healed.
+    S5Partition,
+    /// S8: churn, 5 joins and 5 leaves per minute.
+    S8Churn,
 }
 
 impl Scenario {
     /// Every scenario, in table order.
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 10] = [
         Self::S1SteadyLoss,
         Self::S2Crashes,
         Self::S3BrokenOutbound,
         Self::S3BrokenInbound,
         Self::S4OneLink,
+        Self::S5Partition,
         Self::S6Pause,
         Self::S7CorrelatedCrash,
+        Self::S8Churn,
         Self::S9BurstLoss,
     ];
 
@@ -51,6 +57,8 @@ impl Scenario {
             Self::S6Pause => "S6",
             Self::S7CorrelatedCrash => "S7",
             Self::S9BurstLoss => "S9",
+            Self::S5Partition => "S5",
+            Self::S8Churn => "S8",
         }
     }
 
@@ -65,6 +73,8 @@ impl Scenario {
             Self::S6Pause => "one node paused 8 s",
             Self::S7CorrelatedCrash => "10 % of the nodes crash at once, 1 % loss",
             Self::S9BurstLoss => "burst loss (Gilbert-Elliott)",
+            Self::S5Partition => "partition 20 % / 80 % for 60 s, healed",
+            Self::S8Churn => "churn: 5 joins and 5 leaves per minute",
         }
     }
 
@@ -193,6 +203,9 @@ pub struct Outcome {
     pub rates: Rates,
     /// Crash detection (S2, S7).
     pub detection: Option<Detection>,
+    /// S8: the most (target, monitor) pairs one join or leave moved in the
+    /// provider table's ring.
+    pub churn_max_moved: Option<f64>,
     /// Scenario-specific figures (`name = value`).
     pub notes: Vec<String>,
     /// Events handled.
@@ -203,9 +216,10 @@ pub struct Outcome {
 
 const WARMUP: Nanos = 10 * SEC;
 
-/// Runs one scenario. S1, S2 and S9 run `params.duration`; S3a, S3b and
-/// S4 run at most 5 minutes with the fault (from 10 s on); S6 runs 30 s,
-/// the pause, then 60 s; S7 runs 30 s, the crash, then 60 s.
+/// Runs one scenario. S1, S2, S8 and S9 run `params.duration`; S3a, S3b
+/// and S4 run at most 5 minutes with the fault (from 10 s on); S5 runs the
+/// partition from 10 s to 70 s, then 60 s healed; S6 runs 30 s, the pause,
+/// then 60 s; S7 runs 30 s, the crash, then 60 s.
 pub fn run(scenario: Scenario, params: &RunParams) -> Outcome {
     let wall = Instant::now();
     let dur = u64::try_from(params.duration.as_nanos()).unwrap_or(u64::MAX);
@@ -236,12 +250,22 @@ pub fn run(scenario: Scenario, params: &RunParams) -> Outcome {
     if params.loss_as_delay {
         loss.push_str(", as retransmission delays");
     }
+    let churn_changes = (dur / (6 * SEC)) as usize;
+    if scenario == Scenario::S8Churn {
+        config.spare = churn_changes / 2 + 1;
+    }
     let mut sim = Sim::new(config);
+    // S5: reports are false only within a side.
+    let mut sides: Option<Vec<u8>> = None;
     let mut faulty: HashSet<(u32, u64)> = HashSet::new();
     let mut notes = Vec::new();
     let n = params.nodes as u32;
     let end = match scenario {
-        Scenario::S1SteadyLoss | Scenario::S9BurstLoss | Scenario::S2Crashes => dur,
+        Scenario::S1SteadyLoss
+        | Scenario::S9BurstLoss
+        | Scenario::S2Crashes
+        | Scenario::S8Churn => dur,
+        Scenario::S5Partition => 130 * SEC,
         Scenario::S3BrokenOutbound | Scenario::S3BrokenInbound | Scenario::S4OneLink => {
             dur.min(5 * 60 * SEC + WARMUP)
         }
@@ -254,6 +278,7 @@ pub fn run(scenario: Scenario, params: &RunParams) -> Outcome {
     let received0 = sim.received().to_vec();
     sim.reset_peer_sets();
     let mut detection_horizon = end;
+    let mut churn_max_moved = None;
 
     match scenario {
         Scenario::S1SteadyLoss | Scenario::S9BurstLoss => sim.run_until(end),
@@ -369,6 +394,94 @@ pub fn run(scenario: Scenario, params: &RunParams) -> Outcome {
                 ));
             }
         }
+        Scenario::S5Partition => {
+            let mut all: Vec<u32> = (0..n).collect();
+            sim.rng().shuffle(&mut all);
+            let minority = (params.nodes / 5).max(1);
+            let mut side = vec![0u8; params.nodes];
+            for &x in &all[..minority] {
+                side[x as usize] = 1;
+            }
+            sim.set_partition(Some(side.clone()));
+            sim.run_until(70 * SEC);
+            sim.set_partition(None);
+            let during = sim.reports().len();
+            sim.run_until(end);
+            let cross = sim
+                .reports()
+                .iter()
+                .filter(|r| side[r.reporter as usize] != side[r.node as usize])
+                .count();
+            let by_minority = sim
+                .reports()
+                .iter()
+                .filter(|r| side[r.reporter as usize] == 1 && side[r.node as usize] == 0)
+                .count();
+            let expected = 2 * minority * (params.nodes - minority);
+            notes.push(format!(
+                "minority side {minority} nodes; quarantines across the partition {cross} of {expected} \
+                 possible ({during} by the heal), of which by the minority {by_minority} of {}; after the heal the sides stay apart (no reachable verdicts \
+                 before design stage 4)",
+                minority * (params.nodes - minority)
+            ));
+            sides = Some(side);
+        }
+        Scenario::S8Churn => {
+            let spare: Vec<u32> = (n..n + (churn_changes / 2 + 1) as u32).collect();
+            let mut next_spare = 0;
+            let mut moved = Vec::new();
+            let k = sim.config().monitoring.monitors;
+            let ring_pairs = |sim: &Sim| -> HashSet<(u32, u32)> {
+                let ids: Vec<_> = sim
+                    .table()
+                    .iter()
+                    .map(|(i, _)| sim.id(*i).clone())
+                    .collect();
+                let ring = cluster::monitoring::Ring::new(ids.iter(), k);
+                ring.pairs()
+                    .map(|(a, b)| (node_index(a), node_index(b)))
+                    .collect()
+            };
+            let mut t = WARMUP;
+            let mut join = true;
+            let (mut joins, mut leaves) = (0, 0);
+            while t + 6 * SEC <= end {
+                t += 6 * SEC;
+                sim.run_until(t);
+                let before = ring_pairs(&sim);
+                if join && next_spare < spare.len() {
+                    sim.join(spare[next_spare]);
+                    next_spare += 1;
+                    joins += 1;
+                } else {
+                    let up: Vec<u32> = (0..sim.len() as u32)
+                        .filter(|i| sim.state(*i) == NodeState::Up)
+                        .collect();
+                    let x = up[sim.rng().usize(..up.len())];
+                    faulty.insert((x, sim.incarnation(x)));
+                    sim.leave(x);
+                    leaves += 1;
+                }
+                join = !join;
+                let after = ring_pairs(&sim);
+                moved.push(before.symmetric_difference(&after).count() as f64);
+            }
+            sim.run_until(end);
+            let m = Summary::of(moved);
+            let departed = sim
+                .reports()
+                .iter()
+                .filter(|r| faulty.contains(&(r.node, r.incarnation)))
+                .count();
+            notes.push(format!(
+                "{joins} joins, {leaves} leaves; (target, monitor) pairs moved per change mean {:.1}, \
+                 max {:.0} (3k = {}); reports about departed incarnations {departed}",
+                m.mean,
+                m.max,
+                3 * k
+            ));
+            churn_max_moved = Some(m.max);
+        }
         Scenario::S7CorrelatedCrash => {
             sim.run_until(30 * SEC);
             let count = (params.nodes / 10).max(1);
@@ -388,7 +501,11 @@ pub fn run(scenario: Scenario, params: &RunParams) -> Outcome {
     let mut false_examples = Vec::new();
     let mut false_reports = 0;
     for r in sim.reports() {
-        if !faulty.contains(&(r.node, r.incarnation)) {
+        let wrong = match &sides {
+            Some(side) => side[r.reporter as usize] == side[r.node as usize],
+            None => !faulty.contains(&(r.node, r.incarnation)),
+        };
+        if wrong {
             false_reports += 1;
             false_targets.insert((r.node, r.incarnation));
             if false_examples.len() < 5 {
@@ -424,10 +541,16 @@ pub fn run(scenario: Scenario, params: &RunParams) -> Outcome {
         false_examples,
         rates,
         detection,
+        churn_max_moved,
         notes,
         events: sim.events(),
         wall: wall.elapsed(),
     }
+}
+
+/// The index of a simulated node from its id (`n0042` → 42).
+fn node_index(id: &cluster_core::NodeId) -> u32 {
+    id.as_str()[1..].parse().unwrap_or(u32::MAX)
 }
 
 fn detection_of(sim: &Sim, horizon: Nanos) -> Detection {
@@ -461,10 +584,14 @@ fn detection_of(sim: &Sim, horizon: Nanos) -> Detection {
 }
 
 fn rates_of(sim: &Sim, sent0: &[KindCounts], received0: &[KindCounts], seconds: f64) -> Rates {
+    // Nodes that sent nothing in the window never ran in it (S8's spares).
+    let ran: Vec<bool> = sim.sent().iter().zip(sent0).map(|(a, b)| a != b).collect();
     let per_node = |now: &[KindCounts], then: &[KindCounts], kind: Option<usize>| -> Vec<f64> {
         now.iter()
             .zip(then)
-            .map(|(a, b)| {
+            .zip(&ran)
+            .filter(|(_, ran)| **ran)
+            .map(|((a, b), _)| {
                 let d: u64 = match kind {
                     Some(k) => a[k] - b[k],
                     None => a.iter().zip(b).map(|(x, y)| x - y).sum(),
@@ -483,6 +610,13 @@ fn rates_of(sim: &Sim, sent0: &[KindCounts], received0: &[KindCounts], seconds: 
             .collect(),
         sent: Summary::of(per_node(sim.sent(), sent0, None)),
         received: Summary::of(per_node(sim.received(), received0, None)),
-        peers: Summary::of(sim.peers_used().into_iter().map(f64::from).collect()),
+        peers: Summary::of(
+            sim.peers_used()
+                .into_iter()
+                .zip(&ran)
+                .filter(|(_, ran)| **ran)
+                .map(|(p, _)| f64::from(p))
+                .collect(),
+        ),
     }
 }

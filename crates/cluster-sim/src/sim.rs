@@ -69,6 +69,9 @@ impl Burst {
 pub struct SimConfig {
     /// Nodes at the start.
     pub nodes: usize,
+    /// Nodes that exist but have not started (they can [`Sim::join`]
+    /// later), numbered after the `nodes` started ones.
+    pub spare: usize,
     /// The seed of the one RNG every draw comes from.
     pub seed: u64,
     /// Ring monitoring or today's all-to-all heartbeats.
@@ -109,6 +112,7 @@ impl SimConfig {
     pub fn new(nodes: usize, seed: u64, mode: Mode) -> Self {
         Self {
             nodes,
+            spare: 0,
             seed,
             mode,
             monitoring: MonitoringConfig {
@@ -385,7 +389,8 @@ impl Sim {
     /// A cluster of `config.nodes` nodes, all registered at time 0 (each
     /// reads the table after its watch delay).
     pub fn new(config: SimConfig) -> Self {
-        let n = config.nodes;
+        let started = config.nodes;
+        let n = config.nodes + config.spare;
         let mut rng = fastrand::Rng::with_seed(config.seed);
         let ids: Vec<NodeId> = (0..n)
             .map(|i| NodeId::new(format!("n{i:04}")).expect("a valid node id"))
@@ -440,11 +445,11 @@ impl Sim {
             last_wake: vec![(u64::MAX, 0); n],
             config,
         };
-        for i in 0..n as u32 {
+        for i in 0..started as u32 {
             let inc = sim.take_inc();
             sim.table.insert(i, inc);
         }
-        for i in 0..n as u32 {
+        for i in 0..started as u32 {
             let inc = sim.table[&i];
             sim.boot(i, inc);
         }
@@ -601,6 +606,40 @@ impl Sim {
         let inc = self.take_inc();
         self.provider_put(node, inc);
         self.boot(node, inc);
+    }
+
+    /// Starts a node that never ran or left (a join): a new incarnation,
+    /// registered, reading the table after its watch delay.
+    pub fn join(&mut self, node: u32) {
+        if self.nodes[node as usize].state != NodeState::Crashed {
+            return;
+        }
+        let inc = self.take_inc();
+        self.provider_put(node, inc);
+        self.boot(node, inc);
+    }
+
+    /// A graceful leave: the provider removes the registration at once
+    /// and the process stops (not a crash: no crash record).
+    pub fn leave(&mut self, node: u32) {
+        let n = &mut self.nodes[node as usize];
+        if n.state == NodeState::Crashed {
+            return;
+        }
+        n.state = NodeState::Crashed;
+        n.core = None;
+        n.legacy = None;
+        n.held.clear();
+        let inc = n.inc;
+        if self.table.get(&node) == Some(&inc) {
+            self.table.remove(&node);
+            self.broadcast(Change::Remove(node, inc));
+        }
+    }
+
+    /// The provider's member table now (node, incarnation).
+    pub fn table(&self) -> Vec<(u32, u64)> {
+        self.table.iter().map(|(i, inc)| (*i, *inc)).collect()
     }
 
     /// Pauses `node` (SIGSTOP): its events are held until [`Sim::resume`].
