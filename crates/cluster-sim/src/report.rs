@@ -28,7 +28,10 @@ pub fn summary_table(outcomes: &[Outcome]) -> String {
             Some(d) => (
                 ms(&d.first_report),
                 ms(&d.last_view),
-                format!("{} / {} / {}", d.reported, d.removed_everywhere, d.crashes),
+                format!(
+                    "{} / {} / {} (views missed by the verdicts: {} of {})",
+                    d.reported, d.removed_everywhere, d.crashes, d.missed, d.pairs
+                ),
             ),
             None => ("–".into(), "–".into(), "–".into()),
         };

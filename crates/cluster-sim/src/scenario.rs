@@ -173,6 +173,13 @@ pub struct Detection {
     pub first_report: Summary,
     /// Crash → the last live node's view without it.
     pub last_view: Summary,
+    /// (crash, live node) pairs where the node's view dropped the crashed
+    /// incarnation only more than 5 s after the first report, or never:
+    /// the verdicts missed it (the provider's table, e.g. the restart's new
+    /// incarnation, dropped it later).
+    pub missed: usize,
+    /// (crash, live node) pairs measured.
+    pub pairs: usize,
 }
 
 /// What one run of a scenario measured.
@@ -571,6 +578,18 @@ fn detection_of(sim: &Sim, horizon: Nanos) -> Detection {
             .filter(|i| !c.removed_at.contains_key(i) && sim.state(**i) != NodeState::Crashed)
             .count();
         let listing = sim.still_listing(c.node, c.incarnation).len();
+        for i in c
+            .up_then
+            .iter()
+            .filter(|i| sim.state(**i) != NodeState::Crashed)
+        {
+            d.pairs += 1;
+            let late = match (c.removed_at.get(i), c.first_report) {
+                (Some(t), Some(f)) => *t > f + 5 * SEC,
+                _ => true,
+            };
+            d.missed += usize::from(late);
+        }
         if missing == 0 && listing == 0 {
             d.removed_everywhere += 1;
             if let Some(t) = c.removed_at.values().max() {
