@@ -36,13 +36,12 @@ use std::time::Duration;
 
 use futures::FutureExt;
 
-use crate::actor::{Actor, HandlerResult, Props};
+use crate::actor::{Actor, HandlerResult};
 use crate::actor_ref::{ActorCell, ActorHandle, Terminated};
 use crate::context::Context;
 use crate::mailbox::{Envelope, MailboxReceiver, SystemMsg};
 use crate::metrics::ActorMetrics;
 use crate::supervision::{Failure, FailureCause, RestartDecision, Scope, Stage, StopReason};
-use crate::system::ActorSystem;
 
 enum Item<M> {
     Sys(SystemMsg),
@@ -60,24 +59,41 @@ enum AfterFailure {
     Next(Next),
 }
 
-/// Tells everyone the actor is gone when the task ends, also when it is
-/// aborted at the shutdown deadline (the future is dropped, this runs).
-pub(crate) struct TerminationGuard {
+pub(crate) struct Runner<A: Actor> {
+    /// Builds each instance; `None` once the runner is being dropped.
+    pub(crate) factory: Option<Box<dyn FnMut() -> A + Send>>,
+    pub(crate) ctx: Context<A>,
     pub(crate) cell: Arc<ActorCell>,
-    pub(crate) system: ActorSystem,
-    pub(crate) reason: Option<StopReason>,
-    pub(crate) metrics_type: &'static str,
+    pub(crate) user_rx: MailboxReceiver<A::Msg>,
+    pub(crate) metrics: ActorMetrics,
+    /// Why the actor ended, set by `finish`; `None` when the task is
+    /// dropped without finishing (aborted at the shutdown deadline).
+    pub(crate) end_reason: Option<StopReason>,
+    pub(crate) pending_stop: Option<StopReason>,
+    pub(crate) processed: u64,
+    pub(crate) last_directive: Option<crate::Directive>,
 }
 
-impl Drop for TerminationGuard {
+/// Tells everyone the actor is gone when the task ends, also when it is
+/// aborted at the shutdown deadline (the future is dropped, this runs).
+/// The runner itself does it, rather than a guard of its own holding
+/// second references to the cell and the system.
+impl<A: Actor> Drop for Runner<A> {
     fn drop(&mut self) {
-        let reason = self.reason.take().unwrap_or(StopReason::Aborted);
+        // First what the task owned, as before the notices: the factory, the
+        // timers and the mailbox (already closed and drained by `finish`;
+        // on abort, what is left is dropped uncounted).
+        drop(self.factory.take());
+        self.ctx.timers.cancel_all();
+        self.user_rx.close_and_drain();
+        let reason = self.end_reason.take().unwrap_or(StopReason::Aborted);
         // From here on system messages are refused; those still queued are
         // dropped (their senders treat a gone actor the same way).
         drop(self.cell.sys.close());
+        let system = &self.ctx.system;
         let me = ActorHandle(self.cell.clone());
         let id = self.cell.id;
-        self.system.event_stream().unsubscribe_actor(id);
+        system.event_stream().unsubscribe_actor(id);
         let watchers = self.cell.watchers.terminate(reason.clone());
         let parent_id = self.cell.parent.as_ref().map(ActorHandle::id);
         if let Some(parent) = &self.cell.parent {
@@ -95,24 +111,12 @@ impl Drop for TerminationGuard {
                 });
             }
         }
-        crate::metrics::terminated(&self.system.metrics_node(), self.metrics_type, &reason);
+        crate::metrics::terminated(&self.metrics.node, self.metrics.actor_type, &reason);
         tracing::debug!(path = %self.cell.path(), %reason, "actor terminated");
         self.cell.mark_terminated();
         self.cell.clear_abort_handle();
-        self.system.deregister_task();
+        system.deregister_task();
     }
-}
-
-pub(crate) struct Runner<A: Actor> {
-    pub(crate) props: Props<A>,
-    pub(crate) ctx: Context<A>,
-    pub(crate) cell: Arc<ActorCell>,
-    pub(crate) user_rx: MailboxReceiver<A::Msg>,
-    pub(crate) metrics: ActorMetrics,
-    pub(crate) guard: TerminationGuard,
-    pub(crate) pending_stop: Option<StopReason>,
-    pub(crate) processed: u64,
-    pub(crate) last_directive: Option<crate::Directive>,
 }
 
 async fn guarded(stage: Stage, fut: impl Future<Output = HandlerResult>) -> Result<(), Failure> {
@@ -167,7 +171,11 @@ impl<A: Actor> Runner<A> {
     /// One instance, from the factory to the decision that ends it.
     async fn life(&mut self) -> (Next, Option<A>, bool) {
         self.ctx.stop_requested = false;
-        let built = std::panic::catch_unwind(AssertUnwindSafe(|| (self.props.factory)()));
+        let Some(factory) = self.factory.as_mut() else {
+            // Unreachable: the factory is taken only when the runner drops.
+            return (Next::Stop(StopReason::Stopped), None, false);
+        };
+        let built = std::panic::catch_unwind(AssertUnwindSafe(factory));
         let mut actor = match built {
             Ok(a) => a,
             Err(p) => {
@@ -573,7 +581,7 @@ impl<A: Actor> Runner<A> {
         for (_, target) in self.ctx.watching.drain() {
             target.0.watchers.remove(me);
         }
-        self.guard.reason = Some(reason);
-        // Dropping `self` drops the guard, which notifies parent and watchers.
+        self.end_reason = Some(reason);
+        // Dropping `self` notifies parent and watchers.
     }
 }

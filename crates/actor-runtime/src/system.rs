@@ -30,7 +30,7 @@ use crate::latch::OnceLatch;
 use crate::mailbox;
 use crate::metrics::ActorMetrics;
 use crate::path::{ActorPath, validate_name};
-use crate::runner::{Runner, TerminationGuard};
+use crate::runner::Runner;
 use crate::supervision::{Directive, SupervisorStrategy};
 
 /// Why `spawn` failed.
@@ -501,17 +501,12 @@ fn spawn_actor<A: Actor>(
     let span = tracing::debug_span!("actor", path = %handle.path());
     let cell_for_abort = cell.clone();
     let runner = Runner {
-        props,
+        factory: Some(props.factory),
         ctx: Context::new(actor_ref.clone(), system.clone()),
-        cell: cell.clone(),
+        cell,
         user_rx,
         metrics: ActorMetrics::new(actor_type, system.metrics_node()),
-        guard: TerminationGuard {
-            cell,
-            system: system.clone(),
-            reason: None,
-            metrics_type: actor_type,
-        },
+        end_reason: None,
         pending_stop: None,
         processed: 0,
         last_directive: None,
