@@ -14,8 +14,8 @@ use ::metrics::{Unit, describe_counter, describe_gauge};
 use crate::placement::{M_ACTIVATIONS, M_DEACTIVATIONS, M_HANDOFFS, M_REQUESTS};
 use crate::remoting::{
     M_ASSOCIATIONS, M_DEGRADED_REFUSALS, M_FRAMES_DROPPED, M_FRAMES_REFUSED, M_FROZEN,
-    M_HEARTBEATS_MISSED, M_HEARTBEATS_SENT, M_PEER_LAST_HEARD, M_PEER_UP, M_QUARANTINES,
-    M_REACHABLE,
+    M_HEARTBEATS_MISSED, M_HEARTBEATS_SENT, M_IDLE_CLOSED, M_OPENED, M_PEER_LAST_HEARD, M_PEER_UP,
+    M_QUARANTINES, M_REACHABLE,
 };
 
 /// Describes every metric of Remoting and placement (description and
@@ -70,7 +70,17 @@ pub fn describe() {
     describe_counter!(
         M_FRAMES_DROPPED,
         Unit::Count,
-        "Received Tell frames not delivered, by node and reason."
+        "Received Tell frames not delivered (and, in ring mode, outgoing frames whose association on demand did not come up), by node and reason."
+    );
+    describe_counter!(
+        M_OPENED,
+        Unit::Count,
+        "Ring mode: associations created for the ring's set, on demand, or on accept, by node and reason."
+    );
+    describe_counter!(
+        M_IDLE_CLOSED,
+        Unit::Count,
+        "Ring mode: associations outside the ring's set closed after idle_timeout without a frame, by node."
     );
     describe_gauge!(
         M_PEER_UP,

@@ -150,7 +150,9 @@
 //! | `remoting_frames_refused_total` | counter | `code` | connections closed by us for a bad or refused frame: the handshake's `wire.*` codes, `remoting.not_member`, `remoting.quarantined`, `remoting.degraded`, `remoting.protocol` (a handshake frame after the handshake), the `remoting.tls.*` codes |
 //! | `remoting_tls_certificate_expiry_timestamp_seconds` | gauge | | with [`tls`]: Unix time at which this node's certificate expires |
 //! | `remoting_tls_reloads_total` | counter | `result` (`ok`, `error`) | with [`tls`]: the files read again after a change or [`RemotingHandle::reload_tls`] |
-//! | `remoting_frames_dropped_total` | counter | `reason` (`unknown_type`, `undecodable`, `undeliverable`: the actor is stopped or its mailbox full; or a reason given by a [`register_fn`](RemotingHandle::register_fn) handler, e.g. placement's `late_reply`) | received `Tell` frames not delivered |
+//! | `remoting_frames_dropped_total` | counter | `reason` (`unknown_type`, `undecodable`, `undeliverable`: the actor is stopped or its mailbox full; or a reason given by a [`register_fn`](RemotingHandle::register_fn) handler, e.g. placement's `late_reply`; `not_associated`: ring mode, an outgoing frame whose association on demand did not come up) | received `Tell` frames not delivered, and in ring mode outgoing frames that waited in vain |
+//! | `remoting_associations_opened_total` | counter | `reason` (`ring`, `demand`, `accept`) | ring mode: associations created for the ring's set, for this node's own frames, or as a peer's connection was accepted |
+//! | `remoting_associations_idle_closed_total` | counter | | ring mode: associations outside the ring's set closed after `idle_timeout` without a frame |
 
 mod actor;
 mod association;
@@ -177,7 +179,7 @@ use tokio::sync::mpsc;
 
 use crate::failure_detector::{DetectorConfig, PhiAccrualConfig};
 use crate::follower::{SharedFollower, TopologySource};
-use crate::monitoring::{MonitoringConfig, MonitoringConfigError};
+use crate::monitoring::{MonitoringConfig, MonitoringConfigError, MonitoringMode};
 use crate::netsim::NetSim;
 use crate::wire::{Frame, HandshakeConfig, Hello, Refusal, WireError};
 
@@ -211,6 +213,8 @@ pub(crate) const M_FRAMES_DROPPED: &str = "remoting_frames_dropped_total";
 pub(crate) const M_FROZEN: &str = "remoting_new_associations_frozen";
 pub(crate) const M_PEER_UP: &str = "remoting_peer_up";
 pub(crate) const M_PEER_LAST_HEARD: &str = "remoting_peer_last_heard_timestamp_seconds";
+pub(crate) const M_OPENED: &str = "remoting_associations_opened_total";
+pub(crate) const M_IDLE_CLOSED: &str = "remoting_associations_idle_closed_total";
 
 /// Published on the EventStream when Remoting stops opening new
 /// associations because the provisioning status is no longer `Active` (the
@@ -478,6 +482,10 @@ struct Shared {
     follower: SharedFollower,
     /// Send queues of the `Up` associations (encoded frames).
     writers: Mutex<HashMap<NodeId, mpsc::Sender<Vec<u8>>>>,
+    /// Ring mode: frames told to a member without an association, waiting
+    /// for the one the actor opens on demand (at most `send_queue` per
+    /// member; lock order: `pending`, then `writers`).
+    pending: Mutex<HashMap<NodeId, Vec<Vec<u8>>>>,
     registry: RwLock<HashMap<(String, String), Handler>>,
     view: Mutex<View>,
     associations: Mutex<Vec<(NodeId, u64, AssociationState)>>,
@@ -508,6 +516,7 @@ impl Shared {
                 .topology
                 .member(node)
                 .is_some_and(|m| m.incarnation == peer.incarnation),
+            on_demand: self.config.monitoring.mode == MonitoringMode::Ring,
         };
         match association::admit(peer, known, view.status, view.topology.seq_no) {
             association::Admission::Admit => Ok(()),
@@ -596,6 +605,7 @@ impl Remoting {
             source: TopologySource::from(provisioning.clone()),
             provisioning,
             writers: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
             registry: RwLock::new(HashMap::new()),
             follower: SharedFollower::new(),
             view: Mutex::new(View {
@@ -669,11 +679,53 @@ impl RemotingHandle {
         };
         let bytes = crate::wire::encode_frame(&frame, self.shared.config.handshake.max_frame)?;
         let writer = lock(&self.shared.writers).get(node).cloned();
-        let writer = writer.ok_or_else(|| RemotingError::NotAssociated(node.clone()))?;
-        writer.try_send(bytes).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => RemotingError::Backpressure(node.clone()),
-            mpsc::error::TrySendError::Closed(_) => RemotingError::NotAssociated(node.clone()),
-        })
+        let on_demand = self.shared.config.monitoring.mode == MonitoringMode::Ring;
+        let bytes = match writer {
+            Some(w) => match w.try_send(bytes) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    return Err(RemotingError::Backpressure(node.clone()));
+                }
+                Err(mpsc::error::TrySendError::Closed(bytes)) if on_demand => bytes,
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    return Err(RemotingError::NotAssociated(node.clone()));
+                }
+            },
+            None if on_demand => bytes,
+            None => return Err(RemotingError::NotAssociated(node.clone())),
+        };
+        self.tell_on_demand(node, bytes)
+    }
+
+    /// Ring mode: the frame waits for the association the actor opens on
+    /// demand (design §2.10); the first frame for a member asks for it.
+    fn tell_on_demand(&self, node: &NodeId, bytes: Vec<u8>) -> Result<(), RemotingError> {
+        if *node == self.shared.local.node_id {
+            return Err(RemotingError::NotAssociated(node.clone()));
+        }
+        let mut pending = lock(&self.shared.pending);
+        // An association may have come up since: its writer drains
+        // `pending` only after it is published, so look again under the lock.
+        if let Some(w) = lock(&self.shared.writers).get(node).cloned()
+            && !w.is_closed()
+        {
+            drop(pending);
+            return w.try_send(bytes).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => RemotingError::Backpressure(node.clone()),
+                mpsc::error::TrySendError::Closed(_) => RemotingError::NotAssociated(node.clone()),
+            });
+        }
+        let queue = pending.entry(node.clone()).or_default();
+        if queue.len() >= self.shared.config.send_queue.max(1) {
+            return Err(RemotingError::Backpressure(node.clone()));
+        }
+        let first = queue.is_empty();
+        queue.push(bytes);
+        drop(pending);
+        if first {
+            let _ = self.actor.tell(Msg::Demand(node.clone()));
+        }
+        Ok(())
     }
 
     /// Delivers the remote tells addressed to `(to, type_id)` to `actor`,

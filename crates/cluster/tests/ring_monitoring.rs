@@ -9,11 +9,15 @@
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actor_runtime::Subscription;
-use cluster::monitoring::{MonitoringConfig, MonitoringMode};
+use cluster::monitoring::{MonitoringConfig, MonitoringMode, Ring};
+use cluster::partition::PartitionTable;
+use cluster::remoting::AssociationState;
+use cluster_core::NodeId;
 use cluster_core::events::RemoteNodeQuarantined;
 use support::nodes::*;
 
@@ -190,5 +194,157 @@ async fn c1_ring_mode_an_isolated_node_is_quarantined_by_a_quorum_and_quarantine
             n.id
         );
     }
+    shutdown(nodes).await;
+}
+
+// ---- associations on demand (seven nodes, k = 2) ---------------------------
+
+const SEVEN: [&str; 7] = ["a", "b", "c", "d", "e", "f", "g"];
+
+/// k = 2, q = 2: each node keeps at most 4 of its 6 peers associated.
+fn small_ring() -> MonitoringConfig {
+    MonitoringConfig {
+        monitors: 2,
+        quorum: 2,
+        indirect_fanout: 1,
+        idle_timeout: Duration::from_secs(1),
+        ..ring()
+    }
+}
+
+/// The ring's set of `node` among the seven: its targets and watchers.
+fn keep_of(node: &str) -> BTreeSet<String> {
+    let ids: Vec<NodeId> = SEVEN.iter().map(|s| nid(s)).collect();
+    let ring = Ring::new(ids.iter(), 2);
+    let me = nid(node);
+    ring.watched_by(&me)
+        .unwrap()
+        .chain(ring.watchers_of(&me).unwrap())
+        .map(|n| n.to_string())
+        .collect()
+}
+
+fn associated(n: &TestNode) -> BTreeSet<String> {
+    n.cluster
+        .remoting()
+        .associations()
+        .into_iter()
+        .filter(|(_, _, s)| *s == AssociationState::Up)
+        .map(|(id, _, _)| id.to_string())
+        .collect()
+}
+
+async fn seven(backends: &Backends) -> Vec<TestNode> {
+    let mut nodes = Vec::new();
+    for name in SEVEN {
+        let config = remoting(backends.failure_timeout)
+            .with_netsim(backends.net.clone())
+            .with_monitoring(small_ring());
+        nodes.push(
+            backends
+                .start_with(name, |b| b.remoting_config(config))
+                .await,
+        );
+    }
+    let want: BTreeSet<String> = SEVEN.iter().map(|s| (*s).to_owned()).collect();
+    for n in &nodes {
+        let want = want.clone();
+        eventually(&format!("{} sees all seven", n.id), || {
+            let want = want.clone();
+            async move { ids(&*n.topology().await) == want }
+        })
+        .await;
+    }
+    for n in &nodes {
+        let keep = keep_of(n.id.as_str());
+        assert!(keep.len() <= 4);
+        eventually(
+            &format!("{} associated with its ring set {keep:?}", n.id),
+            || async { associated(n) == keep },
+        )
+        .await;
+    }
+    nodes
+}
+
+/// C1, design §2.10: in ring mode a node associates with its ring set only
+/// (2k of N − 1), opens an association on demand for grain traffic to any
+/// other member (the request succeeds), and closes it after `idle_timeout`
+/// without a frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c1_ring_mode_associations_open_on_demand_and_close_when_idle() {
+    let backends = Backends::fast_detection();
+    let nodes = seven(&backends).await;
+    let a = &nodes[0];
+    let keep = keep_of("a");
+    let t = a.topology().await;
+    // A grain owned by a member outside a's ring set.
+    let (gid, owner) = (0..500)
+        .map(|i| format!("g{i}"))
+        .find_map(|g| {
+            let owner = PartitionTable::from_topology(&t)
+                .owner("echo", &g)?
+                .node_id
+                .to_string();
+            (owner != "a" && !keep.contains(&owner)).then_some((g, owner))
+        })
+        .expect("a grain owned outside the ring set");
+    assert!(!associated(a).contains(&owner));
+    let reply = a
+        .request(&gid)
+        .await
+        .expect("the request opens an association on demand");
+    assert_eq!(reply.node.as_str(), owner);
+    assert!(associated(a).contains(&owner), "open while in use");
+    eventually(
+        &format!("a closes the idle association with {owner}"),
+        || async { a.cluster.remoting().association(&nid(&owner)).is_none() },
+    )
+    .await;
+    assert_eq!(associated(a), keep, "back to the ring set");
+    // Used again, it opens again.
+    assert_eq!(a.request(&gid).await.unwrap().node.as_str(), owner);
+    shutdown(nodes).await;
+}
+
+/// C1, design §2.6: with associations on demand, a quorum's verdict about
+/// an isolated node still reaches every other node (relays open
+/// associations outside their ring sets), and only that node is
+/// quarantined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c1_ring_mode_verdicts_reach_every_node_through_associations_on_demand() {
+    let backends = Backends::fast_detection();
+    let nodes = seven(&backends).await;
+    let mut seen = Vec::new();
+    let mut subs = Vec::new();
+    for n in &nodes {
+        let s: Seen = Arc::default();
+        let q = s.clone();
+        subs.push(
+            n.system
+                .event_stream()
+                .subscribe_fn(move |e: &RemoteNodeQuarantined| q.lock().unwrap().push(e.clone())),
+        );
+        seen.push(s);
+    }
+    let others: Vec<NodeId> = SEVEN
+        .iter()
+        .filter(|s| **s != "d")
+        .map(|s| nid(s))
+        .collect();
+    backends.net.partition(&[nid("d")], &others);
+    for (i, n) in nodes.iter().enumerate() {
+        if n.id.as_str() == "d" {
+            continue;
+        }
+        let s = seen[i].clone();
+        eventually(&format!("{} quarantines d", n.id), || async {
+            s.lock().unwrap().iter().any(|q| q.node.as_str() == "d")
+        })
+        .await;
+        assert!(s.lock().unwrap().iter().all(|q| q.node.as_str() == "d"));
+    }
+    assert!(seen[3].lock().unwrap().is_empty(), "d quarantines nobody");
+    drop(subs);
     shutdown(nodes).await;
 }

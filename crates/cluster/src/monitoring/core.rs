@@ -181,6 +181,11 @@ impl Monitoring {
             .and_then(|t| t.suspicion.map(|s| s.since))
     }
 
+    /// The associations monitoring needs: its targets and its watchers.
+    pub fn keep(&self) -> &BTreeSet<NodeId> {
+        &self.keep
+    }
+
     /// The ring of the last view.
     pub fn ring(&self) -> &Ring {
         &self.ring

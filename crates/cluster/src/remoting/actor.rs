@@ -20,9 +20,10 @@ use super::tls::Stream;
 use metrics::{Gauge, gauge};
 
 use super::{
-    AssociationState, M_ASSOCIATIONS, M_DEGRADED_REFUSALS, M_FRAMES_REFUSED, M_FROZEN,
-    M_HEARTBEATS_MISSED, M_HEARTBEATS_SENT, M_PEER_LAST_HEARD, M_PEER_UP, M_QUARANTINES,
-    M_REACHABLE, PROTOCOL, QUARANTINED, Shared, StaleTopologyWarning, lock,
+    AssociationState, M_ASSOCIATIONS, M_DEGRADED_REFUSALS, M_FRAMES_DROPPED, M_FRAMES_REFUSED,
+    M_FROZEN, M_HEARTBEATS_MISSED, M_HEARTBEATS_SENT, M_IDLE_CLOSED, M_OPENED, M_PEER_LAST_HEARD,
+    M_PEER_UP, M_QUARANTINES, M_REACHABLE, PROTOCOL, QUARANTINED, Shared, StaleTopologyWarning,
+    lock,
 };
 use crate::failure_detector::{DetectorConfig, FailureDetector};
 use crate::follower::{CatchUp, Step};
@@ -39,6 +40,9 @@ pub(crate) enum Msg {
     Tick,
     /// Ring mode: the monitoring core's deadline (`docs/monitoring-design.md`).
     MonitorTick(std::time::Instant),
+    /// Ring mode: a frame waits for an association with this member (sent
+    /// by [`super::RemotingHandle::tell`] for the first waiting frame).
+    Demand(NodeId),
     /// The follower's catch-up (sent by `spawn` after the subscriptions, by
     /// a restarted instance, and again after a failed pull); the accept
     /// loop starts once the first one was handled.
@@ -81,6 +85,11 @@ impl From<RemoteNodeQuarantined> for Msg {
 struct Conn {
     id: u64,
     queue: mpsc::Sender<Vec<u8>>,
+    /// This node dialed it (else it was accepted): when both sides dialed
+    /// at once, the connection dialed by the smaller node id stays.
+    dialed: bool,
+    /// Frames its writer has taken (activity, for the idle close).
+    written: Arc<std::sync::atomic::AtomicU64>,
     _reader: AbortOnDrop,
     /// Taken by [`close`]; aborted if the actor is dropped without closing.
     writer: Option<JoinHandle<()>>,
@@ -109,6 +118,14 @@ struct Peer {
     /// Refused once, since the last association, for a reason that may be
     /// a race (`conn::may_be_race`): the next such refusal is a WARN.
     raced: bool,
+    /// Ring mode: this node needs the association for its own frames, so
+    /// it dials (whatever the ids).
+    demanded: bool,
+    /// Ring mode: the last frame received or written, and the writer's
+    /// count then (an association outside the ring's set idle for
+    /// `idle_timeout` closes).
+    last_active: Instant,
+    written_seen: u64,
 }
 
 impl Peer {
@@ -122,6 +139,9 @@ impl Peer {
             hb_sent: 0,
             hb_acked: 0,
             raced: false,
+            demanded: false,
+            last_active: now,
+            written_seen: 0,
         }
     }
 
@@ -199,6 +219,9 @@ pub(crate) struct RemotingActor {
     monitor_wake: Option<std::time::Instant>,
 }
 
+/// Frames dropped because the association they waited for did not come.
+const DROPPED_NOT_ASSOCIATED: &str = "not_associated";
+
 /// Whether a tick that runs `gap` after the previous one says this process
 /// was stalled: the gap exceeds half the failure timeout and several tick
 /// intervals. Its peers' silence during the stall is then this process's
@@ -249,12 +272,12 @@ impl RemotingActor {
     /// the core, which gives the child's interval to its children), the
     /// quorum's quarantines to provisioning, and the next deadline.
     fn drive(&mut self, ctx: &mut Context<Self>, now: Instant) {
-        let Some(mut m) = self.monitor.take() else {
-            return;
-        };
         let max_frame = self.shared.config.handshake.max_frame;
         // Each round of unsendable verdicts halves their spans: bounded.
         for _ in 0..64 {
+            let Some(m) = self.monitor.as_mut() else {
+                return;
+            };
             let ready = m.ready();
             let mut unsendable = Vec::new();
             for (to, msg) in ready.send {
@@ -280,14 +303,54 @@ impl RemotingActor {
                 let delay = at.saturating_duration_since(now.into_std());
                 ctx.schedule_once(delay, Msg::MonitorTick(at));
             }
-            if unsendable.is_empty() {
+            // A verdict relay to a member outside the ring's set opens an
+            // association on demand (design §2.10); one that cannot be
+            // opened goes back to the core.
+            let mut back = Vec::new();
+            for (to, msg) in unsendable {
+                let queued = matches!(msg, MonitorMsg::Verdict(_))
+                    && self.queue_on_demand(&to, &to_frame(msg.clone()), ctx, now);
+                if !queued {
+                    back.push((to, msg));
+                }
+            }
+            if back.is_empty() {
                 break;
             }
-            for (to, msg) in unsendable {
-                m.on_unsendable(&to, msg, now.into_std());
+            if let Some(m) = self.monitor.as_mut() {
+                for (to, msg) in back {
+                    m.on_unsendable(&to, msg, now.into_std());
+                }
             }
         }
-        self.monitor = Some(m);
+    }
+
+    /// Ring mode: queues `frame` for `node` and opens the association on
+    /// demand; `false` (nothing queued) if `node` cannot have one now.
+    fn queue_on_demand(
+        &mut self,
+        node: &NodeId,
+        frame: &Frame,
+        ctx: &mut Context<Self>,
+        now: Instant,
+    ) -> bool {
+        let Ok(bytes) = encode_frame(frame, self.shared.config.handshake.max_frame) else {
+            return false;
+        };
+        {
+            let mut pending = lock(&self.shared.pending);
+            let queue = pending.entry(node.clone()).or_default();
+            if queue.len() >= self.shared.config.send_queue.max(1) {
+                return false;
+            }
+            queue.push(bytes);
+        }
+        if self.open_on_demand(node.clone(), ctx, now) {
+            true
+        } else {
+            lock(&self.shared.pending).remove(node);
+            false
+        }
     }
 
     /// The per-peer gauges (R4.5): `remoting_peer_up` is 1 while the
@@ -356,13 +419,111 @@ impl RemotingActor {
                 .map(|q| (q.node.clone(), q.incarnation))
                 .collect();
         }
-        self.reconcile(ctx, now);
         // R4.3: while the status is not Active the ring keeps its last
-        // assignment (no monitoring on the strength of stale data).
+        // assignment (no monitoring on the strength of stale data). First,
+        // so that `reconcile` knows the ring's set of associations.
         if self.status == ProvisioningStatus::Active
             && let Some(m) = self.monitor.as_mut()
         {
             m.on_topology(&self.topology, now.into_std());
+        }
+        self.reconcile(ctx, now);
+    }
+
+    /// Ring mode: whether this node needs an association with `node` now:
+    /// a ring neighbour (a target or a watcher), or frames wait for it.
+    fn wanted(&self, node: &NodeId) -> bool {
+        match &self.monitor {
+            None => true,
+            Some(m) => m.keep().contains(node) || lock(&self.shared.pending).contains_key(node),
+        }
+    }
+
+    /// Ring mode: a frame waits for an association with `node` (design
+    /// §2.10: associations on demand). Opened if `node` is a current member
+    /// and the status allows new associations; otherwise the waiting frames
+    /// are dropped.
+    fn on_demand(&mut self, node: NodeId, ctx: &mut Context<Self>, now: Instant) {
+        if !self.open_on_demand(node.clone(), ctx, now) {
+            let dropped = lock(&self.shared.pending)
+                .remove(&node)
+                .map_or(0, |f| f.len());
+            metrics::counter!(M_FRAMES_DROPPED, "node" => self.shared.node.clone(), "reason" => DROPPED_NOT_ASSOCIATED).increment(dropped as u64);
+        }
+    }
+
+    /// Ring mode: makes sure an association with `node` exists and dials
+    /// it if needed (this node's frames wait for it); `false` if `node` is
+    /// not a current, unblocked member or no association may open now.
+    fn open_on_demand(&mut self, node: NodeId, ctx: &mut Context<Self>, now: Instant) -> bool {
+        let member = self.topology.member(&node).cloned().filter(|m| {
+            node != self.shared.local.node_id
+                && !self.topology.is_blocked(&m.node_id, m.incarnation)
+                && !self
+                    .quarantined
+                    .iter()
+                    .any(|(n, i)| *n == m.node_id && *i == m.incarnation)
+        });
+        let usable = self.monitor.is_some() && opens_new(self.status);
+        let Some(member) = member.filter(|_| usable) else {
+            return false;
+        };
+        let p = self.peers.entry(node.clone()).or_insert_with(|| {
+            metrics::counter!(M_OPENED, "node" => self.shared.node.clone(), "reason" => "demand").increment(1);
+            tracing::debug!(%node, incarnation = member.incarnation, "association opened on demand");
+            Peer::new(member, now, self.shared.config.detector())
+        });
+        p.demanded = true;
+        p.last_active = now;
+        // Up already (the frame raced with the install): drain here.
+        if p.a.state == AssociationState::Up
+            && let Some(c) = &p.conn
+            && !c.queue.is_closed()
+        {
+            let waiting = lock(&self.shared.pending).remove(&node).unwrap_or_default();
+            for bytes in waiting {
+                if c.queue.try_send(bytes).is_err() {
+                    metrics::counter!(M_FRAMES_DROPPED, "node" => self.shared.node.clone(), "reason" => DROPPED_NOT_ASSOCIATED).increment(1);
+                }
+            }
+        }
+        self.dial_due(ctx, now);
+        true
+    }
+
+    /// Ring mode: closes (with `Goodbye`) the associations outside the
+    /// ring's set that carried no frame for `idle_timeout`; a `Failed` one
+    /// stays (it is the quarantined node's reachability probe, R4.4).
+    fn close_idle(&mut self, now: Instant) {
+        let Some(m) = &self.monitor else { return };
+        let idle_timeout = self.shared.config.monitoring.idle_timeout;
+        let pending = lock(&self.shared.pending);
+        let mut idle = Vec::new();
+        for (node, p) in &mut self.peers {
+            if let Some(c) = &p.conn {
+                let written = c.written.load(std::sync::atomic::Ordering::Relaxed);
+                if written != p.written_seen {
+                    p.written_seen = written;
+                    p.last_active = now;
+                }
+            }
+            if m.keep().contains(node)
+                || pending.contains_key(node)
+                || p.dial.is_some()
+                || p.a.state == AssociationState::Failed
+                || now.saturating_duration_since(p.last_active) < idle_timeout
+            {
+                continue;
+            }
+            idle.push(node.clone());
+        }
+        drop(pending);
+        for node in idle {
+            if let Some(mut p) = self.peers.remove(&node) {
+                tracing::debug!(%node, "association idle: closed");
+                metrics::counter!(M_IDLE_CLOSED, "node" => self.shared.node.clone()).increment(1);
+                close(&self.shared, &node, &mut p, true);
+            }
         }
     }
 
@@ -475,6 +636,7 @@ impl RemotingActor {
         for m in t.members.iter() {
             if m.node_id == self.shared.local.node_id
                 || self.peers.contains_key(&m.node_id)
+                || !self.wanted(&m.node_id)
                 || t.is_blocked(&m.node_id, m.incarnation)
                 || self
                     .quarantined
@@ -490,6 +652,10 @@ impl RemotingActor {
                 continue;
             }
             tracing::debug!(node = %m.node_id, incarnation = m.incarnation, "association opened");
+            if self.monitor.is_some() {
+                metrics::counter!(M_OPENED, "node" => self.shared.node.clone(), "reason" => "ring")
+                    .increment(1);
+            }
             self.peers.insert(
                 m.node_id.clone(),
                 Peer::new(m.clone(), now, self.shared.config.detector()),
@@ -501,8 +667,16 @@ impl RemotingActor {
     /// Starts the dials that are due: this node dials the peers with a
     /// greater node id; a `Failed` one is probed (R4.4).
     fn dial_due(&mut self, ctx: &mut Context<Self>, now: Instant) {
+        let ring = self.monitor.as_ref().map(Monitoring::keep);
         for (node, p) in &mut self.peers {
-            let dialer = *node > self.shared.local.node_id;
+            // The smaller id dials (all-to-all; in ring mode for the ring's
+            // set and for probing a quarantined node), and in ring mode the
+            // side whose frames need it dials whatever the ids.
+            let dialer = *node > self.shared.local.node_id
+                && ring.is_none_or(|keep| {
+                    keep.contains(node) || p.a.state == AssociationState::Failed
+                })
+                || p.demanded;
             if !p.a.dial_due(dialer, p.dial.is_some(), now.into_std()) {
                 continue;
             }
@@ -594,11 +768,19 @@ impl RemotingActor {
                 execute(&self.shared, &node, p, &fx);
             }
         }
+        self.close_idle(now);
         self.dial_due(ctx, now);
     }
 
     /// Makes `stream` the connection of the association with `node`.
-    fn install(&mut self, node: &NodeId, stream: Stream, ctx: &mut Context<Self>, now: Instant) {
+    fn install(
+        &mut self,
+        node: &NodeId,
+        stream: Stream,
+        dialed: bool,
+        ctx: &mut Context<Self>,
+        now: Instant,
+    ) {
         self.authenticated_any = true;
         self.next_id += 1;
         let id = self.next_id;
@@ -609,6 +791,7 @@ impl RemotingActor {
             .clone()
             .map(|n| (n, self.shared.local.node_id.clone()));
         let (max_frame, me) = (config.handshake.max_frame, ctx.myself().clone());
+        let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
         // A plain TCP stream splits into two owned halves without a lock; a
         // TLS stream (one session for both directions) through tokio's
         // split.
@@ -616,14 +799,24 @@ impl RemotingActor {
             Stream::Plain(tcp) => {
                 let (r, w) = tcp.into_split();
                 (
-                    tokio::spawn(conn::write_loop(w, rx, config.failure_timeout)),
+                    tokio::spawn(conn::write_loop(
+                        w,
+                        rx,
+                        config.failure_timeout,
+                        written.clone(),
+                    )),
                     tokio::spawn(conn::read_loop(r, max_frame, node.clone(), id, me, net)),
                 )
             }
             tls @ Stream::Tls(_) => {
                 let (r, w) = tokio::io::split(tls);
                 (
-                    tokio::spawn(conn::write_loop(w, rx, config.failure_timeout)),
+                    tokio::spawn(conn::write_loop(
+                        w,
+                        rx,
+                        config.failure_timeout,
+                        written.clone(),
+                    )),
                     tokio::spawn(conn::read_loop(r, max_frame, node.clone(), id, me, net)),
                 )
             }
@@ -634,12 +827,24 @@ impl RemotingActor {
         };
         close(&self.shared, node, p, false);
         lock(&self.shared.writers).insert(node.clone(), queue.clone());
+        // Ring mode: the frames that waited for this association go first
+        // (published first, then drained: see `tell_on_demand`).
+        let waiting = lock(&self.shared.pending).remove(node).unwrap_or_default();
+        for bytes in waiting {
+            if queue.try_send(bytes).is_err() {
+                metrics::counter!(M_FRAMES_DROPPED, "node" => self.shared.node.clone(), "reason" => DROPPED_NOT_ASSOCIATED).increment(1);
+            }
+        }
         p.conn = Some(Conn {
             id,
             queue,
+            dialed,
+            written,
             _reader: reader,
             writer: Some(writer),
         });
+        p.last_active = now;
+        p.written_seen = 0;
         p.dial = None;
         p.a.on_up();
         p.detector.touch(now.into_std());
@@ -650,12 +855,35 @@ impl RemotingActor {
     }
 
     fn on_accepted(&mut self, peer: Hello, stream: Stream, ctx: &mut Context<Self>, now: Instant) {
-        let wanted = self
-            .peers
-            .get(&peer.node_id)
-            .is_some_and(|p| p.member.incarnation == peer.incarnation && p.a.wants_inbound());
+        // Ring mode: the connector needs this association; it is created
+        // as it is accepted (the accept check admitted a current member).
+        if self.monitor.is_some()
+            && !self.peers.contains_key(&peer.node_id)
+            && opens_new(self.status)
+            && let Some(m) = self
+                .topology
+                .member(&peer.node_id)
+                .filter(|m| m.incarnation == peer.incarnation)
+        {
+            self.peers.insert(
+                peer.node_id.clone(),
+                Peer::new(m.clone(), now, self.shared.config.detector()),
+            );
+            metrics::counter!(M_OPENED, "node" => self.shared.node.clone(), "reason" => "accept")
+                .increment(1);
+        }
+        let me = &self.shared.local.node_id;
+        let wanted = self.peers.get(&peer.node_id).is_some_and(|p| {
+            p.member.incarnation == peer.incarnation
+                && p.a.wants_inbound()
+                // Both dialed at once: the connection dialed by the smaller
+                // id stays (here: ours, if we are the smaller and up on it).
+                && !(p.a.state == AssociationState::Up
+                    && p.conn.as_ref().is_some_and(|c| c.dialed)
+                    && *me < peer.node_id)
+        });
         if wanted {
-            self.install(&peer.node_id, stream, ctx, now);
+            self.install(&peer.node_id, stream, false, ctx, now);
         } else {
             tracing::debug!(node = %peer.node_id, incarnation = peer.incarnation, "inbound connection no longer wanted: dropped");
         }
@@ -728,6 +956,15 @@ impl RemotingActor {
                 (dialed, None, Some(e.code()))
             }
         };
+        if stream.is_none() && p.demanded {
+            // The association the frames waited for did not come: they are
+            // dropped (at most once), and the next frame asks again.
+            p.demanded = false;
+            let dropped = lock(&self.shared.pending)
+                .remove(&node)
+                .map_or(0, |f| f.len());
+            metrics::counter!(M_FRAMES_DROPPED, "node" => self.shared.node.clone(), "reason" => DROPPED_NOT_ASSOCIATED).increment(dropped as u64);
+        }
         let fx = p.a.on_dialed(dialed, now.into_std(), self.timing());
         match &fx.report {
             Some(Report::Reachable) => self.report_reachable(&node, incarnation),
@@ -745,10 +982,18 @@ impl RemotingActor {
             }
             None => {}
         }
+        // Both dialed at once and the peer's connection (accepted here) is
+        // up: the connection dialed by the smaller id stays.
+        let keep_accepted = p.a.state == AssociationState::Up
+            && p.conn.as_ref().is_some_and(|c| !c.dialed)
+            && node < self.shared.local.node_id;
         match stream {
+            Some(_) if fx.install && keep_accepted => {
+                tracing::debug!(%node, "both sides dialed: the peer's connection stays");
+            }
             Some(stream) if fx.install => {
                 self.peers.insert(node.clone(), p);
-                self.install(&node, stream, ctx, now);
+                self.install(&node, stream, true, ctx, now);
                 return;
             }
             Some(stream) if fx.goodbye_probe => {
@@ -780,6 +1025,7 @@ impl RemotingActor {
         };
         if p.conn.as_ref().is_some_and(|c| c.id == conn) {
             p.detector.touch(now.into_std());
+            p.last_active = now;
             if let Some(m) = self.monitor.as_mut() {
                 match from_frame(frame) {
                     Ok(msg) => {
@@ -806,6 +1052,9 @@ impl RemotingActor {
                     payload,
                 } => self.shared.deliver(&node, &to, &type_id, &payload),
                 Frame::Goodbye => {
+                    // Ring mode: an idle close by the peer; frames of ours
+                    // ask again.
+                    p.demanded = false;
                     tracing::info!(%node, "peer said goodbye");
                     let fx = p.a.on_goodbye(now.into_std(), timing);
                     execute(&self.shared, &node, &mut p, &fx);
@@ -964,6 +1213,7 @@ impl Actor for RemotingActor {
                 self.on_tick(ctx, now);
                 ctx.schedule_once(self.tick_every(), Msg::Tick);
             }
+            Msg::Demand(node) => self.on_demand(node, ctx, now),
             Msg::MonitorTick(at) => {
                 if self.monitor_wake == Some(at) {
                     self.monitor_wake = None;

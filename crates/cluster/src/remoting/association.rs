@@ -383,6 +383,10 @@ pub(crate) struct Known {
     pub(crate) quarantined: bool,
     /// The topology lists the peer at the incarnation it claims.
     pub(crate) member: bool,
+    /// Ring mode (issue 17): associations open on demand, so a member
+    /// without one is admitted while the status is `Active` (the connector
+    /// needs it; this node creates the association as it accepts).
+    pub(crate) on_demand: bool,
 }
 
 /// The accept check's answer.
@@ -442,6 +446,7 @@ pub(crate) fn admit(
     if known
         .association
         .is_none_or(|(inc, _)| inc != peer.incarnation)
+        && !(known.on_demand && opens_new(status))
     {
         return Admission::Refuse {
             refusal: Refusal::new(
@@ -714,11 +719,70 @@ mod tests {
             ("R4.3 member without association", None, false, true, Some(DEGRADED), false),
             ("R4.3 association of another incarnation", Some((1, false)), false, true, Some(DEGRADED), false),
         ];
+        // Ring mode (issue 17): a member without an association is admitted
+        // while Active (it dials on demand), never while not Active, and the
+        // quarantine and membership rules are unchanged.
+        for (status, association, quarantined, member, code) in [
+            (ProvisioningStatus::Active, None, false, true, None),
+            (
+                ProvisioningStatus::Active,
+                Some((1, false)),
+                false,
+                true,
+                None,
+            ),
+            (
+                ProvisioningStatus::Degraded,
+                None,
+                false,
+                true,
+                Some(DEGRADED),
+            ),
+            (
+                ProvisioningStatus::Active,
+                None,
+                false,
+                false,
+                Some(NOT_MEMBER),
+            ),
+            (
+                ProvisioningStatus::Active,
+                None,
+                true,
+                false,
+                Some(QUARANTINED),
+            ),
+            (
+                ProvisioningStatus::Active,
+                Some((2, true)),
+                false,
+                true,
+                Some(QUARANTINED),
+            ),
+        ] {
+            let known = Known {
+                association,
+                quarantined,
+                member,
+                on_demand: true,
+            };
+            let got = admit(&hello, known, status, 7);
+            let got_code = match &got {
+                Admission::Admit => None,
+                Admission::Refuse { refusal, .. } => Some(refusal.code.clone()),
+            };
+            assert_eq!(
+                got_code.as_deref(),
+                code,
+                "i17 on demand: {status:?} {association:?} {quarantined} {member}"
+            );
+        }
         for (req, association, quarantined, member, code, reachable) in rows {
             let known = Known {
                 association: *association,
                 quarantined: *quarantined,
                 member: *member,
+                on_demand: false,
             };
             let got = admit(&hello, known, ProvisioningStatus::Degraded, 7);
             match (got, code) {

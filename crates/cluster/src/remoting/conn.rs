@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -403,9 +404,12 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: W,
     mut queue: mpsc::Receiver<Vec<u8>>,
     timeout: Duration,
+    written: Arc<AtomicU64>,
 ) {
     let mut batch: Vec<u8> = Vec::new();
     while let Some(first) = queue.recv().await {
+        // Activity, for ring mode's idle close: one increment per wake-up.
+        written.fetch_add(1, Ordering::Relaxed);
         let bytes: &[u8] = if first.len() >= WRITE_BATCH || queue.is_empty() {
             &first
         } else {
