@@ -107,8 +107,8 @@ mod sorted;
 
 pub use sorted::diff_sorted;
 use sorted::{
-    canonical, count_listed, find, intern_ids, rehash, removed_ids, search, strictly_sorted,
-    union_picks, without,
+    Changes, canonical, count_listed, find, intern_ids, rehash, removed_ids, search,
+    strictly_sorted, union_picks, without,
 };
 
 /// How the candidate member set is chosen (rule 2).
@@ -184,6 +184,11 @@ pub struct ProviderSnapshot {
     members: Arc<[Member]>,
     hash: TopologyHash,
     refresh: u64,
+    /// What the refresh changed against the list it was compared with
+    /// (`from`), kept until the next merge: when `from` is the published
+    /// list, the merge's diff and the glitch rule's removed ids are these,
+    /// without walking the lists again.
+    change: Option<Box<(Arc<[Member]>, Changes)>>,
 }
 
 impl ProviderSnapshot {
@@ -401,6 +406,7 @@ impl TopologyMerger {
             && Arc::ptr_eq(&slot.members, &members)
         {
             slot.refresh = refresh;
+            slot.change = Some(Box::new((members.clone(), Changes::default())));
             return RefreshInfo {
                 hash: slot.hash,
                 previous_hash,
@@ -427,10 +433,15 @@ impl TopologyMerger {
         if let Some(list) = Arc::get_mut(&mut members) {
             intern_ids(list, &reference.0);
         }
-        let (equal, hash) = match reference.1 {
+        let (equal, hash, changes) = match reference.1 {
             Some(h) => rehash(&members, &reference.0, h),
-            None => (*members == *reference.0, TopologyHash::of_sorted(&members)),
+            None => (
+                *members == *reference.0,
+                TopologyHash::of_sorted(&members),
+                None,
+            ),
         };
+        let change = changes.map(|c| Box::new((reference.0.clone(), c)));
         let members = if equal {
             reference.0
         } else {
@@ -451,6 +462,7 @@ impl TopologyMerger {
                 members,
                 hash,
                 refresh,
+                change,
             },
         );
         RefreshInfo {
@@ -660,7 +672,22 @@ impl TopologyMerger {
             hash != prev.hash || status != prev.status || !Arc::ptr_eq(&blocked, &prev.blocked);
         let stale = prev.stale && no_input;
         let (topology, diff) = if changed {
-            let diff = diff_sorted(&prev.members, &members, &prev.blocked, &blocked);
+            // The refresh that gave these members already listed what
+            // changed since the published ones: reused, else one walk.
+            let recorded = self.slots.values().find_map(|s| {
+                let (from, c) = &**s.change.as_ref()?;
+                (Arc::ptr_eq(&s.members, &members) && Arc::ptr_eq(from, &prev.members)).then_some(c)
+            });
+            let diff = match recorded {
+                Some(c) => {
+                    let mut diff = diff_sorted(&[], &[], &prev.blocked, &blocked);
+                    diff.joined = c.joined.clone();
+                    diff.left = c.left.clone();
+                    diff.changed = c.changed.clone();
+                    diff
+                }
+                None => diff_sorted(&prev.members, &members, &prev.blocked, &blocked),
+            };
             let topology = Topology {
                 members,
                 blocked,
@@ -679,6 +706,9 @@ impl TopologyMerger {
         } else {
             (prev.clone(), TopologyDiff::default())
         };
+        for slot in self.slots.values_mut() {
+            slot.change = None;
+        }
         self.published = topology.clone();
         self.base = base;
         self.base_hash = base_hash.or((removed.is_empty()).then_some(hash));
@@ -773,7 +803,12 @@ impl TopologyMerger {
         if published.is_empty() || Arc::ptr_eq(&snap.members, &self.base) {
             return None;
         }
-        let removed = removed_ids(published, &snap.members);
+        let removed: Vec<&NodeId> = match snap.change.as_deref() {
+            Some((from, c)) if Arc::ptr_eq(from, published) => {
+                c.left.iter().map(|m| &m.node_id).collect()
+            }
+            _ => removed_ids(published, &snap.members),
+        };
         let kind = if snap.members.is_empty() {
             GlitchKind::Emptied
         } else if removed.len() as f64 > self.config.glitch_fraction * published.len() as f64 {

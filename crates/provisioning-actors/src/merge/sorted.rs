@@ -218,22 +218,32 @@ pub(super) fn canonical(mut members: Arc<[Member]>) -> Arc<[Member]> {
     Arc::from(list)
 }
 
+/// What a refresh changed against the list it was compared with: the
+/// members that joined, left (their old version) and changed (their new
+/// version), as [`diff_sorted`] would list them.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Changes {
+    pub(super) joined: Vec<Member>,
+    pub(super) left: Vec<Member>,
+    pub(super) changed: Vec<Member>,
+}
+
 /// The hash of `new` from the hash `old_hash` of `old` (both canonical):
 /// one walk comparing the two lists (members by pointer first), and
 /// [`TopologyHash::replace`] for each member that left, joined or changed;
 /// past a quarter of the list changed, the hash of `new` from scratch (the
-/// same value, cheaper then). Returns whether the lists are equal, and the
-/// hash of `new`.
+/// same value, cheaper then). Returns whether the lists are equal, the hash
+/// of `new`, and what changed (`None` past that quarter).
 pub(super) fn rehash(
     new: &[Member],
     old: &[Member],
     old_hash: TopologyHash,
-) -> (bool, TopologyHash) {
+) -> (bool, TopologyHash, Option<Changes>) {
     if std::ptr::eq(new, old) {
-        return (true, old_hash);
+        return (true, old_hash, Some(Changes::default()));
     }
     let limit = new.len() / 4 + 8;
-    let mut changes = 0usize;
+    let mut changes = Changes::default();
     let mut hash = old_hash;
     let (mut i, mut j) = (0, 0);
     while i < old.len() || j < new.len() {
@@ -245,26 +255,27 @@ pub(super) fn rehash(
         match ord {
             Ordering::Less => {
                 hash = hash.replace(Some(&old[i]), None);
-                changes += 1;
+                changes.left.push(old[i].clone());
                 i += 1;
             }
             Ordering::Greater => {
                 hash = hash.replace(None, Some(&new[j]));
-                changes += 1;
+                changes.joined.push(new[j].clone());
                 j += 1;
             }
             Ordering::Equal => {
                 if !std::ptr::eq(&old[i], &new[j]) && old[i] != new[j] {
                     hash = hash.replace(Some(&old[i]), Some(&new[j]));
-                    changes += 1;
+                    changes.changed.push(new[j].clone());
                 }
                 i += 1;
                 j += 1;
             }
         }
-        if changes > limit {
-            return (false, TopologyHash::of_sorted(new));
+        if changes.joined.len() + changes.left.len() + changes.changed.len() > limit {
+            return (false, TopologyHash::of_sorted(new), None);
         }
     }
-    (changes == 0, hash)
+    let equal = changes.joined.is_empty() && changes.left.is_empty() && changes.changed.is_empty();
+    (equal, hash, Some(changes))
 }

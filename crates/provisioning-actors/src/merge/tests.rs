@@ -890,7 +890,8 @@ proptest! {
     /// the same `Arc`, lists shared between providers, small edits),
     /// quarantines and merges, in both policies, every hash the merger
     /// keeps or publishes, updated incrementally, equals the hash of its
-    /// list computed from scratch, and every kept list is canonical.
+    /// list computed from scratch, every kept list is canonical, and every
+    /// published diff (reused from the refresh when it can be) is the walk's.
     #[test]
     fn i17_incremental_hashes_equal_full_hashes(
         union in any::<bool>(),
@@ -936,9 +937,18 @@ proptest! {
                         ProviderInput::new(ids[1].clone(), 1, health[1]),
                     ];
                     seq += 1;
+                    let prev = merger.published().clone();
                     let out = merger.merge(&inputs, Some(&ids[a]), seq);
                     let t = &out.topology;
                     prop_assert_eq!(t.hash, TopologyHash::of_sorted(&t.members));
+                    // The diff, taken from the refresh when it can be, is
+                    // the one a walk over the two topologies gives.
+                    if out.changed {
+                        prop_assert_eq!(
+                            &out.diff,
+                            &diff_sorted(&prev.members, &t.members, &prev.blocked, &t.blocked)
+                        );
+                    }
                     if !out.changed {
                         prop_assert_eq!(out.previous_hash, t.hash);
                     }

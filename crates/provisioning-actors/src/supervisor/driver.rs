@@ -213,8 +213,10 @@ impl ProvisioningSupervisor {
         }
     }
 
-    /// Keeps what survives a restart current.
-    fn sync_shared(&self) {
+    /// Keeps what survives a restart current. Returns the checkpoint it
+    /// replaced: it may hold the last reference to the previous topology,
+    /// whose member list the caller frees after publishing (issue 17).
+    fn sync_shared(&self) -> Option<Checkpoint> {
         let mut s = self
             .shared
             .lock()
@@ -232,7 +234,7 @@ impl ProvisioningSupervisor {
                 })
             })
             .collect();
-        s.checkpoint = Some(self.core.checkpoint());
+        s.checkpoint.replace(self.core.checkpoint())
     }
 
     /// Executes what the core decided, in order: stop, (new backend clients
@@ -304,9 +306,11 @@ impl ProvisioningSupervisor {
         // Checkpoint before publishing: a subscriber callback runs inside
         // `publish`, and if it panics the restarted actor must not reuse a
         // seq_no some consumers already applied.
-        if changed {
-            self.sync_shared();
-        }
+        // The replaced checkpoint is dropped only after publishing: it holds
+        // the previous topology, often its last reference, and freeing a
+        // list of n members (n strings) must not delay the new one (issue
+        // 17).
+        let retired = if changed { self.sync_shared() } else { None };
         let es = ctx.system().event_stream().clone();
         for e in ready.events {
             match e {
@@ -323,6 +327,7 @@ impl ProvisioningSupervisor {
         if let Some(t) = ready.persist {
             self.persist_topology(&t);
         }
+        drop(retired);
         self.schedule(ready.wake_at, ctx);
         if spawn_failed {
             // The core took the failed starts as stopped actors.
@@ -495,7 +500,7 @@ impl ProvisioningSupervisor {
         self.persist_definitions(&defs).await?;
         self.core.remove(&id, Instant::now())?;
         self.step(ctx);
-        self.sync_shared();
+        let _ = self.sync_shared();
         Ok(())
     }
 
@@ -537,7 +542,7 @@ impl ProvisioningSupervisor {
         self.core.reload(prepared, Instant::now())?;
         let ready = self.core.ready();
         self.execute(ready, replaced, ctx);
-        self.sync_shared();
+        let _ = self.sync_shared();
         Ok(())
     }
 
