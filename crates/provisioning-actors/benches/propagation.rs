@@ -2,7 +2,9 @@
 //!
 //! - `propagation/1k`: a provider's table changes (one member of 1,000 gets
 //!   a new incarnation) → the `TopologyUpdated` carrying it has reached 3
-//!   subscriber actors. Target p99 ≤ 200 µs.
+//!   subscriber actors. Target p99 ≤ 200 µs (issue 3), ≤ 150 µs (issue 17).
+//! - `propagation/10k`: the same with 10,000 members (issue 17: p99 ≤
+//!   1.5 ms), on its own node and tables.
 //! - `failover/1k`: the active provider's stream ends → the
 //!   `TopologyUpdated` from the hot standby has reached a subscriber.
 //!   Target p99 ≤ 1 ms. Between iterations (untimed) the primary restarts
@@ -31,6 +33,7 @@ use provisioning_actors::{
 use tokio::sync::mpsc;
 
 const MEMBERS: usize = 1_000;
+const MEMBERS_10K: usize = 10_000;
 
 fn member(i: usize, incarnation: u64) -> Member {
     Member::new(
@@ -62,11 +65,11 @@ struct Setup {
     rx: Vec<mpsc::UnboundedReceiver<(u64, Option<ProviderId>)>>,
 }
 
-async fn setup(listeners: usize) -> Setup {
+async fn setup(listeners: usize, members: usize) -> Setup {
     let system = ActorSystem::new("bench");
     let (primary, standby) = (MembershipTable::new(), MembershipTable::new());
-    primary.replace_all((0..MEMBERS).map(|i| member(i, 1)).collect());
-    standby.replace_all((0..MEMBERS).map(|i| member(i, 1)).collect());
+    primary.replace_all((0..members).map(|i| member(i, 1)).collect());
+    standby.replace_all((0..members).map(|i| member(i, 1)).collect());
     let kind = MemoryKind::new()
         .with_table("primary", primary.clone())
         .with_table("standby", standby.clone());
@@ -110,15 +113,15 @@ async fn setup(listeners: usize) -> Setup {
         kind,
         rx,
     };
-    wait_primary(&s.handle).await;
+    wait_primary(&s.handle, members).await;
     s
 }
 
-async fn wait_primary(h: &ProvisioningHandle) {
+async fn wait_primary(h: &ProvisioningHandle, members: usize) {
     for _ in 0..10_000 {
         if let Ok(t) = h.topology().await
             && t.active_provider.as_ref().map(|p| p.as_str()) == Some("primary")
-            && t.members.len() == MEMBERS
+            && t.members.len() == members
         {
             return;
         }
@@ -150,10 +153,48 @@ fn bench(c: &mut Criterion) {
         .build()
         .expect("runtime");
 
-    let samples = Arc::new(Mutex::new(Vec::new()));
-    let mut s = rt.block_on(setup(3));
-    let mut incarnation = 1;
     let mut group = c.benchmark_group("provisioning");
+
+    // 10,000 members first, on a node of its own, shut down before the
+    // 1,000-member node starts.
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let mut s = rt.block_on(setup(3, MEMBERS_10K));
+    let mut incarnation = 1;
+    group.sample_size(20);
+    let smp = samples.clone();
+    group.bench_function("propagation/10k", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                incarnation += 1;
+                let inc = incarnation;
+                let d = rt.block_on(async {
+                    for r in &mut s.rx {
+                        while r.try_recv().is_ok() {}
+                    }
+                    let start = Instant::now();
+                    s.primary.upsert(member(MEMBERS_10K / 2, inc));
+                    for r in &mut s.rx {
+                        let _ = r.recv().await;
+                    }
+                    start.elapsed()
+                });
+                if let Ok(mut v) = smp.lock() {
+                    v.push(d);
+                }
+                total += d;
+            }
+            total
+        })
+    });
+    percentiles("propagation/10k (3 subscribers)", &samples);
+    rt.block_on(async {
+        s.system.shutdown().await;
+    });
+
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let mut s = rt.block_on(setup(3, MEMBERS));
+    let mut incarnation = 1;
     group.sample_size(50);
     let smp = samples.clone();
     group.bench_function("propagation/1k", |b| {
@@ -193,7 +234,7 @@ fn bench(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let d = rt.block_on(async {
-                    wait_primary(&s.handle).await;
+                    wait_primary(&s.handle, MEMBERS).await;
                     let rx = &mut s.rx[0];
                     while rx.try_recv().is_ok() {}
                     let faults = s.kind.faults("primary").expect("faults");
