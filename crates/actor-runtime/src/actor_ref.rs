@@ -140,6 +140,10 @@ impl ActorHandle {
 
     /// Resolves when the actor has terminated (at once if it already has).
     pub async fn stopped(&self) {
+        // Fast path: no waiter registration (a lock) when it already has.
+        if self.0.is_terminated() {
+            return;
+        }
         loop {
             let notified = self.0.terminated_notify.notified();
             tokio::pin!(notified);

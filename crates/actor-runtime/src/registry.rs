@@ -43,6 +43,12 @@ impl<K: PartialEq + Clone, T: Clone> SubscriptionRegistry<K, T> {
 
     /// Removes `key`; `true` if it was present.
     pub(crate) fn remove(&self, key: &K) -> bool {
+        // Most removals find nothing (an ending actor is removed from every
+        // topic): look under the read lock first, so that publishers are
+        // not held up.
+        if !self.snapshot().iter().any(|(k, _)| k == key) {
+            return false;
+        }
         let mut guard = self
             .list
             .write()
