@@ -90,10 +90,11 @@ pub fn describe() {
     );
 }
 
+/// Per-actor metric state. The `node` label (the system's name) is passed
+/// to each call rather than kept here: cloning the name's `Arc` for every
+/// actor would touch one reference count from every worker.
 pub(crate) struct ActorMetrics {
     pub(crate) actor_type: &'static str,
-    /// The system's name (label `node`).
-    pub(crate) node: Arc<str>,
     /// Registered at the first message: building a metric key costs a label
     /// vector even without a recorder, and many actors (one per request,
     /// per connection...) stop before or without handling any.
@@ -106,39 +107,37 @@ pub(crate) struct PerMessage {
 }
 
 impl ActorMetrics {
-    pub(crate) fn new(actor_type: &'static str, node: Arc<str>) -> Self {
+    pub(crate) fn new(actor_type: &'static str, node: &Arc<str>) -> Self {
         counter!(SPAWNED, "node" => node.clone(), "actor_type" => actor_type).increment(1);
         Self {
             actor_type,
-            node,
             per_message: None,
         }
     }
 
     /// The handles of the per-message metrics.
     #[inline]
-    pub(crate) fn per_message(&mut self) -> &PerMessage {
-        let (node, actor_type) = (&self.node, self.actor_type);
+    pub(crate) fn per_message(&mut self, node: &Arc<str>) -> &PerMessage {
+        let actor_type = self.actor_type;
         self.per_message.get_or_insert_with(|| PerMessage {
             processed: counter!(MESSAGES_PROCESSED, "node" => node.clone(), "actor_type" => actor_type),
             depth: histogram!(MAILBOX_DEPTH, "node" => node.clone(), "actor_type" => actor_type),
         })
     }
 
-    pub(crate) fn failure(&self, panic: bool) {
+    pub(crate) fn failure(&self, node: &Arc<str>, panic: bool) {
         let kind = if panic { "panic" } else { "error" };
-        counter!(FAILURES, "node" => self.node.clone(), "actor_type" => self.actor_type, "kind" => kind)
+        counter!(FAILURES, "node" => node.clone(), "actor_type" => self.actor_type, "kind" => kind)
             .increment(1);
     }
 
-    pub(crate) fn restart(&self) {
-        counter!(RESTARTS, "node" => self.node.clone(), "actor_type" => self.actor_type)
-            .increment(1);
+    pub(crate) fn restart(&self, node: &Arc<str>) {
+        counter!(RESTARTS, "node" => node.clone(), "actor_type" => self.actor_type).increment(1);
     }
 
-    pub(crate) fn dead_letters(&self, n: usize) {
+    pub(crate) fn dead_letters(&self, node: &Arc<str>, n: usize) {
         if n > 0 {
-            counter!(DEAD_LETTERS, "node" => self.node.clone(), "actor_type" => self.actor_type)
+            counter!(DEAD_LETTERS, "node" => node.clone(), "actor_type" => self.actor_type)
                 .increment(n as u64);
         }
     }

@@ -111,7 +111,7 @@ impl<A: Actor> Drop for Runner<A> {
                 });
             }
         }
-        crate::metrics::terminated(&self.metrics.node, self.metrics.actor_type, &reason);
+        crate::metrics::terminated(system.metrics_node(), self.metrics.actor_type, &reason);
         tracing::debug!(path = %self.cell.path(), %reason, "actor terminated");
         self.cell.mark_terminated();
         self.cell.clear_abort_handle();
@@ -150,7 +150,7 @@ impl<A: Actor> Runner<A> {
                         self.close_children_and_wait().await;
                         break r;
                     }
-                    self.metrics.restart();
+                    self.metrics.restart(self.ctx.system.metrics_node());
                     if !delay.is_zero()
                         && let Some(r) = Box::pin(self.sleep_unless_stopped(delay)).await
                     {
@@ -244,7 +244,7 @@ impl<A: Actor> Runner<A> {
                             msg
                         }
                     };
-                    let m = self.metrics.per_message();
+                    let m = self.metrics.per_message(self.ctx.system.metrics_node());
                     m.processed.increment(1);
                     self.processed = self.processed.wrapping_add(1);
                     if self.processed & 127 == 0 {
@@ -428,7 +428,8 @@ impl<A: Actor> Runner<A> {
     /// Reports `f` to the parent and waits for its directive. System messages
     /// that arrive meanwhile are kept, in order, for later.
     async fn fail(&mut self, f: Failure) -> AfterFailure {
-        self.metrics.failure(f.is_panic());
+        self.metrics
+            .failure(self.ctx.system.metrics_node(), f.is_panic());
         tracing::warn!(path = %self.cell.path(), failure = %f, "actor failed");
         let Some(parent) = self.cell.parent.clone() else {
             return AfterFailure::Next(Next::Stop(StopReason::Failed(f)));
@@ -576,7 +577,8 @@ impl<A: Actor> Runner<A> {
 
     fn finish(mut self, reason: StopReason) {
         let dropped = self.user_rx.close_and_drain();
-        self.metrics.dead_letters(dropped);
+        self.metrics
+            .dead_letters(self.ctx.system.metrics_node(), dropped);
         let me = self.cell.id.0;
         for (_, target) in self.ctx.watching.drain() {
             target.0.watchers.remove(me);

@@ -247,8 +247,8 @@ impl ActorSystem {
     }
 
     /// The system's name, shared (the `node` label of its metrics).
-    pub(crate) fn metrics_node(&self) -> Arc<str> {
-        self.inner.name.clone()
+    pub(crate) fn metrics_node(&self) -> &Arc<str> {
+        &self.inner.name
     }
 
     /// The system's event stream.
@@ -470,7 +470,12 @@ fn spawn_actor<A: Actor>(
     name: &str,
     props: Props<A>,
 ) -> Result<ActorRef<A::Msg>, SpawnError> {
-    let rt = tokio::runtime::Handle::try_current().map_err(|_| SpawnError::NoRuntime)?;
+    // Inside a task the runtime is there for sure: `tokio::spawn` then spares
+    // cloning the runtime's handle (a reference count every worker touches).
+    let rt = match tokio::task::try_id() {
+        Some(_) => None,
+        None => Some(tokio::runtime::Handle::try_current().map_err(|_| SpawnError::NoRuntime)?),
+    };
     let id = system.next_id();
     let name: Arc<str> = if name.is_empty() {
         Arc::from(format!("${id}"))
@@ -513,7 +518,11 @@ fn spawn_actor<A: Actor>(
     };
     let fut = runner.run();
     system.inner.live.fetch_add(1, Ordering::AcqRel);
-    let task = rt.spawn(fut.instrument(span));
+    let fut = fut.instrument(span);
+    let task = match rt {
+        Some(rt) => rt.spawn(fut),
+        None => tokio::spawn(fut),
+    };
     cell_for_abort.set_abort_handle(task.abort_handle());
     Ok(actor_ref)
 }
