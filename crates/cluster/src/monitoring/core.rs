@@ -56,6 +56,12 @@ struct Target {
     suspicion: Option<Suspicion>,
     /// Reported (locally or on a relayed verdict): no more probing.
     reported: bool,
+    /// Any frame ever received from it (or a refusal, which is an answer).
+    /// A target never heard from fails no round: a joining or restarting
+    /// node that does not answer yet is not suspected (design §2.9, "a
+    /// refusal is an answer"); one that dies before it was ever heard is
+    /// left to its provider's lease, as in all-to-all mode (`ever_up`).
+    heard: bool,
     /// Phi-accrual mode only: fed by every sign of life.
     detector: Option<FailureDetector>,
 }
@@ -213,9 +219,10 @@ impl Monitoring {
             .into_iter()
             .map(|(id, inc)| (id.clone(), inc))
             .collect();
-        self.ring = Ring::new(self.view.keys(), self.config.monitors);
-        let wanted: Vec<NodeId> = self
-            .ring
+        // The old ring stays until the stale targets are dropped: their
+        // votes are withdrawn from the co-monitors they were sent to.
+        let ring = Ring::new(self.view.keys(), self.config.monitors);
+        let wanted: Vec<NodeId> = ring
             .watched_by(&self.me)
             .map(|it| it.cloned().collect())
             .unwrap_or_default();
@@ -239,6 +246,7 @@ impl Monitoring {
                 }
             }
         }
+        self.ring = ring;
         for id in wanted {
             if self.targets.contains_key(&id) {
                 continue;
@@ -246,6 +254,9 @@ impl Monitoring {
             let incarnation = self.view[&id];
             let phase = self.phase_of(&id);
             let detector = self.new_detector();
+            // At most once per (node, incarnation): a target the ring moved
+            // away and back keeps its report.
+            let reported = self.reported.contains(&(id.clone(), incarnation));
             self.targets.insert(
                 id,
                 Target {
@@ -253,7 +264,8 @@ impl Monitoring {
                     next_probe: now + phase,
                     round: Round::Idle,
                     suspicion: None,
-                    reported: false,
+                    reported,
+                    heard: false,
                     detector,
                 },
             );
@@ -436,6 +448,7 @@ impl Monitoring {
         let Some(t) = self.targets.get_mut(from) else {
             return;
         };
+        t.heard = true;
         if let Some(d) = t.detector.as_mut() {
             d.heartbeat(now);
         }
@@ -483,7 +496,7 @@ impl Monitoring {
         }
         let probe_seq = self.take_seq();
         self.push(target.clone(), MonitorMsg::Probe { seq: probe_seq });
-        let deadline = now + self.scaled(self.config.probe_timeout);
+        let deadline = now + self.scaled(self.helper_timeout());
         self.helping.push(Helping {
             requester: from.clone(),
             requester_seq: seq,
@@ -529,6 +542,11 @@ impl Monitoring {
         suspect: bool,
         now: Instant,
     ) {
+        // Votes from non-members change nothing (law 10), and nobody votes
+        // about itself.
+        if !self.view.contains_key(from) || *from == target {
+            return;
+        }
         if target == self.me {
             if suspect {
                 // Someone suspects this node: lower the confidence and
@@ -544,9 +562,6 @@ impl Monitoring {
                     self.push(w, MonitorMsg::Probe { seq });
                 }
             }
-            return;
-        }
-        if !self.view.contains_key(from) {
             return;
         }
         let Some(t) = self.targets.get(&target) else {
@@ -575,19 +590,23 @@ impl Monitoring {
         if v.voters.len() > super::config::MAX_MONITORS {
             return;
         }
-        if v.target == self.me {
-            // Not applied: a node does not quarantine itself. The score
-            // saturates; it is the self-fencing signal of design §2.10.
-            self.stats.verdicts_about_me += 1;
-            self.health.saturate();
-            return;
-        }
+        // The voters first: distinct current members, the target not
+        // among them (law 10: a verdict from non-members changes nothing).
         let voters: BTreeSet<&NodeId> = v
             .voters
             .iter()
-            .filter(|n| self.view.contains_key(*n))
+            .filter(|n| **n != v.target && self.view.contains_key(*n))
             .collect();
         if voters.len() < q_eff(self.config.quorum, self.ring.k_eff()) {
+            return;
+        }
+        if v.target == self.me {
+            // Not applied: a node does not quarantine itself. The score
+            // saturates (a signal for a future self-fence, design §2.10;
+            // the trees leave the target out, so such a copy comes from a
+            // view that differs from the reporter's).
+            self.stats.verdicts_about_me += 1;
+            self.health.saturate();
             return;
         }
         if self.view.get(&v.target) == Some(&v.incarnation)
@@ -644,9 +663,12 @@ impl Monitoring {
         {
             // Phi mode: the phase lasts while the detector still trusts
             // the target; the indirect phase keeps its full length.
-            let trusted = phi && t.detector.as_ref().is_some_and(|d| d.is_available(now));
+            let trusted = phi
+                && t.detector
+                    .as_ref()
+                    .is_some_and(|d| d.has_heard() && d.is_available(now));
             if trusted {
-                let step = probe_timeout / 4;
+                let step = (probe_timeout / 4).max(Duration::from_millis(1));
                 t.round = Round::Direct {
                     seq,
                     direct_until: now + step,
@@ -689,13 +711,14 @@ impl Monitoring {
             && now >= end
         {
             t.round = Round::Idle;
+            let heard = t.heard;
             self.stats.failed_rounds += 1;
             if asked > 0 && answered == 0 {
                 self.stats.missed_nacks += 1;
                 self.health.raise();
             }
             let t = self.targets.get_mut(id).expect("target present");
-            if t.suspicion.is_none() {
+            if heard && t.suspicion.is_none() {
                 t.suspicion = Some(Suspicion {
                     since: now,
                     voted: false,
@@ -762,7 +785,7 @@ impl Monitoring {
         let Some(t) = self.targets.get(id) else {
             return;
         };
-        if t.reported {
+        if t.reported || self.reported.contains(&(id.clone(), t.incarnation)) {
             return;
         }
         let Some(s) = t.suspicion else {
@@ -784,7 +807,13 @@ impl Monitoring {
         voters.sort();
         voters.dedup();
         let count = voters.len();
-        if count < q || (now.saturating_duration_since(s.since) < t_min && count < k) {
+        // "Every monitor voted" skips T_min: counted among X's monitors in
+        // this node's ring only.
+        let monitors_voting = self
+            .ring
+            .watchers_of(id)
+            .map_or(0, |w| w.filter(|n| voters.binary_search(n).is_ok()).count());
+        if count < q || (now.saturating_duration_since(s.since) < t_min && monitors_voting < k) {
             return;
         }
         let incarnation = t.incarnation;
@@ -911,6 +940,20 @@ impl Monitoring {
         let s = self.next_seq;
         self.next_seq += 1;
         s
+    }
+
+    /// How long a helper waits for the target before its nack: within the
+    /// requester's indirect phase (`I − probe_timeout`, which starts when
+    /// the request leaves), with a fifth left for the way back, and never
+    /// longer than a direct probe's timeout. A nack that came after the
+    /// round's end would count as no answer (a missed nack) and lower the
+    /// requester's confidence for nothing.
+    fn helper_timeout(&self) -> Duration {
+        let phase = self
+            .config
+            .probe_interval
+            .saturating_sub(self.config.probe_timeout);
+        self.config.probe_timeout.min(phase * 4 / 5)
     }
 
     /// `d × (1 + s)`: the local health multiplier.

@@ -48,6 +48,11 @@ impl One {
         let me = members[0].clone();
         let mut core = Monitoring::new(config, me, 7);
         core.on_view(members.iter().map(|m| (m, 1)), base);
+        // Every member was heard once (a target never heard is not
+        // suspected: `i17_core_a_target_never_heard_is_not_suspected`).
+        for m in &members {
+            core.on_sign_of_life(m, base);
+        }
         Self {
             core,
             base,
@@ -168,7 +173,7 @@ fn fail_rounds_of(
 /// Steps time until `x`'s first failed round ends (its suspicion starts),
 /// acking every other target.
 fn fail_until_suspected(one: &mut One, x: &NodeId) -> Instant {
-    let until = one.base + 3 * I;
+    let until = one.now + 3 * I;
     let mut ready = one.core.ready();
     loop {
         let mut acks = Vec::new();
@@ -1081,6 +1086,10 @@ impl Trace {
             }
             let out = core.ready();
             let after = core.health();
+            let current: BTreeSet<NodeId> = (0..self.n)
+                .filter(|&i| present[i])
+                .map(|i| members[i].clone())
+                .collect();
             // Law 8: 0 ≤ s ≤ S; votes only below the limit.
             prop_assert_le_helper(after <= self.config.health_max, "health above its ceiling");
             if is_tick {
@@ -1121,7 +1130,7 @@ impl Trace {
                                 .filter(|(voter, (at, suspect))| {
                                     *suspect
                                         && now.saturating_duration_since(*at) < self.config.vote_ttl
-                                        && members.contains(voter)
+                                        && current.contains(*voter)
                                         && **voter != members[0]
                                 })
                                 .map(|(voter, _)| voter.clone())
@@ -1129,6 +1138,10 @@ impl Trace {
                         })
                         .unwrap_or_default();
                     prop_assert_le_helper(live.len() + 1 >= q, "reported without a quorum");
+                    prop_assert_le_helper(
+                        core.suspected_since(&r.node).is_some(),
+                        "reported without suspecting it itself",
+                    );
                     let all = live.len() + 1 >= k;
                     let since = suspected_before.get(&r.node).copied().unwrap_or(now);
                     prop_assert_le_helper(
@@ -1478,17 +1491,28 @@ fn i17_law6_a_crash_is_reported_by_a_quorum_within_2i_plus_t_min() {
         );
         assert!(first_local.2.voters.len() >= 3, "a quorum of 3 voted");
         // Everybody else learns it (its own quorum or a relayed verdict).
-        let told: BTreeSet<usize> = net
-            .reports
-            .iter()
-            .filter(|(_, _, r)| r.node == victim_id)
-            .map(|(_, i, _)| *i)
-            .collect();
-        assert_eq!(
-            told.len(),
-            n - 1,
-            "n = {n}: every live node reports it once"
+        let mut told: BTreeMap<usize, usize> = BTreeMap::new();
+        for (_, i, r) in &net.reports {
+            if r.node == victim_id {
+                *told.entry(*i).or_default() += 1;
+            }
+        }
+        assert_eq!(told.len(), n - 1, "n = {n}: every live node reports it");
+        assert!(
+            told.values().all(|c| *c == 1),
+            "n = {n}: once each: {told:?}"
         );
+        // The helpers' nacks arrive within the requesters' rounds: nobody
+        // lowered its own confidence over a dead target.
+        for (i, c) in net.cores.iter().enumerate() {
+            if i != victim {
+                assert_eq!(
+                    c.stats().missed_nacks,
+                    0,
+                    "n = {n}: node {i} counted a missed nack"
+                );
+            }
+        }
         assert!(
             net.reports.iter().all(|(_, _, r)| r.node == victim_id),
             "only the victim"
@@ -1522,4 +1546,64 @@ fn i17_a_node_that_hears_nothing_quarantines_nobody() {
     // Its monitors hear nothing from it either (it hears no probe to
     // answer): it is the one quarantined, by a quorum.
     assert!(net.reports.iter().any(|(_, _, r)| r.node == deaf_id));
+}
+
+#[test]
+fn i17_core_a_target_never_heard_is_not_suspected() {
+    // A joining node that refuses or ignores its monitors until its own
+    // view lists them (design §2.9): its failed rounds suspect nothing.
+    let members = ids(30);
+    let base = Instant::now();
+    let mut core = Monitoring::new(ring_config(), members[0].clone(), 1);
+    core.on_view(members.iter().map(|m| (m, 1)), base);
+    let mut one = One {
+        core,
+        base,
+        now: base,
+        members,
+    };
+    let x = one.targets()[0].clone();
+    let sent = fail_rounds_of(&mut one, &x, |o| o.base + 6 * I);
+    assert!(one.core.stats().failed_rounds >= 4);
+    assert_eq!(one.core.suspected_since(&x), None);
+    assert!(
+        !sent
+            .iter()
+            .any(|(_, m)| matches!(m, MonitorMsg::Vote { .. }))
+    );
+    // Once heard (an answer, or a refusal the driver reports), it is.
+    one.core.on_sign_of_life(&x, one.now);
+    fail_until_suspected(&mut one, &x);
+}
+
+#[test]
+fn i17_a_crash_with_two_of_its_monitors_is_still_reported() {
+    // Design §2.9: X and its two nearest monitors crash together; the
+    // three live monitors still make q = 3.
+    let n = 40;
+    let (mut net, mut store) = Net::new(n, 11);
+    net.run(3 * I, &mut store);
+    let victim = 5;
+    let victim_id = net.cores[victim].me().clone();
+    let monitors: Vec<usize> = net.cores[0]
+        .ring()
+        .watchers_of(&victim_id)
+        .unwrap()
+        .map(|m| net.index[m])
+        .collect();
+    for i in [victim, monitors[0], monitors[1]] {
+        net.crashed[i] = true;
+    }
+    net.run(20 * I, &mut store);
+    for id in [victim, monitors[0], monitors[1]] {
+        let who = net.cores[id].me().clone();
+        let reporters: BTreeSet<usize> = net
+            .reports
+            .iter()
+            .filter(|(_, _, r)| r.node == who)
+            .map(|(_, i, _)| *i)
+            .collect();
+        assert_eq!(reporters.len(), n - 3, "{who} reported by every live node");
+    }
+    assert_eq!(net.reports.len(), 3 * (n - 3), "nobody else reported");
 }

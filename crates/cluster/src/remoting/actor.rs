@@ -422,10 +422,24 @@ impl RemotingActor {
         // R4.3: while the status is not Active the ring keeps its last
         // assignment (no monitoring on the strength of stale data). First,
         // so that `reconcile` knows the ring's set of associations.
-        if self.status == ProvisioningStatus::Active
-            && let Some(m) = self.monitor.as_mut()
-        {
-            m.on_topology(&self.topology, now.into_std());
+        if let Some(m) = self.monitor.as_mut() {
+            if self.status == ProvisioningStatus::Active {
+                m.on_topology(&self.topology, now.into_std());
+            } else if self.status == ProvisioningStatus::Degraded {
+                // Members that left are dropped (their associations close
+                // too); nobody new is monitored.
+                let ring = m.ring();
+                let kept: Vec<(NodeId, u64)> = self
+                    .topology
+                    .members
+                    .iter()
+                    .filter(|x| ring.contains(&x.node_id))
+                    .map(|x| (x.node_id.clone(), x.incarnation))
+                    .collect();
+                if kept.len() < ring.len() {
+                    m.on_view(kept.iter().map(|(n, i)| (n, *i)), now.into_std());
+                }
+            }
         }
         self.reconcile(ctx, now);
     }
@@ -845,6 +859,9 @@ impl RemotingActor {
         });
         p.last_active = now;
         p.written_seen = 0;
+        if let Some(m) = self.monitor.as_mut() {
+            m.on_sign_of_life(node, now.into_std());
+        }
         p.dial = None;
         p.a.on_up();
         p.detector.touch(now.into_std());
@@ -921,8 +938,13 @@ impl RemotingActor {
                     // The peer answered: it is alive. A TLS refusal is an
                     // answer too: a certificate problem (a rotation in
                     // progress) never turns into a quarantine by silence
-                    // (see `tls`).
+                    // (see `tls`). In ring mode the monitors learn it too
+                    // (design §2.9: a joining node refuses until its view
+                    // lists us; it is not suspected for that).
                     p.detector.touch(now.into_std());
+                    if let Some(m) = self.monitor.as_mut() {
+                        m.on_sign_of_life(&node, now.into_std());
+                    }
                 }
                 match conn::refusal(&e) {
                     Some((code, reason)) if conn::may_be_race(code) && !p.raced => {
@@ -1205,7 +1227,8 @@ impl Actor for RemotingActor {
         let now = Instant::now();
         // Frames are many and change no association: their signs of life
         // reach the per-peer gauges at the next tick.
-        let peer_gauges = !matches!(msg, Msg::Frame { .. });
+        let monitor_tick = matches!(msg, Msg::MonitorTick(_));
+        let peer_gauges = !matches!(msg, Msg::Frame { .. }) && !monitor_tick;
         match msg {
             Msg::Topology(t) => self.on_topology(t, ctx, now),
             Msg::Quarantined(q) => self.on_quarantined(q, ctx, now),
@@ -1233,7 +1256,12 @@ impl Actor for RemotingActor {
             Msg::Lost { node, conn, error } => self.on_lost(node, conn, error, now),
         }
         self.drive(ctx, now);
-        self.publish();
+        // A monitoring deadline changes no association (a verdict relay
+        // that opens one is published at the next tick, one heartbeat
+        // interval later at most): no O(N) work per wake-up.
+        if !monitor_tick {
+            self.publish();
+        }
         if peer_gauges {
             self.publish_peers(now);
         }
