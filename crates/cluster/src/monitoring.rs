@@ -1,10 +1,10 @@
 //! Failure detection at constant cost per node (issue 17, item 1;
 //! design: `docs/monitoring-design.md`).
 //!
-//! Stages 1 and 2 of the design: the pure pieces, driven by the
-//! simulation (`crates/cluster-sim`) and, from stage 5, by Remoting (not
-//! yet: Remoting still runs all-to-all heartbeats, so this module changes
-//! no behaviour of a running node).
+//! The pure pieces of the design (stages 1 and 2), driven by the
+//! simulation (`crates/cluster-sim`) and by Remoting in ring mode
+//! (`RemotingConfig::with_monitoring`, `[remoting.monitoring] mode =
+//! "ring"`; the default is still all-to-all heartbeats).
 //!
 //! - [`ring`]: who monitors whom. Members are placed on a ring by a stable
 //!   hash of their node id; each member is monitored by the
@@ -62,9 +62,15 @@
 //! (4), at most once (5), liveness (6), refutation (7), local health (8),
 //! constant cost (9), topology (10), determinism (11).
 //!
-//! Not in this stage: the reachable verdicts of quarantined nodes (R4.4
-//! stays with the association core's reachability probe), associations
-//! on demand and the wire frames (stage 5).
+//! Two rules beyond the design's first draft: a target never heard from
+//! (no frame, no refusal) fails no round, so a joining node whose view lags
+//! is not suspected (§2.9); and a helper nacks within the requester's round
+//! (`min(probe_timeout, 0.8 · (I − probe_timeout))`), so a nack is never
+//! mistaken for silence.
+//!
+//! Not here: the reachable verdicts of quarantined nodes (R4.4 stays with
+//! the association core's reachability probe, which Remoting keeps for a
+//! `Failed` association in ring mode too).
 
 pub mod config;
 mod core;

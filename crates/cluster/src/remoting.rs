@@ -112,11 +112,24 @@
 //! `Verdict` reaches it along the broadcast trees. The report is the same
 //! [`quarantine`](ProvisioningHandle::quarantine) call, with the reason
 //! `monitors' verdict: a, b, c`. The ring follows the topology while the
-//! status is `Active` (R4.3: it keeps its last assignment otherwise). What
-//! this mode does not change yet (design stage 5, not done): an association
-//! is still kept with every member (dialing on demand and closing idle
-//! associations is the next step), so sockets still grow with N while the
-//! monitoring traffic and the timers do not. The new frames are unknown to
+//! status is `Active` (R4.3: it keeps its last assignment otherwise, minus
+//! the members that left). A target is suspected only once it was heard
+//! (a frame, or a refused dial: a refusal is an answer), so a joining node
+//! whose view lags is not quarantined.
+//!
+//! **Associations on demand.** In ring mode a node associates with its
+//! ring set (targets and watchers, ≤ 2k; the smaller id dials). A frame for
+//! any other member ([`RemotingHandle::tell`], a verdict relay) waits in a
+//! bounded queue (`send_queue` frames) while this node dials it, whatever
+//! the ids; the accept check admits a member without an association while
+//! `Active`; when both sides dialed at once, the connection dialed by the
+//! smaller id stays. An association outside the ring set with no frame
+//! sent or received for `idle_timeout` closes with a `Goodbye`; a `Failed`
+//! one stays (it probes the quarantined node, R4.4). A dial that fails
+//! drops the frames that waited (`remoting_frames_dropped_total{reason =
+//! "not_associated"}`). `remoting_heartbeats_sent_total` and
+//! `_missed_total` stay at 0 in ring mode (the probes are the core's), and
+//! the per-peer gauges cover the associations that exist. The new frames are unknown to
 //! builds before this one (such a peer closes the connection on the first
 //! one): switch the whole cluster to ring mode at once; a node of this
 //! build in all-to-all mode answers a ring node's probes and ignores the

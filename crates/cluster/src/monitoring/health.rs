@@ -10,7 +10,8 @@
 //!
 //! Effects, applied by the core: every interval and timeout is multiplied
 //! by `1 + s` ([`Health::multiplier`]), and from `s ≥ vote_limit` the node
-//! sends no vote and reports nothing.
+//! sends no vote and reports nothing of its own quorum (a relayed verdict,
+//! checked against its view, still applies).
 
 /// A saturating score in `0..=max`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
