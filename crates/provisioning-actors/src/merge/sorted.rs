@@ -89,10 +89,8 @@ pub(super) fn find<'a>(members: &'a [Member], node: &NodeId) -> Option<&'a Membe
 }
 
 /// Replaces node ids in `members` by the equal ones of `reference` (both
-/// sorted), so copies share one allocation and compare by pointer. Returns
-/// whether `members` equals `reference`.
-pub(super) fn intern_ids(members: &mut [Member], reference: &[Member]) -> bool {
-    let mut equal = members.len() == reference.len();
+/// sorted), so copies share one allocation and compare by pointer.
+pub(super) fn intern_ids(members: &mut [Member], reference: &[Member]) {
     let mut j = 0;
     for m in members.iter_mut() {
         while j < reference.len() && id_cmp(&reference[j].node_id, &m.node_id) == Ordering::Less {
@@ -101,13 +99,11 @@ pub(super) fn intern_ids(members: &mut [Member], reference: &[Member]) -> bool {
         match reference.get(j) {
             Some(r) if id_cmp(&r.node_id, &m.node_id) == Ordering::Equal => {
                 m.node_id = r.node_id.clone();
-                equal = equal && *m == *r;
             }
-            Some(_) => equal = false,
-            None => return false,
+            Some(_) => {}
+            None => return,
         }
     }
-    equal
 }
 
 /// Node ids of `before` missing from `after` (both sorted).
