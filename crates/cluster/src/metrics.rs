@@ -14,7 +14,8 @@ use ::metrics::{Unit, describe_counter, describe_gauge};
 use crate::placement::{M_ACTIVATIONS, M_DEACTIVATIONS, M_HANDOFFS, M_REQUESTS};
 use crate::remoting::{
     M_ASSOCIATIONS, M_DEGRADED_REFUSALS, M_FRAMES_DROPPED, M_FRAMES_REFUSED, M_FROZEN,
-    M_HEARTBEATS_MISSED, M_HEARTBEATS_SENT, M_IDLE_CLOSED, M_OPENED, M_PEER_LAST_HEARD, M_PEER_UP,
+    M_HEARTBEATS_MISSED, M_HEARTBEATS_SENT, M_IDLE_CLOSED, M_LOCAL_HEALTH, M_MON_MISSED_NACKS,
+    M_MON_REPORTS, M_MON_ROUNDS, M_MON_STALLS, M_MON_VOTES, M_OPENED, M_PEER_LAST_HEARD, M_PEER_UP,
     M_QUARANTINES, M_REACHABLE,
 };
 
@@ -76,6 +77,35 @@ pub fn describe() {
         M_OPENED,
         Unit::Count,
         "Ring mode: associations created for the ring's set, on demand, or on accept, by node and reason."
+    );
+    describe_counter!(
+        M_MON_ROUNDS,
+        Unit::Count,
+        "Ring mode: probe rounds of this node's targets, by node and result (ack, indirect_ack, failed)."
+    );
+    describe_counter!(
+        M_MON_MISSED_NACKS,
+        Unit::Count,
+        "Ring mode: failed rounds in which no helper answered at all, by node."
+    );
+    describe_counter!(
+        M_MON_VOTES,
+        Unit::Count,
+        "Ring mode: suspicions (suspect=true) and retractions (suspect=false) sent, by node."
+    );
+    describe_counter!(
+        M_MON_REPORTS,
+        Unit::Count,
+        "Ring mode: quarantines reported on this node's own quorum (local) or a relayed verdict, by node."
+    );
+    describe_counter!(
+        M_MON_STALLS,
+        Unit::Count,
+        "Ring mode: stalls of this process detected by the monitoring core (FS-1), by node."
+    );
+    describe_gauge!(
+        M_LOCAL_HEALTH,
+        "Ring mode: the local health score, 0 (healthy) to health_max, by node."
     );
     describe_counter!(
         M_IDLE_CLOSED,

@@ -166,6 +166,12 @@
 //! | `remoting_frames_dropped_total` | counter | `reason` (`unknown_type`, `undecodable`, `undeliverable`: the actor is stopped or its mailbox full; or a reason given by a [`register_fn`](RemotingHandle::register_fn) handler, e.g. placement's `late_reply`; `not_associated`: ring mode, an outgoing frame whose association on demand did not come up) | received `Tell` frames not delivered, and in ring mode outgoing frames that waited in vain |
 //! | `remoting_associations_opened_total` | counter | `reason` (`ring`, `demand`, `accept`) | ring mode: associations created for the ring's set, for this node's own frames, or as a peer's connection was accepted |
 //! | `remoting_associations_idle_closed_total` | counter | | ring mode: associations outside the ring's set closed after `idle_timeout` without a frame |
+//! | `remoting_monitor_rounds_total` | counter | `result` (`ack`, `indirect_ack`, `failed`) | ring mode: probe rounds of this node's targets, answered directly, saved by a helper, or failed both ways |
+//! | `remoting_monitor_missed_nacks_total` | counter | | ring mode: failed rounds in which no helper answered at all (this node's own links are the likely problem; raises its health score) |
+//! | `remoting_monitor_votes_sent_total` | counter | `suspect` (`true`, `false`) | ring mode: suspicions sent to co-monitors (and the target), and their retractions |
+//! | `remoting_monitor_reports_total` | counter | `source` (`local`, `relayed`) | ring mode: quarantines reported on this node's own quorum, or on a verdict relayed to it |
+//! | `remoting_monitor_stalls_total` | counter | | ring mode: stalls of this process detected by the core (FS-1) |
+//! | `remoting_local_health` | gauge | | ring mode: the local health score, 0 (healthy) to `health_max`; from `vote_limit` on the node votes nothing |
 
 mod actor;
 mod association;
@@ -227,6 +233,12 @@ pub(crate) const M_FROZEN: &str = "remoting_new_associations_frozen";
 pub(crate) const M_PEER_UP: &str = "remoting_peer_up";
 pub(crate) const M_PEER_LAST_HEARD: &str = "remoting_peer_last_heard_timestamp_seconds";
 pub(crate) const M_OPENED: &str = "remoting_associations_opened_total";
+pub(crate) const M_MON_ROUNDS: &str = "remoting_monitor_rounds_total";
+pub(crate) const M_MON_MISSED_NACKS: &str = "remoting_monitor_missed_nacks_total";
+pub(crate) const M_MON_VOTES: &str = "remoting_monitor_votes_sent_total";
+pub(crate) const M_MON_REPORTS: &str = "remoting_monitor_reports_total";
+pub(crate) const M_MON_STALLS: &str = "remoting_monitor_stalls_total";
+pub(crate) const M_LOCAL_HEALTH: &str = "remoting_local_health";
 pub(crate) const M_IDLE_CLOSED: &str = "remoting_associations_idle_closed_total";
 
 /// Published on the EventStream when Remoting stops opening new

@@ -1,6 +1,7 @@
 //! R4.5, N2: Remoting's association, heartbeat, per-peer and quarantine
 //! metrics, and the placement metrics, each node under its own `node`
-//! label. One global recorder per process, so this file holds one test.
+//! label. One global recorder per process, installed once; each test's
+//! nodes have their own names, so their series do not mix.
 //!
 //! The recorder keeps every series' current value ([`Current`]). The
 //! debugging recorder's snapshot resets gauges to 0, so a gauge read
@@ -12,8 +13,8 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 use metrics_util::registry::{AtomicStorage, Registry};
@@ -80,11 +81,23 @@ impl Current {
     }
 }
 
+/// The process-wide recorder, installed once (each test reads its own
+/// nodes' series by their `node` label).
+fn recorder() -> Current {
+    static RECORDER: OnceLock<Current> = OnceLock::new();
+    RECORDER
+        .get_or_init(|| {
+            let snap = Current(Arc::new(Registry::atomic()));
+            metrics::set_global_recorder(snap.clone()).unwrap();
+            cluster::metrics::describe();
+            snap
+        })
+        .clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r4_5_n2_remoting_metrics_follow_associations_heartbeats_peers_and_quarantines() {
-    let snap = Current(Arc::new(Registry::atomic()));
-    metrics::set_global_recorder(snap.clone()).unwrap();
-    cluster::metrics::describe();
+    let snap = recorder();
 
     let backends = Backends::fast_detection();
     let a = backends.start("a").await;
@@ -243,5 +256,120 @@ async fn r4_5_n2_remoting_metrics_follow_associations_heartbeats_peers_and_quara
             }
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Issue 17, ring mode: the monitoring counters and gauge, per node. Five
+/// nodes (k_eff = 4, q_eff = 3); one is cut off from the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i17_ring_mode_monitoring_metrics_count_rounds_votes_and_reports() {
+    use cluster::monitoring::{MonitoringConfig, MonitoringMode};
+    use std::time::Duration;
+
+    let snap = recorder();
+    let backends = Backends::fast_detection();
+    let names = ["ra", "rb", "rc", "rd", "re"];
+    let mut nodes = Vec::new();
+    for name in names {
+        let config = remoting(backends.failure_timeout)
+            .with_netsim(backends.net.clone())
+            .with_monitoring(MonitoringConfig {
+                mode: MonitoringMode::Ring,
+                probe_interval: Duration::from_millis(250),
+                probe_timeout: Duration::from_millis(80),
+                suspicion_mult: 3.0,
+                vote_ttl: Duration::from_secs(3),
+                ..MonitoringConfig::default()
+            });
+        nodes.push(
+            backends
+                .start_with(name, |b| b.remoting_config(config))
+                .await,
+        );
+    }
+    let refs: Vec<&TestNode> = nodes.iter().collect();
+    converge(&refs, &names).await;
+    for node in names {
+        eventually(&format!("{node}: answered rounds counted"), || async {
+            snap.value(
+                "remoting_monitor_rounds_total",
+                &[("node", node), ("result", "ack")],
+            )
+            .unwrap_or(0.0)
+                >= 4.0
+        })
+        .await;
+        assert_eq!(
+            snap.value(
+                "remoting_associations_opened_total",
+                &[("node", node), ("reason", "ring")]
+            ),
+            Some(4.0),
+            "{node}: its ring set is everyone else"
+        );
+        assert_eq!(
+            snap.value("remoting_local_health", &[("node", node)]),
+            Some(0.0),
+            "{node}: healthy"
+        );
+        assert_eq!(
+            snap.value("remoting_heartbeats_sent_total", &[("node", node)])
+                .unwrap_or(0.0),
+            0.0,
+            "{node}: no all-to-all heartbeats in ring mode"
+        );
+    }
+    let others: Vec<_> = ["ra", "rb", "rd", "re"].iter().map(|n| nid(n)).collect();
+    backends.net.partition(&[nid("rc")], &others);
+    for node in ["ra", "rb", "rd", "re"] {
+        eventually(&format!("{node}: reported rc"), || async {
+            snap.value("remoting_monitor_reports_total", &[("node", node)])
+                .unwrap_or(0.0)
+                >= 1.0
+        })
+        .await;
+        assert_eq!(
+            snap.value("remoting_monitor_reports_total", &[("node", node)]),
+            Some(1.0),
+            "{node}: one report, of rc"
+        );
+        assert!(
+            snap.value(
+                "remoting_monitor_rounds_total",
+                &[("node", node), ("result", "failed")]
+            )
+            .unwrap_or(0.0)
+                >= 1.0,
+            "{node}: its rounds of rc failed"
+        );
+        assert!(
+            snap.value(
+                "remoting_monitor_votes_sent_total",
+                &[("node", node), ("suspect", "true")]
+            )
+            .unwrap_or(0.0)
+                >= 1.0,
+            "{node}: voted about rc"
+        );
+    }
+    // rc hears nobody: its rounds fail with missed nacks, its score rises.
+    eventually("rc counts missed nacks and loses confidence", || async {
+        snap.value("remoting_monitor_missed_nacks_total", &[("node", "rc")])
+            .unwrap_or(0.0)
+            >= 1.0
+            && snap
+                .value("remoting_local_health", &[("node", "rc")])
+                .unwrap_or(0.0)
+                >= 1.0
+    })
+    .await;
+    assert_eq!(
+        snap.value("remoting_monitor_reports_total", &[("node", "rc")])
+            .unwrap_or(0.0),
+        0.0,
+        "rc reports nobody"
+    );
+    for n in nodes {
+        n.system.shutdown().await;
     }
 }

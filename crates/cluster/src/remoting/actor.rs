@@ -21,13 +21,14 @@ use metrics::{Gauge, gauge};
 
 use super::{
     AssociationState, M_ASSOCIATIONS, M_DEGRADED_REFUSALS, M_FRAMES_DROPPED, M_FRAMES_REFUSED,
-    M_FROZEN, M_HEARTBEATS_MISSED, M_HEARTBEATS_SENT, M_IDLE_CLOSED, M_OPENED, M_PEER_LAST_HEARD,
-    M_PEER_UP, M_QUARANTINES, M_REACHABLE, PROTOCOL, QUARANTINED, Shared, StaleTopologyWarning,
-    lock,
+    M_FROZEN, M_HEARTBEATS_MISSED, M_HEARTBEATS_SENT, M_IDLE_CLOSED, M_LOCAL_HEALTH,
+    M_MON_MISSED_NACKS, M_MON_REPORTS, M_MON_ROUNDS, M_MON_STALLS, M_MON_VOTES, M_OPENED,
+    M_PEER_LAST_HEARD, M_PEER_UP, M_QUARANTINES, M_REACHABLE, PROTOCOL, QUARANTINED, Shared,
+    StaleTopologyWarning, lock,
 };
 use crate::failure_detector::{DetectorConfig, FailureDetector};
 use crate::follower::{CatchUp, Step};
-use crate::monitoring::{MonitorMsg, Monitoring, MonitoringMode};
+use crate::monitoring::{MonitorMsg, MonitorStats, Monitoring, MonitoringMode};
 use crate::wire::{Frame, Hello, WireError, encode_frame};
 
 /// The actor's messages.
@@ -217,6 +218,8 @@ pub(crate) struct RemotingActor {
     /// per-peer detectors) and the deadline its tick is scheduled for.
     monitor: Option<Monitoring>,
     monitor_wake: Option<std::time::Instant>,
+    /// The core's counters as last published (the metrics get the deltas).
+    monitor_published: MonitorStats,
 }
 
 /// Frames dropped because the association they waited for did not come.
@@ -248,6 +251,7 @@ impl RemotingActor {
             last_tick: None,
             monitor: None,
             monitor_wake: None,
+            monitor_published: MonitorStats::default(),
         }
         .with_monitor()
     }
@@ -503,6 +507,43 @@ impl RemotingActor {
         }
         self.dial_due(ctx, now);
         true
+    }
+
+    /// Ring mode: the core's counters as metrics (their growth since the
+    /// last tick) and the local health gauge; once per heartbeat interval.
+    fn publish_monitor(&mut self) {
+        let Some(m) = &self.monitor else { return };
+        let node = self.shared.node.clone();
+        let (now, was) = (m.stats(), &self.monitor_published);
+        let delta = |a: u64, b: u64| a.saturating_sub(b);
+        for (result, n) in [
+            ("ack", delta(now.direct_acks, was.direct_acks)),
+            ("indirect_ack", delta(now.indirect_acks, was.indirect_acks)),
+            ("failed", delta(now.failed_rounds, was.failed_rounds)),
+        ] {
+            metrics::counter!(M_MON_ROUNDS, "node" => node.clone(), "result" => result)
+                .increment(n);
+        }
+        metrics::counter!(M_MON_MISSED_NACKS, "node" => node.clone())
+            .increment(delta(now.missed_nacks, was.missed_nacks));
+        for (suspect, n) in [
+            ("true", delta(now.votes_sent, was.votes_sent)),
+            ("false", delta(now.retractions_sent, was.retractions_sent)),
+        ] {
+            metrics::counter!(M_MON_VOTES, "node" => node.clone(), "suspect" => suspect)
+                .increment(n);
+        }
+        for (source, n) in [
+            ("local", delta(now.reports_local, was.reports_local)),
+            ("relayed", delta(now.reports_relayed, was.reports_relayed)),
+        ] {
+            metrics::counter!(M_MON_REPORTS, "node" => node.clone(), "source" => source)
+                .increment(n);
+        }
+        metrics::counter!(M_MON_STALLS, "node" => node.clone())
+            .increment(delta(now.stalls, was.stalls));
+        gauge!(M_LOCAL_HEALTH, "node" => node).set(f64::from(m.health()));
+        self.monitor_published = now.clone();
     }
 
     /// Ring mode: closes (with `Goodbye`) the associations outside the
@@ -783,6 +824,7 @@ impl RemotingActor {
             }
         }
         self.close_idle(now);
+        self.publish_monitor();
         self.dial_due(ctx, now);
     }
 
