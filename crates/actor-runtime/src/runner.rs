@@ -115,7 +115,6 @@ impl<A: Actor> Drop for Runner<A> {
         tracing::debug!(path = %self.cell.path(), %reason, "actor terminated");
         self.cell.mark_terminated();
         self.cell.clear_abort_handle();
-        system.deregister_task();
     }
 }
 

@@ -14,7 +14,7 @@
 //! watchers see [`StopReason::Aborted`](crate::StopReason::Aborted).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -119,8 +119,6 @@ struct SystemInner {
     next_id: AtomicU64,
     events: EventStream,
     guardians: std::sync::OnceLock<(ActorHandle, ActorHandle)>,
-    /// Actor tasks alive (guardians included).
-    live: AtomicUsize,
     shutdown: OnceLatch,
     report: watch::Sender<Option<ShutdownReport>>,
     shutdown_timeout: Duration,
@@ -183,7 +181,6 @@ impl ActorSystemBuilder {
                 name,
                 next_id: AtomicU64::new(1),
                 guardians: std::sync::OnceLock::new(),
-                live: AtomicUsize::new(0),
                 shutdown: OnceLatch::new(),
                 report,
                 shutdown_timeout: self.shutdown_timeout,
@@ -312,8 +309,12 @@ impl ActorSystem {
     }
 
     /// Number of actor tasks alive (guardians included).
+    ///
+    /// Counted by walking the tree (no counter is kept: one shared by every
+    /// spawn and every stop would cost each of them a contended atomic), so
+    /// this is O(actors): a diagnostic, not for hot paths.
     pub fn live_actors(&self) -> usize {
-        self.inner.live.load(Ordering::Acquire)
+        self.live_cells().len()
     }
 
     /// `true` once shutdown has begun.
@@ -419,10 +420,6 @@ impl ActorSystem {
         self.inner.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub(crate) fn deregister_task(&self) {
-        self.inner.live.fetch_sub(1, Ordering::AcqRel);
-    }
-
     /// The abort handles of every live actor task, found by walking the
     /// tree from the guardians. A live actor is always in its parent's
     /// registry (it leaves it only as its task ends, and a parent ends only
@@ -430,6 +427,15 @@ impl ActorSystem {
     /// spawn is still in progress, which a shutdown past its deadline does
     /// not wait for anyway.
     fn live_tasks(&self) -> Vec<AbortHandle> {
+        self.live_cells()
+            .iter()
+            .filter_map(|h| h.0.abort_handle())
+            .collect()
+    }
+
+    /// The actors not yet terminated, guardians included, found from the
+    /// guardians down (see `live_tasks`).
+    fn live_cells(&self) -> Vec<ActorHandle> {
         let mut out = Vec::new();
         let mut stack: Vec<ActorHandle> = match self.guardians() {
             Some((user, system)) => vec![user.clone(), system.clone()],
@@ -437,10 +443,8 @@ impl ActorSystem {
         };
         while let Some(h) = stack.pop() {
             stack.extend(h.0.children.snapshot().into_iter().map(|(_, c)| c));
-            if !h.is_terminated()
-                && let Some(t) = h.0.abort_handle()
-            {
-                out.push(t);
+            if !h.is_terminated() {
+                out.push(h);
             }
         }
         out
@@ -517,7 +521,6 @@ fn spawn_actor<A: Actor>(
         last_directive: None,
     };
     let fut = runner.run();
-    system.inner.live.fetch_add(1, Ordering::AcqRel);
     let fut = fut.instrument(span);
     let task = match rt {
         Some(rt) => rt.spawn(fut),
