@@ -725,7 +725,21 @@ impl RemotingHandle {
     /// Ring mode: the frame waits for the association the actor opens on
     /// demand (design §2.10); the first frame for a member asks for it.
     fn tell_on_demand(&self, node: &NodeId, bytes: Vec<u8>) -> Result<(), RemotingError> {
-        if *node == self.shared.local.node_id {
+        // Refused at once, as without ring mode, when no association can
+        // come: not a current member (or quarantined), or no new
+        // association while the status is not Active (R4.3).
+        let can_open = {
+            let view = lock(&self.shared.view);
+            *node != self.shared.local.node_id
+                && association::opens_new(view.status)
+                && view.topology.member(node).is_some_and(|m| {
+                    !view
+                        .quarantined
+                        .iter()
+                        .any(|(n, i)| n == node && *i == m.incarnation)
+                })
+        };
+        if !can_open {
             return Err(RemotingError::NotAssociated(node.clone()));
         }
         let mut pending = lock(&self.shared.pending);

@@ -390,6 +390,14 @@ async fn c1_ring_mode_associations_open_on_demand_and_close_when_idle() {
     assert_eq!(associated(a), keep, "back to the ring set");
     // Used again, it opens again.
     assert_eq!(a.request(&gid).await.unwrap().node.as_str(), owner);
+    // A frame for a node that is not a member is refused at once, as in
+    // all-to-all mode (it would wait for an association that cannot come).
+    let refused = a
+        .cluster
+        .remoting()
+        .tell(&nid("stranger"), "x", "y", Vec::new())
+        .unwrap_err();
+    assert_eq!(refused.code(), "remoting.not_associated");
     shutdown(nodes).await;
 }
 
