@@ -60,6 +60,42 @@ pub struct Timing {
     pub lease_ttl_ms: u64,
     /// How long a cut or pause lasts.
     pub fault_ms: u64,
+    /// Ring monitoring's timing (issue 17) when the nodes ran
+    /// `[remoting.monitoring] mode = "ring"`; `None`: all-to-all (the
+    /// default, and every run recorded before the option existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ring: Option<RingTiming>,
+}
+
+/// The ring monitoring settings the bounds of a ring-mode run follow from
+/// (docs/monitoring-design.md, §2.10 and §3.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RingTiming {
+    /// `probe_interval` (I).
+    pub probe_interval_ms: u64,
+    /// The shortest suspicion before a member is reported (T_min), see
+    /// [`t_min_ms`].
+    pub t_min_ms: u64,
+}
+
+/// T_min = max(I / 3, α · log10(max(N, 10)) · I), in whole ms (rounded
+/// up): the core's shortest suspicion for `nodes` members, probe interval
+/// I and `suspicion_mult` α.
+pub fn t_min_ms(probe_interval_ms: u64, suspicion_mult: f64, nodes: usize) -> u64 {
+    let i = probe_interval_ms as f64;
+    let n = (nodes.max(10)) as f64;
+    (i / 3.0).max(suspicion_mult * n.log10() * i).ceil() as u64
+}
+
+/// How long a crash takes to be reported, the retry and the workload's
+/// period included: all-to-all `ft + 500 ms`; ring `3·I + T_min + 500 ms`
+/// (a round to notice, the indirect probes, T_min, and the co-monitors'
+/// rounds for the quorum).
+pub fn detection_ms(t: Timing) -> u64 {
+    match t.ring {
+        None => t.failure_timeout_ms + 500,
+        Some(r) => 3 * r.probe_interval_ms + r.t_min_ms + 500,
+    }
 }
 
 /// Allowance for follow-up FS-1 (docs/reliability.md): a process resumed
@@ -75,10 +111,15 @@ pub const CONVERGENCE_MS: u64 = 5_000;
 
 /// The bounds of a fault of `kind` that held `hold_ms` (start to heal),
 /// for `timing`. See docs/reliability.md, "Bounds per fault".
+///
+/// In ring mode (`t.ring`) detection is [`detection_ms`]'s ring bound and
+/// the pause carries no FS-1 allowance: a resumed node is one monitor
+/// among k and cannot quarantine anyone alone (docs/monitoring-design.md,
+/// §2.10), so the relapse the allowance covers must not happen.
 pub fn bounds_for(kind: FaultKind, t: Timing, hold_ms: u64) -> Bounds {
-    let detect = t.failure_timeout_ms + 500;
+    let detect = detection_ms(t);
     let after_heal = 5_000;
-    let fs1 = if kind == FaultKind::Pause {
+    let fs1 = if kind == FaultKind::Pause && t.ring.is_none() {
         FS1_RESUMED_NODE_QUARANTINES_PEERS_MS
     } else {
         0
@@ -804,6 +845,7 @@ mod tests {
             failure_timeout_ms: 1_000,
             lease_ttl_ms: 4_000,
             fault_ms: 5_000,
+            ring: None,
         };
         let v = check(input, &|f| bounds_for(f.kind, t, f.heal_ms - f.start_ms));
         let f = &v.faults[0];
@@ -853,6 +895,7 @@ mod tests {
             failure_timeout_ms: 1_000,
             lease_ttl_ms: 4_000,
             fault_ms: 1_000,
+            ring: None,
         };
         let v = check(input, &|f| bounds_for(f.kind, t, f.heal_ms - f.start_ms));
         assert_eq!(v.faults[0].convergence_ms, Some(4_000));
@@ -868,6 +911,7 @@ mod tests {
             failure_timeout_ms: 1_000,
             lease_ttl_ms: 4_000,
             fault_ms: 8_000,
+            ring: None,
         };
         for k in FaultKind::ALL {
             let b = bounds_for(k, t, 6_000);
@@ -887,5 +931,54 @@ mod tests {
             bounds_for(FaultKind::EtcdCut, t, 3_000).unavailable_ms,
             5_500
         );
+    }
+
+    #[test]
+    fn i17_ring_bounds_are_three_rounds_plus_t_min_and_drop_the_fs1_allowance() {
+        // The suite's ring settings: I = 200 ms, alpha = 0.33.
+        assert_eq!(t_min_ms(200, 0.33, 3), 67);
+        assert_eq!(t_min_ms(200, 0.33, 5), 67);
+        // 1,000 nodes: 0.33 * 3 * 1 s = 990 ms (the design's "1 s").
+        assert_eq!(t_min_ms(1_000, 0.33, 1_000), 990);
+        let all = Timing {
+            failure_timeout_ms: 1_000,
+            lease_ttl_ms: 4_000,
+            fault_ms: 8_000,
+            ring: None,
+        };
+        let ring = Timing {
+            ring: Some(RingTiming {
+                probe_interval_ms: 200,
+                t_min_ms: 67,
+            }),
+            ..all
+        };
+        assert_eq!(detection_ms(all), 1_500);
+        assert_eq!(detection_ms(ring), 3 * 200 + 67 + 500);
+        for k in FaultKind::ALL {
+            let (a, r) = (bounds_for(k, all, 6_000), bounds_for(k, ring, 6_000));
+            // Ring mode never loosens a bound: same after-heal and
+            // convergence except the pause's FS-1 allowance, which goes.
+            assert_eq!(r.convergence_ms, CONVERGENCE_MS, "{k:?}");
+            assert_eq!(r.after_heal_ms, 5_000, "{k:?}");
+            assert!(r.unavailable_ms < a.unavailable_ms, "{k:?}");
+            assert_eq!(r.double_activation_ms > 0, k.splits_views(), "{k:?}");
+            if k == FaultKind::Pause {
+                assert_eq!(
+                    a.convergence_ms,
+                    CONVERGENCE_MS + FS1_RESUMED_NODE_QUARANTINES_PEERS_MS
+                );
+            }
+        }
+        assert_eq!(
+            bounds_for(FaultKind::EtcdCut, ring, 3_000).unavailable_ms,
+            4_000 + 1_167
+        );
+        // A run.json written before the option reads as all-to-all.
+        let old: Timing = serde_json::from_str(
+            r#"{"failure_timeout_ms":1000,"lease_ttl_ms":4000,"fault_ms":6000}"#,
+        )
+        .unwrap();
+        assert_eq!(old.ring, None);
     }
 }

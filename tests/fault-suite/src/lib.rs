@@ -7,6 +7,7 @@
 //! - [`nemesis`]: the seeded fault schedule;
 //! - [`scenario`]: runs a schedule against a cluster;
 //! - [`checker`]: figures and the verdict from the history;
+//! - [`logs`]: who quarantined whom and why, from the node logs;
 //! - [`report`]: `report.md` and `timeline.png`.
 //!
 //! The CI scenario is `tests/ci.rs`; the long run is
@@ -15,6 +16,7 @@
 pub mod checker;
 pub mod history;
 pub mod hosts;
+pub mod logs;
 pub mod nemesis;
 pub mod report;
 pub mod scenario;

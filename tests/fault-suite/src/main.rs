@@ -3,9 +3,12 @@
 //! ```text
 //! fault-suite run [--nodes 5] [--minutes 30] [--seed N] [--provider etcd|file]
 //!                 [--faults kill,pause,...] [--once] [--keepalive-ms 2000] [--out DIR]
+//!                 [--monitoring all-to-all|ring]
 //!     a cluster in namespaces under a random schedule for --minutes (or
 //!     every fault once with --once); the report goes to DIR/<run-id>/ (default
-//!     target/fault-suite); exit 0 when every figure is within its bounds
+//!     target/fault-suite); exit 0 when every figure is within its bounds;
+//!     --monitoring ring runs the nodes with `[remoting.monitoring] mode =
+//!     "ring"` (issue 17) and checks them against the ring's bounds
 //! fault-suite check DIR
 //!     checks a finished run's histories again and rewrites its report
 //! fault-suite summary DIR...
@@ -20,7 +23,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use fault_suite::history::FaultKind;
-use fault_suite::scenario::{self, Options, Provider};
+use fault_suite::scenario::{self, Monitoring, Options, Provider};
 use fault_suite::{hosts, nemesis, workload};
 
 fn value<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
@@ -68,6 +71,11 @@ fn run(args: &[String]) -> Result<bool, String> {
         "file" => Provider::File,
         other => return Err(format!("--provider: {other:?} is not etcd or file")),
     };
+    let monitoring = match value(args, "--monitoring") {
+        None => Monitoring::AllToAll,
+        Some(m) => Monitoring::parse(m)
+            .ok_or_else(|| format!("--monitoring: {m:?} is not all-to-all or ring"))?,
+    };
     let mut kinds: Vec<FaultKind> = match value(args, "--faults") {
         Some(list) => list
             .split(',')
@@ -102,6 +110,7 @@ fn run(args: &[String]) -> Result<bool, String> {
     );
     let opts = Options {
         nodes,
+        monitoring,
         provider,
         seed,
         steps,
@@ -120,9 +129,10 @@ fn run(args: &[String]) -> Result<bool, String> {
         etcd_bin: scenario::etcd_bin().ok_or("etcd not found (apt-get install etcd-server)")?,
     };
     eprintln!(
-        "fault-suite: up to {} faults, seed {seed}, {nodes} nodes, provider {}",
+        "fault-suite: up to {} faults, seed {seed}, {nodes} nodes, provider {}, monitoring {}",
         opts.steps.len(),
-        provider.as_str()
+        provider.as_str(),
+        monitoring.as_str()
     );
     let outcome = scenario::run(opts)?;
     println!("{}", outcome.dir.join("report.md").display());
@@ -169,7 +179,7 @@ fn main() -> ExitCode {
                 println!("{}", if v.pass() { "PASS" } else { "FAIL" });
                 v.pass()
             }),
-        _ => Err("usage: fault-suite run [--nodes 5] [--minutes 30] [--seed N] [--provider etcd|file] [--faults kinds] [--once] [--out DIR] | fault-suite agent ...".into()),
+        _ => Err("usage: fault-suite run [--nodes 5] [--minutes 30] [--seed N] [--provider etcd|file] [--faults kinds] [--once] [--monitoring all-to-all|ring] [--out DIR] | fault-suite agent ...".into()),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

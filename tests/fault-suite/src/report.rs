@@ -11,6 +11,7 @@ use plotters::prelude::*;
 
 use crate::checker::Verdict;
 use crate::history::{FaultKind, Observation, Request};
+use crate::logs::{Event, LogEvent};
 
 /// The color of a fault kind's shading.
 pub fn color(kind: FaultKind) -> RGBColor {
@@ -38,6 +39,8 @@ pub struct RunInfo<'a> {
     pub seed: u64,
     /// The provider (`etcd` or `file`).
     pub provider: &'a str,
+    /// The failure detection (`all-to-all` or `ring`, issue 17).
+    pub monitoring: &'a str,
     /// The nodes.
     pub nodes: &'a [String],
     /// Start and end (Unix ms).
@@ -58,11 +61,12 @@ pub fn markdown(info: RunInfo<'_>, v: &Verdict) -> String {
     let _ = writeln!(s, "# Fault suite run {}\n", info.run_id);
     let _ = writeln!(
         s,
-        "**{}**: {} nodes ({}), provider `{}`, seed {}, {:.0} s, {} requests ({} answered).\n",
+        "**{}**: {} nodes ({}), provider `{}`, monitoring `{}`, seed {}, {:.0} s, {} requests ({} answered).\n",
         if v.pass() { "PASS" } else { "FAIL" },
         info.nodes.len(),
         info.nodes.join(", "),
         info.provider,
+        info.monitoring,
         info.seed,
         info.end_ms.saturating_sub(info.start_ms) as f64 / 1000.0,
         v.requests,
@@ -182,6 +186,48 @@ pub fn markdown(info: RunInfo<'_>, v: &Verdict) -> String {
         let _ = writeln!(s, "- {} `{}`", k.as_str(), hex(color(k)));
     }
     let _ = writeln!(s, "\n![timeline](timeline.png)");
+    s
+}
+
+/// The report's section on who quarantined whom and why, from the node
+/// logs ([`crate::logs`]): one row per quarantine, lift and stall, with
+/// the fault whose window (its start to the next one's) it falls in.
+pub fn quarantines(info: RunInfo<'_>, v: &Verdict, events: &[LogEvent]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "\n## Quarantines, lifts and stalls (node logs)\n");
+    let fault_of = |t: u64| {
+        v.faults
+            .iter()
+            .rev()
+            .find(|f| f.fault.start_ms <= t)
+            .map_or("-".to_owned(), |f| {
+                format!("{} {}", f.fault.index, f.fault.kind.as_str())
+            })
+    };
+    let in_run: Vec<&LogEvent> = events
+        .iter()
+        .filter(|e| e.t_ms >= info.start_ms && e.t_ms <= info.end_ms)
+        .collect();
+    if in_run.is_empty() {
+        let _ = writeln!(s, "none");
+        return s;
+    }
+    let _ = writeln!(s, "| time | fault | observer | event | node | reason |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    for e in in_run {
+        let (what, node, reason) = match &e.event {
+            Event::Quarantined { node, reason } => ("quarantined", node.as_str(), reason.as_str()),
+            Event::Lifted { node } => ("lifted", node.as_str(), ""),
+            Event::Stalled => ("stalled", "", ""),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {what} | {node} | {reason} |",
+            secs(e.t_ms, info.start_ms),
+            fault_of(e.t_ms),
+            e.observer
+        );
+    }
     s
 }
 
@@ -425,6 +471,7 @@ mod tests {
             run_id: "r",
             seed: 1,
             provider: "etcd",
+            monitoring: "ring",
             nodes: &nodes,
             start_ms: 0,
             end_ms: 3_000,
@@ -437,6 +484,28 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("- too long"), "{md}");
+        assert!(md.contains("monitoring `ring`"), "{md}");
+        let events = [
+            LogEvent {
+                t_ms: 1_500,
+                observer: "n2".into(),
+                event: Event::Quarantined {
+                    node: "n1".into(),
+                    reason: "monitors' verdict: n2, n3".into(),
+                },
+            },
+            LogEvent {
+                t_ms: 500,
+                observer: "n1".into(),
+                event: Event::Stalled,
+            },
+        ];
+        let q = quarantines(info, &bad, &events);
+        assert!(
+            q.contains("| 1.5 | 0 kill | n2 | quarantined | n1 | monitors' verdict: n2, n3 |"),
+            "{q}"
+        );
+        assert!(q.contains("| 0.5 | - | n1 | stalled |  |  |"), "{q}");
         assert!(markdown(info, &good).starts_with("# Fault suite run r\n\n**PASS**"));
         let table = summary(&[bad, good.clone()]);
         assert!(

@@ -42,11 +42,69 @@ impl Provider {
     }
 }
 
+/// How the nodes detect failed members (`[remoting.monitoring] mode`,
+/// issue 17).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Monitoring {
+    /// Every node heartbeats every other and reports on its own detector
+    /// (the default).
+    #[default]
+    AllToAll,
+    /// Ring monitoring: k monitors per node, a quorum of votes.
+    Ring,
+}
+
+/// Ring mode's `probe_interval`: the suite's heartbeat interval, so a
+/// round takes as long as an all-to-all heartbeat.
+pub const RING_PROBE_INTERVAL_MS: u64 = 200;
+/// Ring mode's `probe_timeout` (less than the interval, room for the
+/// indirect probes in the same round).
+pub const RING_PROBE_TIMEOUT_MS: u64 = 80;
+/// Ring mode's `suspicion_mult` (the default, written out so the bounds
+/// and the nodes use the same value).
+pub const RING_SUSPICION_MULT: f64 = 0.33;
+
+impl Monitoring {
+    /// Its name on the command line and in `run.json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AllToAll => "all-to-all",
+            Self::Ring => "ring",
+        }
+    }
+
+    /// `all-to-all` (or `all_to_all`) or `ring`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "all-to-all" | "all_to_all" => Some(Self::AllToAll),
+            "ring" => Some(Self::Ring),
+            _ => None,
+        }
+    }
+
+    /// The `[remoting.monitoring]` table the nodes get (empty for
+    /// all-to-all: the default needs none).
+    pub fn config_section(self) -> String {
+        match self {
+            Self::AllToAll => String::new(),
+            Self::Ring => format!(
+                "\n[remoting.monitoring]\nmode = \"ring\"\nprobe_interval = \"{RING_PROBE_INTERVAL_MS}ms\"\nprobe_timeout = \"{RING_PROBE_TIMEOUT_MS}ms\"\nsuspicion_mult = {RING_SUSPICION_MULT}\n"
+            ),
+        }
+    }
+}
+
+fn default_monitoring() -> String {
+    Monitoring::AllToAll.as_str().to_owned()
+}
+
 /// A run's settings.
 #[derive(Clone, Debug)]
 pub struct Options {
     /// How many nodes.
     pub nodes: usize,
+    /// The failure detection the nodes run.
+    pub monitoring: Monitoring,
     /// The provider.
     pub provider: Provider,
     /// The seed the schedule was made from (reported).
@@ -256,7 +314,7 @@ probe_counter = true
 [remoting]
 heartbeat_interval = "200ms"
 failure_timeout = "{ft}ms"
-
+{monitoring}
 [placement]
 request_timeout = "2s"
 
@@ -265,6 +323,7 @@ deadline = "5s"
 
 {provider}"#,
             ft = self.opts.failure_timeout_ms,
+            monitoring = self.opts.monitoring.config_section(),
         )
     }
 
@@ -450,6 +509,10 @@ pub fn timing(o: &Options) -> Timing {
         failure_timeout_ms: o.failure_timeout_ms,
         lease_ttl_ms: o.lease_ttl_ms,
         fault_ms: o.fault_ms,
+        ring: (o.monitoring == Monitoring::Ring).then(|| checker::RingTiming {
+            probe_interval_ms: RING_PROBE_INTERVAL_MS,
+            t_min_ms: checker::t_min_ms(RING_PROBE_INTERVAL_MS, RING_SUSPICION_MULT, o.nodes),
+        }),
     }
 }
 
@@ -538,21 +601,25 @@ pub fn run(opts: Options) -> Result<Outcome, String> {
     let meta = RunMeta {
         seed: opts.seed,
         provider: opts.provider.as_str().to_owned(),
+        monitoring: opts.monitoring.as_str().to_owned(),
         nodes: names,
         start_ms,
         end_ms,
         timing: timing(&opts),
         settle_ms: opts.failure_timeout_ms + 1_000,
-        notes: vec![format!(
-            "failure timeout {} ms (heartbeat 200 ms), request timeout 2 s, {} lease {} s, keepalive {} ms; cuts and pauses hold up to {} ms; {} grains, one request per grain every {} ms per client",
-            opts.failure_timeout_ms,
-            opts.provider.as_str(),
-            opts.lease_ttl_ms / 1000,
-            opts.keepalive_ms,
-            opts.fault_ms,
-            opts.grains,
-            opts.interval_ms
-        )],
+        notes: vec![
+            monitoring_note(&opts),
+            format!(
+                "failure timeout {} ms (heartbeat 200 ms), request timeout 2 s, {} lease {} s, keepalive {} ms; cuts and pauses hold up to {} ms; {} grains, one request per grain every {} ms per client",
+                opts.failure_timeout_ms,
+                opts.provider.as_str(),
+                opts.lease_ttl_ms / 1000,
+                opts.keepalive_ms,
+                opts.fault_ms,
+                opts.grains,
+                opts.interval_ms
+            ),
+        ],
     };
     std::fs::write(
         dir.join("run.json"),
@@ -563,6 +630,27 @@ pub fn run(opts: Options) -> Result<Outcome, String> {
     Ok(Outcome { dir, verdict })
 }
 
+/// The report's line on the failure detection.
+fn monitoring_note(o: &Options) -> String {
+    let t = timing(o);
+    match t.ring {
+        None => format!(
+            "monitoring all-to-all: heartbeat 200 ms, failure timeout {} ms; detection bound {} ms",
+            o.failure_timeout_ms,
+            checker::detection_ms(t)
+        ),
+        Some(r) => format!(
+            "monitoring ring (issue 17): probe interval {} ms, probe timeout {RING_PROBE_TIMEOUT_MS} ms, suspicion_mult {RING_SUSPICION_MULT} (T_min {} ms), monitors {} and quorum {} of {} nodes; detection bound 3·I + T_min + 500 = {} ms, no FS-1 allowance",
+            r.probe_interval_ms,
+            r.t_min_ms,
+            o.nodes.saturating_sub(1).min(5),
+            (o.nodes.saturating_sub(1).min(5) / 2 + 1).min(3),
+            o.nodes,
+            checker::detection_ms(t)
+        ),
+    }
+}
+
 /// What a run's directory needs besides its histories (`run.json`).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RunMeta {
@@ -570,6 +658,10 @@ pub struct RunMeta {
     pub seed: u64,
     /// `etcd` or `file`.
     pub provider: String,
+    /// `all-to-all` or `ring` (absent in runs made before the option:
+    /// all-to-all).
+    #[serde(default = "default_monitoring")]
+    pub monitoring: String,
     /// The nodes.
     pub nodes: Vec<String>,
     /// Start of the checked part (the cluster had formed).
@@ -624,14 +716,17 @@ pub fn check_dir(dir: &Path) -> Result<Verdict, String> {
         run_id: &run_id,
         seed: meta.seed,
         provider: &meta.provider,
+        monitoring: &meta.monitoring,
         nodes: &meta.nodes,
         start_ms: meta.start_ms,
         end_ms: meta.end_ms,
         notes: &notes,
     };
+    let events = crate::logs::read(dir, &meta.nodes);
     std::fs::write(
         dir.join("report.md"),
-        crate::report::markdown(info, &verdict),
+        crate::report::markdown(info, &verdict)
+            + &crate::report::quarantines(info, &verdict, &events),
     )
     .map_err(|e| e.to_string())?;
     crate::report::timeline(

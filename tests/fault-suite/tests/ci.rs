@@ -1,7 +1,9 @@
 //! Issue 16, the CI scenario: 3 `cluster-node` processes and a real etcd,
 //! each in its own network namespace, every fault once (seeded), checked
 //! against the bounds of docs/reliability.md; the report goes to
-//! `target/fault-suite/<run-id>/`.
+//! `target/fault-suite/<run-id>/`. Run twice: with today's all-to-all
+//! failure detection, and with ring monitoring (issue 17, stage 6), whose
+//! bounds are tighter and carry no FS-1 allowance.
 //!
 //! Needs root: without it (or without `ip`, etcd) it prints one `skipped:`
 //! line and passes, unless `CI_REQUIRE_NETNS=1`, where it fails.
@@ -11,8 +13,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use fault_suite::history::FaultKind;
-use fault_suite::scenario::{self, Options, Provider};
-use fault_suite::{hosts, nemesis};
+use fault_suite::scenario::{self, Monitoring, Options, Provider};
+use fault_suite::{hosts, logs, nemesis};
 
 fn skip_or_fail(why: &str) {
     if std::env::var("CI_REQUIRE_NETNS").as_deref() == Ok("1") {
@@ -21,8 +23,7 @@ fn skip_or_fail(why: &str) {
     let _ = writeln!(std::io::stderr(), "skipped: fault suite: {why}");
 }
 
-#[test]
-fn issue16_every_fault_once_with_3_nodes_and_etcd() {
+fn every_fault_once(monitoring: Monitoring) {
     if let Err(e) = hosts::check_supported() {
         return skip_or_fail(&e.to_string());
     }
@@ -42,6 +43,7 @@ fn issue16_every_fault_once_with_3_nodes_and_etcd() {
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/fault-suite");
     let opts = Options {
         nodes: 3,
+        monitoring,
         provider: Provider::Etcd,
         seed,
         steps: nemesis::every_fault_once(seed, &names, &FaultKind::ALL, fault_ms),
@@ -67,10 +69,40 @@ fn issue16_every_fault_once_with_3_nodes_and_etcd() {
     let v = &outcome.verdict;
     assert_eq!(v.faults.len(), FaultKind::ALL.len());
     assert!(v.answered > 1_000, "only {} answered requests", v.answered);
+    // The nodes ran the mode asked for: their quarantine reasons say which
+    // detector reported (a kill makes at least one).
+    let reasons: Vec<String> = logs::read(&outcome.dir, &names)
+        .into_iter()
+        .filter_map(|e| match e.event {
+            logs::Event::Quarantined { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    let ring_reason = |r: &String| r.starts_with("monitors' verdict:");
+    assert!(!reasons.is_empty(), "no quarantine in the node logs");
+    if monitoring == Monitoring::Ring {
+        assert!(reasons.iter().all(ring_reason), "{reasons:?}");
+    } else {
+        assert!(!reasons.iter().any(ring_reason), "{reasons:?}");
+    }
     assert!(
         v.pass(),
         "bounds exceeded (see {}):\n{}",
         report.display(),
         v.violations.join("\n")
     );
+}
+
+#[test]
+fn issue16_every_fault_once_with_3_nodes_and_etcd() {
+    every_fault_once(Monitoring::AllToAll);
+}
+
+/// Issue 17, stage 6: the same schedule with `[remoting.monitoring] mode
+/// = "ring"` (k = 2 monitors and a quorum of 2 at 3 nodes), held to
+/// detection within 3·I + T_min + 500 ms and to the pause bound without
+/// FS-1's allowance (a resumed node cannot quarantine anyone alone).
+#[test]
+fn i17_every_fault_once_with_3_ring_monitored_nodes_and_etcd() {
+    every_fault_once(Monitoring::Ring);
 }
