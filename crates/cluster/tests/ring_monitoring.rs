@@ -39,6 +39,24 @@ fn ring() -> MonitoringConfig {
 
 type Seen = Arc<Mutex<Vec<RemoteNodeQuarantined>>>;
 
+/// Records, per node, the quarantines it publishes (while the
+/// subscriptions live).
+fn record_quarantines(nodes: &[TestNode]) -> (Vec<Seen>, Vec<Subscription>) {
+    let mut seen = Vec::new();
+    let mut subs = Vec::new();
+    for n in nodes {
+        let s: Seen = Arc::default();
+        let q = s.clone();
+        subs.push(
+            n.system
+                .event_stream()
+                .subscribe_fn(move |e: &RemoteNodeQuarantined| q.lock().unwrap().push(e.clone())),
+        );
+        seen.push(s);
+    }
+    (seen, subs)
+}
+
 /// Five nodes in `mode`, converged, each recording the quarantines it
 /// publishes.
 async fn five(
@@ -58,18 +76,7 @@ async fn five(
     }
     let refs: Vec<&TestNode> = nodes.iter().collect();
     converge(&refs, &NAMES).await;
-    let mut seen = Vec::new();
-    let mut subs = Vec::new();
-    for n in &nodes {
-        let s: Seen = Arc::default();
-        let q = s.clone();
-        subs.push(
-            n.system
-                .event_stream()
-                .subscribe_fn(move |e: &RemoteNodeQuarantined| q.lock().unwrap().push(e.clone())),
-        );
-        seen.push(s);
-    }
+    let (seen, subs) = record_quarantines(&nodes);
     (nodes, seen, subs)
 }
 
@@ -135,18 +142,7 @@ async fn c1_ring_mode_a_joining_node_is_not_quarantined() {
     }
     let refs: Vec<&TestNode> = nodes.iter().collect();
     converge(&refs, &NAMES[..4]).await;
-    let mut seen = Vec::new();
-    let mut subs = Vec::new();
-    for n in &nodes {
-        let s: Seen = Arc::default();
-        let q = s.clone();
-        subs.push(
-            n.system
-                .event_stream()
-                .subscribe_fn(move |e: &RemoteNodeQuarantined| q.lock().unwrap().push(e.clone())),
-        );
-        seen.push(s);
-    }
+    let (seen, subs) = record_quarantines(&nodes);
     // The joiner answers nobody yet: everything sent to it is lost (its
     // monitors' dials and probes), as for a node whose view lags.
     for x in &NAMES[..4] {
@@ -409,18 +405,7 @@ async fn c1_ring_mode_associations_open_on_demand_and_close_when_idle() {
 async fn c1_ring_mode_verdicts_reach_every_node_through_associations_on_demand() {
     let backends = Backends::fast_detection();
     let nodes = seven(&backends).await;
-    let mut seen = Vec::new();
-    let mut subs = Vec::new();
-    for n in &nodes {
-        let s: Seen = Arc::default();
-        let q = s.clone();
-        subs.push(
-            n.system
-                .event_stream()
-                .subscribe_fn(move |e: &RemoteNodeQuarantined| q.lock().unwrap().push(e.clone())),
-        );
-        seen.push(s);
-    }
+    let (seen, subs) = record_quarantines(&nodes);
     let others: Vec<NodeId> = SEVEN
         .iter()
         .filter(|s| **s != "d")

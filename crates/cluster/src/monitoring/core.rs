@@ -463,12 +463,21 @@ impl Monitoring {
             Round::Indirect { .. } => self.stats.indirect_acks += 1,
             Round::Idle => {}
         }
+        self.target_alive(from);
+    }
+
+    /// `id` answered (directly or through a helper): its round ends, and a
+    /// suspicion of it ends with its votes withdrawn (law 7).
+    fn target_alive(&mut self, id: &NodeId) {
+        let Some(t) = self.targets.get_mut(id) else {
+            return;
+        };
         t.round = Round::Idle;
         if let Some(s) = t.suspicion.take()
             && s.voted
         {
             let inc = t.incarnation;
-            self.send_votes(from, inc, false);
+            self.send_votes(id, inc, false);
         }
     }
 
@@ -525,13 +534,7 @@ impl Monitoring {
             return;
         }
         self.stats.indirect_acks += 1;
-        t.round = Round::Idle;
-        if let Some(s) = t.suspicion.take()
-            && s.voted
-        {
-            let inc = t.incarnation;
-            self.send_votes(target, inc, false);
-        }
+        self.target_alive(target);
     }
 
     fn on_vote(
