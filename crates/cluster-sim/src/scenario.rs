@@ -494,12 +494,49 @@ pub fn run(scenario: Scenario, params: &RunParams) -> Outcome {
             let count = (params.nodes / 10).max(1);
             let mut all: Vec<u32> = (0..n).collect();
             sim.rng().shuffle(&mut all);
+            let crashed: HashSet<u32> = all[..count].iter().copied().collect();
+            // How many of each crashed node's monitors crash with it (in
+            // the ring of a node that stays up).
+            let observer = all[count..].first().copied();
+            let monitors_down = |sim: &Sim, x: u32| -> usize {
+                observer
+                    .and_then(|o| sim.core(o))
+                    .and_then(|c| {
+                        c.ring()
+                            .watchers_of(sim.id(x))
+                            .map(|w| w.filter(|id| crashed.contains(&node_index(id))).count())
+                    })
+                    .unwrap_or(0)
+            };
+            let down: Vec<(u32, usize)> = all[..count]
+                .iter()
+                .map(|&x| (x, monitors_down(&sim, x)))
+                .collect();
             for &x in &all[..count] {
                 faulty.insert((x, sim.incarnation(x)));
                 sim.crash(x);
             }
             sim.run_until(end);
             notes.push(format!("crashed {count} nodes at 30 s"));
+            let mut by_detection: Vec<(Nanos, u32, usize)> = down
+                .iter()
+                .filter_map(|&(x, d)| {
+                    let c = sim.crashes().iter().find(|c| c.node == x)?;
+                    Some((c.first_report.map_or(Nanos::MAX, |t| t - c.at), x, d))
+                })
+                .collect();
+            by_detection.sort();
+            let slowest: Vec<String> = by_detection
+                .iter()
+                .rev()
+                .take(3)
+                .map(|(t, x, d)| format!("{} {} ms ({d} of its monitors down)", sim.id(*x), t / MS))
+                .collect();
+            let many_down = down.iter().filter(|(_, d)| *d >= 3).count();
+            notes.push(format!(
+                "slowest detections: {}; nodes with 3 or more of their monitors down: {many_down}",
+                slowest.join(", ")
+            ));
         }
     }
 
