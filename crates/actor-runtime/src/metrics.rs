@@ -107,8 +107,7 @@ pub(crate) struct PerMessage {
 }
 
 impl ActorMetrics {
-    pub(crate) fn new(actor_type: &'static str, node: &Arc<str>) -> Self {
-        counter!(SPAWNED, "node" => node.clone(), "actor_type" => actor_type).increment(1);
+    pub(crate) fn new(actor_type: &'static str) -> Self {
         Self {
             actor_type,
             per_message: None,
@@ -141,6 +140,12 @@ impl ActorMetrics {
                 .increment(n as u64);
         }
     }
+}
+
+/// Counts a spawn (at the spawn itself, so that every terminated actor was
+/// counted as spawned, even one whose task never ran).
+pub(crate) fn spawned(node: &Arc<str>, actor_type: &'static str) {
+    counter!(SPAWNED, "node" => node.clone(), "actor_type" => actor_type).increment(1);
 }
 
 pub(crate) fn terminated(node: &Arc<str>, actor_type: &'static str, reason: &crate::StopReason) {

@@ -37,11 +37,12 @@ use std::time::Duration;
 use futures::FutureExt;
 
 use crate::actor::{Actor, HandlerResult};
-use crate::actor_ref::{ActorCell, ActorHandle, Terminated};
+use crate::actor_ref::{ActorCell, ActorHandle, ActorRef, Terminated};
 use crate::context::Context;
 use crate::mailbox::{Envelope, MailboxReceiver, SystemMsg};
 use crate::metrics::ActorMetrics;
 use crate::supervision::{Failure, FailureCause, RestartDecision, Scope, Stage, StopReason};
+use crate::system::ActorSystem;
 
 enum Item<M> {
     Sys(SystemMsg),
@@ -87,34 +88,122 @@ impl<A: Actor> Drop for Runner<A> {
         self.ctx.timers.cancel_all();
         self.user_rx.close_and_drain();
         let reason = self.end_reason.take().unwrap_or(StopReason::Aborted);
-        // From here on system messages are refused; those still queued are
-        // dropped (their senders treat a gone actor the same way).
-        drop(self.cell.sys.close());
-        let system = &self.ctx.system;
-        let me = ActorHandle(self.cell.clone());
-        let id = self.cell.id;
-        system.event_stream().unsubscribe_actor(id);
-        let watchers = self.cell.watchers.terminate(reason.clone());
-        let parent_id = self.cell.parent.as_ref().map(ActorHandle::id);
-        if let Some(parent) = &self.cell.parent {
-            parent.0.children.release(&self.cell.name, id.0);
-            parent.send_system(SystemMsg::Terminated {
+        announce_end(
+            &self.cell,
+            &self.ctx.system,
+            self.metrics.actor_type,
+            reason,
+        );
+    }
+}
+
+/// The end of an actor, told to everyone: its system queue closes, it leaves
+/// the event stream and its parent's registry, its parent and watchers get
+/// `Terminated`, and whoever awaits `stopped()` is released.
+fn announce_end(
+    cell: &Arc<ActorCell>,
+    system: &ActorSystem,
+    actor_type: &'static str,
+    reason: StopReason,
+) {
+    // From here on system messages are refused; those still queued are
+    // dropped (their senders treat a gone actor the same way).
+    drop(cell.sys.close());
+    let me = ActorHandle(cell.clone());
+    let id = cell.id;
+    system.event_stream().unsubscribe_actor(id);
+    let watchers = cell.watchers.terminate(reason.clone());
+    let parent_id = cell.parent.as_ref().map(ActorHandle::id);
+    if let Some(parent) = &cell.parent {
+        parent.0.children.release(&cell.name, id.0);
+        parent.send_system(SystemMsg::Terminated {
+            actor: me.clone(),
+            reason: reason.clone(),
+        });
+    }
+    for (wid, w) in watchers {
+        if Some(crate::ActorId(wid)) != parent_id {
+            w.send_system(SystemMsg::Terminated {
                 actor: me.clone(),
                 reason: reason.clone(),
             });
         }
-        for (wid, w) in watchers {
-            if Some(crate::ActorId(wid)) != parent_id {
-                w.send_system(SystemMsg::Terminated {
-                    actor: me.clone(),
-                    reason: reason.clone(),
-                });
-            }
+    }
+    crate::metrics::terminated(system.metrics_node(), actor_type, &reason);
+    tracing::debug!(path = %cell.path(), %reason, "actor terminated");
+    cell.mark_terminated();
+    cell.clear_abort_handle();
+}
+
+/// What the spawner hands to the new task. The runner (the actor's whole
+/// state) is built by the task itself at its first poll, on the worker that
+/// runs it, and kept on the heap: the spawner then allocates and copies a
+/// task of a hundred bytes instead of more than a kilobyte, and the work
+/// moves off the spawning task.
+pub(crate) struct Seed<A: Actor> {
+    parts: Option<SeedParts<A>>,
+}
+
+pub(crate) struct SeedParts<A: Actor> {
+    pub(crate) factory: Box<dyn FnMut() -> A + Send>,
+    pub(crate) myself: ActorRef<A::Msg>,
+    pub(crate) system: ActorSystem,
+    pub(crate) cell: Arc<ActorCell>,
+    pub(crate) user_rx: MailboxReceiver<A::Msg>,
+}
+
+impl<A: Actor> Seed<A> {
+    pub(crate) fn new(parts: SeedParts<A>) -> Self {
+        Self { parts: Some(parts) }
+    }
+
+    /// The task's future.
+    #[allow(clippy::manual_async_fn)] // captured once, see `Seed`
+    pub(crate) fn run(mut self) -> impl Future<Output = ()> + Send + 'static {
+        async move {
+            let Some(p) = self.parts.take() else {
+                return;
+            };
+            let mut runner = Box::new(Runner {
+                factory: Some(p.factory),
+                ctx: Context::new(p.myself, p.system),
+                cell: p.cell,
+                user_rx: p.user_rx,
+                metrics: ActorMetrics::new(std::any::type_name::<A>()),
+                end_reason: None,
+                pending_stop: None,
+                processed: 0,
+                last_directive: None,
+            });
+            let reason = Box::pin(runner.instances()).await;
+            runner.finish(reason);
+            // Dropping the runner notifies parent and watchers.
         }
-        crate::metrics::terminated(system.metrics_node(), self.metrics.actor_type, &reason);
-        tracing::debug!(path = %self.cell.path(), %reason, "actor terminated");
-        self.cell.mark_terminated();
-        self.cell.clear_abort_handle();
+    }
+}
+
+/// A task dropped before its first poll (aborted at the shutdown deadline,
+/// or its runtime shut down) still ends its actor.
+impl<A: Actor> Drop for Seed<A> {
+    fn drop(&mut self) {
+        if let Some(p) = self.parts.take() {
+            let SeedParts {
+                factory,
+                myself,
+                system,
+                cell,
+                mut user_rx,
+            } = p;
+            drop(factory);
+            user_rx.close_and_drain();
+            drop(myself);
+            announce_end(
+                &cell,
+                &system,
+                std::any::type_name::<A>(),
+                StopReason::Aborted,
+            );
+        }
     }
 }
 
@@ -127,17 +216,6 @@ async fn guarded(stage: Stage, fut: impl Future<Output = HandlerResult>) -> Resu
 }
 
 impl<A: Actor> Runner<A> {
-    /// The task's future. The runner is captured once (an `async fn` taking
-    /// `self` by value would keep it twice in the future's state, and the
-    /// task's state is copied around at spawn).
-    #[allow(clippy::manual_async_fn)] // the point is the capture, see above
-    pub(crate) fn run(mut self) -> impl Future<Output = ()> + Send + 'static {
-        async move {
-            let reason = self.instances().await;
-            self.finish(reason);
-        }
-    }
-
     /// Instance after instance until one stops for good.
     async fn instances(&mut self) -> StopReason {
         loop {
@@ -574,7 +652,7 @@ impl<A: Actor> Runner<A> {
         }
     }
 
-    fn finish(mut self, reason: StopReason) {
+    fn finish(&mut self, reason: StopReason) {
         let dropped = self.user_rx.close_and_drain();
         self.metrics
             .dead_letters(self.ctx.system.metrics_node(), dropped);
@@ -583,6 +661,5 @@ impl<A: Actor> Runner<A> {
             target.0.watchers.remove(me);
         }
         self.end_reason = Some(reason);
-        // Dropping `self` notifies parent and watchers.
     }
 }

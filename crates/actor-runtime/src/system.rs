@@ -28,9 +28,8 @@ use crate::context::Context;
 use crate::event_stream::EventStream;
 use crate::latch::OnceLatch;
 use crate::mailbox;
-use crate::metrics::ActorMetrics;
 use crate::path::{ActorPath, validate_name};
-use crate::runner::Runner;
+use crate::runner::{Seed, SeedParts};
 use crate::supervision::{Directive, SupervisorStrategy};
 
 /// Why `spawn` failed.
@@ -506,21 +505,17 @@ fn spawn_actor<A: Actor>(
         handle: handle.clone(),
         tx,
     };
-    let actor_type = std::any::type_name::<A>();
+    crate::metrics::spawned(system.metrics_node(), std::any::type_name::<A>());
     let span = tracing::debug_span!("actor", path = %handle.path());
     let cell_for_abort = cell.clone();
-    let runner = Runner {
-        factory: Some(props.factory),
-        ctx: Context::new(actor_ref.clone(), system.clone()),
+    let fut = Seed::new(SeedParts {
+        factory: props.factory,
+        myself: actor_ref.clone(),
+        system: system.clone(),
         cell,
         user_rx,
-        metrics: ActorMetrics::new(actor_type, system.metrics_node()),
-        end_reason: None,
-        pending_stop: None,
-        processed: 0,
-        last_directive: None,
-    };
-    let fut = runner.run();
+    })
+    .run();
     let fut = fut.instrument(span);
     let task = match rt {
         Some(rt) => rt.spawn(fut),

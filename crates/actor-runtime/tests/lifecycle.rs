@@ -435,3 +435,31 @@ async fn a1_cancelled_shutdown_call_still_completes() {
     let late = system.spawn_system("late", Knobs::new("late", &j).factory());
     assert!(matches!(late, Err(SpawnError::ParentStopping { .. })));
 }
+
+/// A1 termination is always told: an actor whose task is dropped before it
+/// ever ran (its runtime shut down right after the spawn) still ends, as
+/// Aborted, leaves its parent's registry and releases `stopped()`.
+#[test]
+fn a1_actor_dropped_before_it_ran_still_ends_aborted() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (system, never_ran) = rt.block_on(async {
+        let system = ActorSystem::new("t");
+        let j = Journal::default();
+        // No await after the spawn: the actor's task is never polled.
+        let a = system.spawn("a", Knobs::new("a", &j).factory()).unwrap();
+        (system, a)
+    });
+    assert!(!never_ran.handle().is_terminated());
+    drop(rt);
+    assert!(never_ran.handle().is_terminated());
+    assert!(matches!(
+        never_ran.handle().stop_reason(),
+        Some(StopReason::Aborted)
+    ));
+    assert!(never_ran.is_closed(), "its mailbox is closed");
+    let user = system.user_guardian().unwrap();
+    assert!(user.child("a").is_none(), "it left its parent's registry");
+}
