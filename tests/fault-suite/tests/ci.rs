@@ -102,7 +102,12 @@ fn issue16_every_fault_once_with_3_nodes_and_etcd() {
 /// = "ring"` (k = 2 monitors and a quorum of 2 at 3 nodes), held to
 /// detection within 3·I + T_min + 500 ms and to the pause bound without
 /// FS-1's allowance (a resumed node cannot quarantine anyone alone).
+///
+/// Not in CI yet: one run takes 91–92 s on the 2-core machine (the
+/// all-to-all one 96 s), over the 90 s a CI addition may cost; run it with
+/// `cargo nextest run -p fault-suite --test ci --run-ignored all`.
 #[test]
+#[ignore = "ring mode: ~92 s, over the CI budget; run with --run-ignored all"]
 fn i17_every_fault_once_with_3_ring_monitored_nodes_and_etcd() {
     every_fault_once(Monitoring::Ring);
 }
