@@ -16,6 +16,13 @@
 //! buffers are returned), an upper bound that still counts fragmentation
 //! and freed small temporaries (the first merge's diff, dropped snapshots).
 //!
+//! `path/memory/N` (issue 17): the CPU of the snapshot path without the
+//! task hops, one iteration per change: the in-memory provider's table
+//! changes (one member of N gets a new incarnation), its watch stream yields
+//! the snapshot, the merger takes it in and merges. Single-threaded, so a
+//! loaded machine disturbs it less than the end-to-end percentiles of the
+//! propagation bench.
+//!
 //! ```sh
 //! cargo bench -p provisioning-actors --bench merge -- --warm-up-time 1 --measurement-time 2
 //! ```
@@ -27,10 +34,17 @@ use std::sync::Arc;
 
 use cluster_core::{Member, MemberAddress, NodeId, ProviderId};
 use criterion::{BatchSize, BenchmarkId, Criterion};
-use provisioning_actors::merge::{MergeConfig, MergePolicy, ProviderInput, TopologyMerger};
+use provisioning_actors::merge::{
+    MergeConfig, MergeOutcome, MergePolicy, ProviderInput, TopologyMerger,
+};
 
 const SIZES: [usize; 4] = [100, 1_000, 10_000, 100_000];
 const CHILD_ENV: &str = "MERGE_BENCH_MEMORY_SCENARIO";
+/// `MEMBERS:ITERATIONS`: run the `path` loop that often and exit, for
+/// `perf stat -e instructions:u` (run it with k and 2k iterations: the
+/// difference divided by k is one change's instructions, whatever the
+/// machine's load).
+const PATH_ENV: &str = "MERGE_BENCH_PATH";
 
 fn pid(s: &str) -> ProviderId {
     ProviderId::new(s).expect("valid provider id")
@@ -61,6 +75,86 @@ fn policy_name(p: MergePolicy) -> &'static str {
         MergePolicy::Priority => "priority",
         MergePolicy::Union => "union",
     }
+}
+
+/// The memory provider's path: table change → watch stream → merger.
+struct Path {
+    rt: tokio::runtime::Runtime,
+    table: provider_memory::MembershipTable,
+    stream: futures::stream::BoxStream<
+        'static,
+        Result<cluster_core::Snapshot, cluster_core::ProviderError>,
+    >,
+    merger: TopologyMerger,
+    inputs: [ProviderInput; 2],
+    template: Member,
+    incarnation: u64,
+    seq: u64,
+}
+
+impl Path {
+    fn new(n: usize) -> Self {
+        use cluster_core::ClusterProvider;
+        use futures::StreamExt;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let table = provider_memory::MembershipTable::new();
+        table.replace_all(members(n, None));
+        let provider = provider_memory::MemoryProvider::new(table.clone());
+        let mut stream = provider.watch();
+        let inputs = inputs();
+        let mut merger = TopologyMerger::new(MergeConfig::default());
+        let first = rt
+            .block_on(stream.next())
+            .expect("a snapshot")
+            .expect("no error");
+        merger.on_refresh(&inputs[0].id, first.members);
+        merger.merge(&inputs, Some(&inputs[0].id), 1);
+        Self {
+            rt,
+            table,
+            stream,
+            merger,
+            inputs,
+            template: members(n, None).swap_remove(n / 2),
+            incarnation: 1,
+            seq: 1,
+        }
+    }
+
+    /// One change, through the stream and the merger.
+    fn step(&mut self) -> MergeOutcome {
+        use futures::StreamExt;
+        self.incarnation += 1;
+        self.seq += 1;
+        let mut m = self.template.clone();
+        m.incarnation = self.incarnation;
+        self.table.upsert(m);
+        let snapshot = self
+            .rt
+            .block_on(self.stream.next())
+            .expect("a snapshot")
+            .expect("no error");
+        let active = &self.inputs[0].id;
+        self.merger.on_refresh(active, snapshot.members);
+        let out = self.merger.merge(&self.inputs, Some(active), self.seq);
+        assert!(out.changed && out.diff.changed.len() == 1);
+        out
+    }
+}
+
+fn bench_path(c: &mut Criterion) {
+    let mut group = c.benchmark_group("path");
+    for n in [1_000, 10_000] {
+        group.sample_size(if n >= 10_000 { 20 } else { 50 });
+        let mut path = Path::new(n);
+        group.bench_function(BenchmarkId::new("memory", n), |b| {
+            b.iter(|| black_box(path.step()))
+        });
+    }
+    group.finish();
 }
 
 fn bench_merge(c: &mut Criterion) {
@@ -237,6 +331,14 @@ fn main() {
         child(scenario, n.parse().unwrap_or(0));
         return;
     }
+    if let Ok(spec) = std::env::var(PATH_ENV) {
+        let (n, iters) = spec.split_once(':').unwrap_or(("1000", "1"));
+        let mut path = Path::new(n.parse().unwrap_or(1_000));
+        for _ in 0..iters.parse::<usize>().unwrap_or(1) {
+            black_box(path.step());
+        }
+        return;
+    }
     // `cargo bench` passes --bench; `cargo test --benches` does not: keep
     // that run short.
     let benching = std::env::args().any(|a| a == "--bench");
@@ -246,6 +348,7 @@ fn main() {
         &[1_000]
     });
     let mut c = Criterion::default().configure_from_args();
+    bench_path(&mut c);
     bench_merge(&mut c);
     c.final_summary();
 }
