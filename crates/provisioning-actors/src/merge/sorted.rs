@@ -36,7 +36,7 @@ pub fn diff_sorted(
                     j += 1;
                 }
                 Ordering::Equal => {
-                    if before[i] != after[j] {
+                    if !same_member(&before[i], &after[j]) {
                         diff.changed.push(after[j].clone());
                     }
                     i += 1;
@@ -68,6 +68,24 @@ pub fn diff_sorted(
         }
     }
     diff
+}
+
+/// `a == b`, cheapest fields first (the same member, cloned into the next
+/// list of a provider, differs in none): the integers, the node id (by
+/// pointer when interned), the host, then roles and labels only when one
+/// of them has any.
+pub(super) fn same_member(a: &Member, b: &Member) -> bool {
+    if std::ptr::eq(a, b) {
+        return true;
+    }
+    a.incarnation == b.incarnation
+        && a.address.port == b.address.port
+        && id_cmp(&a.node_id, &b.node_id) == Ordering::Equal
+        && a.address.host == b.address.host
+        && a.roles.len() == b.roles.len()
+        && a.labels.len() == b.labels.len()
+        && (a.roles.is_empty() || a.roles == b.roles)
+        && (a.labels.is_empty() || a.labels == b.labels)
 }
 
 /// Node id order, with a pointer shortcut for interned ids.
@@ -260,7 +278,7 @@ pub(super) fn rehash(
                 j += 1;
             }
             Ordering::Equal => {
-                if !std::ptr::eq(&old[i], &new[j]) && old[i] != new[j] {
+                if !same_member(&old[i], &new[j]) {
                     hash = hash.replace(Some(&old[i]), Some(&new[j]));
                     changes.changed.push(new[j].clone());
                 }

@@ -770,6 +770,28 @@ proptest! {
         }
     }
 
+    /// `same_member` is `==`.
+    #[test]
+    fn same_member_is_equality(
+        a in arb_members(),
+        b in arb_members(),
+        role in any::<bool>(),
+        label in any::<bool>(),
+    ) {
+        for (x, y) in a.iter().zip(&b) {
+            let mut y = y.clone();
+            if role {
+                y.roles.insert("r".into());
+            }
+            if label {
+                y.labels.insert("k".into(), "v".into());
+            }
+            prop_assert_eq!(sorted::same_member(x, &y), *x == y);
+            prop_assert!(sorted::same_member(x, &x.clone()));
+            prop_assert!(sorted::same_member(&y, &y.clone()), "equal roles and labels");
+        }
+    }
+
     /// The linear diff gives what `TopologyDiff::between` gives.
     #[test]
     fn diff_sorted_matches_topology_diff_between(
