@@ -17,7 +17,9 @@
 //!     the workload client next to one node (started by `run`)
 //! ```
 //!
-//! Needs root (network namespaces).
+//! Needs root (network namespaces). The nodes log at `info`;
+//! `FAULT_SUITE_RUST_LOG` sets their `RUST_LOG` instead (e.g.
+//! `info,cluster::monitoring=debug`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;

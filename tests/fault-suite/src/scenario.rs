@@ -337,7 +337,10 @@ deadline = "5s"
             .arg(&self.opts.node_bin)
             .args(["run", "--config"])
             .arg(&path)
-            .env("RUST_LOG", "info");
+            .env(
+                "RUST_LOG",
+                std::env::var("FAULT_SUITE_RUST_LOG").unwrap_or_else(|_| "info".into()),
+            );
         self.nodes[i] = Some(Proc::spawn(cmd, &self.dir.join(format!("{name}.log")))?);
         Ok(())
     }
