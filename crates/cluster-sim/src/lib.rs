@@ -9,7 +9,7 @@
 //! `ProvisioningCore` and `TopologyFollower` on each node (a node's view is
 //! a plain member table, below), the provider's keepalive snapshots, dials
 //! and associations on demand (the "peers sent to" figure stands in for
-//! associations), S5 (partition) and S8 (churn).
+//! associations), reachable verdicts (so a healed partition stays split).
 //!
 //! # The loop
 //!
@@ -64,7 +64,10 @@
 //! crashed incarnations; S3a/S3b: the broken node (it cannot send, resp.
 //! receive: quarantining it is right; anything it or anyone reports about
 //! another node is false); S6: the paused node (from its pause on;
-//! whatever the resumed node reports is false). The scenarios
+//! whatever the resumed node reports is false); S8: the incarnations that
+//! left (a report about a joined or staying node is false); S5: a report
+//! is false when the reporter and the reported node are on the same side
+//! (across the partition the sides cannot reach each other). The scenarios
 //! ([`scenario::Scenario`]) follow design §4.3; the first 10 s are warm-up,
 //! rates are measured from 10 s to the end.
 //!
