@@ -616,16 +616,28 @@ impl Monitoring {
             && self.reported.insert((v.target.clone(), v.incarnation))
         {
             self.stats.reports_relayed += 1;
-            if let Some(t) = self.targets.get_mut(&v.target) {
+            let monitor = if let Some(t) = self.targets.get_mut(&v.target) {
                 t.reported = true;
                 t.round = Round::Idle;
-            }
+                true
+            } else {
+                false
+            };
             self.reports.push(MonitorReport {
                 node: v.target.clone(),
                 incarnation: v.incarnation,
                 voters: v.voters.clone(),
                 source: ReportSource::Relayed,
             });
+            // A monitor of the target that learns the verdict from another
+            // roots two trees of its own: the first reporter's verdict
+            // otherwise stops the other monitors from reporting, leaving
+            // two trees, and one lost relay in each cuts a node off. With
+            // up to k roots a node misses the verdict only if every tree
+            // loses it (an event cost of 2k(N − 1) messages at most).
+            if monitor {
+                self.root_trees(&v.target, v.incarnation, &v.voters);
+            }
         }
         // Relay the interval this node is responsible for.
         let children: Vec<(NodeId, usize)> = self
@@ -833,6 +845,12 @@ impl Monitoring {
             voters: voters.clone(),
             source: ReportSource::Local,
         });
+        self.root_trees(id, incarnation, &voters);
+    }
+
+    /// Sends a verdict down the two broadcast trees rooted at this node
+    /// (design §2.6): forward and backward along the ring.
+    fn root_trees(&mut self, id: &NodeId, incarnation: u64, voters: &[NodeId]) {
         let span = self.ring.broadcast_span(id);
         for backward in [false, true] {
             let children: Vec<(NodeId, usize)> = self
@@ -846,7 +864,7 @@ impl Monitoring {
                     MonitorMsg::Verdict(Verdict {
                         target: id.clone(),
                         incarnation,
-                        voters: voters.clone(),
+                        voters: voters.to_vec(),
                         span: span as u32,
                         backward,
                     }),

@@ -1607,3 +1607,36 @@ fn i17_a_crash_with_two_of_its_monitors_is_still_reported() {
     }
     assert_eq!(net.reports.len(), 3 * (n - 3), "nobody else reported");
 }
+
+#[test]
+fn i17_core_a_monitor_that_learns_a_verdict_roots_its_own_trees() {
+    let mut one = One::new(40);
+    let x = one.targets()[0].clone();
+    let co: Vec<NodeId> = one.co_monitors(&x).into_iter().collect();
+    let verdict = MonitorMsg::Verdict(Verdict {
+        target: x.clone(),
+        incarnation: 1,
+        voters: co[..3].to_vec(),
+        span: 1,
+        backward: false,
+    });
+    let from = co[0].clone();
+    let out = one.msg(&from, verdict.clone());
+    assert_eq!(out.reports.len(), 1);
+    let (mut forward, mut backward) = (0, 0);
+    for (_, m) in &out.send {
+        if let MonitorMsg::Verdict(v) = m {
+            if v.backward {
+                backward += v.span;
+            } else {
+                forward += v.span;
+            }
+        }
+    }
+    // Its own trees cover every member but itself and x, both ways (the
+    // interval it was given, span 1, is itself only).
+    assert_eq!((forward, backward), (38, 38));
+    // A second copy is relayed (span 1: nothing) and roots nothing more.
+    let again = one.msg(&from, verdict);
+    assert!(again.reports.is_empty() && again.send.is_empty());
+}
