@@ -107,8 +107,8 @@ fn c1_sim_broken_outbound_quarantines_only_that_node() {
         let o = run(s, &params(100, 120, Mode::Ring));
         assert_no_false_quarantine(&o);
         // Every report is about the broken node (no false quarantine);
-        // nearly every other node quarantines it (under iid loss a lost
-        // verdict relay is not repeated, so one may miss it: see
+        // nearly every other node quarantines it (under iid loss a node
+        // can miss every copy of the verdict relayed to it: see
         // docs/performance.md).
         assert!(
             (90..=99).contains(&o.reports),
@@ -185,8 +185,9 @@ fn c1_sim_is_deterministic_per_seed() {
 /// A partition (20 % / 80 % for 60 s): nobody is quarantined by a member
 /// of its own side; the majority acts on it (most of its 80 × 20 possible
 /// quarantines of the minority: not all, a minority node whose monitors
-/// are mostly on its own side waits for the ring to move, and a verdict
-/// lost to iid loss is not repeated; the figures are in docs/performance.md).
+/// are mostly on its own side waits for the ring to move, and under iid
+/// loss a node can miss every copy of a verdict; the figures are in
+/// docs/performance.md).
 #[test]
 fn c1_sim_partition_quarantines_nobody_within_a_side() {
     let o = run(Scenario::S5Partition, &params(100, 130, Mode::Ring));
