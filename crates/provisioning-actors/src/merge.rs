@@ -413,10 +413,6 @@ impl TopologyMerger {
                 members: members.len(),
             };
         }
-        if !strictly_sorted(&members) {
-            members = canonical(members);
-        }
-        let count = members.len();
         // The reference is the provider's previous snapshot, else the
         // published set, else another provider's snapshot: node ids are
         // interned against it (when the list is ours to change; a shared
@@ -433,14 +429,30 @@ impl TopologyMerger {
         if let Some(list) = Arc::get_mut(&mut members) {
             intern_ids(list, &reference.0);
         }
-        let (equal, hash, changes) = match reference.1 {
-            Some(h) => rehash(&members, &reference.0, h),
-            None => (
-                *members == *reference.0,
-                TopologyHash::of_sorted(&members),
-                None,
-            ),
+        // The hash walk also checks that the list is canonical (sorted, one
+        // member per id); when it is not, or there is no reference hash, the
+        // list is made canonical and compared again.
+        let walked = reference.1.and_then(|h| rehash(&members, &reference.0, h));
+        let (equal, hash, changes) = match walked {
+            Some(w) => w,
+            None => {
+                if !strictly_sorted(&members) {
+                    members = canonical(members);
+                    if let Some(list) = Arc::get_mut(&mut members) {
+                        intern_ids(list, &reference.0);
+                    }
+                }
+                match reference.1.and_then(|h| rehash(&members, &reference.0, h)) {
+                    Some(w) => w,
+                    None => (
+                        *members == *reference.0,
+                        TopologyHash::of_sorted(&members),
+                        None,
+                    ),
+                }
+            }
         };
+        let count = members.len();
         let change = changes.map(|c| Box::new((reference.0.clone(), c)));
         let members = if equal {
             reference.0
@@ -873,7 +885,10 @@ impl TopologyMerger {
         } else {
             let members: Vec<Member> = picks.iter().map(picked).cloned().collect();
             // Hashed from the previous candidate's hash and what changed.
-            let hash = self.base_hash.map(|h| rehash(&members, &self.base, h).1);
+            let hash = self
+                .base_hash
+                .and_then(|h| rehash(&members, &self.base, h))
+                .map(|w| w.1);
             Candidate {
                 members: Arc::from(members),
                 hash,

@@ -242,24 +242,32 @@ pub(super) struct Changes {
     pub(super) changed: Vec<Member>,
 }
 
-/// The hash of `new` from the hash `old_hash` of `old` (both canonical):
+/// The hash of `new` from the hash `old_hash` of `old` (`old` canonical):
 /// one walk comparing the two lists (members by pointer first), and
 /// [`TopologyHash::replace`] for each member that left, joined or changed;
 /// past a quarter of the list changed, the hash of `new` from scratch (the
 /// same value, cheaper then). Returns whether the lists are equal, the hash
-/// of `new`, and what changed (`None` past that quarter).
+/// of `new`, and what changed (`None` past that quarter); or `None` when
+/// `new` is not canonical (strictly sorted by node id), which the same walk
+/// finds: two neighbours of `new` that both matched members of `old` are in
+/// order because `old` is, the others are compared.
 pub(super) fn rehash(
     new: &[Member],
     old: &[Member],
     old_hash: TopologyHash,
-) -> (bool, TopologyHash, Option<Changes>) {
+) -> Option<(bool, TopologyHash, Option<Changes>)> {
     if std::ptr::eq(new, old) {
-        return (true, old_hash, Some(Changes::default()));
+        return Some((true, old_hash, Some(Changes::default())));
     }
     let limit = new.len() / 4 + 8;
     let mut changes = Changes::default();
     let mut hash = old_hash;
     let (mut i, mut j) = (0, 0);
+    // Whether new[j - 1] matched a member of `old`.
+    let mut matched = false;
+    let in_order = |j: usize, matched_both: bool| {
+        j == 0 || matched_both || id_cmp(&new[j - 1].node_id, &new[j].node_id) == Ordering::Less
+    };
     while i < old.len() || j < new.len() {
         let ord = match (old.get(i), new.get(j)) {
             (Some(o), Some(n)) => id_cmp(&o.node_id, &n.node_id),
@@ -273,23 +281,31 @@ pub(super) fn rehash(
                 i += 1;
             }
             Ordering::Greater => {
+                if !in_order(j, false) {
+                    return None;
+                }
                 hash = hash.replace(None, Some(&new[j]));
                 changes.joined.push(new[j].clone());
+                matched = false;
                 j += 1;
             }
             Ordering::Equal => {
+                if !in_order(j, matched) {
+                    return None;
+                }
                 if !same_member(&old[i], &new[j]) {
                     hash = hash.replace(Some(&old[i]), Some(&new[j]));
                     changes.changed.push(new[j].clone());
                 }
+                matched = true;
                 i += 1;
                 j += 1;
             }
         }
         if changes.joined.len() + changes.left.len() + changes.changed.len() > limit {
-            return (false, TopologyHash::of_sorted(new), None);
+            return strictly_sorted(new).then(|| (false, TopologyHash::of_sorted(new), None));
         }
     }
     let equal = changes.joined.is_empty() && changes.left.is_empty() && changes.changed.is_empty();
-    (equal, hash, Some(changes))
+    Some((equal, hash, Some(changes)))
 }

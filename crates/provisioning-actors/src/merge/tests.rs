@@ -770,6 +770,25 @@ proptest! {
         }
     }
 
+    /// Issue 17: the hash walk finds a list that is not canonical (it
+    /// then returns nothing), and otherwise gives the full hash, equality
+    /// and the diff's members.
+    #[test]
+    fn i17_the_hash_walk_checks_canonical_order(old in arb_members(), new in arb_members()) {
+        let mut old = old;
+        canonicalize(&mut old);
+        let walked = sorted::rehash(&new, &old, TopologyHash::of_sorted(&old));
+        prop_assert_eq!(walked.is_some(), sorted::strictly_sorted(&new));
+        if let Some((equal, hash, changes)) = walked {
+            prop_assert_eq!(equal, old == new);
+            prop_assert_eq!(hash, TopologyHash::of_sorted(&new));
+            if let Some(c) = changes {
+                let d = diff_sorted(&old, &new, &[], &[]);
+                prop_assert_eq!((c.joined, c.left, c.changed), (d.joined, d.left, d.changed));
+            }
+        }
+    }
+
     /// `same_member` is `==`.
     #[test]
     fn same_member_is_equality(
