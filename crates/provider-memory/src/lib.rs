@@ -45,12 +45,12 @@
 //! // Node a's watch sees both members in its first snapshot.
 //! let mut snapshots = node_a.watch();
 //! let first = snapshots.next().await.expect("a snapshot")?;
-//! assert_eq!(first.members, vec![a.clone(), b.clone()]);
+//! assert_eq!(*first.members, [a.clone(), b.clone()]);
 //!
 //! // A graceful leave of b reaches a's stream.
 //! node_b.deregister(&b).await?;
 //! let next = snapshots.next().await.expect("a snapshot")?;
-//! assert_eq!(next.members, vec![a]);
+//! assert_eq!(*next.members, [a]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # })?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
