@@ -44,7 +44,7 @@
 //! let me = Member::new(NodeId::new("a").unwrap(), MemberAddress::new("127.0.0.1", 7001).unwrap(), 1);
 //! p.register(&me).await.unwrap();
 //! let snapshot = p.watch().next().await.unwrap().unwrap();
-//! assert_eq!(snapshot.members, vec![me.clone()]);
+//! assert_eq!(*snapshot.members, [me.clone()]);
 //! p.deregister(&me).await.unwrap();
 //! # }
 //! ```
