@@ -427,3 +427,58 @@ async fn c1_ring_mode_verdicts_reach_every_node_through_associations_on_demand()
     drop(subs);
     shutdown(nodes).await;
 }
+
+/// Design §2.10, the both-dialed race: two members outside each other's
+/// ring sets call each other's grains at the same moment, so both dial on
+/// demand at once and one connection is dropped; every call is answered
+/// (frames the peer queued on the dropped connection are still read, and
+/// the fault suite's R-1 saw calls lost here before). The race is not
+/// forced: each of the rounds opens both associations at the same instant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c1_ring_mode_calls_both_ways_at_once_are_all_answered() {
+    let backends = Backends::fast_detection();
+    let nodes = seven(&backends).await;
+    let t = nodes[0].topology().await;
+    let table = PartitionTable::from_topology(&t);
+    // Two nodes outside each other's ring sets, and a grain owned by each.
+    let (x, y) = SEVEN
+        .iter()
+        .flat_map(|x| SEVEN.iter().map(move |y| (*x, *y)))
+        .find(|(x, y)| x < y && !keep_of(x).contains(*y))
+        .expect("two nodes outside each other's ring sets");
+    let owned_by = |who: &str| {
+        (0..2000)
+            .map(|i| format!("g{i}"))
+            .find(|g| {
+                table
+                    .owner("echo", g)
+                    .is_some_and(|m| m.node_id.as_str() == who)
+            })
+            .unwrap()
+    };
+    let (gx, gy) = (owned_by(x), owned_by(y));
+    let node = |name: &str| nodes.iter().find(|n| n.id.as_str() == name).unwrap();
+    let (nx, ny) = (node(x), node(y));
+    for round in 0..4 {
+        let (a, b) = tokio::join!(nx.request(&gy), ny.request(&gx));
+        assert_eq!(
+            a.expect("x's call answered").node.as_str(),
+            y,
+            "round {round}"
+        );
+        assert_eq!(
+            b.expect("y's call answered").node.as_str(),
+            x,
+            "round {round}"
+        );
+        eventually(
+            &format!("round {round}: the idle association closes"),
+            || async {
+                nx.cluster.remoting().association(&nid(y)).is_none()
+                    && ny.cluster.remoting().association(&nid(x)).is_none()
+            },
+        )
+        .await;
+    }
+    shutdown(nodes).await;
+}

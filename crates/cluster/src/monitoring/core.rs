@@ -128,6 +128,8 @@ pub struct Monitoring {
     armed: Option<Instant>,
     /// The latest `now` seen.
     now: Option<Instant>,
+    /// Quarantined incarnations in the last topology (see `quorum`).
+    blocked: usize,
     stats: MonitorStats,
 }
 
@@ -156,6 +158,7 @@ impl Monitoring {
             reports: Vec::new(),
             armed: None,
             now: None,
+            blocked: 0,
             stats: MonitorStats::default(),
         }
     }
@@ -197,12 +200,25 @@ impl Monitoring {
         &self.ring
     }
 
-    /// A newer topology: its members are the view.
+    /// A newer topology: its members are the view, and its quarantined
+    /// incarnations still count towards the cluster's size for the quorum
+    /// (so that quarantining one node does not lower the votes needed for
+    /// the next one: a cascade keeps the full quorum).
     pub fn on_topology(&mut self, topology: &Topology, now: Instant) {
+        self.blocked = topology.blocked.len();
         self.on_view(
             topology.members.iter().map(|m| (&m.node_id, m.incarnation)),
             now,
         );
+    }
+
+    /// The votes needed: `q_eff` over the cluster's size with its
+    /// quarantined incarnations, but never more than the monitors a target
+    /// has in this view (`k_eff`).
+    fn quorum(&self) -> usize {
+        let size = self.ring.len() + self.blocked;
+        let k_all = super::config::k_eff(self.config.monitors, size);
+        q_eff(self.config.quorum, k_all).min(self.ring.k_eff().max(1))
     }
 
     /// A newer view of the members (the provisioning topology's members,
@@ -600,7 +616,7 @@ impl Monitoring {
             .iter()
             .filter(|n| **n != v.target && self.view.contains_key(*n))
             .collect();
-        if voters.len() < q_eff(self.config.quorum, self.ring.k_eff()) {
+        if voters.len() < self.quorum() {
             return;
         }
         if v.target == self.me {
@@ -795,7 +811,7 @@ impl Monitoring {
         }
         let t_min = self.scaled(self.config.t_min(self.ring.len()));
         let k = self.ring.k_eff();
-        let q = q_eff(self.config.quorum, k);
+        let q = self.quorum();
         let ttl = self.config.vote_ttl;
         let Some(t) = self.targets.get(id) else {
             return;

@@ -1640,3 +1640,61 @@ fn i17_core_a_monitor_that_learns_a_verdict_roots_its_own_trees() {
     let again = one.msg(&from, verdict);
     assert!(again.reports.is_empty() && again.send.is_empty());
 }
+
+#[test]
+fn i17_core_a_quarantine_does_not_lower_the_quorum_for_the_next() {
+    // Five nodes, one quarantined (blocked in the topology): the view has
+    // four members (k_eff = 3), but the quorum stays that of five (3),
+    // where a view of four alone would need 2.
+    use cluster_core::{BlockedMember, Member, MemberAddress, Topology};
+    let members = ids(5);
+    let member = |n: &NodeId| Member::new(n.clone(), MemberAddress::new("h", 1).unwrap(), 1);
+    let report_with = |blocked: bool| {
+        let listed: Vec<Member> = members[..4].iter().map(member).collect();
+        let mut topology = Topology::starting();
+        topology.members = listed.into();
+        if blocked {
+            topology.blocked = vec![BlockedMember {
+                node_id: members[4].clone(),
+                incarnation: 1,
+            }]
+            .into();
+        }
+        let base = Instant::now();
+        let mut core = Monitoring::new(ring_config(), members[0].clone(), 3);
+        core.on_topology(&topology, base);
+        for m in &members[..4] {
+            core.on_sign_of_life(m, base);
+        }
+        let mut one = One {
+            core,
+            base,
+            now: base,
+            members: members[..4].to_vec(),
+        };
+        let x = one.targets()[0].clone();
+        let co: Vec<NodeId> = one.co_monitors(&x).into_iter().collect();
+        assert_eq!(co.len(), 2, "k_eff = 3 in a view of four");
+        fail_until_suspected(&mut one, &x);
+        // One other monitor votes; T_min passes.
+        one.msg(
+            &co[0],
+            MonitorMsg::Vote {
+                target: x.clone(),
+                incarnation: 1,
+                suspect: true,
+            },
+        );
+        let x2 = x.clone();
+        let until = one.now + 3 * I;
+        let sent = one.run_answering(until, move |t| *t != x2);
+        let _ = sent;
+        one.core.stats().reports_local
+    };
+    assert_eq!(report_with(false), 1, "a view of four: 2 votes report");
+    assert_eq!(
+        report_with(true),
+        0,
+        "one of five quarantined: 2 votes do not"
+    );
+}

@@ -91,7 +91,8 @@ struct Conn {
     dialed: bool,
     /// Frames its writer has taken (activity, for the idle close).
     written: Arc<std::sync::atomic::AtomicU64>,
-    _reader: AbortOnDrop,
+    /// Taken into [`Peer::draining`] when the connection is replaced.
+    reader: Option<AbortOnDrop>,
     /// Taken by [`close`]; aborted if the actor is dropped without closing.
     writer: Option<JoinHandle<()>>,
 }
@@ -127,7 +128,14 @@ struct Peer {
     /// `idle_timeout` closes).
     last_active: Instant,
     written_seen: u64,
+    /// Readers of replaced connections, kept until their end: frames the
+    /// peer queued on a connection before both sides settled on another
+    /// (both dialed at once) are still delivered, not lost with it.
+    draining: Vec<(u64, AbortOnDrop)>,
 }
+
+/// Replaced connections whose readers are kept per peer.
+const MAX_DRAINING: usize = 4;
 
 impl Peer {
     fn new(member: Member, now: Instant, detector: DetectorConfig) -> Self {
@@ -143,6 +151,7 @@ impl Peer {
             demanded: false,
             last_active: now,
             written_seen: 0,
+            draining: Vec::new(),
         }
     }
 
@@ -725,13 +734,19 @@ impl RemotingActor {
         let ring = self.monitor.as_ref().map(Monitoring::keep);
         for (node, p) in &mut self.peers {
             // The smaller id dials (all-to-all; in ring mode for the ring's
-            // set and for probing a quarantined node), and in ring mode the
-            // side whose frames need it dials whatever the ids.
-            let dialer = *node > self.shared.local.node_id
-                && ring.is_none_or(|keep| {
-                    keep.contains(node) || p.a.state == AssociationState::Failed
-                })
-                || p.demanded;
+            // set), and in ring mode the side whose frames need it dials
+            // whatever the ids, and so does every side that quarantined the
+            // peer: its reachability probe (R4.4) cannot wait for the peer
+            // to connect, which in ring mode may never need to (it can keep
+            // a dead connection it sends nothing on).
+            let dialer = match ring {
+                None => *node > self.shared.local.node_id,
+                Some(keep) => {
+                    (keep.contains(node) && *node > self.shared.local.node_id)
+                        || p.a.state == AssociationState::Failed
+                        || p.demanded
+                }
+            };
             if !p.a.dial_due(dialer, p.dial.is_some(), now.into_std()) {
                 continue;
             }
@@ -881,6 +896,15 @@ impl RemotingActor {
         let Some(p) = self.peers.get_mut(node) else {
             return;
         };
+        // The replaced connection's reader stays until the peer closes it.
+        if let Some(old) = p.conn.as_mut()
+            && let Some(r) = old.reader.take()
+        {
+            if p.draining.len() >= MAX_DRAINING {
+                p.draining.remove(0);
+            }
+            p.draining.push((old.id, r));
+        }
         close(&self.shared, node, p, false);
         lock(&self.shared.writers).insert(node.clone(), queue.clone());
         // Ring mode: the frames that waited for this association go first
@@ -896,7 +920,7 @@ impl RemotingActor {
             queue,
             dialed,
             written,
-            _reader: reader,
+            reader: Some(reader),
             writer: Some(writer),
         });
         p.last_active = now;
@@ -904,13 +928,51 @@ impl RemotingActor {
         if let Some(m) = self.monitor.as_mut() {
             m.on_sign_of_life(node, now.into_std());
         }
-        p.dial = None;
+        // Ring mode: an accepted connection does not cancel this node's own
+        // dial in flight: the peer may already have finished that handshake
+        // and queued frames on it, so it is settled by the tie-break (and
+        // read) when it completes. All-to-all: only one side dials.
+        if dialed || self.monitor.is_none() {
+            p.dial = None;
+        }
         p.a.on_up();
         p.detector.touch(now.into_std());
         p.hb_sent = 0;
         p.hb_acked = 0;
         p.raced = false;
         tracing::info!(%node, incarnation = p.member.incarnation, "association up");
+    }
+
+    /// Both sides dialed at once and `stream` lost the tie-break: it is not
+    /// installed, but what the peer may already have queued on it is still
+    /// read (until the peer closes it), and nothing is written to it.
+    fn drain(&mut self, node: &NodeId, stream: Stream, ctx: &mut Context<Self>) {
+        let Some(p) = self.peers.get_mut(node) else {
+            return;
+        };
+        self.next_id += 1;
+        let id = self.next_id;
+        let config = &self.shared.config;
+        let net = config
+            .netsim
+            .clone()
+            .map(|n| (n, self.shared.local.node_id.clone()));
+        let (max_frame, me) = (config.handshake.max_frame, ctx.myself().clone());
+        let reader = match stream {
+            Stream::Plain(tcp) => {
+                // Dropping the write half shuts our direction down.
+                let (r, _w) = tcp.into_split();
+                tokio::spawn(conn::read_loop(r, max_frame, node.clone(), id, me, net))
+            }
+            tls @ Stream::Tls(_) => {
+                let (r, _w) = tokio::io::split(tls);
+                tokio::spawn(conn::read_loop(r, max_frame, node.clone(), id, me, net))
+            }
+        };
+        if p.draining.len() >= MAX_DRAINING {
+            p.draining.remove(0);
+        }
+        p.draining.push((id, AbortOnDrop(reader)));
     }
 
     fn on_accepted(&mut self, peer: Hello, stream: Stream, ctx: &mut Context<Self>, now: Instant) {
@@ -941,8 +1003,14 @@ impl RemotingActor {
                     && p.conn.as_ref().is_some_and(|c| c.dialed)
                     && *me < peer.node_id)
         });
+        let lost_tie = self.peers.get(&peer.node_id).is_some_and(|p| {
+            p.member.incarnation == peer.incarnation && p.a.state == AssociationState::Up
+        });
         if wanted {
             self.install(&peer.node_id, stream, false, ctx, now);
+        } else if lost_tie {
+            tracing::debug!(node = %peer.node_id, "both sides dialed: our connection stays, the peer's is read until it closes");
+            self.drain(&peer.node_id, stream, ctx);
         } else {
             tracing::debug!(node = %peer.node_id, incarnation = peer.incarnation, "inbound connection no longer wanted: dropped");
         }
@@ -1052,8 +1120,11 @@ impl RemotingActor {
             && p.conn.as_ref().is_some_and(|c| !c.dialed)
             && node < self.shared.local.node_id;
         match stream {
-            Some(_) if fx.install && keep_accepted => {
-                tracing::debug!(%node, "both sides dialed: the peer's connection stays");
+            Some(stream) if fx.install && keep_accepted => {
+                tracing::debug!(%node, "both sides dialed: the peer's connection stays, ours is read until it closes");
+                self.peers.insert(node.clone(), p);
+                self.drain(&node, stream, ctx);
+                return;
             }
             Some(stream) if fx.install => {
                 self.peers.insert(node.clone(), p);
@@ -1143,6 +1214,24 @@ impl RemotingActor {
                     execute(&self.shared, &node, &mut p, &fx);
                 }
             }
+        } else if p.draining.iter().any(|(id, _)| *id == conn) {
+            // A replaced connection: what the peer sent on it before both
+            // sides settled still counts; it changes no association.
+            p.last_active = now;
+            match frame {
+                Frame::Tell {
+                    to,
+                    type_id,
+                    payload,
+                } => self.shared.deliver(&node, &to, &type_id, &payload),
+                other => {
+                    if let Some(m) = self.monitor.as_mut()
+                        && let Ok(msg) = from_frame(other)
+                    {
+                        m.on_message(&node, msg, now.into_std());
+                    }
+                }
+            }
         }
         self.peers.insert(node, p);
     }
@@ -1151,6 +1240,7 @@ impl RemotingActor {
         let Some(mut p) = self.peers.remove(&node) else {
             return;
         };
+        p.draining.retain(|(id, _)| *id != conn);
         if p.conn.as_ref().is_some_and(|c| c.id == conn) {
             match conn::refused_code(&error) {
                 Some(code) => {
