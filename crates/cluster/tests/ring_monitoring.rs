@@ -424,6 +424,16 @@ async fn c1_ring_mode_verdicts_reach_every_node_through_associations_on_demand()
         assert!(s.lock().unwrap().iter().all(|q| q.node.as_str() == "d"));
     }
     assert!(seen[3].lock().unwrap().is_empty(), "d quarantines nobody");
+    // R4.4: healed, d comes back on every node, also on those that learned
+    // the verdict from a relay and had no association with d (each probes
+    // the node it quarantined).
+    backends.net.heal();
+    for n in &nodes {
+        eventually(&format!("{} lists d again", n.id), || async {
+            n.topology().await.member(&nid("d")).is_some()
+        })
+        .await;
+    }
     drop(subs);
     shutdown(nodes).await;
 }

@@ -63,6 +63,12 @@ pub const RING_PROBE_TIMEOUT_MS: u64 = 80;
 /// Ring mode's `suspicion_mult` (the default, written out so the bounds
 /// and the nodes use the same value).
 pub const RING_SUSPICION_MULT: f64 = 0.33;
+/// Ring mode's `vote_ttl`: ten rounds, as the default (10 s) is for 1 s
+/// rounds. With the default a vote whose retraction was lost while
+/// associations churned (a heal, an etcd restart) stayed live for 50
+/// rounds of 200 ms and could join a later, unrelated suspicion (R-2 in
+/// docs/reliability.md).
+pub const RING_VOTE_TTL_MS: u64 = 2000;
 
 impl Monitoring {
     /// Its name on the command line and in `run.json`.
@@ -88,7 +94,7 @@ impl Monitoring {
         match self {
             Self::AllToAll => String::new(),
             Self::Ring => format!(
-                "\n[remoting.monitoring]\nmode = \"ring\"\nprobe_interval = \"{RING_PROBE_INTERVAL_MS}ms\"\nprobe_timeout = \"{RING_PROBE_TIMEOUT_MS}ms\"\nsuspicion_mult = {RING_SUSPICION_MULT}\n"
+                "\n[remoting.monitoring]\nmode = \"ring\"\nprobe_interval = \"{RING_PROBE_INTERVAL_MS}ms\"\nprobe_timeout = \"{RING_PROBE_TIMEOUT_MS}ms\"\nsuspicion_mult = {RING_SUSPICION_MULT}\nvote_ttl = \"{RING_VOTE_TTL_MS}ms\"\n"
             ),
         }
     }

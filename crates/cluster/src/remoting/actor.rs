@@ -613,6 +613,21 @@ impl RemotingActor {
         let Step::Quarantined(q) = step else { return };
         if let Some(m) = self.monitor.as_mut() {
             m.on_quarantined(&q.node, q.incarnation, now.into_std());
+            // Ring mode: this node may have no association with it (it
+            // learned the verdict from a relay). One is made, to turn
+            // `Failed` below: its reachability probe is what lifts the
+            // quarantine here after a heal (R4.4).
+            if !self.peers.contains_key(&q.node)
+                && let Some(member) = self
+                    .topology
+                    .member(&q.node)
+                    .filter(|m| m.incarnation == q.incarnation)
+            {
+                self.peers.insert(
+                    q.node.clone(),
+                    Peer::new(member.clone(), now, self.shared.config.detector()),
+                );
+            }
         }
         let timing = self.timing();
         if let Some(p) = self.peers.get_mut(&q.node)
