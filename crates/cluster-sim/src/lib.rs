@@ -1,15 +1,27 @@
 //! A deterministic discrete-event simulation of failure detection at 100
 //! and 1,000 nodes (issue 17, item 2; `docs/monitoring-design.md` §4,
-//! stage 3: monitoring only).
+//! stages 3 and 4).
 //!
 //! Every simulated node runs the **real** [`cluster::monitoring::Monitoring`]
 //! core (ring mode) or, in legacy mode, today's all-to-all heartbeats with
 //! the real [`cluster::failure_detector::FailureDetector`]; the provider and
-//! the network are simulated. Not yet here (design stage 4): the
-//! `ProvisioningCore` and `TopologyFollower` on each node (a node's view is
-//! a plain member table, below), the provider's keepalive snapshots, dials
-//! and associations on demand (the "peers sent to" figure stands in for
-//! associations), reachable verdicts (so a healed partition stays split).
+//! the network are simulated. With [`sim::SimConfig::provisioning`]
+//! (`--provisioning`, ring mode) every node also runs the **real**
+//! `ProvisioningCore` of `provisioning-actors` (design stage 4): the
+//! provider's table reaches it as snapshots, one shared `Arc<[Member]>` per
+//! table version; a monitoring report becomes `ProvisioningCore::quarantine`;
+//! the core's `RemoteNodeQuarantined` and `TopologyUpdated` go back to the
+//! monitoring core as the Remoting actor passes them (`on_quarantined`,
+//! then `on_topology` while Active, so the quorum counts blocked
+//! incarnations); the node's view is the topology its core published, and
+//! a crash counts as removed from a node's view at the publication that
+//! drops it (the "last live view" figure is then the last node's
+//! `TopologyUpdated`). Without it, a node's view is a plain member table
+//! (below). Not here in either mode: the `TopologyFollower` (one core per
+//! node publishes in order, so the follower would pass everything through),
+//! the provider's keepalive snapshots, dials and associations on demand
+//! (the "peers sent to" figure stands in for associations), reachable
+//! verdicts (so a healed partition stays split).
 //!
 //! # The loop
 //!
@@ -75,8 +87,11 @@
 //!
 //! `cargo run --release -p cluster-sim -- --nodes 1000 --minutes 10 --loss
 //! 0.05 --seed 1 --scenarios all --mode ring --out target/sim/1000.md`, or
-//! `scripts/sim`. The CI tests (`tests/`) run 100 nodes for shorter
-//! simulated durations and assert on simulated time and counts only.
+//! `scripts/sim`; add `--provisioning` for the provisioning core on every
+//! node (`scripts/sim --provisioning --memory nodes` writes
+//! `target/sim/1000.md` the same way). The CI tests (`tests/`) run 100
+//! nodes for shorter simulated durations, with and without the
+//! provisioning core, and assert on simulated time and counts only.
 
 pub mod memory;
 pub mod report;

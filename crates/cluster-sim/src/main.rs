@@ -4,7 +4,7 @@
 //! ```text
 //! cluster-sim [--nodes 1000] [--minutes 10 | --seconds 30] [--loss 0.05] [--seed 1]
 //!             [--scenarios all|none|S1,S2,S3,S3a,S3b,S4,S6,S7,S9] [--mode ring|all-to-all]
-//!             [--loss-as-delay] [--memory cores|nodes] [--out FILE]
+//!             [--loss-as-delay] [--provisioning] [--memory cores|nodes] [--out FILE]
 //! ```
 
 use std::process::ExitCode;
@@ -33,6 +33,7 @@ struct Args {
     mode: Mode,
     memory: Option<Memory>,
     loss_as_delay: bool,
+    provisioning: bool,
     out: Option<String>,
 }
 
@@ -46,6 +47,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         mode: Mode::Ring,
         memory: None,
         loss_as_delay: false,
+        provisioning: false,
         out: None,
     };
     let mut it = args.iter();
@@ -115,16 +117,20 @@ fn parse(args: &[String]) -> Result<Args, String> {
                 }
             }
             "--loss-as-delay" => a.loss_as_delay = true,
+            "--provisioning" => a.provisioning = true,
             "--out" => a.out = Some(value()?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
+    if a.provisioning && a.mode != Mode::Ring {
+        return Err("--provisioning: the provisioning core is simulated in ring mode only".into());
+    }
     Ok(a)
 }
 
 const USAGE: &str = "usage: cluster-sim [--nodes N] [--minutes M | --seconds S] [--loss L] [--seed S] \
-[--scenarios all|none|S1,S2,S3,S3a,S3b,S4,S6,S7,S9] [--mode ring|all-to-all] [--loss-as-delay] [--memory cores|nodes] [--out FILE]";
+[--scenarios all|none|S1,S2,S3,S3a,S3b,S4,S6,S7,S9] [--mode ring|all-to-all] [--loss-as-delay] [--provisioning] [--memory cores|nodes] [--out FILE]";
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -145,6 +151,7 @@ fn main() -> ExitCode {
         duration: args.duration,
         loss: args.loss,
         loss_as_delay: args.loss_as_delay,
+        provisioning: args.provisioning,
     };
     // Memory first, in a fresh process: memory freed by a run is reused,
     // so a later reading would be low.
@@ -166,14 +173,20 @@ fn main() -> ExitCode {
             memory_md = match memory::measure(
                 args.nodes,
                 args.mode,
+                args.provisioning,
                 args.seed,
                 Duration::from_secs(10),
             ) {
                 Some(m) => format!(
                     "\nMemory (resident set growth over N, `/proc/self/statm`, a fresh process): \
-                     a whole simulated node ({}, {} nodes) after 10 simulated seconds: {} bytes \
+                     a whole simulated node ({}{}, {} nodes) after 10 simulated seconds: {} bytes \
                      per node, of which {} bytes are the simulation's own per-link tables.\n",
                     m.mode.as_str(),
+                    if args.provisioning {
+                        " with the provisioning core"
+                    } else {
+                        ""
+                    },
                     m.nodes,
                     m.per_node,
                     m.sim_links_per_node
@@ -198,11 +211,16 @@ fn main() -> ExitCode {
     }
     let mut md = String::new();
     md.push_str(&format!(
-        "Command: `cargo run --release -p cluster-sim -- {}`\n\nSeed {}, {} nodes, mode {}.\n\n",
+        "Command: `cargo run --release -p cluster-sim -- {}`\n\nSeed {}, {} nodes, mode {}{}.\n\n",
         argv.join(" "),
         args.seed,
         args.nodes,
-        args.mode.as_str()
+        args.mode.as_str(),
+        if args.provisioning {
+            ", the real ProvisioningCore on every node (views are its published topologies)"
+        } else {
+            ", views are the provider's table minus each node's own quarantines"
+        }
     ));
     md.push_str(&report::summary_table(&outcomes));
     md.push('\n');

@@ -70,9 +70,17 @@ pub struct MemoryFigure {
 
 /// Builds `nodes` nodes, runs them `warm_up`, and returns the RSS growth
 /// per node (`None` where `/proc/self/statm` is not readable).
-pub fn measure(nodes: usize, mode: Mode, seed: u64, warm_up: Duration) -> Option<MemoryFigure> {
+pub fn measure(
+    nodes: usize,
+    mode: Mode,
+    provisioning: bool,
+    seed: u64,
+    warm_up: Duration,
+) -> Option<MemoryFigure> {
     let before = rss_bytes()?;
-    let mut sim = Sim::new(SimConfig::new(nodes, seed, mode));
+    let mut config = SimConfig::new(nodes, seed, mode);
+    config.provisioning = provisioning;
+    let mut sim = Sim::new(config);
     sim.run_until(u64::try_from(warm_up.as_nanos()).unwrap_or(10 * SEC));
     let after = rss_bytes()?;
     let n = nodes.max(1) as u64;

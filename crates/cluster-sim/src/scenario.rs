@@ -107,6 +107,8 @@ pub struct RunParams {
     pub loss: f64,
     /// Loss as TCP retransmission delays instead of lost messages.
     pub loss_as_delay: bool,
+    /// The real provisioning core on every node ([`SimConfig::provisioning`]).
+    pub provisioning: bool,
 }
 
 /// A distribution's summary.
@@ -231,6 +233,7 @@ pub fn run(scenario: Scenario, params: &RunParams) -> Outcome {
     let wall = Instant::now();
     let dur = u64::try_from(params.duration.as_nanos()).unwrap_or(u64::MAX);
     let mut config = SimConfig::new(params.nodes, params.seed, params.mode);
+    config.provisioning = params.provisioning;
     let mut loss = format!("{} % iid", params.loss * 100.0);
     match scenario {
         Scenario::S2Crashes | Scenario::S7CorrelatedCrash => {
@@ -427,8 +430,8 @@ pub fn run(scenario: Scenario, params: &RunParams) -> Outcome {
             let expected = 2 * minority * (params.nodes - minority);
             notes.push(format!(
                 "minority side {minority} nodes; quarantines across the partition {cross} of {expected} \
-                 possible ({during} by the heal), of which by the minority {by_minority} of {}; after the heal the sides stay apart (no reachable verdicts \
-                 before design stage 4)",
+                 possible ({during} by the heal), of which by the minority {by_minority} of {}; after the heal the sides stay apart (reachable verdicts \
+                 and the association probe that lifts a quarantine are not simulated)",
                 minority * (params.nodes - minority)
             ));
             sides = Some(side);

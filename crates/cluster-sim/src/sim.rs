@@ -3,11 +3,20 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use cluster::failure_detector::{DetectorConfig, FailureDetector};
 use cluster::monitoring::{MonitorMsg, Monitoring, MonitoringConfig, MonitoringMode};
-use cluster_core::NodeId;
+use cluster_core::{
+    Member, MemberAddress, NodeId, ProviderDescriptor, ProviderId, ProvisioningStatus, Snapshot,
+    Topology,
+};
+use provisioning_actors::ProvisioningConfig;
+use provisioning_actors::provider_actor::ProviderEvent;
+use provisioning_actors::provisioning_core::{
+    CoreSettings, Event as ProvisioningEvent, ProviderSpec, ProvisioningCore,
+};
 
 /// Simulated time: nanoseconds since the start of the run.
 pub type Nanos = u64;
@@ -105,6 +114,15 @@ pub struct SimConfig {
     /// A send to a crashed process is refused after this long (a refused
     /// connection); the core then hears `on_unsendable` for a verdict.
     pub refused_after: Duration,
+    /// Ring mode only: run the real [`ProvisioningCore`] on every node
+    /// (design stage 4, `--provisioning`). The provider's table reaches it
+    /// as snapshots (one shared `Arc<[Member]>` per table version), the
+    /// monitoring core's reports become `ProvisioningCore::quarantine`,
+    /// and the node's view is the core's published topology, fed back to
+    /// the monitoring core as Remoting does (`on_quarantined`, then
+    /// `on_topology` while the status is Active). Off: the node's view is
+    /// the table minus its own quarantines.
+    pub provisioning: bool,
 }
 
 impl SimConfig {
@@ -129,6 +147,7 @@ impl SimConfig {
             lease_ttl: Some(Duration::from_secs(4)),
             watch_delay: (Duration::from_millis(5), Duration::from_millis(50)),
             refused_after: Duration::from_millis(2),
+            provisioning: false,
         }
     }
 }
@@ -209,6 +228,14 @@ enum Ev {
         node: u32,
         inc: u64,
         change: Change,
+        /// With the provisioning core: the table's version after the
+        /// change, as the provider's snapshot.
+        list: Option<Arc<[Member]>>,
+    },
+    ProvisioningWake {
+        node: u32,
+        inc: u64,
+        generation: u64,
     },
     LeaseExpire {
         node: u32,
@@ -230,6 +257,7 @@ impl Ev {
             Ev::Wake { node, inc, .. }
             | Ev::LegacyTick { node, inc }
             | Ev::Provider { node, inc, .. }
+            | Ev::ProvisioningWake { node, inc, .. }
             | Ev::Unsendable { node, inc, .. } => Some((*node, *inc)),
             Ev::LeaseExpire { .. } => None,
         }
@@ -296,8 +324,20 @@ struct Node {
     quarantined: HashSet<(u32, u64)>,
     core: Option<Monitoring>,
     legacy: Option<Legacy>,
+    /// With [`SimConfig::provisioning`]: the node's provisioning core.
+    provisioning: Option<Box<ProvisioningNode>>,
     wake_generation: u64,
     watch_delay: Nanos,
+}
+
+/// A node's [`ProvisioningCore`] and what its driver keeps.
+struct ProvisioningNode {
+    core: ProvisioningCore,
+    /// The provider "actor"'s instance (it starts at once in the model).
+    instance: u64,
+    /// The last published topology.
+    topology: Arc<Topology>,
+    wake_generation: u64,
 }
 
 /// One quarantine report: `reporter` (at `reporter_inc`) quarantined
@@ -360,6 +400,11 @@ pub struct Sim {
     nodes: Vec<Node>,
     /// The provider's member table.
     table: BTreeMap<u32, u64>,
+    /// With the provisioning core: the table as members, one shared list
+    /// per version, and each node's address.
+    list: Arc<[Member]>,
+    addresses: Vec<MemberAddress>,
+    provider: ProviderId,
     next_inc: u64,
     /// Per directed link: the last arrival time (FIFO per link).
     last_arrival: Vec<Nanos>,
@@ -410,8 +455,22 @@ impl Sim {
                 quarantined: HashSet::new(),
                 core: None,
                 legacy: None,
+                provisioning: None,
                 wake_generation: 0,
                 watch_delay: rng.u64(lo..=hi.max(lo)),
+            })
+            .collect();
+        assert!(
+            !config.provisioning || config.mode == Mode::Ring,
+            "the provisioning core is simulated in ring mode only"
+        );
+        let addresses = (0..n)
+            .map(|i| {
+                MemberAddress::new(
+                    format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255),
+                    4000,
+                )
+                .expect("a valid address")
             })
             .collect();
         let burst_state = if config.burst.is_some() {
@@ -429,6 +488,9 @@ impl Sim {
             index,
             nodes,
             table: BTreeMap::new(),
+            list: Arc::from(Vec::new()),
+            addresses,
+            provider: ProviderId::new("sim").expect("a valid provider id"),
             next_inc: 1,
             last_arrival: vec![0; n * n],
             burst_state,
@@ -449,6 +511,7 @@ impl Sim {
             let inc = sim.take_inc();
             sim.table.insert(i, inc);
         }
+        sim.rebuild_list();
         for i in 0..started as u32 {
             let inc = sim.table[&i];
             sim.boot(i, inc);
@@ -501,11 +564,24 @@ impl Sim {
     /// The members (and incarnations) in `node`'s view now.
     pub fn view(&self, node: u32) -> Vec<(u32, u64)> {
         let n = &self.nodes[node as usize];
+        if let Some(p) = n.provisioning.as_ref() {
+            return p
+                .topology
+                .members
+                .iter()
+                .filter_map(|m| Some((*self.index.get(&m.node_id)?, m.incarnation)))
+                .collect();
+        }
         n.table
             .iter()
             .filter(|(i, inc)| !n.quarantined.contains(&(**i, **inc)))
             .map(|(i, inc)| (*i, *inc))
             .collect()
+    }
+
+    /// With the provisioning core: the topology `node` published last.
+    pub fn topology(&self, node: u32) -> Option<&Arc<Topology>> {
+        Some(&self.nodes[node as usize].provisioning.as_ref()?.topology)
     }
 
     /// Every quarantine report so far, in order.
@@ -576,6 +652,7 @@ impl Sim {
         n.state = NodeState::Crashed;
         n.core = None;
         n.legacy = None;
+        n.provisioning = None;
         n.held.clear();
         let inc = n.inc;
         let up_then: Vec<u32> = (0..self.nodes.len() as u32)
@@ -629,10 +706,12 @@ impl Sim {
         n.state = NodeState::Crashed;
         n.core = None;
         n.legacy = None;
+        n.provisioning = None;
         n.held.clear();
         let inc = n.inc;
         if self.table.get(&node) == Some(&inc) {
             self.table.remove(&node);
+            self.rebuild_list();
             self.broadcast(Change::Remove(node, inc));
         }
     }
@@ -792,10 +871,27 @@ impl Sim {
                 self.push(next, Ev::LegacyTick { node, inc });
                 self.legacy_tick(node);
             }
-            Ev::Provider { node, change, .. } => self.apply_change(node, change),
+            Ev::Provider {
+                node, change, list, ..
+            } => self.apply_change(node, change, list),
+            Ev::ProvisioningWake {
+                node, generation, ..
+            } => {
+                let wall = self.wall();
+                let Some(p) = self.nodes[node as usize].provisioning.as_mut() else {
+                    return;
+                };
+                if p.wake_generation != generation {
+                    return;
+                }
+                p.core.tick(tokio::time::Instant::from_std(now), wall);
+                self.provisioning_step(node);
+                self.drain(node);
+            }
             Ev::LeaseExpire { node, inc } => {
                 if self.table.get(&node) == Some(&inc) {
                     self.table.remove(&node);
+                    self.rebuild_list();
                     self.broadcast(Change::Remove(node, inc));
                 }
             }
@@ -825,6 +921,30 @@ impl Sim {
         n.table.clear();
         n.quarantined.clear();
         n.wake_generation += 1;
+        if self.config.provisioning {
+            let local = Member::new(id.clone(), self.addresses[node as usize].clone(), inc);
+            let settings = CoreSettings {
+                local: Some(local),
+                ..CoreSettings::from(&ProvisioningConfig::default())
+            };
+            let mut core = ProvisioningCore::new(settings, Arc::from(id.as_str()), seed);
+            let spec = ProviderSpec {
+                descriptor: ProviderDescriptor::new(self.provider.clone(), "sim", 0),
+                disabled: None,
+                can_register: true,
+            };
+            core.add(
+                spec,
+                tokio::time::Instant::from_std(self.base + Duration::from_nanos(self.now)),
+            )
+            .expect("a fresh core accepts its one provider");
+            n.provisioning = Some(Box::new(ProvisioningNode {
+                core,
+                instance: 0,
+                topology: Arc::new(Topology::starting()),
+                wake_generation: 0,
+            }));
+        }
         match mode {
             Mode::Ring => n.core = Some(Monitoring::new(monitoring, id, seed)),
             Mode::AllToAll => {
@@ -837,14 +957,18 @@ impl Sim {
         let delay = n.watch_delay;
         let snapshot = self.table.iter().map(|(i, inc)| (*i, *inc)).collect();
         let at = self.now + delay;
+        let list = self.config.provisioning.then(|| self.list.clone());
         self.push(
             at,
             Ev::Provider {
                 node,
                 inc,
                 change: Change::Snapshot(snapshot),
+                list,
             },
         );
+        // The provider actor starts (Ready.start) before any snapshot.
+        self.provisioning_step(node);
         if mode == Mode::AllToAll {
             self.push(self.now + phase, Ev::LegacyTick { node, inc });
         }
@@ -854,10 +978,37 @@ impl Sim {
     /// tells every node.
     fn provider_put(&mut self, node: u32, inc: u64) {
         self.table.insert(node, inc);
+        self.rebuild_list();
         self.broadcast(Change::Put(node, inc));
     }
 
+    /// With the provisioning core: the table's next version as one shared
+    /// member list (sorted by node id, as the ids are zero-padded).
+    fn rebuild_list(&mut self) {
+        if !self.config.provisioning {
+            return;
+        }
+        self.list = self
+            .table
+            .iter()
+            .map(|(i, inc)| {
+                Member::new(
+                    self.ids[*i as usize].clone(),
+                    self.addresses[*i as usize].clone(),
+                    *inc,
+                )
+            })
+            .collect();
+    }
+
+    /// The wall clock the provisioning cores see: the Unix epoch plus the
+    /// simulated time.
+    fn wall(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(self.now)
+    }
+
     fn broadcast(&mut self, change: Change) {
+        let list = self.config.provisioning.then(|| self.list.clone());
         for i in 0..self.nodes.len() {
             let n = &self.nodes[i];
             if n.state == NodeState::Crashed {
@@ -870,12 +1021,13 @@ impl Sim {
                     node: i as u32,
                     inc,
                     change: change.clone(),
+                    list: list.clone(),
                 },
             );
         }
     }
 
-    fn apply_change(&mut self, node: u32, change: Change) {
+    fn apply_change(&mut self, node: u32, change: Change, list: Option<Arc<[Member]>>) {
         let n = &mut self.nodes[node as usize];
         let mut removed = Vec::new();
         match change {
@@ -899,10 +1051,131 @@ impl Sim {
         for r in &removed {
             n.quarantined.remove(r);
         }
+        if let (Some(p), Some(members)) = (n.provisioning.as_mut(), list) {
+            // The view is what the core publishes; removals are noted
+            // there (`provisioning_step`).
+            let now = tokio::time::Instant::from_std(self.base + Duration::from_nanos(self.now));
+            let wall = SystemTime::UNIX_EPOCH + Duration::from_nanos(self.now);
+            let snapshot = Snapshot {
+                members,
+                observed_at: wall,
+            };
+            p.core.provider_event(
+                &self.provider,
+                p.instance,
+                ProviderEvent::Snapshot(snapshot),
+                now,
+                wall,
+            );
+            self.provisioning_step(node);
+            self.drain(node);
+            return;
+        }
         for (i, inc) in removed {
             self.note_removed(node, i, inc);
         }
         self.view_changed(node);
+    }
+
+    /// With the provisioning core: executes its `Ready` as the supervisor
+    /// actor and Remoting would: the provider actor started, the local
+    /// member registered again when asked, `RemoteNodeQuarantined` then
+    /// `TopologyUpdated` to the monitoring core (the topology only while
+    /// Active, R4.3), the next timer. Does not drain the monitoring core:
+    /// the caller does.
+    fn provisioning_step(&mut self, node: u32) {
+        loop {
+            let now_std = self.instant(self.now);
+            let now = tokio::time::Instant::from_std(now_std);
+            let wall = self.wall();
+            let provider = self.provider.clone();
+            let n = &mut self.nodes[node as usize];
+            let inc = n.inc;
+            let Some(p) = n.provisioning.as_mut() else {
+                return;
+            };
+            let ready = p.core.ready();
+            let started = !ready.start.is_empty();
+            for s in &ready.start {
+                p.instance = s.first_instance;
+                p.core.provider_event(
+                    &provider,
+                    s.first_instance,
+                    ProviderEvent::Started,
+                    now,
+                    wall,
+                );
+            }
+            let mut topology = None;
+            for e in ready.events {
+                match e {
+                    ProvisioningEvent::Quarantined(q) => {
+                        if let Some(core) = n.core.as_mut() {
+                            core.on_quarantined(&q.node, q.incarnation, now_std);
+                        }
+                    }
+                    ProvisioningEvent::Topology(t) => {
+                        if let Some(core) = n.core.as_mut()
+                            && t.topology.status == ProvisioningStatus::Active
+                        {
+                            core.on_topology(&t.topology, now_std);
+                        }
+                        topology = Some(t.topology);
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(at) = ready.wake_at {
+                let at = nanos(at.into_std().saturating_duration_since(self.base)).max(self.now);
+                p.wake_generation += 1;
+                let generation = p.wake_generation;
+                self.push(
+                    at,
+                    Ev::ProvisioningWake {
+                        node,
+                        inc,
+                        generation,
+                    },
+                );
+            }
+            if let Some(t) = topology {
+                self.published(node, t);
+            }
+            if !ready.reregister.is_empty() && self.table.get(&node) != Some(&inc) {
+                self.provider_put(node, inc);
+            }
+            if !started {
+                return;
+            }
+        }
+    }
+
+    /// `node` published `topology`: the open crashes its previous topology
+    /// listed and this one does not are removed from its view now (a node
+    /// that never listed one, as one started after the crash, records
+    /// nothing, as without the provisioning core).
+    fn published(&mut self, node: u32, topology: Arc<Topology>) {
+        let Some(p) = self.nodes[node as usize].provisioning.as_mut() else {
+            return;
+        };
+        let previous = std::mem::replace(&mut p.topology, topology);
+        let current = &p.topology;
+        let ids = &self.ids;
+        let lists = |t: &Topology, target: u32, inc: u64| {
+            t.member(&ids[target as usize])
+                .is_some_and(|m| m.incarnation == inc)
+        };
+        let gone: Vec<usize> = self
+            .open_crashes
+            .iter()
+            .filter(|((target, inc), _)| {
+                lists(&previous, *target, *inc) && !lists(current, *target, *inc)
+            })
+            .map(|(_, c)| *c)
+            .collect();
+        for c in gone {
+            self.crashes[c].removed_at.entry(node).or_insert(self.now);
+        }
     }
 
     /// `node`'s view changed: tell its core (or its legacy peers).
@@ -981,17 +1254,32 @@ impl Sim {
                 }
                 return;
             }
+            let provisioning = self.nodes[node as usize].provisioning.is_some();
             for r in ready.reports {
                 let Some(&target) = self.index.get(&r.node) else {
                     continue;
                 };
                 let local = r.source == cluster::monitoring::ReportSource::Local;
                 self.quarantine(node, target, r.incarnation, local);
-                if let Some(core) = self.nodes[node as usize].core.as_mut() {
+                if let Some(p) = self.nodes[node as usize].provisioning.as_mut() {
+                    // Remoting's report: the provisioning core publishes
+                    // the quarantine, which comes back to the monitoring
+                    // core as Remoting hears it.
+                    let reason = format!("monitors' verdict ({:?})", r.source);
+                    p.core.quarantine(
+                        r.node.clone(),
+                        r.incarnation,
+                        reason,
+                        tokio::time::Instant::from_std(now),
+                    );
+                    self.provisioning_step(node);
+                } else if let Some(core) = self.nodes[node as usize].core.as_mut() {
                     core.on_quarantined(&r.node, r.incarnation, now);
                 }
             }
-            self.view_changed_no_drain(node);
+            if !provisioning {
+                self.view_changed_no_drain(node);
+            }
         }
     }
 
@@ -1032,7 +1320,7 @@ impl Sim {
             let rec = &mut self.crashes[c];
             rec.first_report.get_or_insert(self.now);
         }
-        if listed {
+        if listed && n.provisioning.is_none() {
             self.note_removed(reporter, target, inc);
         }
     }
@@ -1193,8 +1481,16 @@ impl Sim {
                 let n = &self.nodes[*i as usize];
                 *i != node
                     && n.state != NodeState::Crashed
-                    && n.table.get(&node) == Some(&inc)
-                    && !n.quarantined.contains(&(node, inc))
+                    && match n.provisioning.as_ref() {
+                        Some(p) => p
+                            .topology
+                            .member(&self.ids[node as usize])
+                            .is_some_and(|m| m.incarnation == inc),
+                        None => {
+                            n.table.get(&node) == Some(&inc)
+                                && !n.quarantined.contains(&(node, inc))
+                        }
+                    }
             })
             .collect()
     }

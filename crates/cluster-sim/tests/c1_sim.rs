@@ -17,6 +17,7 @@ fn params(nodes: usize, secs: u64, mode: Mode) -> RunParams {
         duration: Duration::from_secs(secs),
         loss: 0.05,
         loss_as_delay: false,
+        provisioning: false,
     }
 }
 
