@@ -1081,8 +1081,10 @@ impl Sim {
     /// actor and Remoting would: the provider actor started, the local
     /// member registered again when asked, `RemoteNodeQuarantined` then
     /// `TopologyUpdated` to the monitoring core (the topology only while
-    /// Active, R4.3), the next timer. Does not drain the monitoring core:
-    /// the caller does.
+    /// Active, R4.3; Remoting also drops departed members from the ring
+    /// while Degraded, a status the simulated provider, which always
+    /// answers, never causes), the next timer. Does not drain the
+    /// monitoring core: the caller does.
     fn provisioning_step(&mut self, node: u32) {
         loop {
             let now_std = self.instant(self.now);
