@@ -8,20 +8,25 @@
 //! the network are simulated. With [`sim::SimConfig::provisioning`]
 //! (`--provisioning`, ring mode) every node also runs the **real**
 //! `ProvisioningCore` of `provisioning-actors` (design stage 4): the
-//! provider's table reaches it as snapshots, one shared `Arc<[Member]>` per
-//! table version; a monitoring report becomes `ProvisioningCore::quarantine`;
-//! the core's `RemoteNodeQuarantined` and `TopologyUpdated` go back to the
-//! monitoring core as the Remoting actor passes them (`on_quarantined`,
-//! then `on_topology` while Active, so the quorum counts blocked
-//! incarnations); the node's view is the topology its core published, and
-//! a crash counts as removed from a node's view at the publication that
-//! drops it (the "last live view" figure is then the last node's
-//! `TopologyUpdated`). Without it, a node's view is a plain member table
-//! (below). Not here in either mode: the `TopologyFollower` (one core per
-//! node publishes in order, so the follower would pass everything through),
-//! the provider's keepalive snapshots, dials and associations on demand
-//! (the "peers sent to" figure stands in for associations), reachable
-//! verdicts (so a healed partition stays split).
+//! provider's table reaches it as snapshots, one `Arc<[Member]>` per table
+//! version (shared by every simulated node: one process would decode its
+//! own), and the provider re-sends its last snapshot every
+//! [`sim::SimConfig::keepalive`] (5 s, below the failover's 15 s silence
+//! timeout, as the in-memory provider's default); a monitoring report
+//! becomes `ProvisioningCore::quarantine`; the core's
+//! `RemoteNodeQuarantined` and `TopologyUpdated` go back to the monitoring
+//! core as the Remoting actor passes them (`on_quarantined`, then
+//! `on_topology` while Active, so the quorum counts blocked incarnations;
+//! while Degraded only departures from the ring); the core's one timer is
+//! armed from `Ready::wake_at`; the node's view is the topology its core
+//! published, and a crash counts as removed from a node's view at the
+//! publication that drops it (the "last live view" figure is then the
+//! last node's `TopologyUpdated`). Without it, a node's view is a plain
+//! member table (below). Not here in either mode: the `TopologyFollower`
+//! (one core per node publishes in order, so the follower would pass
+//! everything through), a provider that stops answering, dials and
+//! associations on demand (the "peers sent to" figure stands in for
+//! associations), reachable verdicts (so a healed partition stays split).
 //!
 //! # The loop
 //!

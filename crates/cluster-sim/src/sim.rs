@@ -123,6 +123,11 @@ pub struct SimConfig {
     /// `on_topology` while the status is Active). Off: the node's view is
     /// the table minus its own quarantines.
     pub provisioning: bool,
+    /// With the provisioning core: each node's provider re-sends its last
+    /// snapshot this often (the in-memory provider's default `keepalive_ms`,
+    /// 5 s; it must stay below the failover silence timeout, 15 s, or the
+    /// core turns Degraded in a quiet cluster).
+    pub keepalive: Duration,
 }
 
 impl SimConfig {
@@ -148,6 +153,7 @@ impl SimConfig {
             watch_delay: (Duration::from_millis(5), Duration::from_millis(50)),
             refused_after: Duration::from_millis(2),
             provisioning: false,
+            keepalive: Duration::from_secs(5),
         }
     }
 }
@@ -237,6 +243,10 @@ enum Ev {
         inc: u64,
         generation: u64,
     },
+    Keepalive {
+        node: u32,
+        inc: u64,
+    },
     LeaseExpire {
         node: u32,
         inc: u64,
@@ -258,6 +268,7 @@ impl Ev {
             | Ev::LegacyTick { node, inc }
             | Ev::Provider { node, inc, .. }
             | Ev::ProvisioningWake { node, inc, .. }
+            | Ev::Keepalive { node, inc }
             | Ev::Unsendable { node, inc, .. } => Some((*node, *inc)),
             Ev::LeaseExpire { .. } => None,
         }
@@ -337,7 +348,15 @@ struct ProvisioningNode {
     instance: u64,
     /// The last published topology.
     topology: Arc<Topology>,
+    /// The provider's last snapshot to this node (a keepalive re-sends it).
+    last_list: Option<Arc<[Member]>>,
+    /// The timer armed (`Ready::wake_at`), if any, and its generation: a
+    /// wake of another generation is stale.
+    wake_at: Option<Nanos>,
     wake_generation: u64,
+    /// When its timer last fired: a timer asked for again at or before
+    /// that instant is pushed 1 µs on (counted in `spin_guards`).
+    fired_at: Option<Nanos>,
 }
 
 /// One quarantine report: `reporter` (at `reporter_inc`) quarantined
@@ -884,9 +903,24 @@ impl Sim {
                 if p.wake_generation != generation {
                     return;
                 }
+                p.wake_at = None;
+                p.fired_at = Some(self.now);
                 p.core.tick(tokio::time::Instant::from_std(now), wall);
                 self.provisioning_step(node);
                 self.drain(node);
+            }
+            Ev::Keepalive { node, inc } => {
+                let next = self.now + nanos(self.config.keepalive).max(1);
+                self.push(next, Ev::Keepalive { node, inc });
+                let list = self.nodes[node as usize]
+                    .provisioning
+                    .as_ref()
+                    .and_then(|p| p.last_list.clone());
+                if let Some(list) = list {
+                    self.provider_snapshot(node, list);
+                    self.provisioning_step(node);
+                    self.drain(node);
+                }
             }
             Ev::LeaseExpire { node, inc } => {
                 if self.table.get(&node) == Some(&inc) {
@@ -942,7 +976,10 @@ impl Sim {
                 core,
                 instance: 0,
                 topology: Arc::new(Topology::starting()),
+                last_list: None,
+                wake_at: None,
                 wake_generation: 0,
+                fired_at: None,
             }));
         }
         match mode {
@@ -969,6 +1006,13 @@ impl Sim {
         );
         // The provider actor starts (Ready.start) before any snapshot.
         self.provisioning_step(node);
+        if self.config.provisioning {
+            // The first keepalive one period after the first read (no draw
+            // from the RNG: the runs without the core stay event for event
+            // the same).
+            let at = at + nanos(self.config.keepalive).max(1);
+            self.push(at, Ev::Keepalive { node, inc });
+        }
         if mode == Mode::AllToAll {
             self.push(self.now + phase, Ev::LegacyTick { node, inc });
         }
@@ -1051,22 +1095,10 @@ impl Sim {
         for r in &removed {
             n.quarantined.remove(r);
         }
-        if let (Some(p), Some(members)) = (n.provisioning.as_mut(), list) {
+        if let (true, Some(members)) = (n.provisioning.is_some(), list) {
             // The view is what the core publishes; removals are noted
             // there (`provisioning_step`).
-            let now = tokio::time::Instant::from_std(self.base + Duration::from_nanos(self.now));
-            let wall = SystemTime::UNIX_EPOCH + Duration::from_nanos(self.now);
-            let snapshot = Snapshot {
-                members,
-                observed_at: wall,
-            };
-            p.core.provider_event(
-                &self.provider,
-                p.instance,
-                ProviderEvent::Snapshot(snapshot),
-                now,
-                wall,
-            );
+            self.provider_snapshot(node, members);
             self.provisioning_step(node);
             self.drain(node);
             return;
@@ -1077,13 +1109,38 @@ impl Sim {
         self.view_changed(node);
     }
 
+    /// With the provisioning core: the provider's snapshot `members` (a
+    /// change, or a keepalive re-sending the same list) reaches `node`'s
+    /// core.
+    fn provider_snapshot(&mut self, node: u32, members: Arc<[Member]>) {
+        let now = tokio::time::Instant::from_std(self.instant(self.now));
+        let wall = self.wall();
+        let Some(p) = self.nodes[node as usize].provisioning.as_mut() else {
+            return;
+        };
+        p.last_list = Some(members.clone());
+        let snapshot = Snapshot {
+            members,
+            observed_at: wall,
+        };
+        p.core.provider_event(
+            &self.provider,
+            p.instance,
+            ProviderEvent::Snapshot(snapshot),
+            now,
+            wall,
+        );
+    }
+
     /// With the provisioning core: executes its `Ready` as the supervisor
     /// actor and Remoting would: the provider actor started, the local
     /// member registered again when asked, `RemoteNodeQuarantined` then
-    /// `TopologyUpdated` to the monitoring core (the topology only while
-    /// Active, R4.3; Remoting also drops departed members from the ring
-    /// while Degraded, a status the simulated provider, which always
-    /// answers, never causes), the next timer. Does not drain the
+    /// `TopologyUpdated` to the monitoring core as the Remoting actor
+    /// passes it (R4.3: the whole topology while Active; while Degraded
+    /// only the departure of ring members, nobody new), the next timer.
+    /// A re-registration is immediate here (the real one is a message to
+    /// the provider actor), and no scenario makes a live node's own entry
+    /// vanish, so that path is not exercised. Does not drain the
     /// monitoring core: the caller does.
     fn provisioning_step(&mut self, node: u32) {
         loop {
@@ -1117,29 +1174,60 @@ impl Sim {
                         }
                     }
                     ProvisioningEvent::Topology(t) => {
-                        if let Some(core) = n.core.as_mut()
-                            && t.topology.status == ProvisioningStatus::Active
-                        {
-                            core.on_topology(&t.topology, now_std);
+                        if let Some(core) = n.core.as_mut() {
+                            match t.topology.status {
+                                ProvisioningStatus::Active => {
+                                    core.on_topology(&t.topology, now_std);
+                                }
+                                ProvisioningStatus::Degraded => {
+                                    let ring = core.ring();
+                                    let kept: Vec<(NodeId, u64)> = t
+                                        .topology
+                                        .members
+                                        .iter()
+                                        .filter(|m| ring.contains(&m.node_id))
+                                        .map(|m| (m.node_id.clone(), m.incarnation))
+                                        .collect();
+                                    if kept.len() < ring.len() {
+                                        core.on_view(kept.iter().map(|(n, i)| (n, *i)), now_std);
+                                    }
+                                }
+                                _ => {}
+                            }
                         }
                         topology = Some(t.topology);
                     }
                     _ => {}
                 }
             }
-            if let Some(at) = ready.wake_at {
-                let at = nanos(at.into_std().saturating_duration_since(self.base)).max(self.now);
-                p.wake_generation += 1;
-                let generation = p.wake_generation;
-                self.push(
-                    at,
-                    Ev::ProvisioningWake {
-                        node,
-                        inc,
-                        generation,
-                    },
-                );
+            // One timer, re-armed only when its instant changes; none
+            // cancels it (as the driver's).
+            let mut at = ready
+                .wake_at
+                .map(|at| nanos(at.into_std().saturating_duration_since(self.base)).max(self.now));
+            let mut spun = false;
+            if let (Some(a), Some(fired)) = (at, p.fired_at)
+                && a <= fired
+            {
+                at = Some(fired + 1_000);
+                spun = true;
             }
+            if at != p.wake_at {
+                p.wake_at = at;
+                p.wake_generation += 1;
+                if let Some(at) = at {
+                    let generation = p.wake_generation;
+                    self.push(
+                        at,
+                        Ev::ProvisioningWake {
+                            node,
+                            inc,
+                            generation,
+                        },
+                    );
+                }
+            }
+            self.spin_guards += u64::from(spun);
             if let Some(t) = topology {
                 self.published(node, t);
             }

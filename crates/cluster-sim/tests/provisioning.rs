@@ -60,6 +60,12 @@ fn c1_sim_every_nodes_provisioning_core_publishes_a_crash_and_the_restart() {
             t.blocked
         );
         assert!(!sim.view(i).contains(&(5, old)));
+        // The publication came back to the monitoring core: its ring no
+        // longer holds the quarantined node.
+        assert!(
+            !sim.core(i).expect("a core").ring().contains(&id),
+            "node {i}'s ring still holds the quarantined node"
+        );
     }
     assert!(sim.still_listing(5, old).is_empty());
     assert_eq!(
@@ -84,6 +90,47 @@ fn c1_sim_every_nodes_provisioning_core_publishes_a_crash_and_the_restart() {
         Some(n),
         "the restarted node's fresh core lists everyone"
     );
+}
+
+/// The provider's keepalives (the last snapshot again every 5 s) keep
+/// every core Active in a quiet cluster, past the failover's 15 s silence
+/// timeout; without them (a keepalive slower than the timeout) the cores
+/// turn Degraded, and the monitoring core, as Remoting's, then only drops
+/// departed ring members.
+#[test]
+fn c1_sim_keepalives_keep_every_provisioning_core_active_in_a_quiet_cluster() {
+    let n = 20;
+    let mut quiet = sim(n, 6);
+    quiet.run_until(60 * SEC);
+    for i in 0..n as u32 {
+        let t = quiet.topology(i).expect("a core");
+        assert_eq!(t.status, ProvisioningStatus::Active, "node {i} at 60 s");
+    }
+    let mut config = SimConfig::new(n, 6, Mode::Ring);
+    config.lease_ttl = None;
+    config.provisioning = true;
+    config.keepalive = std::time::Duration::from_secs(40);
+    let mut silent = Sim::new(config);
+    silent.run_until(30 * SEC);
+    for i in 0..n as u32 {
+        let t = silent.topology(i).expect("a core");
+        assert_eq!(
+            t.status,
+            ProvisioningStatus::Degraded,
+            "node {i}: silent for 30 s"
+        );
+    }
+    // Degraded: a crashed member is still quarantined by its monitors
+    // and leaves the rings (R4.3 keeps departures, adds nobody).
+    let id = silent.id(3).clone();
+    silent.crash(3);
+    silent.run_until(34 * SEC);
+    for i in (0..n as u32).filter(|i| *i != 3) {
+        assert!(
+            !silent.core(i).expect("a core").ring().contains(&id),
+            "node {i}"
+        );
+    }
 }
 
 /// Issue 17's figures with the provisioning core on every node: zero
