@@ -1180,17 +1180,7 @@ impl Sim {
                                     core.on_topology(&t.topology, now_std);
                                 }
                                 ProvisioningStatus::Degraded => {
-                                    let ring = core.ring();
-                                    let kept: Vec<(NodeId, u64)> = t
-                                        .topology
-                                        .members
-                                        .iter()
-                                        .filter(|m| ring.contains(&m.node_id))
-                                        .map(|m| (m.node_id.clone(), m.incarnation))
-                                        .collect();
-                                    if kept.len() < ring.len() {
-                                        core.on_view(kept.iter().map(|(n, i)| (n, *i)), now_std);
-                                    }
+                                    core.on_degraded_topology(&t.topology, now_std);
                                 }
                                 _ => {}
                             }

@@ -212,6 +212,24 @@ impl Monitoring {
         );
     }
 
+    /// A topology published while provisioning is Degraded (R4.3): the
+    /// members may be stale, so nobody new is monitored and the ring
+    /// keeps its assignment, but ring members the topology no longer
+    /// lists (left or quarantined) are dropped, with their state and the
+    /// association kept for them. A member the topology lists with another
+    /// incarnation stays, at that incarnation.
+    pub fn on_degraded_topology(&mut self, topology: &Topology, now: Instant) {
+        let kept: Vec<(NodeId, u64)> = topology
+            .members
+            .iter()
+            .filter(|m| self.ring.contains(&m.node_id))
+            .map(|m| (m.node_id.clone(), m.incarnation))
+            .collect();
+        if kept.len() < self.ring.len() {
+            self.on_view(kept.iter().map(|(n, i)| (n, *i)), now);
+        }
+    }
+
     /// The votes needed: `q_eff` over the cluster's size with its
     /// quarantined incarnations, but never more than the monitors a target
     /// has in this view (`k_eff`).

@@ -7,7 +7,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
 
-use cluster_core::NodeId;
+use cluster_core::{Member, MemberAddress, NodeId, ProvisioningStatus, Topology};
 use proptest::prelude::*;
 
 use super::*;
@@ -876,6 +876,45 @@ fn i17_core_topology_drops_departed_targets_and_withdraws_votes_when_the_ring_mo
             .count();
     }
     assert!(added >= 1, "the votes about x are withdrawn");
+}
+
+/// R4.3 in ring mode: a Degraded topology drops a ring member it no
+/// longer lists (and the ring moves around the gap), but monitors nobody
+/// new, and a topology listing everyone changes nothing.
+#[test]
+fn r4_3_i17_core_a_degraded_topology_drops_departures_and_adds_nobody() {
+    let mut one = One::new(12);
+    let x = one.targets()[0].clone();
+    let topology = |ids: &[NodeId]| Topology {
+        members: ids
+            .iter()
+            .map(|n| {
+                let address = MemberAddress::new("127.0.0.1", 4000).expect("address");
+                Member::new(n.clone(), address, 1)
+            })
+            .collect(),
+        status: ProvisioningStatus::Degraded,
+        ..Topology::starting()
+    };
+    let before: Vec<NodeId> = one.targets();
+    one.core
+        .on_degraded_topology(&topology(&one.members.clone()), one.now);
+    assert_eq!(one.targets(), before, "everyone listed: nothing changes");
+
+    // x left, and a newcomer is listed: x is dropped, the newcomer is not
+    // monitored, and nothing is sent about x any more.
+    let mut listed: Vec<NodeId> = one.members.iter().filter(|m| **m != x).cloned().collect();
+    let newcomer = id("newcomer");
+    listed.push(newcomer.clone());
+    one.core.on_degraded_topology(&topology(&listed), one.now);
+    assert!(!one.core.ring().contains(&x));
+    assert!(
+        !one.core.ring().contains(&newcomer),
+        "nobody new while Degraded"
+    );
+    assert!(one.targets().iter().all(|t| *t != x && *t != newcomer));
+    let sent = one.run_answering(one.now + 3 * I, |_| true);
+    assert!(!sent.iter().any(|(to, _)| *to == x || *to == newcomer));
 }
 
 #[test]

@@ -439,19 +439,7 @@ impl RemotingActor {
             if self.status == ProvisioningStatus::Active {
                 m.on_topology(&self.topology, now.into_std());
             } else if self.status == ProvisioningStatus::Degraded {
-                // Members that left are dropped (their associations close
-                // too); nobody new is monitored.
-                let ring = m.ring();
-                let kept: Vec<(NodeId, u64)> = self
-                    .topology
-                    .members
-                    .iter()
-                    .filter(|x| ring.contains(&x.node_id))
-                    .map(|x| (x.node_id.clone(), x.incarnation))
-                    .collect();
-                if kept.len() < ring.len() {
-                    m.on_view(kept.iter().map(|(n, i)| (n, *i)), now.into_std());
-                }
+                m.on_degraded_topology(&self.topology, now.into_std());
             }
         }
         self.reconcile(ctx, now);
