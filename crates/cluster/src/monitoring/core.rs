@@ -460,25 +460,7 @@ impl Monitoring {
 
     fn heard_from(&mut self, from: &NodeId, now: Instant) {
         // A helper's target spoke: answer the requesters.
-        let mut answered = Vec::new();
-        self.helping.retain(|h| {
-            if &h.target == from {
-                answered.push(h.clone());
-                false
-            } else {
-                true
-            }
-        });
-        for h in answered {
-            self.push(
-                h.requester,
-                MonitorMsg::PingReqAnswer {
-                    seq: h.requester_seq,
-                    target: h.target,
-                    reached: true,
-                },
-            );
-        }
+        self.answer_requesters(true, |h| &h.target == from);
         let Some(t) = self.targets.get_mut(from) else {
             return;
         };
@@ -908,22 +890,20 @@ impl Monitoring {
     }
 
     fn expire_helping(&mut self, now: Instant) {
-        let mut expired = Vec::new();
-        self.helping.retain(|h| {
-            if now >= h.deadline {
-                expired.push(h.clone());
-                false
-            } else {
-                true
-            }
-        });
-        for h in expired {
+        self.answer_requesters(false, |h| now >= h.deadline);
+    }
+
+    /// Ends the indirect probes `which` selects, in the order they were
+    /// taken on, answering each requester: `reached`, or a nack.
+    fn answer_requesters(&mut self, reached: bool, mut which: impl FnMut(&Helping) -> bool) {
+        let done: Vec<Helping> = self.helping.extract_if(.., |h| which(h)).collect();
+        for h in done {
             self.push(
                 h.requester,
                 MonitorMsg::PingReqAnswer {
                     seq: h.requester_seq,
                     target: h.target,
-                    reached: false,
+                    reached,
                 },
             );
         }
