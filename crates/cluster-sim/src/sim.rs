@@ -694,14 +694,10 @@ impl Sim {
 
     /// Restarts a crashed `node` as a new incarnation: it registers (the
     /// provider's entry is replaced) and reads the table after its watch
-    /// delay.
+    /// delay. The same as a [`Sim::join`]: only the fault schedule tells
+    /// the two apart.
     pub fn restart(&mut self, node: u32) {
-        if self.nodes[node as usize].state != NodeState::Crashed {
-            return;
-        }
-        let inc = self.take_inc();
-        self.provider_put(node, inc);
-        self.boot(node, inc);
+        self.join(node);
     }
 
     /// Starts a node that never ran or left (a join): a new incarnation,
