@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use actor_runtime::{Actor, ActorSystem, Backoff, Context, HandlerResult};
 use cluster_core::events::TopologyUpdated;
 use cluster_core::{Member, MemberAddress, NodeId, ProviderDescriptor, ProviderId};
-use criterion::Criterion;
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion};
 use provider_memory::MembershipTable;
 use provider_memory::MemoryKind;
 use provisioning_actors::failover::FailoverConfig;
@@ -146,58 +147,19 @@ fn percentiles(name: &str, samples: &Mutex<Vec<Duration>>) {
     );
 }
 
-fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-
-    let mut group = c.benchmark_group("provisioning");
-
-    // 10,000 members first, on a node of its own, shut down before the
-    // 1,000-member node starts.
-    let samples = Arc::new(Mutex::new(Vec::new()));
-    let mut s = rt.block_on(setup(3, MEMBERS_10K));
+/// `propagation/<name>`: one member of `members` gets a new incarnation
+/// in the primary's table → the `TopologyUpdated` has reached every
+/// subscriber; p50 / p99 / max printed after the run.
+fn propagation(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &tokio::runtime::Runtime,
+    s: &mut Setup,
+    name: &str,
+    members: usize,
+) {
+    let samples = Mutex::new(Vec::new());
     let mut incarnation = 1;
-    group.sample_size(20);
-    let smp = samples.clone();
-    group.bench_function("propagation/10k", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                incarnation += 1;
-                let inc = incarnation;
-                let d = rt.block_on(async {
-                    for r in &mut s.rx {
-                        while r.try_recv().is_ok() {}
-                    }
-                    let start = Instant::now();
-                    s.primary.upsert(member(MEMBERS_10K / 2, inc));
-                    for r in &mut s.rx {
-                        let _ = r.recv().await;
-                    }
-                    start.elapsed()
-                });
-                if let Ok(mut v) = smp.lock() {
-                    v.push(d);
-                }
-                total += d;
-            }
-            total
-        })
-    });
-    percentiles("propagation/10k (3 subscribers)", &samples);
-    rt.block_on(async {
-        s.system.shutdown().await;
-    });
-
-    let samples = Arc::new(Mutex::new(Vec::new()));
-    let mut s = rt.block_on(setup(3, MEMBERS));
-    let mut incarnation = 1;
-    group.sample_size(50);
-    let smp = samples.clone();
-    group.bench_function("propagation/1k", |b| {
+    group.bench_function(format!("propagation/{name}"), |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
@@ -210,13 +172,13 @@ fn bench(c: &mut Criterion) {
                         while r.try_recv().is_ok() {}
                     }
                     let start = Instant::now();
-                    s.primary.upsert(member(MEMBERS / 2, inc));
+                    s.primary.upsert(member(members / 2, inc));
                     for r in &mut s.rx {
                         let _ = r.recv().await;
                     }
                     start.elapsed()
                 });
-                if let Ok(mut v) = smp.lock() {
+                if let Ok(mut v) = samples.lock() {
                     v.push(d);
                 }
                 total += d;
@@ -224,7 +186,30 @@ fn bench(c: &mut Criterion) {
             total
         })
     });
-    percentiles("propagation/1k (3 subscribers)", &samples);
+    percentiles(&format!("propagation/{name} (3 subscribers)"), &samples);
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    let mut group = c.benchmark_group("provisioning");
+
+    // 10,000 members first, on a node of its own, shut down before the
+    // 1,000-member node starts.
+    let mut s = rt.block_on(setup(3, MEMBERS_10K));
+    group.sample_size(20);
+    propagation(&mut group, &rt, &mut s, "10k", MEMBERS_10K);
+    rt.block_on(async {
+        s.system.shutdown().await;
+    });
+
+    let mut s = rt.block_on(setup(3, MEMBERS));
+    group.sample_size(50);
+    propagation(&mut group, &rt, &mut s, "1k", MEMBERS);
 
     let fsamples = Arc::new(Mutex::new(Vec::new()));
     let fs = fsamples.clone();
