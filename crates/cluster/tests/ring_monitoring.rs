@@ -57,6 +57,54 @@ fn record_quarantines(nodes: &[TestNode]) -> (Vec<Seen>, Vec<Subscription>) {
     (seen, subs)
 }
 
+/// Cuts `target` off from every other node and waits until each of them
+/// has quarantined it, and nobody else; returns each other node's
+/// quarantines by its index in `nodes`.
+async fn isolate_until_quarantined(
+    backends: &Backends,
+    nodes: &[TestNode],
+    seen: &[Seen],
+    target: &str,
+) -> Vec<(usize, Vec<RemoteNodeQuarantined>)> {
+    let others: Vec<NodeId> = nodes
+        .iter()
+        .filter(|n| n.id.as_str() != target)
+        .map(|n| n.id.clone())
+        .collect();
+    backends.net.partition(&[nid(target)], &others);
+    let mut all = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        if n.id.as_str() == target {
+            continue;
+        }
+        let s = seen[i].clone();
+        eventually(&format!("{} quarantines {target}", n.id), || async {
+            s.lock().unwrap().iter().any(|q| q.node.as_str() == target)
+        })
+        .await;
+        let q = s.lock().unwrap().clone();
+        assert!(
+            q.iter().all(|q| q.node.as_str() == target),
+            "{}: only {target}: {q:?}",
+            n.id
+        );
+        all.push((i, q));
+    }
+    all
+}
+
+/// Heals the network and waits until every node lists `target` again
+/// (R4.4: the quarantine is lifted once the node is reached).
+async fn heal_until_listed(backends: &Backends, nodes: &[TestNode], target: &str) {
+    backends.net.heal();
+    for n in nodes {
+        eventually(&format!("{} lists {target} again", n.id), || async {
+            n.topology().await.member(&nid(target)).is_some()
+        })
+        .await;
+    }
+}
+
 /// Five nodes in `mode`, converged, each recording the quarantines it
 /// publishes.
 async fn five(
@@ -212,26 +260,10 @@ async fn c1_control_all_to_all_mode_a_cut_link_quarantines_a_healthy_node() {
 /// nobody, quarantines nobody (in all-to-all mode it would quarantine all
 /// four). Healed, it comes back everywhere (R4.4) and stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn c1_ring_mode_an_isolated_node_is_quarantined_by_a_quorum_and_quarantines_nobody() {
+async fn c1_r4_4_ring_mode_an_isolated_node_is_quarantined_by_a_quorum_and_quarantines_nobody() {
     let backends = Backends::fast_detection();
     let (nodes, seen, _subs) = five(&backends, MonitoringMode::Ring).await;
-    let others = [nid("a"), nid("b"), nid("d"), nid("e")];
-    backends.net.partition(&[nid("c")], &others);
-    for (i, n) in nodes.iter().enumerate() {
-        if n.id.as_str() == "c" {
-            continue;
-        }
-        let s = seen[i].clone();
-        eventually(&format!("{} quarantines c", n.id), || async {
-            s.lock().unwrap().iter().any(|q| q.node.as_str() == "c")
-        })
-        .await;
-        let q = s.lock().unwrap().clone();
-        assert!(
-            q.iter().all(|q| q.node.as_str() == "c"),
-            "{}: only c: {q:?}",
-            n.id
-        );
+    for (_, q) in isolate_until_quarantined(&backends, &nodes, &seen, "c").await {
         let reason = &q[0].reason;
         assert!(reason.starts_with("monitors' verdict: "), "{reason}");
         let voters = reason
@@ -251,13 +283,7 @@ async fn c1_ring_mode_an_isolated_node_is_quarantined_by_a_quorum_and_quarantine
     // R4.4 in ring mode: healed, c is reached again (the associations'
     // probe), lifted after a healthy refresh, monitored again by the ring,
     // and not quarantined a second time.
-    backends.net.heal();
-    for n in &nodes {
-        eventually(&format!("{} lists c again", n.id), || async {
-            n.topology().await.member(&nid("c")).is_some()
-        })
-        .await;
-    }
+    heal_until_listed(&backends, &nodes, "c").await;
     for s in &seen {
         s.lock().unwrap().clear();
     }
@@ -402,38 +428,17 @@ async fn c1_ring_mode_associations_open_on_demand_and_close_when_idle() {
 /// associations outside their ring sets), and only that node is
 /// quarantined.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn c1_ring_mode_verdicts_reach_every_node_through_associations_on_demand() {
+async fn c1_r4_4_ring_mode_verdicts_reach_every_node_through_associations_on_demand() {
     let backends = Backends::fast_detection();
     let nodes = seven(&backends).await;
     let (seen, subs) = record_quarantines(&nodes);
-    let others: Vec<NodeId> = SEVEN
-        .iter()
-        .filter(|s| **s != "d")
-        .map(|s| nid(s))
-        .collect();
-    backends.net.partition(&[nid("d")], &others);
-    for (i, n) in nodes.iter().enumerate() {
-        if n.id.as_str() == "d" {
-            continue;
-        }
-        let s = seen[i].clone();
-        eventually(&format!("{} quarantines d", n.id), || async {
-            s.lock().unwrap().iter().any(|q| q.node.as_str() == "d")
-        })
-        .await;
-        assert!(s.lock().unwrap().iter().all(|q| q.node.as_str() == "d"));
-    }
+    let quarantined = isolate_until_quarantined(&backends, &nodes, &seen, "d").await;
+    assert_eq!(quarantined.len(), SEVEN.len() - 1, "every other node");
     assert!(seen[3].lock().unwrap().is_empty(), "d quarantines nobody");
     // R4.4: healed, d comes back on every node, also on those that learned
     // the verdict from a relay and had no association with d (each probes
     // the node it quarantined).
-    backends.net.heal();
-    for n in &nodes {
-        eventually(&format!("{} lists d again", n.id), || async {
-            n.topology().await.member(&nid("d")).is_some()
-        })
-        .await;
-    }
+    heal_until_listed(&backends, &nodes, "d").await;
     drop(subs);
     shutdown(nodes).await;
 }
